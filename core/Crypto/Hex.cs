@@ -1,0 +1,60 @@
+namespace Pipeline.Core.Crypto;
+
+/// <summary>Hex helpers for the "0x…" strings of Ethereum tooling, without allocating.</summary>
+public static class Hex
+{
+    public static bool TryDecode(ReadOnlySpan<char> hex, Span<byte> bytes)
+    {
+        if (hex.Length != 2 * bytes.Length) return false;
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var hi = Nibble(hex[2 * i]);
+            var lo = Nibble(hex[2 * i + 1]);
+            if ((hi | lo) < 0) return false;
+            bytes[i] = (byte)((hi << 4) | lo);
+        }
+        return true;
+    }
+
+    public static bool TryDecode(ReadOnlySpan<byte> utf8Hex, Span<byte> bytes)
+    {
+        if (utf8Hex.Length != 2 * bytes.Length) return false;
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var hi = Nibble((char)utf8Hex[2 * i]);
+            var lo = Nibble((char)utf8Hex[2 * i + 1]);
+            if ((hi | lo) < 0) return false;
+            bytes[i] = (byte)((hi << 4) | lo);
+        }
+        return true;
+    }
+
+    /// <summary>Decodes "0x"-prefixed (or bare) hex of any even length.</summary>
+    public static byte[] Decode(string hex)
+    {
+        var digits = hex.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? hex.AsSpan(2) : hex.AsSpan();
+        var bytes = new byte[digits.Length / 2];
+        if (digits.Length % 2 != 0 || !TryDecode(digits, bytes)) throw new FormatException($"'{hex}' is not hex.");
+        return bytes;
+    }
+
+    public static string Encode0x(ReadOnlySpan<byte> bytes) => "0x" + Convert.ToHexStringLower(bytes);
+
+    internal static void EncodeLower(ReadOnlySpan<byte> bytes, Span<byte> utf8)
+    {
+        const string digits = "0123456789abcdef";
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            utf8[2 * i] = (byte)digits[bytes[i] >> 4];
+            utf8[2 * i + 1] = (byte)digits[bytes[i] & 0x0F];
+        }
+    }
+
+    private static int Nibble(char c) => c switch
+    {
+        >= '0' and <= '9' => c - '0',
+        >= 'a' and <= 'f' => c - 'a' + 10,
+        >= 'A' and <= 'F' => c - 'A' + 10,
+        _ => -1,
+    };
+}
