@@ -12,7 +12,7 @@ public static class Topics
     public static IReadOnlyList<string> All { get; } = [Raw, Rejected];
 }
 
-public static class Headers
+public static class HeaderNames
 {
     /// <summary>When the edge received the reading: Unix milliseconds, decimal ASCII.</summary>
     public const string ReceivedAt = "received-at";

@@ -1,0 +1,66 @@
+using Microsoft.Extensions.Configuration;
+using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Postgres;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Cli.Hosting;
+
+/// <summary>Where the host listens. Bound from the "Endpoints" section.</summary>
+public sealed class EndpointsOptions
+{
+    public const string Section = "Endpoints";
+
+    public string ListenAddress { get; set; } = "127.0.0.1";
+    public int ApiPort { get; set; } = 5080;
+    public int IngestPort { get; set; } = 5081;
+    public int MqttPort { get; set; } = 1883;
+    public int AnvilPort { get; set; } = 8545;
+
+    public string ApiUrl => $"http://{ListenAddress}:{ApiPort}";
+    public string IngestUrl => $"http://{ListenAddress}:{IngestPort}";
+}
+
+/// <summary>
+/// Configuration from, in rising precedence: environment variables PIPELINE_&lt;Section&gt;__&lt;Key&gt;, the short
+/// variables the README names (PIPELINE_POSTGRES, PIPELINE_KAFKA, PIPELINE_DATA, PIPELINE_API_PORT, …), and
+/// command-line options.
+/// </summary>
+public static class PipelineConfiguration
+{
+    private static readonly Dictionary<string, string> Shortcuts = new()
+    {
+        ["PIPELINE_POSTGRES"] = $"{PostgresOptions.Section}:ConnectionString",
+        ["PIPELINE_POSTGRES_PORT"] = $"{PostgresOptions.Section}:Port",
+        ["PIPELINE_KAFKA"] = $"{KafkaOptions.Section}:BootstrapServers",
+        ["PIPELINE_PARTITIONS"] = $"{KafkaOptions.Section}:Partitions",
+        ["PIPELINE_DATA"] = "Data:Directory",
+        ["PIPELINE_LISTEN"] = $"{EndpointsOptions.Section}:ListenAddress",
+        ["PIPELINE_API_PORT"] = $"{EndpointsOptions.Section}:ApiPort",
+        ["PIPELINE_INGEST_PORT"] = $"{EndpointsOptions.Section}:IngestPort",
+        ["PIPELINE_MQTT_PORT"] = $"{EndpointsOptions.Section}:MqttPort",
+        ["PIPELINE_ANVIL_PORT"] = $"{EndpointsOptions.Section}:AnvilPort",
+    };
+
+    public static IConfigurationRoot Build(IEnumerable<KeyValuePair<string, string?>> commandLine)
+    {
+        var fromShortcuts = Shortcuts
+            .Select(s => (Key: s.Value, Value: Environment.GetEnvironmentVariable(s.Key)))
+            .Where(s => !string.IsNullOrEmpty(s.Value))
+            .Select(s => new KeyValuePair<string, string?>(s.Key, s.Value));
+        return new ConfigurationBuilder()
+            .AddEnvironmentVariables("PIPELINE_")
+            .AddInMemoryCollection(fromShortcuts)
+            .AddInMemoryCollection(commandLine)
+            .Build();
+    }
+
+    public static StackOptions StackOptions(IConfiguration configuration) => new()
+    {
+        DataDirectory = Path.GetFullPath(configuration["Data:Directory"] ?? ".data"),
+        Postgres = configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new(),
+        Kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new(),
+    };
+
+    public static EndpointsOptions Endpoints(IConfiguration configuration) =>
+        configuration.GetSection(EndpointsOptions.Section).Get<EndpointsOptions>() ?? new();
+}

@@ -1,0 +1,78 @@
+using System.Net;
+using OpenTelemetry.Metrics;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Cli.Hosting;
+
+/// <summary>The roles a process can take: `up` takes all of them, `depin ingest` only Ingest, and so on.</summary>
+[Flags]
+public enum Roles
+{
+    None = 0,
+    Api = 1,
+    Ingest = 2,
+    All = Api | Ingest,
+}
+
+/// <summary>
+/// The web host that carries the stages: Kestrel on the API and ingest ports, /health on each, /metrics for
+/// Prometheus, structured logs. Stages add their services and endpoints to it.
+/// </summary>
+public static class PipelineHost
+{
+    public static WebApplication Build(IConfiguration configuration, DevStack stack, Roles roles)
+    {
+        var endpoints = PipelineConfiguration.Endpoints(configuration);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "depin" });
+        builder.Configuration.AddConfiguration(configuration);
+        ConfigureLogging(builder.Logging, configuration);
+
+        var address = IPAddress.Parse(endpoints.ListenAddress);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            if (roles.HasFlag(Roles.Api)) kestrel.Listen(address, endpoints.ApiPort);
+            if (roles.HasFlag(Roles.Ingest)) kestrel.Listen(address, endpoints.IngestPort);
+        });
+
+        builder.Services.AddSingleton(stack);
+        builder.Services.AddSingleton(endpoints);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton<KafkaHealthCheck>();
+        builder.Services.AddHealthChecks()
+            .AddCheck<PostgresHealthCheck>("postgres")
+            .AddCheck<KafkaHealthCheck>("kafka");
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter("Pipeline.*")
+            .AddAspNetCoreInstrumentation()
+            .AddRuntimeInstrumentation()
+            .AddPrometheusExporter());
+
+        var app = builder.Build();
+        app.MapHealthChecks("/health", HealthResponse.Options);
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+
+    /// <summary>Human-readable single lines by default; one JSON object per line with PIPELINE_LOG_FORMAT=json.</summary>
+    public static void ConfigureLogging(ILoggingBuilder logging, IConfiguration configuration)
+    {
+        logging.ClearProviders();
+        if (string.Equals(configuration["LOG_FORMAT"], "json", StringComparison.OrdinalIgnoreCase))
+        {
+            logging.AddJsonConsole(o => o.TimestampFormat = "O");
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            });
+        }
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        logging.AddFilter("Marten", LogLevel.Warning);
+        logging.AddFilter("JasperFx", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+    }
+}

@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Pipeline.Cli.Commands;
+
+var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, validate, project, reward, sell.")
+{
+    UpCommand.Create(),
+    ResetCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -1,0 +1,91 @@
+using Marten;
+using Microsoft.Extensions.Logging;
+using Pipeline.Infra.EventStore;
+using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Postgres;
+
+namespace Pipeline.Infra.Stack;
+
+/// <summary>What the stack is started from: the data folder and the Postgres and Kafka options.</summary>
+public sealed class StackOptions
+{
+    /// <summary>State: the PostgreSQL cluster, the lake, DuckDB files, keys. PIPELINE_DATA moves it.</summary>
+    public string DataDirectory { get; set; } = ".data";
+
+    public PostgresOptions Postgres { get; set; } = new();
+
+    public KafkaOptions Kafka { get; set; } = new();
+
+    /// <summary>Write the embedded broker's address to DataDirectory/kafka.bootstrap for other processes (depin up does).</summary>
+    public bool PublishBootstrapFile { get; set; }
+
+    public string EventStoreSchema { get; set; } = EventStoreConfiguration.DefaultSchema;
+}
+
+/// <summary>
+/// The servers the pipeline runs on, brought up the one way that <c>depin up</c> and the integration tests share:
+/// PostgreSQL (the configured server or a local cluster under the data folder), Kafka (the configured brokers or an
+/// embedded one) with the pipeline's topics, and the event store's schema.
+/// </summary>
+public sealed class DevStack : IAsyncDisposable
+{
+    private readonly LocalPostgres? _localPostgres;
+    private readonly string? _bootstrapFile;
+
+    private DevStack(StackOptions options, string postgres, LocalPostgres? localPostgres, string kafka, EmbeddedKafka? embeddedKafka, DocumentStore store, string? bootstrapFile)
+    {
+        Options = options;
+        PostgresConnectionString = postgres;
+        _localPostgres = localPostgres;
+        KafkaBootstrapServers = kafka;
+        EmbeddedKafka = embeddedKafka;
+        Store = store;
+        _bootstrapFile = bootstrapFile;
+    }
+
+    public StackOptions Options { get; }
+    public string DataDirectory => Path.GetFullPath(Options.DataDirectory);
+    public string PostgresConnectionString { get; }
+    public string KafkaBootstrapServers { get; }
+
+    /// <summary>The in-process broker, or null when real Kafka is configured.</summary>
+    public EmbeddedKafka? EmbeddedKafka { get; }
+
+    public DocumentStore Store { get; }
+
+    public bool UsesLocalPostgres => _localPostgres is not null;
+
+    public static async Task<DevStack> StartAsync(StackOptions options, ILogger logger, CancellationToken cancellation)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation);
+
+        EmbeddedKafka? embedded = null;
+        string? bootstrapFile = null;
+        var bootstrap = options.Kafka.BootstrapServers;
+        if (string.IsNullOrWhiteSpace(bootstrap))
+        {
+            embedded = EmbeddedKafka.Start(options.Kafka.EmbeddedBrokers);
+            bootstrap = embedded.BootstrapServers;
+            logger.LogInformation("Embedded Kafka broker ({Brokers} brokers) at {Bootstrap}", embedded.Brokers, bootstrap);
+            if (options.PublishBootstrapFile)
+            {
+                bootstrapFile = Path.Combine(options.DataDirectory, "kafka.bootstrap");
+                await File.WriteAllTextAsync(bootstrapFile, bootstrap + "\n", cancellation);
+            }
+        }
+        await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions);
+
+        var store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema);
+        await EventStoreConfiguration.ApplySchemaAsync(store);
+        return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Store.Dispose();
+        if (_bootstrapFile is not null) File.Delete(_bootstrapFile);
+        EmbeddedKafka?.Dispose();
+        if (_localPostgres is not null) await _localPostgres.StopAsync();
+    }
+}

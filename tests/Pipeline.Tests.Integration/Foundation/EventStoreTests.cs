@@ -1,0 +1,72 @@
+using Marten;
+using Marten.Exceptions;
+using Npgsql;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Events;
+
+namespace Pipeline.Tests.Integration.Foundation;
+
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class EventStoreTests(StackFixture fixture)
+{
+    private const string Device = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+
+    [Fact]
+    public async Task AppendAndRead_StoresEventsUnderTheirWireNames()
+    {
+        using var store = await fixture.CreateStoreAsync("it_event_store_append");
+        var registered = new DeviceRegistered(Device, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", DeviceKind.Vehicle,
+            new Dictionary<string, string> { ["make"] = "Volvo" }, "message", "0x01", "0x02", DateTimeOffset.UtcNow);
+        var accepted = new ReadingAccepted("0xabc", 1, DateTimeOffset.UtcNow.AddSeconds(-1), DateTimeOffset.UtcNow,
+            new Dictionary<string, double> { ["Vehicle.Speed"] = 54.2 }, 2, 17);
+
+        await using (var session = store.LightweightSession())
+        {
+            session.Events.Append(Device, registered, accepted);
+            await session.SaveChangesAsync();
+        }
+
+        await using (var query = store.QuerySession())
+        {
+            var events = await query.Events.FetchStreamAsync(Device);
+            Assert.Equal(2, events.Count);
+            var stored = Assert.IsType<DeviceRegistered>(events[0].Data);
+            Assert.Equal((registered.Device, registered.Owner, registered.Kind, registered.RegisteredAt), (stored.Device, stored.Owner, stored.Kind, stored.RegisteredAt));
+            Assert.Equal("Volvo", stored.Metadata["make"]);
+            var read = Assert.IsType<ReadingAccepted>(events[1].Data);
+            Assert.Equal(54.2, read.Signals["Vehicle.Speed"]);
+            Assert.Equal((2, 17L), (read.Partition, read.Offset));
+        }
+
+        await using var connection = new NpgsqlConnection(fixture.Stack.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var types = new NpgsqlCommand("SELECT type FROM it_event_store_append.mt_events ORDER BY seq_id", connection);
+        await using var reader = await types.ExecuteReaderAsync();
+        var names = new List<string>();
+        while (await reader.ReadAsync()) names.Add(reader.GetString(0));
+        Assert.Equal(["device_registered.v1", "reading_accepted.v1"], names);
+    }
+
+    [Fact]
+    public async Task Append_WithAnEventIdAlreadyStored_IsRefusedByTheStore()
+    {
+        using var store = await fixture.CreateStoreAsync("it_event_store_unique");
+        var id = Guid.NewGuid();
+        await AppendWithId(store, id);
+        var error = await Assert.ThrowsAsync<MartenCommandException>(() => AppendWithId(store, id));
+        Assert.Equal(PostgresErrorCodes.UniqueViolation, Assert.IsType<PostgresException>(error.InnerException).SqlState);
+
+        await using var query = store.QuerySession();
+        Assert.Single(await query.Events.FetchStreamAsync(Device));
+    }
+
+    private static async Task AppendWithId(DocumentStore store, Guid id)
+    {
+        await using var session = store.LightweightSession();
+        var e = session.Events.BuildEvent(new ReadingAccepted("0xabc", 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, new Dictionary<string, double>(), 0, 0));
+        e.Id = id;
+        session.Events.Append(Device, e);
+        await session.SaveChangesAsync();
+    }
+}
