@@ -4,6 +4,7 @@ using Pipeline.Cli.Commands;
 var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, validate, project, reward, sell.")
 {
     UpCommand.Create(),
+    StageCommands.Ingest(),
     ResetCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -23,7 +23,10 @@ public static class UpCommand
         using var loggerFactory = LoggerFactory.Create(logging => PipelineHost.ConfigureLogging(logging, configuration));
         var logger = loggerFactory.CreateLogger("depin");
         var stackOptions = PipelineConfiguration.StackOptions(configuration);
-        stackOptions.PublishBootstrapFile = true;
+        // The whole pipeline owns the embedded broker and publishes it; a single stage joins one that is running.
+        stackOptions.PublishBootstrapFile = roles == Roles.All;
+        stackOptions.JoinPublishedBroker = roles != Roles.All;
+        stackOptions.WithEventStore = roles != Roles.Ingest;
 
         DevStack stack;
         try
@@ -48,6 +51,11 @@ public static class UpCommand
                 AnsiConsole.MarkupLineInterpolated($"[red]Cannot listen:[/] {e.Message}. Another program holds the port; stop it or move ours with --api-port / --ingest-port (PIPELINE_API_PORT / PIPELINE_INGEST_PORT).");
                 return 2;
             }
+            catch (InvalidOperationException e)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[red]Cannot start:[/] {e.Message}");
+                return 2;
+            }
             PrintWhereEverythingIs(stack, PipelineConfiguration.Endpoints(configuration), roles);
             await app.WaitForShutdownAsync(CancellationToken.None);
             await app.DisposeAsync();
@@ -64,8 +72,13 @@ public static class UpCommand
             table.AddRow("Marketplace and registry API", endpoints.ApiUrl);
             table.AddRow("Health / metrics", $"{endpoints.ApiUrl}/health  ·  {endpoints.ApiUrl}/metrics");
         }
-        if (roles.HasFlag(Roles.Ingest)) table.AddRow("Ingest (HTTP)", $"{endpoints.IngestUrl}/v1/readings");
-        table.AddRow("PostgreSQL", Markup.Escape(stack.PostgresConnectionString) + (stack.UsesLocalPostgres ? " (local cluster)" : ""));
+        if (roles.HasFlag(Roles.Api)) table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
+        if (roles.HasFlag(Roles.Ingest))
+        {
+            table.AddRow("Ingest (HTTP)", $"{endpoints.IngestUrl}/v1/readings");
+            table.AddRow("Ingest (MQTT)", $"mqtt://{endpoints.MqttAddress}  topic devices/{{address}}/readings");
+        }
+        if (stack.HasEventStore) table.AddRow("PostgreSQL", Markup.Escape(stack.PostgresConnectionString) + (stack.UsesLocalPostgres ? " (local cluster)" : ""));
         table.AddRow("Kafka", Markup.Escape(stack.KafkaBootstrapServers) + (stack.EmbeddedKafka is not null ? " (embedded; also in .data/kafka.bootstrap)" : ""));
         table.AddRow("Data folder", Markup.Escape(stack.DataDirectory));
         AnsiConsole.Write(new Panel(table).Header("[green]depin is up[/]").BorderColor(Color.Green));

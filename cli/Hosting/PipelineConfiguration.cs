@@ -5,21 +5,6 @@ using Pipeline.Infra.Stack;
 
 namespace Pipeline.Cli.Hosting;
 
-/// <summary>Where the host listens. Bound from the "Endpoints" section.</summary>
-public sealed class EndpointsOptions
-{
-    public const string Section = "Endpoints";
-
-    public string ListenAddress { get; set; } = "127.0.0.1";
-    public int ApiPort { get; set; } = 5080;
-    public int IngestPort { get; set; } = 5081;
-    public int MqttPort { get; set; } = 1883;
-    public int AnvilPort { get; set; } = 8545;
-
-    public string ApiUrl => $"http://{ListenAddress}:{ApiPort}";
-    public string IngestUrl => $"http://{ListenAddress}:{IngestPort}";
-}
-
 /// <summary>
 /// Configuration from, in rising precedence: environment variables PIPELINE_&lt;Section&gt;__&lt;Key&gt;, the short
 /// variables the README names (PIPELINE_POSTGRES, PIPELINE_KAFKA, PIPELINE_DATA, PIPELINE_API_PORT, …), and

@@ -1,6 +1,9 @@
 using System.Net;
 using OpenTelemetry.Metrics;
+using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
+using Pipeline.Ingest;
+using Scalar.AspNetCore;
 
 namespace Pipeline.Cli.Hosting;
 
@@ -36,11 +39,18 @@ public static class PipelineHost
 
         builder.Services.AddSingleton(stack);
         builder.Services.AddSingleton(endpoints);
+        builder.Services.Configure<KafkaOptions>(configuration.GetSection(KafkaOptions.Section));
         builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info = new() { Title = "DePIN telemetry pipeline", Version = "v1", Description = "Ingest signed readings; register devices; query, buy and export datasets; check earnings and claim rewards." };
+            return Task.CompletedTask;
+        }));
         builder.Services.AddSingleton<KafkaHealthCheck>();
-        builder.Services.AddHealthChecks()
-            .AddCheck<PostgresHealthCheck>("postgres")
-            .AddCheck<KafkaHealthCheck>("kafka");
+        var health = builder.Services.AddHealthChecks().AddCheck<KafkaHealthCheck>("kafka");
+        if (stack.HasEventStore) health.AddCheck<PostgresHealthCheck>("postgres");
+        if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter("Pipeline.*")
             .AddAspNetCoreInstrumentation()
@@ -50,6 +60,9 @@ public static class PipelineHost
         var app = builder.Build();
         app.MapHealthChecks("/health", HealthResponse.Options);
         app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/docs", o => o.WithOpenApiRoutePattern("/openapi/{documentName}.json").WithTitle("DePIN pipeline API"));
+        if (roles.HasFlag(Roles.Ingest)) app.MapIngestEndpoints(endpoints.IngestPort);
         return app;
     }
 

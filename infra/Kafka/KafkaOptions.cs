@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Pipeline.Core.Kafka;
 
 namespace Pipeline.Infra.Kafka;
 
@@ -13,6 +14,10 @@ public sealed class KafkaOptions
 
     /// <summary>Real brokers to use. Empty: start the embedded broker.</summary>
     public string? BootstrapServers { get; set; }
+
+    /// <summary>Names of the raw and dead-letter topics; deployments and tests may prefix them.</summary>
+    public string RawTopic { get; set; } = Topics.Raw;
+    public string RejectedTopic { get; set; } = Topics.Rejected;
 
     /// <summary>Partitions of the pipeline's topics; processors scale out up to this many instances.</summary>
     public int Partitions { get; set; } = 6;

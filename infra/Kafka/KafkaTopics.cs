@@ -1,15 +1,14 @@
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
-using Pipeline.Core.Kafka;
 
 namespace Pipeline.Infra.Kafka;
 
 /// <summary>Creates the pipeline's topics: through the native API on the embedded broker, CreateTopics on real Kafka.</summary>
 public static class KafkaTopics
 {
-    public static async Task EnsureAsync(string bootstrapServers, EmbeddedKafka? embedded, int partitions, IEnumerable<string>? topics = null)
+    public static async Task EnsureAsync(string bootstrapServers, EmbeddedKafka? embedded, int partitions, IEnumerable<string> topics)
     {
-        var names = (topics ?? Topics.All).ToList();
+        var names = topics.ToList();
         if (embedded is not null)
         {
             foreach (var topic in names) embedded.CreateTopic(topic, partitions);

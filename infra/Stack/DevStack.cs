@@ -19,6 +19,12 @@ public sealed class StackOptions
     /// <summary>Write the embedded broker's address to DataDirectory/kafka.bootstrap for other processes (depin up does).</summary>
     public bool PublishBootstrapFile { get; set; }
 
+    /// <summary>With no brokers configured, join the embedded broker another process published in kafka.bootstrap, if it answers.</summary>
+    public bool JoinPublishedBroker { get; set; }
+
+    /// <summary>Start PostgreSQL and open the event store; the ingest edge alone needs neither.</summary>
+    public bool WithEventStore { get; set; } = true;
+
     public string EventStoreSchema { get; set; } = EventStoreConfiguration.DefaultSchema;
 }
 
@@ -32,38 +38,50 @@ public sealed class DevStack : IAsyncDisposable
     private readonly LocalPostgres? _localPostgres;
     private readonly string? _bootstrapFile;
 
-    private DevStack(StackOptions options, string postgres, LocalPostgres? localPostgres, string kafka, EmbeddedKafka? embeddedKafka, DocumentStore store, string? bootstrapFile)
+    private DevStack(StackOptions options, string? postgres, LocalPostgres? localPostgres, string kafka, EmbeddedKafka? embeddedKafka, DocumentStore? store, string? bootstrapFile)
     {
         Options = options;
-        PostgresConnectionString = postgres;
+        _postgres = postgres;
         _localPostgres = localPostgres;
         KafkaBootstrapServers = kafka;
         EmbeddedKafka = embeddedKafka;
-        Store = store;
+        _store = store;
         _bootstrapFile = bootstrapFile;
     }
 
     public StackOptions Options { get; }
     public string DataDirectory => Path.GetFullPath(Options.DataDirectory);
-    public string PostgresConnectionString { get; }
+    public string PostgresConnectionString => _postgres ?? throw new InvalidOperationException("This process runs without the event store.");
+    private readonly string? _postgres;
     public string KafkaBootstrapServers { get; }
 
     /// <summary>The in-process broker, or null when real Kafka is configured.</summary>
     public EmbeddedKafka? EmbeddedKafka { get; }
 
-    public DocumentStore Store { get; }
+    public DocumentStore Store => _store ?? throw new InvalidOperationException("This process runs without the event store.");
+    private readonly DocumentStore? _store;
+
+    public bool HasEventStore => _store is not null;
 
     public bool UsesLocalPostgres => _localPostgres is not null;
 
     public static async Task<DevStack> StartAsync(StackOptions options, ILogger logger, CancellationToken cancellation)
     {
         Directory.CreateDirectory(options.DataDirectory);
-        var (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation);
+        string? postgres = null;
+        LocalPostgres? local = null;
+        if (options.WithEventStore)
+            (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation);
 
         EmbeddedKafka? embedded = null;
         string? bootstrapFile = null;
         var bootstrap = options.Kafka.BootstrapServers;
-        if (string.IsNullOrWhiteSpace(bootstrap))
+        if (string.IsNullOrWhiteSpace(bootstrap) && options.JoinPublishedBroker && await PublishedBrokerAsync(options.DataDirectory) is { } published)
+        {
+            bootstrap = published;
+            logger.LogInformation("Joining the embedded broker published in kafka.bootstrap: {Bootstrap}", bootstrap);
+        }
+        else if (string.IsNullOrWhiteSpace(bootstrap))
         {
             embedded = EmbeddedKafka.Start(options.Kafka.EmbeddedBrokers);
             bootstrap = embedded.BootstrapServers;
@@ -74,16 +92,42 @@ public sealed class DevStack : IAsyncDisposable
                 await File.WriteAllTextAsync(bootstrapFile, bootstrap + "\n", cancellation);
             }
         }
-        await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions);
+        await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
 
-        var store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema);
-        await EventStoreConfiguration.ApplySchemaAsync(store);
+        DocumentStore? store = null;
+        if (postgres is not null)
+        {
+            store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema);
+            await EventStoreConfiguration.ApplySchemaAsync(store);
+        }
         return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile);
+    }
+
+    private static async Task<string?> PublishedBrokerAsync(string dataDirectory)
+    {
+        var file = Path.Combine(dataDirectory, "kafka.bootstrap");
+        if (!File.Exists(file)) return null;
+        var bootstrap = (await File.ReadAllTextAsync(file)).Trim();
+        var first = bootstrap.Split(',')[0];
+        var colon = first.LastIndexOf(':');
+        if (colon < 0 || !int.TryParse(first[(colon + 1)..], out var port)) return null;
+        try
+        {
+            // A file left by a process that was killed names a port nobody listens on.
+            using var probe = new System.Net.Sockets.TcpClient();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await probe.ConnectAsync(first[..colon], port, timeout.Token);
+            return bootstrap;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
-        Store.Dispose();
+        _store?.Dispose();
         if (_bootstrapFile is not null) File.Delete(_bootstrapFile);
         EmbeddedKafka?.Dispose();
         if (_localPostgres is not null) await _localPostgres.StopAsync();

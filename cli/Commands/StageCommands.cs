@@ -1,0 +1,19 @@
+using System.CommandLine;
+using Pipeline.Cli.Hosting;
+
+namespace Pipeline.Cli.Commands;
+
+/// <summary>One stage alone in its own process, against the brokers and database in configuration.</summary>
+public static class StageCommands
+{
+    public static Command Ingest() => Create("ingest", "Run only the ingest edge (HTTP and MQTT into Kafka).", Roles.Ingest);
+
+    private static Command Create(string name, string description, Roles roles)
+    {
+        var arguments = new StackArguments();
+        var command = new Command(name, description + " Without --kafka it joins the broker a running `depin up` published, else starts its own.");
+        arguments.AddTo(command);
+        command.SetAction((result, cancellation) => UpCommand.RunAsync(PipelineConfiguration.Build(arguments.Values(result)), roles, cancellation));
+        return command;
+    }
+}

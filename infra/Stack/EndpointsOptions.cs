@@ -1,0 +1,17 @@
+namespace Pipeline.Infra.Stack;
+
+/// <summary>Where the host listens. Bound from the "Endpoints" section.</summary>
+public sealed class EndpointsOptions
+{
+    public const string Section = "Endpoints";
+
+    public string ListenAddress { get; set; } = "127.0.0.1";
+    public int ApiPort { get; set; } = 5080;
+    public int IngestPort { get; set; } = 5081;
+    public int MqttPort { get; set; } = 1883;
+    public int AnvilPort { get; set; } = 8545;
+
+    public string MqttAddress => $"{ListenAddress}:{MqttPort}";
+    public string ApiUrl => $"http://{ListenAddress}:{ApiPort}";
+    public string IngestUrl => $"http://{ListenAddress}:{IngestPort}";
+}

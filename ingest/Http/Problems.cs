@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Http;
+using Pipeline.Core.Envelope;
+
+namespace Pipeline.Ingest.Http;
+
+/// <summary>RFC 9457 problem responses whose type names the reason code; GET /problems/{reason} explains each.</summary>
+public static class Problems
+{
+    public static int StatusOf(ReasonCode reason) => reason switch
+    {
+        ReasonCode.TooLarge => StatusCodes.Status413PayloadTooLarge,
+        ReasonCode.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
+        ReasonCode.RateLimited => StatusCodes.Status429TooManyRequests,
+        ReasonCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
+        ReasonCode.UnknownDevice or ReasonCode.SignerMismatch => StatusCodes.Status403Forbidden,
+        ReasonCode.SeqConflict => StatusCodes.Status409Conflict,
+        _ => StatusCodes.Status400BadRequest,
+    };
+
+    public static IResult For(HttpContext context, ReasonCode reason, string detail, int retryAfterSeconds, object? receipts = null)
+    {
+        var status = StatusOf(reason);
+        if (status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
+            context.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var extensions = new Dictionary<string, object?> { ["reason"] = reason.ToWire() };
+        if (receipts is not null) extensions["receipts"] = receipts;
+        return Results.Problem(
+            detail: detail,
+            statusCode: status,
+            title: reason.Describe(),
+            type: $"/problems/{reason.ToWire()}",
+            instance: context.Request.Path,
+            extensions: extensions);
+    }
+
+    /// <summary>GET /problems/{reason}: what a reason code means, so a problem's type URI leads somewhere.</summary>
+    public static IResult Explain(string reason) =>
+        ReasonCodes.TryParse(reason, out var code)
+            ? Results.Json(new { reason, status = StatusOf(code), description = code.Describe() })
+            : Results.NotFound();
+}

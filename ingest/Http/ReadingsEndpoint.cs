@@ -1,0 +1,65 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using Pipeline.Core.Envelope;
+using Pipeline.Ingest.Gateway;
+
+namespace Pipeline.Ingest.Http;
+
+/// <summary>The body of a 202: how many readings were accepted, refused and not acknowledged, and a receipt for each.</summary>
+public sealed record ReadingsResponse(int Accepted, int Refused, int Unavailable, IReadOnlyList<Receipt> Receipts);
+
+/// <summary>
+/// POST /v1/readings: one envelope, a JSON array, or NDJSON, optionally gzip. 202 only once the broker acknowledged
+/// every accepted reading; otherwise a problem response (RFC 9457) whose receipts say what became of each reading.
+/// </summary>
+public static class ReadingsEndpoint
+{
+    public const string Transport = "http";
+
+    public static async Task<IResult> HandleAsync(HttpContext context, ReadingGateway gateway, ClientRateLimiter clients, IOptions<IngestOptions> options, IngestMetrics metrics)
+    {
+        var settings = options.Value;
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (!clients.TryAcquire(client))
+            return Refuse(ReasonCode.RateLimited, $"More than {settings.ClientRequestsPerSecond} requests/s from {client}; retry after {settings.RetryAfterSeconds} s.");
+
+        var format = RequestBody.FormatOf(context.Request);
+        if (format is null)
+            return Refuse(ReasonCode.UnsupportedMediaType, "Send Content-Type: application/json (one envelope or an array) or application/x-ndjson (one envelope per line), UTF-8.");
+
+        var (body, unreadable) = await RequestBody.ReadAsync(context.Request, settings.Limits.MaxBatchBytes, context.RequestAborted);
+        if (unreadable is not null) return Refuse(unreadable.Code, unreadable.Detail);
+        using (body)
+        {
+            var batch = BatchParser.Parse(body!.Memory, format.Value, settings.Limits);
+            if (batch.Error is { } error) return Refuse(error.Code, error.Detail);
+
+            var result = await gateway.SubmitAsync(batch.Items, Transport, topicDevice: null, context.RequestAborted);
+            var response = new ReadingsResponse(result.Accepted, result.Refused, result.Unavailable, result.Receipts);
+            if (result.Unavailable > 0)
+                return Problems.For(context, ReasonCode.Unavailable,
+                    $"The broker did not acknowledge {result.Unavailable} of {batch.Items.Count} readings; send those again after {settings.RetryAfterSeconds} s. The receipts say which were stored.",
+                    settings.RetryAfterSeconds, response.Receipts);
+            if (result.Accepted == 0)
+                return RefuseAll(context, batch.Items.Count, result.Receipts, settings.RetryAfterSeconds);
+            return Results.Json(response, statusCode: StatusCodes.Status202Accepted);
+        }
+
+        IResult Refuse(ReasonCode reason, string detail)
+        {
+            metrics.Refused(Transport, reason.ToWire());
+            return Problems.For(context, reason, detail, settings.RetryAfterSeconds);
+        }
+    }
+
+    /// <summary>No reading was accepted: the problem's reason is the readings' common reason, or the most frequent one.</summary>
+    private static IResult RefuseAll(HttpContext context, int count, IReadOnlyList<Receipt> receipts, int retryAfterSeconds)
+    {
+        var reasons = receipts.GroupBy(r => r.Reason!).OrderByDescending(g => g.Count()).ToList();
+        ReasonCodes.TryParse(reasons[0].Key, out var reason);
+        var detail = count == 1
+            ? receipts[0].Detail!
+            : $"None of the {count} readings was accepted ({string.Join(", ", reasons.Select(g => $"{g.Count()} {g.Key}"))}); each receipt says why.";
+        return Problems.For(context, reason, detail, retryAfterSeconds, count == 1 ? null : receipts);
+    }
+}

@@ -1,0 +1,31 @@
+using System.Diagnostics.Metrics;
+using Pipeline.Ingest.Gateway;
+
+namespace Pipeline.Ingest;
+
+/// <summary>What the edge counts: readings in, accepted (acknowledged by the broker), refused by reason, produce latency, in-flight bytes.</summary>
+public sealed class IngestMetrics
+{
+    public const string MeterName = "Pipeline.Ingest";
+
+    private readonly Counter<long> _received;
+    private readonly Counter<long> _accepted;
+    private readonly Counter<long> _refused;
+    private readonly Histogram<double> _produceLatency;
+
+    public IngestMetrics(IMeterFactory meters, ReadingProducer producer)
+    {
+        var meter = meters.Create(MeterName);
+        _received = meter.CreateCounter<long>("pipeline.ingest.readings.received", "{reading}", "Readings that reached the edge.");
+        _accepted = meter.CreateCounter<long>("pipeline.ingest.readings.accepted", "{reading}", "Readings the broker acknowledged.");
+        _refused = meter.CreateCounter<long>("pipeline.ingest.readings.refused", "{reading}", "Readings refused at the edge, by reason code.");
+        _produceLatency = meter.CreateHistogram<double>("pipeline.ingest.produce.duration", "s", "From handing a request's readings to the producer until the broker acknowledged all of them.");
+        meter.CreateObservableGauge("pipeline.ingest.inflight.bytes", () => producer.InFlightBytes, "By", "Bytes handed to the producer and not yet acknowledged.");
+    }
+
+    public void Received(string transport, int count) => _received.Add(count, new KeyValuePair<string, object?>("transport", transport));
+    public void Accepted(string transport, int count) => _accepted.Add(count, new KeyValuePair<string, object?>("transport", transport));
+    public void Refused(string transport, string reason, int count = 1) =>
+        _refused.Add(count, new KeyValuePair<string, object?>("transport", transport), new KeyValuePair<string, object?>("reason", reason));
+    public void ProduceLatency(TimeSpan elapsed) => _produceLatency.Record(elapsed.TotalSeconds);
+}

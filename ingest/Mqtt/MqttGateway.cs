@@ -1,0 +1,155 @@
+using System.Net;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MQTTnet.Diagnostics.Logger;
+using MQTTnet.Protocol;
+using MQTTnet.Server;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Infra.Stack;
+using Pipeline.Ingest.Gateway;
+
+namespace Pipeline.Ingest.Mqtt;
+
+/// <summary>
+/// An MQTT broker endpoint for devices: a device publishes envelopes (one, or a JSON array) to
+/// devices/{address}/readings. For QoS 1 the PUBACK goes out only after the Kafka acknowledgement. A refused reading
+/// goes to the dead-letter topic with its reason (MQTT 5 clients also get a PUBACK reason code); when the broker
+/// cannot take readings the client is disconnected with "server busy" and no PUBACK, so it sends again.
+/// </summary>
+public sealed class MqttGateway(
+    ReadingGateway gateway,
+    ClientRateLimiter clients,
+    EndpointsOptions endpoints,
+    IOptions<IngestOptions> options,
+    ILogger<MqttGateway> logger) : IHostedService
+{
+    public const string Transport = "mqtt";
+    private const string ProtocolVersionKey = "protocol";
+    private MqttServer? _server;
+
+    /// <summary>The port bound: the configured one, or the one the system chose when configured as 0 (tests).</summary>
+    public int Port { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var serverOptions = new MqttServerOptionsBuilder()
+            .WithDefaultEndpoint()
+            .WithDefaultEndpointBoundIPAddress(IPAddress.Parse(endpoints.ListenAddress))
+            .WithDefaultEndpointBoundIPV6Address(IPAddress.None)
+            .WithDefaultEndpointPort(endpoints.MqttPort)
+            .Build();
+        _server = new MqttServerFactory(new MqttLogBridge(logger)).CreateMqttServer(serverOptions);
+        _server.ValidatingConnectionAsync += ValidateConnectionAsync;
+        _server.InterceptingPublishAsync += OnPublishAsync;
+        try
+        {
+            await _server.StartAsync();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            throw new InvalidOperationException($"MQTT cannot listen on {endpoints.MqttAddress}: {e.Message}. Stop the other program or move ours with --mqtt-port (PIPELINE_MQTT_PORT).", e);
+        }
+        Port = serverOptions.DefaultEndpointOptions.Port;
+        logger.LogInformation("MQTT listening on {Address}:{Port}", endpoints.ListenAddress, Port);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_server is null) return;
+        _server.AcceptNewConnections = false;
+        await _server.StopAsync(new MqttServerStopOptions());
+        _server.Dispose();
+    }
+
+    private Task ValidateConnectionAsync(ValidatingConnectionEventArgs e)
+    {
+        if (string.IsNullOrWhiteSpace(e.ClientId))
+        {
+            e.ReasonCode = MqttConnectReasonCode.ClientIdentifierNotValid;
+            return Task.CompletedTask;
+        }
+        e.SessionItems[ProtocolVersionKey] = e.ProtocolVersion;
+        return Task.CompletedTask;
+    }
+
+    private async Task OnPublishAsync(InterceptingPublishEventArgs e)
+    {
+        // The broker only ingests: nothing is routed to subscribers or retained.
+        e.ProcessPublish = false;
+        var message = e.ApplicationMessage;
+        var payload = System.Buffers.BuffersExtensions.ToArray(message.Payload);
+        var source = $"mqtt:{e.ClientId}:{message.Topic}";
+
+        if (!TryParseTopic(message.Topic, out var device))
+        {
+            e.Response.ReasonCode = MqttPubAckReasonCode.TopicNameInvalid;
+            e.Response.ReasonString = "Publish readings to devices/{0x address}/readings.";
+            await gateway.DeadLetterAsync(new BatchItem(0, payload, null, null), new Receipt(0, Receipt.RefusedStatus, null, ReasonCode.BadAddress.ToWire(), $"Topic '{message.Topic}' is not devices/{{address}}/readings."), source, e.CancellationToken);
+            return;
+        }
+        if (!clients.TryAcquire("mqtt:" + e.ClientId))
+        {
+            await DisconnectAsync(e, MqttDisconnectReasonCode.MessageRateTooHigh);
+            return;
+        }
+
+        var batch = BatchParser.Parse(payload, BatchFormat.Json, options.Value.Limits);
+        var items = batch.Error is { } error
+            ? [new BatchItem(0, payload, null, error)]
+            : batch.Items;
+        var result = await gateway.SubmitAsync(items, Transport, device, e.CancellationToken);
+
+        if (result.Unavailable > 0)
+        {
+            // Some readings may be stored; the device resends them all and the processors drop the duplicates.
+            await DisconnectAsync(e, MqttDisconnectReasonCode.ServerBusy);
+            return;
+        }
+        foreach (var receipt in result.Receipts.Where(r => r.Status == Receipt.RefusedStatus))
+            await gateway.DeadLetterAsync(items[receipt.Index], receipt, source, e.CancellationToken);
+        if (result.Accepted == 0)
+        {
+            e.Response.ReasonCode = result.Receipts.All(r => r.Reason == ReasonCode.RateLimited.ToWire())
+                ? MqttPubAckReasonCode.QuotaExceeded
+                : MqttPubAckReasonCode.PayloadFormatInvalid;
+            e.Response.ReasonString = result.Receipts[0].Reason + ": " + result.Receipts[0].Detail;
+        }
+    }
+
+    private async Task DisconnectAsync(InterceptingPublishEventArgs e, MqttDisconnectReasonCode reason)
+    {
+        logger.LogWarning("Disconnecting MQTT client {ClientId}: {Reason}", e.ClientId, reason);
+        e.CloseConnection = true;
+        await _server!.DisconnectClientAsync(e.ClientId, reason);
+    }
+
+    /// <summary>devices/{address}/readings, the address in any case the EIP-55 rules accept.</summary>
+    public static bool TryParseTopic(string topic, out EthAddress device)
+    {
+        device = default;
+        var parts = topic.Split('/');
+        return parts is ["devices", var address, "readings"] && EthAddress.TryParse(address.AsSpan(), out device);
+    }
+
+    /// <summary>MQTTnet's log lines into ILogger (its verbose level logs every packet, so it maps to Trace).</summary>
+    private sealed class MqttLogBridge(ILogger logger) : IMqttNetLogger
+    {
+        public bool IsEnabled => true;
+
+        public void Publish(MqttNetLogLevel level, string source, string message, object[] parameters, Exception exception)
+        {
+            var mapped = level switch
+            {
+                MqttNetLogLevel.Error => LogLevel.Error,
+                MqttNetLogLevel.Warning => LogLevel.Warning,
+                MqttNetLogLevel.Info => LogLevel.Debug,
+                _ => LogLevel.Trace,
+            };
+            if (!logger.IsEnabled(mapped)) return;
+            var text = parameters is { Length: > 0 } ? string.Format(System.Globalization.CultureInfo.InvariantCulture, message, parameters) : message;
+            logger.Log(mapped, exception, "MQTT {Source}: {Message}", source, text);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using Confluent.Kafka;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Pipeline.Cli.Hosting;
+using Pipeline.Infra.Kafka;
+using Pipeline.Ingest.Mqtt;
+
+namespace Pipeline.Tests.Integration;
+
+/// <summary>
+/// The depin host (PipelineHost, as `depin up` builds it) with the given roles on free ports, on the fixture's stack,
+/// with topics of its own so tests never see each other's messages.
+/// </summary>
+public sealed class TestHost : IAsyncDisposable
+{
+    private TestHost(WebApplication app, StackFixture fixture, string rawTopic, string rejectedTopic, int apiPort, int ingestPort)
+    {
+        App = app;
+        Fixture = fixture;
+        RawTopic = rawTopic;
+        RejectedTopic = rejectedTopic;
+        Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        Ingest = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ingestPort}") };
+    }
+
+    public WebApplication App { get; }
+    public StackFixture Fixture { get; }
+    public string RawTopic { get; }
+    public string RejectedTopic { get; }
+    public HttpClient Api { get; }
+    public HttpClient Ingest { get; }
+    public int MqttPort => App.Services.GetRequiredService<MqttGateway>().Port;
+
+    public static async Task<TestHost> StartAsync(StackFixture fixture, Roles roles, IDictionary<string, string?>? settings = null)
+    {
+        var rawTopic = await fixture.CreateTopicAsync("raw", partitions: 3);
+        var rejectedTopic = await fixture.CreateTopicAsync("rejected", partitions: 3);
+        var apiPort = FreePort();
+        var ingestPort = FreePort();
+        var values = new Dictionary<string, string?>
+        {
+            ["Endpoints:ApiPort"] = $"{apiPort}",
+            ["Endpoints:IngestPort"] = $"{ingestPort}",
+            ["Endpoints:MqttPort"] = "0",
+            ["Kafka:RawTopic"] = rawTopic,
+            ["Kafka:RejectedTopic"] = rejectedTopic,
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) values[key] = value;
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var app = PipelineHost.Build(configuration, fixture.Stack, roles);
+        await app.StartAsync();
+        return new TestHost(app, fixture, rawTopic, rejectedTopic, apiPort, ingestPort);
+    }
+
+    /// <summary>Everything in a topic, from the beginning of every partition to its current end.</summary>
+    public List<ConsumeResult<string, byte[]>> ReadAll(string topic)
+    {
+        var config = new KafkaOptions().ConsumerConfig(Fixture.Stack.KafkaBootstrapServers, "reader-" + Guid.NewGuid().ToString("N"), "test-reader");
+        config.EnablePartitionEof = true;
+        using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Fixture.Stack.KafkaBootstrapServers }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions.Select(p => p.PartitionId).ToList();
+        consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
+        var messages = new List<ConsumeResult<string, byte[]>>();
+        var ended = new HashSet<int>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (ended.Count < partitions.Count && DateTime.UtcNow < deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result is null) continue;
+            if (result.IsPartitionEOF) ended.Add(result.Partition.Value);
+            else messages.Add(result);
+        }
+        if (ended.Count < partitions.Count) throw new TimeoutException($"Reading {topic} did not reach the end of every partition.");
+        return messages;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Api.Dispose();
+        Ingest.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
