@@ -1,9 +1,12 @@
 using Pipeline.Bench;
 using Spectre.Console;
 
-var benchmarks = new Dictionary<string, (string Description, Action<TimeSpan> Run)>
+if (args is ["ingest-load", var url, var loadSeconds]) return await IngestBench.LoadAsync(url, TimeSpan.FromSeconds(double.Parse(loadSeconds, System.Globalization.CultureInfo.InvariantCulture)));
+
+var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task> Run)>
 {
-    ["recover"] = ("Signer recovery: native libsecp256k1 vs managed BouncyCastle", RecoveryBench.Run),
+    ["recover"] = ("Signer recovery: native libsecp256k1 vs managed BouncyCastle", d => { RecoveryBench.Run(d); return Task.CompletedTask; }),
+    ["ingest"] = ("HTTP ingest from a separate load process vs raw Confluent.Kafka produce of the same bytes", IngestBench.RunAsync),
 };
 
 var name = args.FirstOrDefault();
@@ -15,5 +18,5 @@ if (name is null || !benchmarks.TryGetValue(name, out var benchmark))
     return name is null ? 0 : 1;
 }
 AnsiConsole.MarkupLineInterpolated($"[bold]{benchmark.Description}[/] ({seconds} s per measurement)");
-benchmark.Run(TimeSpan.FromSeconds(seconds));
+await benchmark.Run(TimeSpan.FromSeconds(seconds));
 return 0;

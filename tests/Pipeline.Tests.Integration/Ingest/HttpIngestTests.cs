@@ -75,9 +75,9 @@ public sealed class HttpIngestTests(StackFixture fixture)
     }
 
     [Fact]
-    public async Task PartialBatch_RefusesOnlyTheBadReadings_AndSaysWhy()
+    public async Task PartialBatch_WithEdgeSignatureCheck_RefusesOnlyTheBadReadingsAndSaysWhy()
     {
-        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?> { ["Ingest:VerifySignatures"] = "true" });
         var device = new TestDevice("partial");
         var good1 = device.Next();
         var forged = device.Next();

@@ -36,7 +36,7 @@ public sealed class MqttIngestTests(StackFixture fixture)
     [Fact]
     public async Task RefusedPublish_GoesToTheDeadLetterTopicWithItsReason_AndMqtt5SeesTheReasonCode()
     {
-        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?> { ["Ingest:VerifySignatures"] = "true" });
         var device = new TestDevice("mqtt-refused");
         var forged = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(device.Next().Envelope).Replace("\"sig\":\"0x", "\"sig\":\"0xff"));
         var (_, output) = await PublishAsync(host, $"devices/{device.Address}/readings", TrimSignature(forged), "mqttv5");
