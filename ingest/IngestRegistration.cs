@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Pipeline.Infra.Http;
 using Pipeline.Ingest.Gateway;
 using Pipeline.Ingest.Http;
 using Pipeline.Ingest.Mqtt;

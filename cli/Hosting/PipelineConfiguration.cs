@@ -44,6 +44,7 @@ public static class PipelineConfiguration
         DataDirectory = Path.GetFullPath(configuration["Data:Directory"] ?? ".data"),
         Postgres = configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new(),
         Kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new(),
+        ConfigureStore = PipelineStore.Configure,
     };
 
     public static EndpointsOptions Endpoints(IConfiguration configuration) =>

@@ -1,8 +1,11 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
+using Pipeline.Core.Envelope;
 using Pipeline.Ingest;
+using Pipeline.Streams.Registry;
 using Scalar.AspNetCore;
 
 namespace Pipeline.Cli.Hosting;
@@ -40,7 +43,19 @@ public static class PipelineHost
         builder.Services.AddSingleton(stack);
         builder.Services.AddSingleton(endpoints);
         builder.Services.Configure<KafkaOptions>(configuration.GetSection(KafkaOptions.Section));
-        builder.Services.AddProblemDetails();
+        // Framework refusals (a body that does not bind, an unknown route) get a reason code like ours do.
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            if (context.ProblemDetails.Extensions.ContainsKey("reason")) return;
+            var reason = context.ProblemDetails.Status switch
+            {
+                StatusCodes.Status400BadRequest => ReasonCode.Malformed,
+                StatusCodes.Status413PayloadTooLarge => ReasonCode.TooLarge,
+                StatusCodes.Status415UnsupportedMediaType => ReasonCode.UnsupportedMediaType,
+                _ => (ReasonCode?)null,
+            };
+            if (reason is { } code) context.ProblemDetails.Extensions["reason"] = code.ToWire();
+        });
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
@@ -51,6 +66,8 @@ public static class PipelineHost
         var health = builder.Services.AddHealthChecks().AddCheck<KafkaHealthCheck>("kafka");
         if (stack.HasEventStore) health.AddCheck<PostgresHealthCheck>("postgres");
         if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
+        if (roles.HasFlag(Roles.Api)) builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter("Pipeline.*")
             .AddAspNetCoreInstrumentation()
@@ -58,11 +75,14 @@ public static class PipelineHost
             .AddPrometheusExporter());
 
         var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         app.MapHealthChecks("/health", HealthResponse.Options);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithOpenApiRoutePattern("/openapi/{documentName}.json").WithTitle("DePIN pipeline API"));
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestEndpoints(endpoints.IngestPort);
+        if (roles.HasFlag(Roles.Api)) app.MapRegistryEndpoints(endpoints.ApiPort);
         return app;
     }
 

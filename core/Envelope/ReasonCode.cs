@@ -29,6 +29,11 @@ public enum ReasonCode
     UnsupportedMediaType,
     RateLimited,
     Unavailable,
+
+    // Registry requests.
+    AlreadyRegistered,
+    WrongOwner,
+    StaleMessage,
 }
 
 public static class ReasonCodes
@@ -63,6 +68,9 @@ public static class ReasonCodes
         ReasonCode.UnsupportedMediaType => "The Content-Type or Content-Encoding is not one the endpoint takes.",
         ReasonCode.RateLimited => "Too many requests for this device or client; retry after the time given.",
         ReasonCode.Unavailable => "The broker cannot take readings now; nothing was acknowledged, retry after the time given.",
+        ReasonCode.AlreadyRegistered => "The device is already registered; transfer it instead.",
+        ReasonCode.WrongOwner => "The message names an owner who does not own the device.",
+        ReasonCode.StaleMessage => "The signed message is out of date: its nonce was used or its time is too far from now; sign a fresh one.",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, null),
     };
 

@@ -26,6 +26,9 @@ public sealed class StackOptions
     public bool WithEventStore { get; set; } = true;
 
     public string EventStoreSchema { get; set; } = EventStoreConfiguration.DefaultSchema;
+
+    /// <summary>The stages' projections and documents: the host adds every stage's, so each process sees one schema.</summary>
+    public Action<StoreOptions>? ConfigureStore { get; set; }
 }
 
 /// <summary>
@@ -97,7 +100,7 @@ public sealed class DevStack : IAsyncDisposable
         DocumentStore? store = null;
         if (postgres is not null)
         {
-            store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema);
+            store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema, options.ConfigureStore);
             await EventStoreConfiguration.ApplySchemaAsync(store);
         }
         return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile);
@@ -125,9 +128,29 @@ public sealed class DevStack : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The same servers with the event store in another schema (emptied first): for tests that need a store of their
+    /// own, and for rebuilds beside the live schema. Disposing it disposes only that store.
+    /// </summary>
+    public async Task<DevStack> WithSchemaAsync(string schema)
+    {
+        await using (var connection = new Npgsql.NpgsqlConnection(PostgresConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE", connection);
+            await drop.ExecuteNonQueryAsync();
+        }
+        var store = EventStoreConfiguration.Create(PostgresConnectionString, schema, Options.ConfigureStore);
+        await EventStoreConfiguration.ApplySchemaAsync(store);
+        return new DevStack(Options, _postgres, null, KafkaBootstrapServers, EmbeddedKafka, store, null) { _ownsServers = false };
+    }
+
+    private bool _ownsServers = true;
+
     public async ValueTask DisposeAsync()
     {
         _store?.Dispose();
+        if (!_ownsServers) return;
         if (_bootstrapFile is not null) File.Delete(_bootstrapFile);
         EmbeddedKafka?.Dispose();
         if (_localPostgres is not null) await _localPostgres.StopAsync();

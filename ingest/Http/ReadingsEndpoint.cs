@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 using Pipeline.Core.Envelope;
+using Pipeline.Infra.Http;
 using Pipeline.Ingest.Gateway;
 
 namespace Pipeline.Ingest.Http;

@@ -1,6 +1,5 @@
-using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pipeline.Infra.EventStore;
+using Pipeline.Cli.Hosting;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 
@@ -26,6 +25,7 @@ public sealed class StackFixture : IAsyncLifetime
             DataDirectory = Environment.GetEnvironmentVariable("PIPELINE_DATA") ?? Path.Combine(RepositoryRoot, ".data"),
             Postgres = { ConnectionString = Environment.GetEnvironmentVariable("PIPELINE_POSTGRES") },
             Kafka = { BootstrapServers = Environment.GetEnvironmentVariable("PIPELINE_KAFKA") },
+            ConfigureStore = PipelineStore.Configure,
         };
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         _stack = await DevStack.StartAsync(options, NullLogger.Instance, timeout.Token);
@@ -44,19 +44,8 @@ public sealed class StackFixture : IAsyncLifetime
         return topic;
     }
 
-    /// <summary>An event store in a schema of its own, emptied first: isolation per test class, reset before, never after.</summary>
-    public async Task<DocumentStore> CreateStoreAsync(string schema)
-    {
-        await using (var connection = new Npgsql.NpgsqlConnection(Stack.PostgresConnectionString))
-        {
-            await connection.OpenAsync();
-            await using var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE", connection);
-            await drop.ExecuteNonQueryAsync();
-        }
-        var store = EventStoreConfiguration.Create(Stack.PostgresConnectionString, schema);
-        await EventStoreConfiguration.ApplySchemaAsync(store);
-        return store;
-    }
+    /// <summary>The stack with an event store in a schema of its own, emptied first: isolation per test class, reset before, never after.</summary>
+    public Task<DevStack> CreateStackAsync(string schema) => Stack.WithSchemaAsync(schema);
 
     private static string FindRoot()
     {

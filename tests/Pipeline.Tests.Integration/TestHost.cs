@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Cli.Hosting;
 using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Stack;
 using Pipeline.Ingest.Mqtt;
 
 namespace Pipeline.Tests.Integration;
@@ -16,10 +17,11 @@ namespace Pipeline.Tests.Integration;
 /// </summary>
 public sealed class TestHost : IAsyncDisposable
 {
-    private TestHost(WebApplication app, StackFixture fixture, string rawTopic, string rejectedTopic, int apiPort, int ingestPort)
+    private TestHost(WebApplication app, StackFixture fixture, DevStack stack, string rawTopic, string rejectedTopic, int apiPort, int ingestPort)
     {
         App = app;
         Fixture = fixture;
+        Stack = stack;
         RawTopic = rawTopic;
         RejectedTopic = rejectedTopic;
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
@@ -28,14 +30,18 @@ public sealed class TestHost : IAsyncDisposable
 
     public WebApplication App { get; }
     public StackFixture Fixture { get; }
+
+    /// <summary>The stack this host runs on: the fixture's servers, and its own event store schema when one was asked for.</summary>
+    public DevStack Stack { get; }
     public string RawTopic { get; }
     public string RejectedTopic { get; }
     public HttpClient Api { get; }
     public HttpClient Ingest { get; }
     public int MqttPort => App.Services.GetRequiredService<MqttGateway>().Port;
 
-    public static async Task<TestHost> StartAsync(StackFixture fixture, Roles roles, IDictionary<string, string?>? settings = null)
+    public static async Task<TestHost> StartAsync(StackFixture fixture, Roles roles, IDictionary<string, string?>? settings = null, string? schema = null)
     {
+        var stack = schema is null ? fixture.Stack : await fixture.CreateStackAsync(schema);
         var rawTopic = await fixture.CreateTopicAsync("raw", partitions: 3);
         var rejectedTopic = await fixture.CreateTopicAsync("rejected", partitions: 3);
         var apiPort = FreePort();
@@ -50,9 +56,9 @@ public sealed class TestHost : IAsyncDisposable
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) values[key] = value;
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var app = PipelineHost.Build(configuration, fixture.Stack, roles);
+        var app = PipelineHost.Build(configuration, stack, roles);
         await app.StartAsync();
-        return new TestHost(app, fixture, rawTopic, rejectedTopic, apiPort, ingestPort);
+        return new TestHost(app, fixture, stack, rawTopic, rejectedTopic, apiPort, ingestPort);
     }
 
     /// <summary>Everything in a topic, from the beginning of every partition to its current end.</summary>
@@ -91,5 +97,6 @@ public sealed class TestHost : IAsyncDisposable
         Ingest.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+        if (Stack != Fixture.Stack) await Stack.DisposeAsync();
     }
 }

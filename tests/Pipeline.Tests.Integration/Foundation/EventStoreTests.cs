@@ -15,7 +15,8 @@ public sealed class EventStoreTests(StackFixture fixture)
     [Fact]
     public async Task AppendAndRead_StoresEventsUnderTheirWireNames()
     {
-        using var store = await fixture.CreateStoreAsync("it_event_store_append");
+        await using var stack = await fixture.CreateStackAsync("it_event_store_append");
+        var store = stack.Store;
         var registered = new DeviceRegistered(Device, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", DeviceKind.Vehicle,
             new Dictionary<string, string> { ["make"] = "Volvo" }, "message", "0x01", "0x02", DateTimeOffset.UtcNow);
         var accepted = new ReadingAccepted("0xabc", 1, DateTimeOffset.UtcNow.AddSeconds(-1), DateTimeOffset.UtcNow,
@@ -51,7 +52,8 @@ public sealed class EventStoreTests(StackFixture fixture)
     [Fact]
     public async Task Append_WithAnEventIdAlreadyStored_IsRefusedByTheStore()
     {
-        using var store = await fixture.CreateStoreAsync("it_event_store_unique");
+        await using var stack = await fixture.CreateStackAsync("it_event_store_unique");
+        var store = stack.Store;
         var id = Guid.NewGuid();
         await AppendWithId(store, id);
         var error = await Assert.ThrowsAsync<MartenCommandException>(() => AppendWithId(store, id));

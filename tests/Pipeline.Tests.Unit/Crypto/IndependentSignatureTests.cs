@@ -1,3 +1,4 @@
+using Pipeline.Tests.Support;
 using System.Text;
 using System.Text.Json;
 using Pipeline.Core.Crypto;

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace Pipeline.Tests.Unit;
+namespace Pipeline.Tests.Support;
 
 /// <summary>Runs the independent tools ./depin installs under infra/tools (cast, node with ethers).</summary>
-internal static class RepositoryTools
+public static class RepositoryTools
 {
     public static string Root { get; } = FindRoot();
 

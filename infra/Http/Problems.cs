@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Pipeline.Core.Envelope;
 
-namespace Pipeline.Ingest.Http;
+namespace Pipeline.Infra.Http;
 
 /// <summary>RFC 9457 problem responses whose type names the reason code; GET /problems/{reason} explains each.</summary>
 public static class Problems
@@ -12,10 +12,13 @@ public static class Problems
         ReasonCode.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
         ReasonCode.RateLimited => StatusCodes.Status429TooManyRequests,
         ReasonCode.Unavailable => StatusCodes.Status503ServiceUnavailable,
-        ReasonCode.UnknownDevice or ReasonCode.SignerMismatch => StatusCodes.Status403Forbidden,
-        ReasonCode.SeqConflict => StatusCodes.Status409Conflict,
+        ReasonCode.UnknownDevice => StatusCodes.Status404NotFound,
+        ReasonCode.SignerMismatch or ReasonCode.WrongOwner => StatusCodes.Status403Forbidden,
+        ReasonCode.SeqConflict or ReasonCode.AlreadyRegistered or ReasonCode.StaleMessage => StatusCodes.Status409Conflict,
         _ => StatusCodes.Status400BadRequest,
     };
+
+    public static IResult For(HttpContext context, Rejection rejection) => For(context, rejection.Code, rejection.Detail, retryAfterSeconds: 1);
 
     public static IResult For(HttpContext context, ReasonCode reason, string detail, int retryAfterSeconds, object? receipts = null)
     {

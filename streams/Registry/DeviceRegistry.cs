@@ -1,0 +1,71 @@
+using Marten;
+using Marten.Services;
+using Npgsql;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Registry;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Streams.Registry;
+
+/// <summary>
+/// Registers and transfers devices: decides with <see cref="DeviceRegistration"/> and appends the event, one device at a
+/// time (a transaction-scoped advisory lock per address), so two racing registrations cannot both succeed.
+/// </summary>
+public sealed class DeviceRegistry(DevStack stack, TimeProvider clock)
+{
+    public async Task<(Device? Device, Rejection? Rejection)> RegisterAsync(string message, string ownerSignature, string deviceSignature, CancellationToken cancellation)
+    {
+        var (parsed, rejection) = RegistrationMessage.Parse(message);
+        if (parsed is null) return (null, rejection);
+        return await DecideAsync(parsed.Device.ToLowerHex(), current =>
+        {
+            var (registered, refused) = DeviceRegistration.Register(message, ownerSignature, deviceSignature, current, clock.GetUtcNow());
+            return (registered, refused);
+        }, cancellation);
+    }
+
+    public async Task<(Device? Device, Rejection? Rejection)> TransferAsync(string device, string message, string fromSignature, string toSignature, CancellationToken cancellation)
+    {
+        var id = device.ToLowerInvariant();
+        return await DecideAsync(id, current =>
+        {
+            var (transferred, refused) = DeviceRegistration.Transfer(id, message, fromSignature, toSignature, current, clock.GetUtcNow());
+            return (transferred, refused);
+        }, cancellation);
+    }
+
+    public async Task<Device?> FindAsync(string device, CancellationToken cancellation)
+    {
+        await using var session = stack.Store.QuerySession();
+        return await session.LoadAsync<Device>(device.ToLowerInvariant(), cancellation);
+    }
+
+    public async Task<IReadOnlyList<Device>> OwnedByAsync(string owner, CancellationToken cancellation)
+    {
+        await using var session = stack.Store.QuerySession();
+        var id = owner.ToLowerInvariant();
+        return await session.Query<Device>().Where(d => d.Owner == id).OrderBy(d => d.Id).ToListAsync(cancellation);
+    }
+
+    private async Task<(Device?, Rejection?)> DecideAsync(string device, Func<RegisteredDevice?, (object? Event, Rejection? Rejection)> decide, CancellationToken cancellation)
+    {
+        await using var connection = new NpgsqlConnection(stack.PostgresConnectionString);
+        await connection.OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('device:' || $1, 0))", connection, transaction))
+        {
+            lockCommand.Parameters.Add(new NpgsqlParameter { Value = device });
+            await lockCommand.ExecuteNonQueryAsync(cancellation);
+        }
+        await using var session = stack.Store.LightweightSession(SessionOptions.ForTransaction(transaction));
+        var current = await session.LoadAsync<Device>(device, cancellation);
+        var (decided, rejection) = decide(current?.ToState());
+        if (decided is null) return (null, rejection);
+
+        session.Events.Append(device, decided);
+        await session.SaveChangesAsync(cancellation);
+        await transaction.CommitAsync(cancellation);
+        await using var query = stack.Store.QuerySession();
+        return (await query.LoadAsync<Device>(device, cancellation), null);
+    }
+}
