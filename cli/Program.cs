@@ -5,6 +5,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, vali
 {
     UpCommand.Create(),
     StageCommands.Ingest(),
+    SimulateCommand.Create(),
     ResetCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -46,7 +46,7 @@ public static class IngestRegistration
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(64L * 1024 * 1024));
-        ingest.MapGet("/problems/{reason}", Problems.Explain)
+        ingest.MapGet("/problems/{reason}", (string reason) => Problems.Explain(reason))
             .WithName("ExplainProblem")
             .WithSummary("What a reason code means");
         return app;

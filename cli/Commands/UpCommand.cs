@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net.Sockets;
 using Pipeline.Cli.Hosting;
+using Pipeline.Cli.Simulator;
 using Pipeline.Infra.Stack;
 using Spectre.Console;
 
@@ -12,13 +13,20 @@ public static class UpCommand
     public static Command Create()
     {
         var arguments = new StackArguments();
-        var command = new Command("up", "Run the whole pipeline on this machine: PostgreSQL, Kafka, the stages and the API.");
+        var vehicles = new Option<int>("--fleet-vehicles") { Description = "Vehicles of the simulated fleet that drives while the pipeline runs.", DefaultValueFactory = _ => 20 };
+        var stations = new Option<int>("--fleet-stations") { Description = "Weather stations of the simulated fleet.", DefaultValueFactory = _ => 10 };
+        var noFleet = new Option<bool>("--no-fleet") { Description = "Run the pipeline without the simulated fleet." };
+        var command = new Command("up", "Run the whole pipeline on this machine: PostgreSQL, Kafka, the stages, the API and a simulated fleet.") { vehicles, stations, noFleet };
         arguments.AddTo(command);
-        command.SetAction((result, cancellation) => RunAsync(PipelineConfiguration.Build(arguments.Values(result)), Roles.All, cancellation));
+        command.SetAction((result, cancellation) =>
+        {
+            var fleet = result.GetValue(noFleet) ? null : new SimulatorOptions { Vehicles = result.GetValue(vehicles), Stations = result.GetValue(stations), Duration = TimeSpan.FromDays(3650), Transport = TransportMode.Both, ShowProgress = false };
+            return RunAsync(PipelineConfiguration.Build(arguments.Values(result)), Roles.All, cancellation, fleet);
+        });
         return command;
     }
 
-    public static async Task<int> RunAsync(IConfiguration configuration, Roles roles, CancellationToken cancellation)
+    public static async Task<int> RunAsync(IConfiguration configuration, Roles roles, CancellationToken cancellation, SimulatorOptions? fleet = null)
     {
         using var loggerFactory = LoggerFactory.Create(logging => PipelineHost.ConfigureLogging(logging, configuration));
         var logger = loggerFactory.CreateLogger("depin");
@@ -56,12 +64,46 @@ public static class UpCommand
                 AnsiConsole.MarkupLineInterpolated($"[red]Cannot start:[/] {e.Message}");
                 return 2;
             }
-            PrintWhereEverythingIs(stack, PipelineConfiguration.Endpoints(configuration), roles);
+            var endpoints = PipelineConfiguration.Endpoints(configuration);
+            PrintWhereEverythingIs(stack, endpoints, roles);
+            using var stopFleet = new CancellationTokenSource();
+            var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
+            {
+                ApiUrl = endpoints.ApiUrl,
+                IngestUrl = endpoints.IngestUrl,
+                MqttHost = endpoints.ListenAddress,
+                MqttPort = endpoints.MqttPort,
+                StateDirectory = Path.Combine(stack.DataDirectory, "simulator"),
+            }, logger, stopFleet.Token);
             await app.WaitForShutdownAsync(CancellationToken.None);
+            await stopFleet.CancelAsync();
+            await fleetRun;
             await app.DisposeAsync();
         }
         AnsiConsole.MarkupLine("[grey]Stopped.[/]");
         return 0;
+    }
+
+    /// <summary>The demo fleet: drives until the host stops, with a status line now and then.</summary>
+    private static async Task RunFleetAsync(SimulatorOptions options, ILogger logger, CancellationToken cancellation)
+    {
+        var simulation = new Simulation(options, TimeProvider.System);
+        var run = simulation.RunAsync(cancellation);
+        while (!run.IsCompleted)
+        {
+            await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(15), CancellationToken.None));
+            var stats = simulation.Stats;
+            logger.LogInformation("Fleet: {Registered} devices, {Sent} readings sent, {Acknowledged} acknowledged, {Refused} refused at the edge, {Retried} retried",
+                stats.Registered, stats.Sent, stats.Acknowledged, stats.Refused, stats.Retried);
+        }
+        try
+        {
+            await run;
+        }
+        catch (Exception e) when (e is InvalidOperationException or HttpRequestException)
+        {
+            logger.LogError("The simulated fleet stopped: {Message}", e.Message);
+        }
     }
 
     private static void PrintWhereEverythingIs(DevStack stack, EndpointsOptions endpoints, Roles roles)

@@ -1,0 +1,71 @@
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace Pipeline.Cli.Simulator.Senders;
+
+/// <summary>
+/// Publishes readings over MQTT 5 with QoS 1, one connection per lane so each device's readings stay in order. A
+/// PUBACK reason code says refused; a dropped connection (the edge shedding load) means reconnect and send again.
+/// </summary>
+public sealed class MqttSender(string host, int port, string clientId, SimulationStats stats) : IReadingSender
+{
+    private readonly IMqttClient _client = new MqttClientFactory().CreateMqttClient();
+
+    public async Task SendAsync(IReadOnlyList<Outgoing> batch, CancellationToken cancellation)
+    {
+        stats.AddSent(batch.Count);
+        foreach (var item in batch)
+        {
+            while (!cancellation.IsCancellationRequested)
+            {
+                try
+                {
+                    await EnsureConnectedAsync(cancellation);
+                    var message = new MqttApplicationMessageBuilder()
+                        .WithTopic($"devices/{item.Device.Address}/readings")
+                        .WithPayload(item.Envelope)
+                        .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
+                        .Build();
+                    var result = await _client.PublishAsync(message, cancellation);
+                    if (result.ReasonCode == MqttClientPublishReasonCode.Success)
+                    {
+                        item.Entry.Edge = "accepted";
+                        stats.AddAcknowledged(1);
+                    }
+                    else
+                    {
+                        // The edge writes "reason: detail" into the PUBACK's reason string.
+                        var reason = result.ReasonString?.Split(':')[0] ?? result.ReasonCode.ToString();
+                        item.Entry.Edge = "refused:" + reason;
+                        stats.Refuse(reason);
+                    }
+                    break;
+                }
+                catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or MQTTnet.Adapter.MqttConnectingFailedException or OperationCanceledException && !cancellation.IsCancellationRequested)
+                {
+                    stats.AddRetried(1);
+                    await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
+                }
+            }
+        }
+    }
+
+    private async Task EnsureConnectedAsync(CancellationToken cancellation)
+    {
+        if (_client.IsConnected) return;
+        var options = new MqttClientOptionsBuilder()
+            .WithTcpServer(host, port)
+            .WithClientId(clientId)
+            .WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithTimeout(TimeSpan.FromSeconds(10))
+            .Build();
+        await _client.ConnectAsync(options, cancellation);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_client.IsConnected) await _client.DisconnectAsync();
+        _client.Dispose();
+    }
+}

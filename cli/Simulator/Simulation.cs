@@ -1,0 +1,127 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Threading.Channels;
+using Pipeline.Cli.Simulator.Senders;
+using Pipeline.Core.Crypto;
+using Pipeline.Streams.Registry;
+
+namespace Pipeline.Cli.Simulator;
+
+/// <summary>What a run did: every reading in the ledger, and the counters.</summary>
+public sealed record SimulationResult(Ledger Ledger, SimulationStats Stats, Fleet Fleet, TimeSpan Elapsed);
+
+/// <summary>
+/// Runs a fleet against a running pipeline: registers the devices, then every tick samples the devices that are due,
+/// signs what they say (misbehaving on request) and hands it to senders — lanes that keep each device's readings in
+/// order — until the duration is up or every replay has finished.
+/// </summary>
+public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
+{
+    private const int HttpLanes = 4;
+    private const int MqttLanes = 8;
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+
+    public SimulationStats Stats { get; } = new();
+    public Ledger Ledger { get; } = new();
+
+    public async Task<SimulationResult> RunAsync(CancellationToken cancellation)
+    {
+        var start = clock.GetUtcNow();
+        var fleet = Fleet.Create(options, start);
+        await RegisterAsync(fleet, cancellation);
+
+        var misbehaver = new Misbehaver(options, fleet, Ledger, Stats);
+        var lanes = new List<Lane>();
+        for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats)));
+        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, $"depin-sim-{options.Seed}-{i}-{Guid.NewGuid():N}"[..40], Stats)));
+        var laneTasks = lanes.Select(lane => lane.RunAsync(cancellation)).ToList();
+
+        var onlyReplay = options.Vehicles == 0 && options.Stations == 0 && options.Replay.Count > 0;
+        var end = start + options.Duration;
+        var batches = lanes.Select(_ => new List<Outgoing>()).ToList();
+        try
+        {
+            while (!cancellation.IsCancellationRequested)
+            {
+                var now = clock.GetUtcNow();
+                if (onlyReplay ? fleet.Devices.All(d => d.Source.Finished) : now >= end) break;
+                for (var i = 0; i < fleet.Devices.Count; i++)
+                {
+                    var device = fleet.Devices[i];
+                    if (device.Source.Finished || device.Source.NextDue > now) continue;
+                    if (device.Source.Sample(now) is not var (signals, obd)) continue;
+                    var lane = device.Transport == TransportMode.Mqtt ? HttpLanes + i % MqttLanes : i % HttpLanes;
+                    batches[lane].AddRange(misbehaver.Emit(device, device.Transport, now, signals, obd));
+                }
+                for (var lane = 0; lane < lanes.Count; lane++)
+                {
+                    if (batches[lane].Count == 0) continue;
+                    await lanes[lane].Queue.Writer.WriteAsync(batches[lane], cancellation);
+                    batches[lane] = [];
+                }
+                await Task.Delay(Tick, clock, cancellation);
+            }
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Ctrl-C: stop sampling, still let the lanes finish what they hold.
+        }
+        foreach (var lane in lanes) lane.Queue.Writer.Complete();
+        using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await Task.WhenAll(laneTasks).WaitAsync(drain.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        foreach (var lane in lanes) await lane.Sender.DisposeAsync();
+        fleet.Save();
+        return new SimulationResult(Ledger, Stats, fleet, clock.GetUtcNow() - start);
+    }
+
+    /// <summary>Registers every device (owner and device sign); one already registered is fine.</summary>
+    private async Task RegisterAsync(Fleet fleet, CancellationToken cancellation)
+    {
+        using var client = new HttpClient { BaseAddress = new Uri(options.ApiUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        try
+        {
+            using var health = await client.GetAsync("health", cancellation);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new InvalidOperationException($"The registry API at {options.ApiUrl} does not answer ({e.Message}). Start the pipeline with ./depin up, or pass --api.", e);
+        }
+        await Parallel.ForEachAsync(fleet.Devices, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellation }, async (device, token) =>
+        {
+            var message = device.RegistrationMessage(clock.GetUtcNow()).ToJson();
+            var bytes = Encoding.UTF8.GetBytes(message);
+            var request = new RegisterDeviceRequest(message, Hex.Encode0x(device.Owner.SignPersonal(bytes)), Hex.Encode0x(device.Key.SignPersonal(bytes)));
+            using var response = await client.PostAsJsonAsync("v1/devices", request, token);
+            if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.Conflict))
+                throw new InvalidOperationException($"Registering {device.Name} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");
+            device.Registered = true;
+            Stats.AddRegistered();
+        });
+    }
+
+    /// <summary>One sender and its queue: batches go out one after another, so a device's readings keep their order.</summary>
+    private sealed class Lane(IReadingSender sender)
+    {
+        public IReadingSender Sender { get; } = sender;
+        public Channel<List<Outgoing>> Queue { get; } = Channel.CreateUnbounded<List<Outgoing>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+        public async Task RunAsync(CancellationToken cancellation)
+        {
+            while (await Queue.Reader.WaitToReadAsync(CancellationToken.None))
+            {
+                // Whatever piled up while the last send was out goes in one request.
+                var batch = new List<Outgoing>();
+                while (batch.Count < 1_000 && Queue.Reader.TryRead(out var more)) batch.AddRange(more);
+                try
+                {
+                    await Sender.SendAsync(batch, cancellation);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+using System.Collections.Concurrent;
+
+namespace Pipeline.Cli.Simulator;
+
+/// <summary>Live counters of a run, read by the progress display and the summary.</summary>
+public sealed class SimulationStats
+{
+    private long _sent;
+    private long _acknowledged;
+    private long _retried;
+    private long _registered;
+
+    public long Sent => Interlocked.Read(ref _sent);
+    public long Acknowledged => Interlocked.Read(ref _acknowledged);
+    public long Retried => Interlocked.Read(ref _retried);
+    public long Registered => Interlocked.Read(ref _registered);
+    public ConcurrentDictionary<string, long> RefusedByReason { get; } = new();
+    public ConcurrentDictionary<string, long> MisbehavedByKind { get; } = new();
+    public long Refused => RefusedByReason.Values.Sum();
+
+    public void AddSent(int count) => Interlocked.Add(ref _sent, count);
+    public void AddAcknowledged(int count) => Interlocked.Add(ref _acknowledged, count);
+    public void AddRetried(int count) => Interlocked.Add(ref _retried, count);
+    public void AddRegistered() => Interlocked.Increment(ref _registered);
+    public void Refuse(string reason) => RefusedByReason.AddOrUpdate(reason, 1, (_, n) => n + 1);
+    public void Misbehaved(Misbehaviour kind) => MisbehavedByKind.AddOrUpdate(kind.ToString().ToLowerInvariant(), 1, (_, n) => n + 1);
+}

@@ -1,0 +1,59 @@
+using Pipeline.Cli.Hosting;
+using Pipeline.Cli.Simulator;
+using Pipeline.Core.Envelope;
+
+namespace Pipeline.Tests.Integration.Simulator;
+
+/// <summary>The simulator against the real edge and registry: every device registers, readings arrive, and a restart continues.</summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class SimulationTests(StackFixture fixture)
+{
+    [Fact]
+    public async Task Fleet_OverHttpAndMqtt_RegistersSendsAndIsAcknowledged_ThenARestartContinuesItsSequences()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_simulation");
+        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
+        var options = new SimulatorOptions
+        {
+            Vehicles = 12,
+            Stations = 6,
+            Duration = TimeSpan.FromSeconds(6),
+            Rate = 40,
+            Transport = TransportMode.Both,
+            Misbehave = Misbehaviour.All,
+            MisbehaveRate = 0.2,
+            Seed = 42,
+            ApiUrl = host.Api.BaseAddress!.ToString(),
+            IngestUrl = host.Ingest.BaseAddress!.ToString(),
+            MqttPort = host.MqttPort,
+            StateDirectory = state,
+            ShowProgress = false,
+        };
+
+        var first = await new Simulation(options, TimeProvider.System).RunAsync(CancellationToken.None);
+        Assert.Equal(18, first.Stats.Registered);
+        var entries = first.Ledger.Entries;
+        Assert.True(entries.Count > 100, $"only {entries.Count} readings in 6 s at 40/s");
+        Assert.Contains(entries, e => e.Transport == "http");
+        Assert.Contains(entries, e => e.Transport == "mqtt");
+        Assert.All(entries, e => Assert.NotEqual("", e.Edge));
+        // The edge checks shape only: everything but the malformed ones is acknowledged, the malformed ones refused.
+        Assert.All(entries.Where(e => e.Expected != "malformed"), e => Assert.Equal("accepted", e.Edge));
+        Assert.All(entries.Where(e => e.Expected == "malformed"), e => Assert.Equal("refused:malformed", e.Edge));
+        Assert.True(entries.Count(e => e.Misbehaviour is not null) > 10);
+
+        var inTopic = host.ReadAll(host.RawTopic).Select(m => EnvelopeParser.Parse(m.Message.Value, EnvelopeLimits.Default).Reading!.Id).ToList();
+        Assert.Equal(entries.Where(e => e.Edge == "accepted").Select(e => e.ReadingId!).Order(), inTopic.Order());
+
+        var lastSeq = first.Fleet.Devices.ToDictionary(d => d.Name, d => (d.Address, d.Seq));
+        var second = await new Simulation(options with { Duration = TimeSpan.FromSeconds(3), Misbehave = Misbehaviour.None }, TimeProvider.System).RunAsync(CancellationToken.None);
+        foreach (var device in second.Fleet.Devices)
+        {
+            Assert.Equal(lastSeq[device.Name].Address, device.Address);
+            var sent = second.Ledger.Entries.Where(e => e.Device == device.Address).Select(e => e.Seq).ToList();
+            if (sent.Count > 0) Assert.Equal(lastSeq[device.Name].Seq + 1, sent.Min());
+        }
+        Directory.Delete(state, recursive: true);
+    }
+}
