@@ -1,3 +1,4 @@
+using Pipeline.Tests.Support;
 using System.Collections.Concurrent;
 using Pipeline.Cli.Simulator.Replay;
 
