@@ -71,6 +71,8 @@ public static class SimulateCommand
 
     public static async Task<int> RunAsync(SimulatorOptions options, CancellationToken cancellation)
     {
+        if (options.Speedup > 1 && options.Replay.Any(f => Path.GetFileName(f).StartsWith("envirocar", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("carscanner", StringComparison.Ordinal)))
+            AnsiConsole.MarkupLine("[yellow]Replaying a vehicle trace faster than recorded compresses its timestamps: its GPS fixes then imply speeds × the speed-up, which the processors refuse as teleports. Replay vehicle traces at --speedup 1.[/]");
         var simulation = new Simulation(options, TimeProvider.System);
         var run = simulation.RunAsync(cancellation);
         if (options.ShowProgress)
