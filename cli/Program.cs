@@ -5,6 +5,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, vali
 {
     UpCommand.Create(),
     StageCommands.Ingest(),
+    StageCommands.Streams(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
 };

@@ -24,6 +24,7 @@ public static class PipelineConfiguration
         ["PIPELINE_INGEST_PORT"] = $"{EndpointsOptions.Section}:IngestPort",
         ["PIPELINE_MQTT_PORT"] = $"{EndpointsOptions.Section}:MqttPort",
         ["PIPELINE_ANVIL_PORT"] = $"{EndpointsOptions.Section}:AnvilPort",
+        ["PIPELINE_STATUS_PORT"] = $"{EndpointsOptions.Section}:StatusPort",
     };
 
     public static IConfigurationRoot Build(IEnumerable<KeyValuePair<string, string?>> commandLine)

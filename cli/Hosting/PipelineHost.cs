@@ -5,6 +5,7 @@ using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 using Pipeline.Core.Envelope;
 using Pipeline.Ingest;
+using Pipeline.Streams;
 using Pipeline.Streams.Registry;
 using Scalar.AspNetCore;
 
@@ -17,7 +18,8 @@ public enum Roles
     None = 0,
     Api = 1,
     Ingest = 2,
-    All = Api | Ingest,
+    Streams = 4,
+    All = Api | Ingest | Streams,
 }
 
 /// <summary>
@@ -38,6 +40,8 @@ public static class PipelineHost
         {
             if (roles.HasFlag(Roles.Api)) kestrel.Listen(address, endpoints.ApiPort);
             if (roles.HasFlag(Roles.Ingest)) kestrel.Listen(address, endpoints.IngestPort);
+            // A process without an HTTP surface of its own still answers /health and /metrics.
+            if (!roles.HasFlag(Roles.Api) && !roles.HasFlag(Roles.Ingest)) kestrel.Listen(address, endpoints.StatusPort);
         });
 
         builder.Services.AddSingleton(stack);
@@ -67,6 +71,7 @@ public static class PipelineHost
         if (stack.HasEventStore) health.AddCheck<PostgresHealthCheck>("postgres");
         if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) builder.Services.AddSingleton<DeviceRegistry>();
+        if (roles.HasFlag(Roles.Streams)) builder.Services.AddStreams(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter("Pipeline.*")

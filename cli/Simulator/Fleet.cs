@@ -1,3 +1,4 @@
+using Pipeline.Core.Signals;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

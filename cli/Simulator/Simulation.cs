@@ -33,8 +33,8 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
 
         var misbehaver = new Misbehaver(options, fleet, Ledger, Stats);
         var lanes = new List<Lane>();
-        for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats)));
-        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, $"depin-sim-{options.Seed}-{i}-{Guid.NewGuid():N}"[..40], Stats)));
+        for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats), Stats));
+        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, $"depin-sim-{options.Seed}-{i}-{Guid.NewGuid():N}"[..40], Stats), Stats));
         var laneTasks = lanes.Select(lane => lane.RunAsync(cancellation)).ToList();
 
         var onlyReplay = options.Vehicles == 0 && options.Stations == 0 && options.Replay.Count > 0;
@@ -101,7 +101,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
     }
 
     /// <summary>One sender and its queue: batches go out one after another, so a device's readings keep their order.</summary>
-    private sealed class Lane(IReadingSender sender)
+    private sealed class Lane(IReadingSender sender, SimulationStats stats)
     {
         public IReadingSender Sender { get; } = sender;
         public Channel<List<Outgoing>> Queue { get; } = Channel.CreateUnbounded<List<Outgoing>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -117,9 +117,15 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
                 {
                     await Sender.SendAsync(batch, cancellation);
                 }
-                catch (OperationCanceledException)
+                catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
                 {
                     return;
+                }
+                catch (Exception e)
+                {
+                    // A lane never dies: the batch is marked failed and the next one goes out.
+                    foreach (var item in batch.Where(i => i.Entry.Edge == "")) item.Entry.Edge = $"failed:{e.GetType().Name}: {e.Message}";
+                    stats.Fail(e);
                 }
             }
         }

@@ -23,5 +23,10 @@ public sealed class SimulationStats
     public void AddRetried(int count) => Interlocked.Add(ref _retried, count);
     public void AddRegistered() => Interlocked.Increment(ref _registered);
     public void Refuse(string reason) => RefusedByReason.AddOrUpdate(reason, 1, (_, n) => n + 1);
+    /// <summary>Batches a sender could not deliver, by error, for the summary.</summary>
+    public ConcurrentDictionary<string, long> Failures { get; } = new();
+
+    public void Fail(Exception e) => Failures.AddOrUpdate($"{e.GetType().Name}: {e.Message}", 1, (_, n) => n + 1);
+
     public void Misbehaved(Misbehaviour kind) => MisbehavedByKind.AddOrUpdate(kind.ToString().ToLowerInvariant(), 1, (_, n) => n + 1);
 }

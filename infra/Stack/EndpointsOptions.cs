@@ -11,6 +11,9 @@ public sealed class EndpointsOptions
     public int MqttPort { get; set; } = 1883;
     public int AnvilPort { get; set; } = 8545;
 
+    /// <summary>/health and /metrics of a process that runs only background stages (depin streams); 0 picks a free port.</summary>
+    public int StatusPort { get; set; } = 5082;
+
     public string MqttAddress => $"{ListenAddress}:{MqttPort}";
     public string ApiUrl => $"http://{ListenAddress}:{ApiPort}";
     public string IngestUrl => $"http://{ListenAddress}:{IngestPort}";

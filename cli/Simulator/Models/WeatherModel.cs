@@ -1,3 +1,4 @@
+using Pipeline.Core.Signals;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;
 
 namespace Pipeline.Cli.Simulator.Models;

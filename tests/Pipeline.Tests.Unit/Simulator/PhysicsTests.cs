@@ -1,3 +1,4 @@
+using Pipeline.Core.Signals;
 using Pipeline.Cli.Simulator.Models;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;

@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Pipeline.Core.Kafka;
+using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Streams.Processing;
+
+/// <summary>
+/// Moves dead letters from the store (written in the processors' transactions) to telemetry.rejected.v1, exactly once:
+/// one relay at a time holds an advisory lock; a row is marked written after the broker acknowledged it; and a relay
+/// taking over first reads the topic from its last verified offsets, so letters written just before a crash are not
+/// sent twice.
+/// </summary>
+public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, StreamsMetrics metrics, IOptions<KafkaOptions> kafka, ILogger<DeadLetterRelay> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim _wake = new(0);
+
+    /// <summary>Dead letters relayed since start.</summary>
+    public long Written => Interlocked.Read(ref _written);
+    private long _written;
+
+    public void Notify()
+    {
+        if (_wake.CurrentCount == 0) _wake.Release();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await store.EnsureSchemaAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var leadership = await store.OpenAsync(stoppingToken);
+                if (!await TryLeadAsync(leadership, stoppingToken))
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(5), stoppingToken);
+                    continue;
+                }
+                using var producer = new ProducerBuilder<string?, byte[]>(kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-dead-letters")).Build();
+                await ReconcileAsync(stoppingToken);
+                while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
+                {
+                    if (await RelayAsync(producer, stoppingToken) == 0) await _wake.WaitAsync(TimeSpan.FromMilliseconds(500), stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Dead-letter relay interrupted: {Message}; retrying", e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task<bool> TryLeadAsync(NpgsqlConnection connection, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtextextended('depin:dead-letter-relay:' || $1, 0))", connection)
+        {
+            Parameters = { new() { Value = store.Schema } },
+        };
+        return (bool)(await command.ExecuteScalarAsync(cancellation))!;
+    }
+
+    /// <summary>Marks as written the pending letters that a previous relay delivered but could not mark before it died.</summary>
+    private async Task ReconcileAsync(CancellationToken cancellation)
+    {
+        await using var connection = await store.OpenAsync(cancellation);
+        var pending = new HashSet<string>(StringComparer.Ordinal);
+        await using (var select = new NpgsqlCommand($"SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {store.Schema}.dead_letters WHERE NOT written", connection))
+        await using (var reader = await select.ExecuteReaderAsync(cancellation))
+        {
+            while (await reader.ReadAsync(cancellation)) pending.Add(reader.GetString(0));
+        }
+        if (pending.Count == 0) return;
+
+        var topic = kafka.Value.RejectedTopic;
+        var checkpoints = await CheckpointsAsync(connection, topic, cancellation);
+        var config = kafka.Value.ConsumerConfig(stack.KafkaBootstrapServers, "depin-dead-letter-reconcile", "depin-dead-letter-reconcile");
+        config.EnablePartitionEof = true;
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = stack.KafkaBootstrapServers }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions.Select(p => p.PartitionId).ToList();
+        consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p, checkpoints.TryGetValue(p, out var from) ? new Offset(from) : Offset.Beginning)));
+        var delivered = new List<string>();
+        var ended = new HashSet<int>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (ended.Count < partitions.Count && DateTime.UtcNow < deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            if (result is null) continue;
+            if (result.IsPartitionEOF)
+            {
+                ended.Add(result.Partition.Value);
+                continue;
+            }
+            if (result.Message.Headers.TryGetLastBytes(HeaderNames.Source, out var source) && pending.Contains(Encoding.UTF8.GetString(source)))
+                delivered.Add(Encoding.UTF8.GetString(source));
+        }
+        if (ended.Count < partitions.Count) throw new TimeoutException("Reading the dead-letter topic to reconcile did not reach its end.");
+        if (delivered.Count > 0)
+        {
+            await using var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE source_topic || '/' || source_partition || '/' || source_offset = ANY($1)", connection)
+            {
+                Parameters = { new() { Value = delivered.ToArray() } },
+            };
+            await mark.ExecuteNonQueryAsync(cancellation);
+            logger.LogInformation("Reconciled {Count} dead letters delivered before the last relay stopped", delivered.Count);
+        }
+    }
+
+    /// <summary>Sends one page of pending letters; returns how many went out.</summary>
+    private async Task<int> RelayAsync(IProducer<string?, byte[]> producer, CancellationToken cancellation)
+    {
+        await using var connection = await store.OpenAsync(cancellation);
+        var letters = new List<(long Id, string Source, Message<string?, byte[]> Message)>();
+        await using (var select = new NpgsqlCommand($"""
+            SELECT id, source_topic, source_partition, source_offset, device, reason, detail, value, received_at
+            FROM {store.Schema}.dead_letters WHERE NOT written ORDER BY id LIMIT 1000
+            """, connection))
+        await using (var reader = await select.ExecuteReaderAsync(cancellation))
+        {
+            while (await reader.ReadAsync(cancellation))
+            {
+                var source = $"{reader.GetString(1)}/{reader.GetInt32(2)}/{reader.GetInt64(3)}";
+                letters.Add((reader.GetInt64(0), source, new Message<string?, byte[]>
+                {
+                    Key = reader.IsDBNull(4) ? null : reader.GetString(4),
+                    Value = (byte[])reader[7],
+                    Headers = new Headers
+                    {
+                        { HeaderNames.Reason, Encoding.UTF8.GetBytes(reader.GetString(5)) },
+                        { HeaderNames.Detail, Encoding.UTF8.GetBytes(reader.GetString(6)) },
+                        { HeaderNames.Source, Encoding.UTF8.GetBytes(source) },
+                        { HeaderNames.ReceivedAt, Encoding.ASCII.GetBytes(reader.GetFieldValue<DateTimeOffset>(8).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)) },
+                    },
+                }));
+            }
+        }
+        if (letters.Count == 0) return 0;
+
+        var topic = kafka.Value.RejectedTopic;
+        var results = await Task.WhenAll(letters.Select(l => producer.ProduceAsync(topic, l.Message, cancellation)));
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE id = ANY($1)", connection, transaction))
+        {
+            mark.Parameters.Add(new NpgsqlParameter { Value = letters.Select(l => l.Id).ToArray() });
+            await mark.ExecuteNonQueryAsync(cancellation);
+        }
+        // Everything below these offsets is accounted for: the next reconcile starts here.
+        await using (var checkpoint = new NpgsqlCommand($"""
+            INSERT INTO {store.Schema}.dead_letter_checkpoints (topic, partition, verified_offset)
+            SELECT $1, * FROM unnest($2::int[], $3::bigint[])
+            ON CONFLICT (topic, partition) DO UPDATE SET verified_offset = GREATEST({store.Schema}.dead_letter_checkpoints.verified_offset, EXCLUDED.verified_offset)
+            """, connection, transaction))
+        {
+            var ends = results.GroupBy(r => r.Partition.Value).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = topic });
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = ends.Keys.ToArray() });
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = ends.Values.ToArray() });
+            await checkpoint.ExecuteNonQueryAsync(cancellation);
+        }
+        await transaction.CommitAsync(cancellation);
+        Interlocked.Add(ref _written, letters.Count);
+        metrics.DeadLettersWritten(letters.Count);
+        return letters.Count;
+    }
+
+    private async Task<Dictionary<int, long>> CheckpointsAsync(NpgsqlConnection connection, string topic, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand($"SELECT partition, verified_offset FROM {store.Schema}.dead_letter_checkpoints WHERE topic = $1", connection)
+        {
+            Parameters = { new() { Value = topic } },
+        };
+        var checkpoints = new Dictionary<int, long>();
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation)) checkpoints[reader.GetInt32(0)] = reader.GetInt64(1);
+        return checkpoints;
+    }
+}

@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Kafka;
+using Pipeline.Core.Signals;
+using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Stack;
+using Pipeline.Streams.Registry;
+
+namespace Pipeline.Streams.Processing;
+
+/// <summary>
+/// A member of the processors' consumer group on telemetry.raw.v1. Per batch: parse and recover signers in parallel,
+/// check registration and plausibility, decide duplicates, equivocation and teleports per device in offset order,
+/// then append the events, the dead letters and the next offsets in one PostgreSQL transaction. The offsets live in
+/// that transaction, so a crash anywhere replays from exactly where the events end: nothing lost, nothing twice.
+/// </summary>
+public sealed class ReadingProcessor(
+    DevStack stack,
+    DeviceDirectory directory,
+    ProcessingStore store,
+    DeadLetterRelay relay,
+    StreamsMetrics metrics,
+    IOptions<ProcessorOptions> options,
+    IOptions<KafkaOptions> kafka,
+    TimeProvider clock,
+    ILogger<ReadingProcessor> logger) : BackgroundService
+{
+    private readonly ProcessorOptions _options = options.Value;
+    private readonly Dictionary<string, Fix> _fixes = new(StringComparer.Ordinal);
+    private readonly List<RawMessage> _pending = [];
+    private long _processed;
+
+    /// <summary>Messages recorded since start: tests and benchmarks wait on it.</summary>
+    public long Processed => Interlocked.Read(ref _processed);
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        // librdkafka's Consume blocks: the loop gets a thread of its own.
+        Task.Factory.StartNew(() => RunAsync(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        await store.EnsureSchemaAsync(stoppingToken);
+        var topic = kafka.Value.RawTopic;
+        var config = kafka.Value.ConsumerConfig(stack.KafkaBootstrapServers, _options.GroupId, $"depin-streams-{Environment.ProcessId}");
+        using var consumer = new ConsumerBuilder<string, byte[]>(config)
+            .SetLogHandler((_, m) => logger.Log(KafkaLog.Level(m.Level), "librdkafka {Facility}: {Message}", m.Facility, m.Message))
+            .SetErrorHandler((_, e) => logger.Log(e.IsFatal ? LogLevel.Critical : LogLevel.Warning, "Kafka consumer: {Reason}", e.Reason))
+            .SetPartitionsAssignedHandler((_, partitions) =>
+            {
+                // Start where the events end: the offsets committed with them, not Kafka's.
+                var offsets = store.OffsetsAsync(_options.GroupId, topic, CancellationToken.None).GetAwaiter().GetResult();
+                logger.LogInformation("Assigned partitions {Partitions}", string.Join(",", partitions.Select(p => p.Partition.Value)));
+                return partitions.Select(p => new TopicPartitionOffset(p, offsets.TryGetValue(p.Partition.Value, out var next) ? new Offset(next) : Offset.Beginning));
+            })
+            .SetPartitionsRevokedHandler((_, partitions) => Release(partitions.Select(p => p.Partition.Value)))
+            .SetPartitionsLostHandler((_, partitions) => Release(partitions.Select(p => p.Partition.Value)))
+            .Build();
+        consumer.Subscribe(topic);
+        var lagChecked = Stopwatch.StartNew();
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                Collect(consumer, stoppingToken);
+                if (_pending.Count > 0)
+                {
+                    var batch = _pending.ToList();
+                    _pending.Clear();
+                    await ProcessWithRetryAsync(batch, stoppingToken);
+                    CommitToKafka(consumer, batch);
+                }
+                if (lagChecked.Elapsed > TimeSpan.FromSeconds(5))
+                {
+                    metrics.Lag(Lag(consumer));
+                    lagChecked.Restart();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            consumer.Close();
+        }
+    }
+
+    /// <summary>Polls until the batch is full or the wait since its first message is over.</summary>
+    private void Collect(IConsumer<string, byte[]> consumer, CancellationToken stoppingToken)
+    {
+        var started = Stopwatch.StartNew();
+        while (_pending.Count < _options.BatchSize && !stoppingToken.IsCancellationRequested)
+        {
+            var wait = _pending.Count == 0 ? TimeSpan.FromMilliseconds(500) : _options.BatchWait - started.Elapsed;
+            if (wait <= TimeSpan.Zero) break;
+            var result = consumer.Consume(wait);
+            if (result is null)
+            {
+                if (_pending.Count > 0) break;
+                continue;
+            }
+            if (_pending.Count == 0) started.Restart();
+            _pending.Add(ToRawMessage(result));
+        }
+    }
+
+    /// <summary>Partitions taken away mid-batch go to their new owner, who starts from the offsets in the store.</summary>
+    private void Release(IEnumerable<int> partitions)
+    {
+        var released = partitions.ToHashSet();
+        _pending.RemoveAll(m => released.Contains(m.Partition));
+        _fixes.Clear();
+        logger.LogInformation("Released partitions {Partitions}", string.Join(",", released));
+    }
+
+    private RawMessage ToRawMessage(ConsumeResult<string, byte[]> result)
+    {
+        var receivedAt = result.Message.Headers.TryGetLastBytes(HeaderNames.ReceivedAt, out var header)
+            && long.TryParse(Encoding.ASCII.GetString(header), NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
+                ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+                : result.Message.Timestamp.UtcDateTime;
+        return new RawMessage(result.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], receivedAt);
+    }
+
+    private async Task ProcessWithRetryAsync(List<RawMessage> batch, CancellationToken stoppingToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ProcessAsync(batch, stoppingToken);
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            {
+                // The database is away: keep the batch and try again; offsets have not moved.
+                logger.LogWarning("Recording a batch failed (attempt {Attempt}): {Message}", attempt, e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), clock, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>Decides and records one batch.</summary>
+    public async Task ProcessAsync(IReadOnlyList<RawMessage> batch, CancellationToken cancellation)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var parsed = new (SignedReading? Reading, Rejection? Rejection)[batch.Count];
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = _options.Parallelism }, i =>
+        {
+            var (reading, rejection) = ReadingValidator.Parse(batch[i], _options.Limits);
+            parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
+        });
+
+        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex());
+        var devices = await directory.LookupAsync(claimed, cancellation);
+        var checkedMessages = new Checked[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var (reading, rejection) = parsed[i];
+            checkedMessages[i] = reading is null || rejection is not null
+                ? new Checked(batch[i], reading, null, rejection, false)
+                : ReadingValidator.CheckAlone(batch[i], reading, devices.GetValueOrDefault(reading.Content.Device.ToLowerHex()), _options.Plausibility);
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var connection = await store.OpenAsync(cancellation);
+            await using var transaction = await connection.BeginTransactionAsync(cancellation);
+            var histories = await store.HistoryAsync(connection, transaction, checkedMessages, _fixes, cancellation);
+            var outcomes = new List<Outcome>(batch.Count);
+            foreach (var message in checkedMessages)
+            {
+                var device = message.Reading?.Content.Device.ToLowerHex();
+                outcomes.Add(ReadingValidator.Decide(message, device is not null && histories.TryGetValue(device, out var history) ? history : new ReadingValidator.DeviceHistory(), _options.Plausibility));
+            }
+            var fixes = histories.Where(h => h.Value.LastFix is not null && (!_fixes.TryGetValue(h.Key, out var known) || known != h.Value.LastFix)).ToDictionary(h => h.Key, h => h.Value.LastFix!.Value);
+
+            if (!await store.RecordAsync(connection, transaction, outcomes, fixes, _options.GroupId, NextOffsets(batch), cancellation))
+            {
+                await transaction.RollbackAsync(cancellation);
+                if (attempt == 3) throw new TimeoutException("Another processor kept recording the same readings; giving the batch back.");
+                continue;
+            }
+            await transaction.CommitAsync(cancellation);
+            foreach (var (device, fix) in fixes) _fixes[device] = fix;
+            Report(outcomes, Stopwatch.GetElapsedTime(started));
+            relay.Notify();
+            return;
+        }
+    }
+
+    private void Report(List<Outcome> outcomes, TimeSpan elapsed)
+    {
+        foreach (var group in outcomes.GroupBy(o => o.Verdict)) metrics.Processed(group.Key, group.Count());
+        foreach (var outcome in outcomes.Where(o => o.Rejection is not null && o.Verdict != Verdict.Duplicate)) metrics.Rejected(outcome.Rejection!.Code.ToWire());
+        metrics.Batch(outcomes.Count, elapsed);
+        Interlocked.Add(ref _processed, outcomes.Count);
+        logger.LogDebug("Batch of {Count}: {Accepted} accepted in {Elapsed} ms", outcomes.Count, outcomes.Count(o => o.Verdict == Verdict.Accepted), elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>Mirrors the offsets into Kafka for lag tools; the store's copy is the one that counts, so a refusal here is harmless.</summary>
+    private void CommitToKafka(IConsumer<string, byte[]> consumer, IEnumerable<RawMessage> batch)
+    {
+        try
+        {
+            consumer.Commit(NextOffsets(batch).Select(p => new TopicPartitionOffset(p.Key.Topic, p.Key.Partition, p.Value)));
+        }
+        catch (KafkaException e)
+        {
+            logger.LogDebug("Mirroring offsets to Kafka failed: {Reason}", e.Error.Reason);
+        }
+    }
+
+    private static Dictionary<(string Topic, int Partition), long> NextOffsets(IEnumerable<RawMessage> batch) =>
+        batch.GroupBy(m => (m.Topic, m.Partition)).ToDictionary(g => g.Key, g => g.Max(m => m.Offset) + 1);
+
+    private static long Lag(IConsumer<string, byte[]> consumer)
+    {
+        long lag = 0;
+        foreach (var partition in consumer.Assignment)
+        {
+            var watermarks = consumer.GetWatermarkOffsets(partition);
+            var position = consumer.Position(partition);
+            if (watermarks.High.Value >= 0 && position.Value >= 0) lag += watermarks.High.Value - position.Value;
+        }
+        return lag;
+    }
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics.Metrics;
+
+namespace Pipeline.Streams.Processing;
+
+/// <summary>What the processors count: messages by verdict, rejections by reason, batch sizes and times, consumer lag.</summary>
+public sealed class StreamsMetrics
+{
+    public const string MeterName = "Pipeline.Streams";
+
+    private readonly Counter<long> _messages;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _deadLetters;
+    private readonly Histogram<double> _batchDuration;
+    private readonly Histogram<long> _batchSize;
+    private long _lag;
+
+    public StreamsMetrics(IMeterFactory meters)
+    {
+        var meter = meters.Create(MeterName);
+        _messages = meter.CreateCounter<long>("pipeline.streams.messages", "{message}", "Messages processed, by verdict: accepted, duplicate, rejected_signed, rejected_unsigned.");
+        _rejected = meter.CreateCounter<long>("pipeline.streams.rejected", "{reading}", "Rejected readings by reason code.");
+        _deadLetters = meter.CreateCounter<long>("pipeline.streams.dead_letters.written", "{record}", "Dead letters written to telemetry.rejected.v1.");
+        _batchDuration = meter.CreateHistogram<double>("pipeline.streams.batch.duration", "s", "From a batch's last poll to its events committed.");
+        _batchSize = meter.CreateHistogram<long>("pipeline.streams.batch.size", "{message}", "Messages per batch.");
+        meter.CreateObservableGauge("pipeline.streams.lag", () => Interlocked.Read(ref _lag), "{message}", "Messages in assigned partitions not yet processed.");
+    }
+
+    public void Processed(Verdict verdict, int count) => _messages.Add(count, new KeyValuePair<string, object?>("verdict", Name(verdict)));
+    public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    public void DeadLettersWritten(int count) => _deadLetters.Add(count);
+    public void Batch(int size, TimeSpan duration)
+    {
+        _batchSize.Record(size);
+        _batchDuration.Record(duration.TotalSeconds);
+    }
+    public void Lag(long lag) => Interlocked.Exchange(ref _lag, lag);
+
+    private static string Name(Verdict verdict) => verdict switch
+    {
+        Verdict.Accepted => "accepted",
+        Verdict.Duplicate => "duplicate",
+        Verdict.RejectedSigned => "rejected_signed",
+        _ => "rejected_unsigned",
+    };
+}
