@@ -41,6 +41,11 @@ public static class UpCommand
         {
             stack = await AnsiConsole.Status().StartAsync("Starting PostgreSQL and Kafka…", _ => DevStack.StartAsync(stackOptions, logger, cancellation));
         }
+        catch (Confluent.Kafka.KafkaException e)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]Cannot use Kafka at {stackOptions.Kafka.BootstrapServers ?? "the embedded broker"}:[/] {e.Message}. Check PIPELINE_KAFKA.");
+            return 2;
+        }
         catch (InvalidOperationException e)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]Cannot start:[/] {e.Message}");

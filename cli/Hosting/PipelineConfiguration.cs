@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Pipeline.Infra.EventStore;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
@@ -45,6 +46,7 @@ public static class PipelineConfiguration
         DataDirectory = Path.GetFullPath(configuration["Data:Directory"] ?? ".data"),
         Postgres = configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new(),
         Kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new(),
+        EventStoreSchema = configuration["EventStore:Schema"] ?? EventStoreConfiguration.DefaultSchema,
         ConfigureStore = PipelineStore.Configure,
     };
 

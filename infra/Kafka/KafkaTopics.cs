@@ -15,9 +15,13 @@ public static class KafkaTopics
             return;
         }
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).Build();
+        // Only what is missing: a broker that lacks CreateTopics (another process's embedded one) already has them.
+        var existing = admin.GetMetadata(TimeSpan.FromSeconds(10)).Topics.Where(t => t.Error.Code == ErrorCode.NoError).Select(t => t.Topic).ToHashSet();
+        var missing = names.Where(n => !existing.Contains(n)).ToList();
+        if (missing.Count == 0) return;
         try
         {
-            await admin.CreateTopicsAsync(names.Select(name => new TopicSpecification { Name = name, NumPartitions = partitions, ReplicationFactor = -1 }));
+            await admin.CreateTopicsAsync(missing.Select(name => new TopicSpecification { Name = name, NumPartitions = partitions, ReplicationFactor = -1 }));
         }
         catch (CreateTopicsException e) when (e.Results.All(r => r.Error.Code is ErrorCode.NoError or ErrorCode.TopicAlreadyExists))
         {

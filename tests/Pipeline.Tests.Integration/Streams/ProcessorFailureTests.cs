@@ -1,0 +1,114 @@
+using Pipeline.Cli.Hosting;
+using Pipeline.Cli.Simulator;
+
+namespace Pipeline.Tests.Integration.Streams;
+
+/// <summary>
+/// Processors killed with SIGKILL at random points while a fleet streams, and a group of three losing one member:
+/// afterwards the events are what one clean run produces — the ledger's verdicts — none lost, none twice; and each
+/// dead letter exists once.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class ProcessorFailureTests(StackFixture fixture)
+{
+    [Fact]
+    public async Task ProcessorKilledRepeatedly_WhileTheFleetStreams_EndsWithExactlyTheEventsOfACleanRun()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_processor_crash");
+        var random = new Random(20261123);
+        var simulation = StartFleet(host, seed: 11, seconds: 20);
+        var processor = ProcessorProcess.Start(host);
+        var kills = 0;
+        try
+        {
+            while (!simulation.IsCompleted)
+            {
+                await Task.WhenAny(simulation, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1_500, 4_000))));
+                processor.Kill();
+                kills++;
+                processor.Dispose();
+                processor = ProcessorProcess.Start(host);
+            }
+            var run = await simulation;
+            await WaitAsync(host, processor);
+            Assert.True(kills >= 4, $"only {kills} kills");
+            await AssertExactlyTheLedgerAsync(host, run);
+        }
+        finally
+        {
+            processor.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task ThreeProcessorsInOneGroup_OneKilledMidStream_EndWithExactlyTheEventsOfACleanRun()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_processor_scale");
+        var processors = Enumerable.Range(0, 3).Select(_ => ProcessorProcess.Start(host)).ToList();
+        try
+        {
+            var simulation = StartFleet(host, seed: 12, seconds: 20);
+            await Task.Delay(TimeSpan.FromSeconds(10));
+            processors[1].Kill();
+            var run = await simulation;
+            await WaitAsync(host, processors[0], processors[2]);
+            Assert.True(processors[0].Running && processors[2].Running);
+            // Both survivors took part: each logged an assignment of partitions.
+            Assert.All(new[] { processors[0], processors[2] }, p => Assert.Contains("Assigned partitions", p.Output));
+            await AssertExactlyTheLedgerAsync(host, run);
+        }
+        finally
+        {
+            foreach (var processor in processors) processor.Dispose();
+        }
+    }
+
+    private static async Task WaitAsync(TestHost host, params ProcessorProcess[] processors)
+    {
+        try
+        {
+            await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic, timeout: TimeSpan.FromMinutes(2));
+        }
+        catch (TimeoutException e)
+        {
+            var tails = processors.Select(p => string.Join('\n', p.Output.Split('\n').TakeLast(15)));
+            throw new TimeoutException(e.Message + "\nProcessor output:\n" + string.Join("\n---\n", tails), e);
+        }
+    }
+
+    private static Task<SimulationResult> StartFleet(TestHost host, int seed, int seconds)
+    {
+        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
+        return new Simulation(new SimulatorOptions
+        {
+            Vehicles = 20,
+            Stations = 10,
+            Duration = TimeSpan.FromSeconds(seconds),
+            Rate = 80,
+            Transport = TransportMode.Http,
+            Misbehave = Misbehaviour.All & ~Misbehaviour.Malformed,
+            MisbehaveRate = 0.1,
+            Seed = seed,
+            ApiUrl = host.Api.BaseAddress!.ToString(),
+            IngestUrl = host.Ingest.BaseAddress!.ToString(),
+            MqttPort = host.MqttPort,
+            StateDirectory = state,
+            ShowProgress = false,
+        }, TimeProvider.System).RunAsync(CancellationToken.None);
+    }
+
+    private static async Task AssertExactlyTheLedgerAsync(TestHost host, SimulationResult run)
+    {
+        var ledger = run.Ledger.Entries;
+        Assert.All(ledger, e => Assert.Equal("accepted", e.Edge));
+        var accepted = await PipelineProbe.AcceptedAsync(host.Stack);
+        Assert.Equal(ledger.Where(e => e.Expected == "accepted").Select(e => e.ReadingId!).Order(), accepted.Select(a => a.ReadingId).Order());
+        var rejected = await PipelineProbe.RejectedAsync(host.Stack);
+        string[] signed = ["seq_conflict", "out_of_range", "stale", "future", "teleport"];
+        Assert.Equal(ledger.Where(e => signed.Contains(e.Expected)).Select(e => (e.ReadingId!, e.Expected)).Order(), rejected.Select(r => (r.Event.ReadingId, r.Event.Reason)).Order());
+        var dead = PipelineProbe.DeadLetters(host);
+        Assert.Equal(dead.Count, dead.Select(d => d.Source).Distinct().Count());
+        Assert.Equal(ledger.Where(e => e.Expected is not ("accepted" or "duplicate")).Select(e => (e.ReadingId!, e.Expected)).Order(), dead.Select(d => (d.ReadingId!, d.Reason)).Order());
+    }
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Pipeline.Tests.Integration.Streams;
+
+/// <summary>`depin streams` as a separate process — the same binary an operator runs — so tests can SIGKILL it.</summary>
+public sealed class ProcessorProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ProcessorProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public bool Running => !_process.HasExited;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output) return _output.ToString();
+        }
+    }
+
+    public static ProcessorProcess Start(TestHost host)
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "depin.dll"), "streams"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+            Environment =
+            {
+                ["PIPELINE_POSTGRES"] = host.Stack.PostgresConnectionString,
+                ["PIPELINE_KAFKA"] = host.Stack.KafkaBootstrapServers,
+                ["PIPELINE_Kafka__RawTopic"] = host.RawTopic,
+                ["PIPELINE_Kafka__RejectedTopic"] = host.RejectedTopic,
+                ["PIPELINE_EventStore__Schema"] = host.Stack.Store.Options.DatabaseSchemaName,
+                ["PIPELINE_STATUS_PORT"] = "0",
+                ["PIPELINE_DATA"] = Path.Combine(Path.GetTempPath(), "depin-processor-" + Guid.NewGuid().ToString("N")),
+                ["PIPELINE_LOG_FORMAT"] = "json",
+            },
+        };
+        return new ProcessorProcess(Process.Start(start)!);
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks, no flush, whatever was in flight is simply gone.</summary>
+    public void Kill()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+}
