@@ -124,6 +124,8 @@ public static class SimulateCommand
         var unanswered = entries.Count(e => e.Edge == "");
         if (unanswered > 0) table.AddRow("Unanswered (stopped before an answer)", $"[red]{unanswered:N0}[/]");
         table.AddRow("Retried (503, 429, reconnect)", $"{result.Stats.Retried:N0}");
+        foreach (var (error, count) in result.Stats.Recovered)
+            table.AddRow(Markup.Escape($"Reconnected after: {error}"), $"{count:N0}");
         foreach (var (error, count) in result.Stats.Failures)
             table.AddRow(Markup.Escape($"Failed to send: {error}"), $"[red]{count:N0} batches[/]");
         foreach (var group in entries.Where(e => e.Misbehaviour is not null).GroupBy(e => $"{e.Misbehaviour} → expect {e.Expected}").OrderBy(g => g.Key))

@@ -26,7 +26,11 @@ public sealed class SimulationStats
     /// <summary>Batches a sender could not deliver, by error, for the summary.</summary>
     public ConcurrentDictionary<string, long> Failures { get; } = new();
 
-    public void Fail(Exception e) => Failures.AddOrUpdate($"{e.GetType().Name}: {e.Message}", 1, (_, n) => n + 1);
+    /// <summary>Connection errors a sender recovered from by sending again.</summary>
+    public ConcurrentDictionary<string, long> Recovered { get; } = new();
+
+    public void Fail(Exception e, bool retried = false) =>
+        (retried ? Recovered : Failures).AddOrUpdate($"{e.GetType().Name}: {e.Message}", 1, (_, n) => n + 1);
 
     public void Misbehaved(Misbehaviour kind) => MisbehavedByKind.AddOrUpdate(kind.ToString().ToLowerInvariant(), 1, (_, n) => n + 1);
 }

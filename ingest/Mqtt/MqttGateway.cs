@@ -76,6 +76,20 @@ public sealed class MqttGateway(
 
     private async Task OnPublishAsync(InterceptingPublishEventArgs e)
     {
+        try
+        {
+            await HandlePublishAsync(e);
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            // No PUBACK: the device sends again on a new connection; the reason is in the log.
+            logger.LogError(error, "Handling a publish from {ClientId} failed", e.ClientId);
+            e.CloseConnection = true;
+        }
+    }
+
+    private async Task HandlePublishAsync(InterceptingPublishEventArgs e)
+    {
         // The broker only ingests: nothing is routed to subscribers or retained.
         e.ProcessPublish = false;
         var message = e.ApplicationMessage;

@@ -36,6 +36,7 @@ public sealed class ReadingProcessor(
     private readonly ProcessorOptions _options = options.Value;
     private readonly Dictionary<string, Fix> _fixes = new(StringComparer.Ordinal);
     private readonly List<RawMessage> _pending = [];
+    private Task? _recording;
     private long _processed;
 
     /// <summary>Messages recorded since start: tests and benchmarks wait on it.</summary>
@@ -65,17 +66,27 @@ public sealed class ReadingProcessor(
             .Build();
         consumer.Subscribe(topic);
         var lagChecked = Stopwatch.StartNew();
+        List<RawMessage>? recorded = null;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
                 Collect(consumer, stoppingToken);
-                if (_pending.Count > 0)
+                var batch = _pending.ToList();
+                _pending.Clear();
+                // Two stages overlap: this batch's signatures are checked while the previous one is being recorded.
+                var checking = batch.Count > 0 ? CheckAsync(batch, stoppingToken) : null;
+                if (_recording is not null)
                 {
-                    var batch = _pending.ToList();
-                    _pending.Clear();
-                    await ProcessWithRetryAsync(batch, stoppingToken);
-                    CommitToKafka(consumer, batch);
+                    await _recording;
+                    _recording = null;
+                    CommitToKafka(consumer, recorded!);
+                }
+                if (checking is not null)
+                {
+                    var checkedBatch = await checking;
+                    _recording = RecordWithRetryAsync(batch, checkedBatch, stoppingToken);
+                    recorded = batch;
                 }
                 if (lagChecked.Elapsed > TimeSpan.FromSeconds(5))
                 {
@@ -89,6 +100,7 @@ public sealed class ReadingProcessor(
         }
         finally
         {
+            if (_recording is not null) await _recording.ContinueWith(_ => { }, TaskScheduler.Default);
             consumer.Close();
         }
     }
@@ -112,12 +124,23 @@ public sealed class ReadingProcessor(
         }
     }
 
-    /// <summary>Partitions taken away mid-batch go to their new owner, who starts from the offsets in the store.</summary>
+    /// <summary>
+    /// Partitions taken away go to their new owner, who starts from the offsets in the store: the batch being recorded
+    /// finishes first (the rebalance waits for it), the messages not yet recorded are left to the new owner.
+    /// </summary>
     private void Release(IEnumerable<int> partitions)
     {
+        try
+        {
+            _recording?.GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("The batch in flight at a rebalance failed: {Message}", e.Message);
+        }
         var released = partitions.ToHashSet();
         _pending.RemoveAll(m => released.Contains(m.Partition));
-        _fixes.Clear();
+        lock (_fixes) _fixes.Clear();
         logger.LogInformation("Released partitions {Partitions}", string.Join(",", released));
     }
 
@@ -130,13 +153,36 @@ public sealed class ReadingProcessor(
         return new RawMessage(result.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], receivedAt);
     }
 
-    private async Task ProcessWithRetryAsync(List<RawMessage> batch, CancellationToken stoppingToken)
+    /// <summary>Everything about a batch that needs no other batch: parse and recover signers in parallel, look up the registry, check each reading alone.</summary>
+    private async Task<Checked[]> CheckAsync(IReadOnlyList<RawMessage> batch, CancellationToken cancellation)
+    {
+        var parsed = new (SignedReading? Reading, Rejection? Rejection)[batch.Count];
+        await Task.Run(() => Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = _options.Parallelism }, i =>
+        {
+            var (reading, rejection) = ReadingValidator.Parse(batch[i], _options.Limits);
+            parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
+        }), cancellation);
+
+        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex());
+        var devices = await directory.LookupAsync(claimed, cancellation);
+        var checkedMessages = new Checked[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var (reading, rejection) = parsed[i];
+            checkedMessages[i] = reading is null || rejection is not null
+                ? new Checked(batch[i], reading, null, rejection, false)
+                : ReadingValidator.CheckAlone(batch[i], reading, devices.GetValueOrDefault(reading.Content.Device.ToLowerHex()), _options.Plausibility);
+        }
+        return checkedMessages;
+    }
+
+    private async Task RecordWithRetryAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken stoppingToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await ProcessAsync(batch, stoppingToken);
+                await RecordAsync(batch, checkedMessages, stoppingToken);
                 return;
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
@@ -149,27 +195,13 @@ public sealed class ReadingProcessor(
     }
 
     /// <summary>Decides and records one batch.</summary>
-    public async Task ProcessAsync(IReadOnlyList<RawMessage> batch, CancellationToken cancellation)
+    public async Task ProcessAsync(IReadOnlyList<RawMessage> batch, CancellationToken cancellation) =>
+        await RecordAsync(batch, await CheckAsync(batch, cancellation), cancellation);
+
+    /// <summary>Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.</summary>
+    private async Task RecordAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken cancellation)
     {
         var started = Stopwatch.GetTimestamp();
-        var parsed = new (SignedReading? Reading, Rejection? Rejection)[batch.Count];
-        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = _options.Parallelism }, i =>
-        {
-            var (reading, rejection) = ReadingValidator.Parse(batch[i], _options.Limits);
-            parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
-        });
-
-        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex());
-        var devices = await directory.LookupAsync(claimed, cancellation);
-        var checkedMessages = new Checked[batch.Count];
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var (reading, rejection) = parsed[i];
-            checkedMessages[i] = reading is null || rejection is not null
-                ? new Checked(batch[i], reading, null, rejection, false)
-                : ReadingValidator.CheckAlone(batch[i], reading, devices.GetValueOrDefault(reading.Content.Device.ToLowerHex()), _options.Plausibility);
-        }
-
         for (var attempt = 1; ; attempt++)
         {
             await using var connection = await store.OpenAsync(cancellation);
@@ -190,7 +222,10 @@ public sealed class ReadingProcessor(
                 continue;
             }
             await transaction.CommitAsync(cancellation);
-            foreach (var (device, fix) in fixes) _fixes[device] = fix;
+            lock (_fixes)
+            {
+                foreach (var (device, fix) in fixes) _fixes[device] = fix;
+            }
             Report(outcomes, Stopwatch.GetElapsedTime(started));
             relay.Notify();
             return;

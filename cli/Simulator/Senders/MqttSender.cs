@@ -10,7 +10,7 @@ namespace Pipeline.Cli.Simulator.Senders;
 /// </summary>
 public sealed class MqttSender(string host, int port, string clientId, SimulationStats stats) : IReadingSender
 {
-    private readonly IMqttClient _client = new MqttClientFactory().CreateMqttClient();
+    private IMqttClient _client = new MqttClientFactory().CreateMqttClient();
 
     public async Task SendAsync(IReadOnlyList<Outgoing> batch, CancellationToken cancellation)
     {
@@ -42,9 +42,13 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
                     }
                     break;
                 }
-                catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or MQTTnet.Adapter.MqttConnectingFailedException or OperationCanceledException && !cancellation.IsCancellationRequested)
+                catch (Exception e) when (!cancellation.IsCancellationRequested)
                 {
+                    // Whatever broke the connection (the edge shedding load, a reset), a fresh one sends the reading again.
                     stats.AddRetried(1);
+                    stats.Fail(e, retried: true);
+                    _client.Dispose();
+                    _client = new MqttClientFactory().CreateMqttClient();
                     await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
                 }
             }

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Events;
+using Pipeline.Core.Kafka;
+using Pipeline.Core.Registry;
+using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Postgres;
+using Pipeline.Infra.Stack;
+using Pipeline.Streams.Processing;
+using Pipeline.Streams.Registry;
+using Spectre.Console;
+using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
+
+namespace Pipeline.Bench;
+
+/// <summary>
+/// Readings through the processors (consume, recover, check, dedupe, append to Marten, commit) against two baselines
+/// measured in the same run: raw signature recovery of the same readings on every core, and a raw binary COPY of the
+/// same event rows into PostgreSQL.
+/// </summary>
+public static class StreamsBench
+{
+    private const int Devices = 200;
+
+    public static async Task RunAsync(TimeSpan duration)
+    {
+        var readingsCount = (int)Math.Clamp(duration.TotalSeconds * 3_000, 6_000, 30_000);
+        var data = Directory.CreateTempSubdirectory("depin-bench-").FullName;
+        var options = new StackOptions { DataDirectory = data, Postgres = new PostgresOptions { Port = FreePort() }, ConfigureStore = PipelineStore.Configure };
+        await using var stack = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevStack.StartAsync(options, NullLogger.Instance, CancellationToken.None));
+
+        var keys = Enumerable.Range(0, Devices).Select(i => EthKey.FromSeed(Encoding.UTF8.GetBytes($"bench-streams-{i}"))).ToArray();
+        var owner = EthKey.FromSeed("bench-owner"u8);
+        var registry = new DeviceRegistry(stack, TimeProvider.System);
+        foreach (var key in keys)
+        {
+            var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle, new Dictionary<string, string> { ["make"] = "Bench", ["model"] = "B", ["year"] = "2020", ["firmware"] = "1" }, DateTimeOffset.UtcNow).ToJson();
+            var bytes = Encoding.UTF8.GetBytes(message);
+            await registry.RegisterAsync(message, Hex.Encode0x(owner.SignPersonal(bytes)), Hex.Encode0x(key.SignPersonal(bytes)), CancellationToken.None);
+        }
+
+        var readings = AnsiConsole.Status().Start($"Signing {readingsCount:N0} readings…", _ => Sign(keys, readingsCount));
+        await ProduceAsync(stack, readings);
+
+        AnsiConsole.MarkupLine("Processors: consuming, validating and appending to PostgreSQL…");
+        var pipeline = await ProcessAsync(stack, readings.Count);
+        AnsiConsole.MarkupLine("Baseline: raw signature recovery of the same readings on every core…");
+        var recovery = Recover(readings);
+        AnsiConsole.MarkupLine("Baseline: raw binary COPY of the same event rows…");
+        var copy = await CopyAsync(stack, readings);
+
+        var table = new Table().AddColumn("Path").AddColumn(new TableColumn("Readings/s").RightAligned()).AddColumn(new TableColumn("Processors as share").RightAligned());
+        table.AddRow($"Processors: Kafka → checks → Marten ({readings.Count:N0} readings, {Devices} devices)", $"{pipeline.PerSecond:N0}", "");
+        table.AddRow($"Raw signature recovery, {Environment.ProcessorCount} threads", $"{recovery.PerSecond:N0}", $"{pipeline.PerSecond / recovery.PerSecond:P0}");
+        table.AddRow("Raw PostgreSQL binary COPY of the same rows", $"{copy.PerSecond:N0}", $"{pipeline.PerSecond / copy.PerSecond:P0}");
+        AnsiConsole.Write(table);
+        Directory.Delete(data, recursive: true);
+    }
+
+    private static List<(string Device, string Payload, byte[] Envelope)> Sign(EthKey[] keys, int count)
+    {
+        var start = DateTimeOffset.UtcNow.AddMinutes(-30);
+        var result = new (string, string, byte[])[count];
+        Parallel.For(0, count, i =>
+        {
+            var key = keys[i % keys.Length];
+            var seq = i / keys.Length + 1;
+            var payload = ReadingWriter.Payload(key.Address, seq, start.AddSeconds(seq * 5), DeviceKind.Vehicle,
+                [new(V.Latitude, 52.37 + seq * 0.0001), new(V.Longitude, 4.89), new(V.Speed, 50 + seq % 20), new(V.Odometer, 10_000 + seq * 0.07)],
+                ["410C1AF8", "41057B"]);
+            result[i] = (key.Address.ToLowerHex(), payload, ReadingWriter.Sign(key, payload));
+        });
+        return [.. result];
+    }
+
+    private static async Task ProduceAsync(DevStack stack, List<(string Device, string Payload, byte[] Envelope)> readings)
+    {
+        using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions().ProducerConfig(stack.KafkaBootstrapServers, "bench")).Build();
+        var now = Encoding.ASCII.GetBytes(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var (device, _, envelope) in readings)
+            producer.Produce(Topics.Raw, new Message<string, byte[]> { Key = device, Value = envelope, Headers = new Headers { { HeaderNames.ReceivedAt, now } } });
+        producer.Flush(TimeSpan.FromMinutes(1));
+        await Task.CompletedTask;
+    }
+
+    private static async Task<Throughput> ProcessAsync(DevStack stack, int count)
+    {
+        var configuration = PipelineConfiguration.Build([new("Endpoints:StatusPort", "0"), new("LOG_FORMAT", "json"), new("Logging:LogLevel:Default", "Warning")]);
+        var app = PipelineHost.Build(configuration, stack, Roles.Streams);
+        var clock = Stopwatch.StartNew();
+        await app.StartAsync();
+        var processor = app.Services.GetRequiredService<ReadingProcessor>();
+        while (processor.Processed < count) await Task.Delay(50);
+        var elapsed = clock.Elapsed;
+        await app.StopAsync();
+        await app.DisposeAsync();
+        return new Throughput("processors", count, elapsed);
+    }
+
+    private static Throughput Recover(List<(string Device, string Payload, byte[] Envelope)> readings)
+    {
+        var parsed = readings.Select(r => EnvelopeParser.Parse(r.Envelope, EnvelopeLimits.Default).Reading!).ToArray();
+        var clock = Stopwatch.StartNew();
+        Parallel.For(0, parsed.Length, i =>
+        {
+            if (parsed[i].TryRecoverSigner(out _) != SignatureCheck.Valid) throw new InvalidOperationException("A bench reading did not verify.");
+        });
+        return new Throughput("recovery", parsed.Length, clock.Elapsed);
+    }
+
+    /// <summary>The rows the processors write, as one binary COPY: stream id, sequence, type, JSON body.</summary>
+    private static async Task<Throughput> CopyAsync(DevStack stack, List<(string Device, string Payload, byte[] Envelope)> readings)
+    {
+        var rows = readings.Select(r =>
+        {
+            var reading = EnvelopeParser.Parse(r.Envelope, EnvelopeLimits.Default).Reading!;
+            var body = JsonSerializer.Serialize(new ReadingAccepted(reading.Id, reading.Content.Seq, reading.Content.DeviceTime, DateTimeOffset.UtcNow,
+                reading.Content.Signals.ToDictionary(), 0, 0), JsonSerializerOptions.Web);
+            return (r.Device, reading.Content.Seq, body);
+        }).ToList();
+        await using var connection = new NpgsqlConnection(stack.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using (var create = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS bench_copy (stream_id text, version bigint, type text, data jsonb); TRUNCATE bench_copy", connection))
+            await create.ExecuteNonQueryAsync();
+        var clock = Stopwatch.StartNew();
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY bench_copy (stream_id, version, type, data) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var (device, seq, body) in rows)
+            {
+                await writer.StartRowAsync();
+                await writer.WriteAsync(device, NpgsqlDbType.Text);
+                await writer.WriteAsync(seq, NpgsqlDbType.Bigint);
+                await writer.WriteAsync("reading_accepted.v1", NpgsqlDbType.Text);
+                await writer.WriteAsync(body, NpgsqlDbType.Jsonb);
+            }
+            await writer.CompleteAsync();
+        }
+        return new Throughput("copy", rows.Count, clock.Elapsed);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
