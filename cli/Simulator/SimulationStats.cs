@@ -30,7 +30,7 @@ public sealed class SimulationStats
     public ConcurrentDictionary<string, long> Recovered { get; } = new();
 
     public void Fail(Exception e, bool retried = false) =>
-        (retried ? Recovered : Failures).AddOrUpdate($"{e.GetType().Name}: {e.Message}", 1, (_, n) => n + 1);
+        (retried ? Recovered : Failures).AddOrUpdate($"{e.GetType().Name}: {e.Message} (at {e.StackTrace?.Split('\n').FirstOrDefault()?.Trim()})", 1, (_, n) => n + 1);
 
     public void Misbehaved(Misbehaviour kind) => MisbehavedByKind.AddOrUpdate(kind.ToString().ToLowerInvariant(), 1, (_, n) => n + 1);
 }

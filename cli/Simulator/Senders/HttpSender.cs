@@ -32,10 +32,11 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
             {
                 response = await _client.PostAsync("v1/readings", content, cancellation);
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (!cancellation.IsCancellationRequested)
             {
-                // The edge is down or restarting: wait and send the same readings again.
+                // The edge is down, restarting or dropped the connection: wait and send the same readings again.
                 stats.AddRetried(pending.Count);
+                stats.Fail(e, retried: true);
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
                 continue;
             }
