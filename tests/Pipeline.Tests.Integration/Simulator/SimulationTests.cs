@@ -33,7 +33,7 @@ public sealed class SimulationTests(StackFixture fixture)
 
         var first = await new Simulation(options, TimeProvider.System).RunAsync(CancellationToken.None);
         Assert.Equal(18, first.Stats.Registered);
-        Assert.True(first.Stats.Failures.IsEmpty, string.Join("\n", first.Stats.Failures.Keys));
+        Assert.True(first.Stats.Failures.IsEmpty, string.Join("\n", first.Stats.Failures.Keys.Concat(first.Stats.Recovered.Keys)));
         var entries = first.Ledger.Entries;
         Assert.True(entries.Count > 100, $"only {entries.Count} readings in 6 s at 40/s");
         Assert.Contains(entries, e => e.Transport == "http");
@@ -44,8 +44,9 @@ public sealed class SimulationTests(StackFixture fixture)
         Assert.All(entries.Where(e => e.Expected == "malformed"), e => Assert.Equal("refused:malformed", e.Edge));
         Assert.True(entries.Count(e => e.Misbehaviour is not null) > 10);
 
+        // Every acknowledged reading is in the topic, and nothing else (a request resent after a broken connection may add a copy).
         var inTopic = host.ReadAll(host.RawTopic).Select(m => EnvelopeParser.Parse(m.Message.Value, EnvelopeLimits.Default).Reading!.Id).ToList();
-        Assert.Equal(entries.Where(e => e.Edge == "accepted").Select(e => e.ReadingId!).Order(), inTopic.Order());
+        Assert.Equal(entries.Where(e => e.Edge == "accepted").Select(e => e.ReadingId!).Distinct().Order(), inTopic.Distinct().Order());
 
         var lastSeq = first.Fleet.Devices.ToDictionary(d => d.Name, d => (d.Address, d.Seq));
         var second = await new Simulation(options with { Duration = TimeSpan.FromSeconds(3), Misbehave = Misbehaviour.None }, TimeProvider.System).RunAsync(CancellationToken.None);
