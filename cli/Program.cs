@@ -6,6 +6,8 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, vali
     UpCommand.Create(),
     StageCommands.Ingest(),
     StageCommands.Streams(),
+    StageCommands.Projections(),
+    LakeCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
 };

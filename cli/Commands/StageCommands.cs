@@ -8,6 +8,8 @@ public static class StageCommands
 {
     public static Command Ingest() => Create("ingest", "Run only the ingest edge (HTTP and MQTT into Kafka).", Roles.Ingest);
 
+    public static Command Projections() => Create("projections", "Run only the lake projector (events into Parquet; one leads at a time, others wait). Health and metrics on PIPELINE_STATUS_PORT.", Roles.Projections);
+
     public static Command Streams() => Create("streams", "Run only a stream processor: one more member of the consumer group (health and metrics on PIPELINE_STATUS_PORT, default 5082).", Roles.Streams);
 
     private static Command Create(string name, string description, Roles roles)

@@ -5,6 +5,7 @@ using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 using Pipeline.Core.Envelope;
 using Pipeline.Ingest;
+using Pipeline.Projections;
 using Pipeline.Streams;
 using Pipeline.Streams.Registry;
 using Scalar.AspNetCore;
@@ -19,7 +20,8 @@ public enum Roles
     Api = 1,
     Ingest = 2,
     Streams = 4,
-    All = Api | Ingest | Streams,
+    Projections = 8,
+    All = Api | Ingest | Streams | Projections,
 }
 
 /// <summary>
@@ -72,6 +74,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) builder.Services.AddSingleton<DeviceRegistry>();
         if (roles.HasFlag(Roles.Streams)) builder.Services.AddStreams(configuration);
+        if (roles.HasFlag(Roles.Projections)) builder.Services.AddProjections(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter("Pipeline.*")

@@ -58,6 +58,13 @@ public sealed class DevStack : IAsyncDisposable
     private readonly string? _postgres;
     public string KafkaBootstrapServers { get; }
 
+    /// <summary>
+    /// Which broker this is, for state kept beside the events that names Kafka offsets. An embedded broker starts empty
+    /// each time, so offsets recorded against an earlier one mean nothing: its random ports name it. Real Kafka: "kafka".
+    /// </summary>
+    public string BrokerIdentity => _embeddedOrJoined ? "embedded:" + KafkaBootstrapServers : "kafka";
+    private bool _embeddedOrJoined;
+
     /// <summary>The in-process broker, or null when real Kafka is configured.</summary>
     public EmbeddedKafka? EmbeddedKafka { get; }
 
@@ -103,7 +110,7 @@ public sealed class DevStack : IAsyncDisposable
             store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema, options.ConfigureStore);
             await EventStoreConfiguration.ApplySchemaAsync(store);
         }
-        return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile);
+        return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile) { _embeddedOrJoined = string.IsNullOrWhiteSpace(options.Kafka.BootstrapServers) };
     }
 
     private static async Task<string?> PublishedBrokerAsync(string dataDirectory)
@@ -142,7 +149,7 @@ public sealed class DevStack : IAsyncDisposable
         }
         var store = EventStoreConfiguration.Create(PostgresConnectionString, schema, Options.ConfigureStore);
         await EventStoreConfiguration.ApplySchemaAsync(store);
-        return new DevStack(Options, _postgres, null, KafkaBootstrapServers, EmbeddedKafka, store, null) { _ownsServers = false };
+        return new DevStack(Options, _postgres, null, KafkaBootstrapServers, EmbeddedKafka, store, null) { _ownsServers = false, _embeddedOrJoined = _embeddedOrJoined };
     }
 
     private bool _ownsServers = true;

@@ -76,7 +76,7 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
     {
         await using var connection = await store.OpenAsync(cancellation);
         var pending = new HashSet<string>(StringComparer.Ordinal);
-        await using (var select = new NpgsqlCommand($"SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {store.Schema}.dead_letters WHERE NOT written", connection))
+        await using (var select = new NpgsqlCommand($"SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {store.Schema}.dead_letters WHERE broker = $1 AND NOT written", connection) { Parameters = { new() { Value = store.Broker } } })
         await using (var reader = await select.ExecuteReaderAsync(cancellation))
         {
             while (await reader.ReadAsync(cancellation)) pending.Add(reader.GetString(0));
@@ -109,9 +109,9 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         if (ended.Count < partitions.Count) throw new TimeoutException("Reading the dead-letter topic to reconcile did not reach its end.");
         if (delivered.Count > 0)
         {
-            await using var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE source_topic || '/' || source_partition || '/' || source_offset = ANY($1)", connection)
+            await using var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE broker = $2 AND source_topic || '/' || source_partition || '/' || source_offset = ANY($1)", connection)
             {
-                Parameters = { new() { Value = delivered.ToArray() } },
+                Parameters = { new() { Value = delivered.ToArray() }, new() { Value = store.Broker } },
             };
             await mark.ExecuteNonQueryAsync(cancellation);
             logger.LogInformation("Reconciled {Count} dead letters delivered before the last relay stopped", delivered.Count);
@@ -125,8 +125,8 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         var letters = new List<(long Id, string Source, Message<string?, byte[]> Message)>();
         await using (var select = new NpgsqlCommand($"""
             SELECT id, source_topic, source_partition, source_offset, device, reason, detail, value, received_at
-            FROM {store.Schema}.dead_letters WHERE NOT written ORDER BY id LIMIT 1000
-            """, connection))
+            FROM {store.Schema}.dead_letters WHERE broker = $1 AND NOT written ORDER BY id LIMIT 1000
+            """, connection) { Parameters = { new() { Value = store.Broker } } })
         await using (var reader = await select.ExecuteReaderAsync(cancellation))
         {
             while (await reader.ReadAsync(cancellation))
@@ -158,15 +158,16 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         }
         // Everything below these offsets is accounted for: the next reconcile starts here.
         await using (var checkpoint = new NpgsqlCommand($"""
-            INSERT INTO {store.Schema}.dead_letter_checkpoints (topic, partition, verified_offset)
-            SELECT $1, * FROM unnest($2::int[], $3::bigint[])
-            ON CONFLICT (topic, partition) DO UPDATE SET verified_offset = GREATEST({store.Schema}.dead_letter_checkpoints.verified_offset, EXCLUDED.verified_offset)
+            INSERT INTO {store.Schema}.dead_letter_checkpoints (broker, topic, partition, verified_offset)
+            SELECT $4, $1, * FROM unnest($2::int[], $3::bigint[])
+            ON CONFLICT (broker, topic, partition) DO UPDATE SET verified_offset = GREATEST({store.Schema}.dead_letter_checkpoints.verified_offset, EXCLUDED.verified_offset)
             """, connection, transaction))
         {
             var ends = results.GroupBy(r => r.Partition.Value).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
             checkpoint.Parameters.Add(new NpgsqlParameter { Value = topic });
             checkpoint.Parameters.Add(new NpgsqlParameter { Value = ends.Keys.ToArray() });
             checkpoint.Parameters.Add(new NpgsqlParameter { Value = ends.Values.ToArray() });
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = store.Broker });
             await checkpoint.ExecuteNonQueryAsync(cancellation);
         }
         await transaction.CommitAsync(cancellation);
@@ -177,9 +178,9 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
 
     private async Task<Dictionary<int, long>> CheckpointsAsync(NpgsqlConnection connection, string topic, CancellationToken cancellation)
     {
-        await using var command = new NpgsqlCommand($"SELECT partition, verified_offset FROM {store.Schema}.dead_letter_checkpoints WHERE topic = $1", connection)
+        await using var command = new NpgsqlCommand($"SELECT partition, verified_offset FROM {store.Schema}.dead_letter_checkpoints WHERE broker = $2 AND topic = $1", connection)
         {
-            Parameters = { new() { Value = topic } },
+            Parameters = { new() { Value = topic }, new() { Value = store.Broker } },
         };
         var checkpoints = new Dictionary<int, long>();
         await using var reader = await command.ExecuteReaderAsync(cancellation);

@@ -19,6 +19,9 @@ public sealed class ProcessingStore(DevStack stack)
 {
     private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
 
+    /// <summary>Offsets and dead letters are kept per broker: an embedded broker restarts empty, with offsets from 0.</summary>
+    public string Broker => stack.BrokerIdentity;
+
     private Task? _schemaReady;
 
     /// <summary>Creates the processors' tables once per process; an advisory lock serialises processes starting together.</summary>
@@ -43,13 +46,15 @@ public sealed class ProcessingStore(DevStack stack)
                 longitude double precision NOT NULL,
                 device_time timestamptz NOT NULL);
             CREATE TABLE IF NOT EXISTS {_schema}.consumer_offsets (
+                broker text NOT NULL,
                 group_id text NOT NULL,
                 topic text NOT NULL,
                 partition int NOT NULL,
                 next_offset bigint NOT NULL,
-                PRIMARY KEY (group_id, topic, partition));
+                PRIMARY KEY (broker, group_id, topic, partition));
             CREATE TABLE IF NOT EXISTS {_schema}.dead_letters (
                 id bigserial UNIQUE,
+                broker text NOT NULL,
                 source_topic text NOT NULL,
                 source_partition int NOT NULL,
                 source_offset bigint NOT NULL,
@@ -59,13 +64,14 @@ public sealed class ProcessingStore(DevStack stack)
                 value bytea NOT NULL,
                 received_at timestamptz NOT NULL,
                 written boolean NOT NULL DEFAULT false,
-                PRIMARY KEY (source_topic, source_partition, source_offset));
+                PRIMARY KEY (broker, source_topic, source_partition, source_offset));
             CREATE INDEX IF NOT EXISTS dead_letters_pending ON {_schema}.dead_letters (id) WHERE NOT written;
             CREATE TABLE IF NOT EXISTS {_schema}.dead_letter_checkpoints (
+                broker text NOT NULL,
                 topic text NOT NULL,
                 partition int NOT NULL,
                 verified_offset bigint NOT NULL,
-                PRIMARY KEY (topic, partition));
+                PRIMARY KEY (broker, topic, partition));
             """, connection, transaction);
         await command.ExecuteNonQueryAsync(cancellation);
         await transaction.CommitAsync(cancellation);
@@ -84,9 +90,9 @@ public sealed class ProcessingStore(DevStack stack)
     public async Task<Dictionary<int, long>> OffsetsAsync(string group, string topic, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var command = new NpgsqlCommand($"SELECT partition, next_offset FROM {_schema}.consumer_offsets WHERE group_id = $1 AND topic = $2", connection)
+        await using var command = new NpgsqlCommand($"SELECT partition, next_offset FROM {_schema}.consumer_offsets WHERE broker = $1 AND group_id = $2 AND topic = $3", connection)
         {
-            Parameters = { new() { Value = group }, new() { Value = topic } },
+            Parameters = { new() { Value = Broker }, new() { Value = group }, new() { Value = topic } },
         };
         var offsets = new Dictionary<int, long>();
         await using var reader = await command.ExecuteReaderAsync(cancellation);
@@ -174,8 +180,8 @@ public sealed class ProcessingStore(DevStack stack)
         if (dead.Count > 0)
         {
             await using var letters = new NpgsqlCommand($"""
-                INSERT INTO {_schema}.dead_letters (source_topic, source_partition, source_offset, device, reason, detail, value, received_at)
-                SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::timestamptz[])
+                INSERT INTO {_schema}.dead_letters (broker, source_topic, source_partition, source_offset, device, reason, detail, value, received_at)
+                SELECT $9, * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::timestamptz[])
                 ON CONFLICT DO NOTHING
                 """, connection, transaction);
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Topic).ToArray() });
@@ -186,6 +192,7 @@ public sealed class ProcessingStore(DevStack stack)
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Rejection!.Detail).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Value).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.ReceivedAt).ToArray() });
+            letters.Parameters.Add(new NpgsqlParameter { Value = Broker });
             await letters.ExecuteNonQueryAsync(cancellation);
         }
 
@@ -205,14 +212,15 @@ public sealed class ProcessingStore(DevStack stack)
         }
 
         await using var offsets = new NpgsqlCommand($"""
-            INSERT INTO {_schema}.consumer_offsets (group_id, topic, partition, next_offset)
-            SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
-            ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = GREATEST({_schema}.consumer_offsets.next_offset, EXCLUDED.next_offset)
+            INSERT INTO {_schema}.consumer_offsets (broker, group_id, topic, partition, next_offset)
+            SELECT $5, $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
+            ON CONFLICT (broker, group_id, topic, partition) DO UPDATE SET next_offset = GREATEST({_schema}.consumer_offsets.next_offset, EXCLUDED.next_offset)
             """, connection, transaction);
         offsets.Parameters.Add(new NpgsqlParameter { Value = group });
         offsets.Parameters.Add(new NpgsqlParameter { Value = nextOffsets.Keys.Select(k => k.Topic).ToArray() });
         offsets.Parameters.Add(new NpgsqlParameter { Value = nextOffsets.Keys.Select(k => k.Partition).ToArray() });
         offsets.Parameters.Add(new NpgsqlParameter { Value = nextOffsets.Values.ToArray() });
+        offsets.Parameters.Add(new NpgsqlParameter { Value = Broker });
         await offsets.ExecuteNonQueryAsync(cancellation);
         return true;
     }

@@ -31,7 +31,7 @@ public static class PipelineProbe
             var pending = 0L;
             try
             {
-                await using (var command = new NpgsqlCommand($"SELECT partition, next_offset FROM {schema}.consumer_offsets WHERE group_id = $1 AND topic = $2", connection) { Parameters = { new() { Value = group }, new() { Value = rawTopic } } })
+                await using (var command = new NpgsqlCommand($"SELECT partition, next_offset FROM {schema}.consumer_offsets WHERE broker = $3 AND group_id = $1 AND topic = $2", connection) { Parameters = { new() { Value = group }, new() { Value = rawTopic }, new() { Value = stack.BrokerIdentity } } })
                 await using (var reader = await command.ExecuteReaderAsync())
                 {
                     while (await reader.ReadAsync()) offsets[reader.GetInt32(0)] = reader.GetInt64(1);

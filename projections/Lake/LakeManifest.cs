@@ -1,0 +1,132 @@
+using Npgsql;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Projections.Lake;
+
+/// <summary>One Parquet file of the lake: where it lies (relative to the lake folder), what it holds, its digest.</summary>
+public sealed record LakeFile(string Path, string Dataset, DateOnly Date, long FirstSequence, long LastSequence, int Rows, string Sha256);
+
+/// <summary>
+/// The lake's record in PostgreSQL: which files make it up and how far into the event log it has projected. Files and
+/// checkpoint change together in one transaction, fenced on the checkpoint, so two projectors can never both extend the
+/// same lake, and the views only ever see committed files.
+/// </summary>
+public sealed class LakeManifest(DevStack stack, string lake)
+{
+    private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
+
+    public string Lake => lake;
+
+    public async Task EnsureSchemaAsync(CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var serialise = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('depin:lake-schema', 0))", connection, transaction))
+            await serialise.ExecuteNonQueryAsync(cancellation);
+        await using var command = new NpgsqlCommand($"""
+            CREATE TABLE IF NOT EXISTS {_schema}.lake_checkpoints (lake text PRIMARY KEY, last_seq bigint NOT NULL);
+            CREATE TABLE IF NOT EXISTS {_schema}.lake_files (
+                lake text NOT NULL,
+                path text NOT NULL,
+                dataset text NOT NULL,
+                date date NOT NULL,
+                first_seq bigint NOT NULL,
+                last_seq bigint NOT NULL,
+                rows int NOT NULL,
+                sha256 text NOT NULL,
+                PRIMARY KEY (lake, path));
+            """, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellation);
+        await using var checkpoint = new NpgsqlCommand($"INSERT INTO {_schema}.lake_checkpoints (lake, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", connection, transaction)
+        {
+            Parameters = { new() { Value = lake } },
+        };
+        await checkpoint.ExecuteNonQueryAsync(cancellation);
+        await transaction.CommitAsync(cancellation);
+    }
+
+    public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)
+    {
+        var connection = new NpgsqlConnection(stack.PostgresConnectionString);
+        await connection.OpenAsync(cancellation);
+        return connection;
+    }
+
+    public async Task<long> CheckpointAsync(CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = new NpgsqlCommand($"SELECT last_seq FROM {_schema}.lake_checkpoints WHERE lake = $1", connection) { Parameters = { new() { Value = lake } } };
+        return await command.ExecuteScalarAsync(cancellation) is long seq ? seq : 0;
+    }
+
+    public async Task<List<LakeFile>> FilesAsync(CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = new NpgsqlCommand($"SELECT path, dataset, date, first_seq, last_seq, rows, sha256 FROM {_schema}.lake_files WHERE lake = $1 ORDER BY dataset, date, first_seq", connection)
+        {
+            Parameters = { new() { Value = lake } },
+        };
+        var files = new List<LakeFile>();
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation))
+            files.Add(new LakeFile(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<DateOnly>(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt32(5), reader.GetString(6)));
+        return files;
+    }
+
+    /// <summary>
+    /// Adds and removes files and moves the checkpoint from <paramref name="expected"/> to <paramref name="through"/>,
+    /// atomically; false when the checkpoint is no longer <paramref name="expected"/> (another projector got there).
+    /// </summary>
+    public async Task<bool> CommitAsync(long expected, long through, IReadOnlyList<LakeFile> added, IReadOnlyList<LakeFile> removed, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var checkpoint = new NpgsqlCommand($"UPDATE {_schema}.lake_checkpoints SET last_seq = $3 WHERE lake = $1 AND last_seq = $2", connection, transaction))
+        {
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = lake });
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = expected });
+            checkpoint.Parameters.Add(new NpgsqlParameter { Value = through });
+            if (await checkpoint.ExecuteNonQueryAsync(cancellation) != 1) return false;
+        }
+        if (removed.Count > 0)
+        {
+            await using var delete = new NpgsqlCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1 AND path = ANY($2)", connection, transaction);
+            delete.Parameters.Add(new NpgsqlParameter { Value = lake });
+            delete.Parameters.Add(new NpgsqlParameter { Value = removed.Select(f => f.Path).ToArray() });
+            await delete.ExecuteNonQueryAsync(cancellation);
+        }
+        if (added.Count > 0)
+        {
+            await using var insert = new NpgsqlCommand($"""
+                INSERT INTO {_schema}.lake_files (lake, path, dataset, date, first_seq, last_seq, rows, sha256)
+                SELECT $1, * FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
+                """, connection, transaction);
+            insert.Parameters.Add(new NpgsqlParameter { Value = lake });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Path).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Dataset).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Date).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.FirstSequence).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.LastSequence).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Rows).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Sha256).ToArray() });
+            await insert.ExecuteNonQueryAsync(cancellation);
+        }
+        await transaction.CommitAsync(cancellation);
+        return true;
+    }
+
+    /// <summary>Forgets the lake (for a rebuild into a fresh folder).</summary>
+    public async Task ResetAsync(CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1") { Parameters = { new() { Value = lake } } },
+                new NpgsqlBatchCommand($"UPDATE {_schema}.lake_checkpoints SET last_seq = 0 WHERE lake = $1") { Parameters = { new() { Value = lake } } },
+            },
+        };
+        await batch.ExecuteNonQueryAsync(cancellation);
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipeline.Infra.Stack;
+
+namespace Pipeline.Projections.Lake;
+
+/// <summary>A partition's rows and content digest in the live lake and in the rebuilt one.</summary>
+public sealed record PartitionComparison(string Dataset, DateOnly Date, long LiveRows, string? LiveHash, long RebuiltRows, string? RebuiltHash)
+{
+    public bool Equal => LiveRows == RebuiltRows && LiveHash == RebuiltHash;
+}
+
+/// <summary>
+/// Recreates the lake from the event store in a fresh folder, up to the live lake's checkpoint, and compares the two
+/// partition by partition. With replace, the rebuilt lake becomes the live one (while no projector runs).
+/// </summary>
+public static class LakeRebuild
+{
+    public const string RebuildLake = "rebuild";
+
+    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<long>? progress, CancellationToken cancellation)
+    {
+        var live = new LakeManifest(stack, LakeProjector.LiveLake);
+        await live.EnsureSchemaAsync(cancellation);
+        var liveDirectory = options.Directory ?? Path.Combine(stack.DataDirectory, "lake");
+        var through = await live.CheckpointAsync(cancellation);
+
+        var rebuilt = new LakeManifest(stack, RebuildLake);
+        await rebuilt.EnsureSchemaAsync(cancellation);
+        await rebuilt.ResetAsync(cancellation);
+        var directory = Path.Combine(stack.DataDirectory, "lake-rebuild");
+        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        var writer = new LakeWriter(stack, rebuilt, directory, options, metrics: null, logger);
+        while (await writer.ProjectAsync(until: through, cancellation) > 0)
+            progress?.Report(await rebuilt.CheckpointAsync(cancellation));
+        await writer.CompactAsync(force: true, cancellation);
+
+        using var liveLake = LakeCatalog.Open(liveDirectory, await live.FilesAsync(cancellation), options.EpochLength);
+        using var rebuiltLake = LakeCatalog.Open(directory, await rebuilt.FilesAsync(cancellation), options.EpochLength);
+        var before = LakeCatalog.PartitionHashes(liveLake, through);
+        var after = LakeCatalog.PartitionHashes(rebuiltLake, through);
+        var partitions = before.Keys.Union(after.Keys).Order().Select(key =>
+        {
+            var (liveRows, liveHash) = before.TryGetValue(key, out var l) ? l : (0, null);
+            var (rebuiltRows, rebuiltHash) = after.TryGetValue(key, out var r) ? r : (0, null);
+            return new PartitionComparison(key.Dataset, key.Date, liveRows, liveHash, rebuiltRows, rebuiltHash);
+        }).ToList();
+        return (partitions, through, directory);
+    }
+
+    /// <summary>Makes the rebuilt lake the live one: needs the live lake's lock, so no projector may be running.</summary>
+    public static async Task ReplaceAsync(DevStack stack, LakeOptions options, long through, CancellationToken cancellation)
+    {
+        var live = new LakeManifest(stack, LakeProjector.LiveLake);
+        await using var leadership = await live.OpenAsync(cancellation);
+        if (!await LakeProjector.LeadAsync(leadership, LakeProjector.LiveLake, cancellation))
+            throw new InvalidOperationException("A projector is running (depin up or depin projections); stop it before replacing the lake.");
+        var liveDirectory = options.Directory ?? Path.Combine(stack.DataDirectory, "lake");
+        var schema = stack.Store.Options.DatabaseSchemaName;
+        await using var transaction = await leadership.BeginTransactionAsync(cancellation);
+        await using (var swap = new NpgsqlBatch(leadership, transaction)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand($"DELETE FROM {schema}.lake_files WHERE lake = $1") { Parameters = { new() { Value = LakeProjector.LiveLake } } },
+                new NpgsqlBatchCommand($"UPDATE {schema}.lake_files SET lake = $1 WHERE lake = $2") { Parameters = { new() { Value = LakeProjector.LiveLake }, new() { Value = RebuildLake } } },
+                new NpgsqlBatchCommand($"UPDATE {schema}.lake_checkpoints SET last_seq = $2 WHERE lake = $1") { Parameters = { new() { Value = LakeProjector.LiveLake }, new() { Value = through } } },
+                new NpgsqlBatchCommand($"UPDATE {schema}.lake_checkpoints SET last_seq = 0 WHERE lake = $1") { Parameters = { new() { Value = RebuildLake } } },
+            },
+        })
+        {
+            await swap.ExecuteNonQueryAsync(cancellation);
+        }
+        var previous = liveDirectory + "-previous";
+        if (Directory.Exists(previous)) Directory.Delete(previous, recursive: true);
+        if (Directory.Exists(liveDirectory)) Directory.Move(liveDirectory, previous);
+        Directory.Move(Path.Combine(stack.DataDirectory, "lake-rebuild"), liveDirectory);
+        await transaction.CommitAsync(cancellation);
+    }
+}

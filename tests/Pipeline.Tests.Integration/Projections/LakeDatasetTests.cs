@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Registry;
+using Pipeline.Projections.Lake;
+using Pipeline.Streams.Registry;
+using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
+using W = Pipeline.Core.Signals.SignalCatalog.Weather;
+
+namespace Pipeline.Tests.Integration.Projections;
+
+/// <summary>
+/// Known readings through the whole pipeline — edge, processors, projector — and out of every dataset of the lake with
+/// exact values and units: raw OBD decoded, vehicle positions coarsened, rejections, hourly and daily aggregates,
+/// device quality; and the Parquet files read back by an independent reader.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
+{
+    private readonly string _lake = Directory.CreateTempSubdirectory("depin-lake-").FullName;
+    private readonly EthKey _car = EthKey.Generate();
+    private readonly EthKey _station = EthKey.Generate();
+    private readonly DateTimeOffset _t0 = new DateTimeOffset(DateTimeOffset.UtcNow.Year, DateTimeOffset.UtcNow.Month, DateTimeOffset.UtcNow.Day, DateTimeOffset.UtcNow.Hour, 10, 0, TimeSpan.Zero).AddHours(-1);
+    private TestHost _host = null!;
+    private readonly Dictionary<string, string> _ids = [];
+
+    public async Task InitializeAsync()
+    {
+        _host = await TestHost.StartAsync(fixture, Roles.All, new Dictionary<string, string?> { ["Lake:Directory"] = _lake, ["Lake:LocationDecimals"] = "2" }, schema: "it_lake_datasets");
+        var owner = EthKey.Generate();
+        await RegisterAsync(owner, _car, DeviceKind.Vehicle, new() { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "1" });
+        await RegisterAsync(owner, _station, DeviceKind.Weather, new() { ["latitude"] = "53.35", ["longitude"] = "-6.26", ["elevation"] = "71", ["model"] = "WS" });
+
+        await SendAsync("car1", _car, 1, _t0, DeviceKind.Vehicle, new() { [V.Latitude] = 52.372849, [V.Longitude] = 4.893561, [V.Speed] = 54.2, [V.Odometer] = 1000.0 }, ["410C1AF8", "41057B"]);
+        await SendAsync("car2", _car, 2, _t0.AddSeconds(60), DeviceKind.Vehicle, new() { [V.Latitude] = 52.3739, [V.Longitude] = 4.8941, [V.Speed] = 60, [V.Odometer] = 1000.8 }, ["410C1C20"]);
+        await SendAsync("car3", _car, 3, _t0.AddSeconds(90), DeviceKind.Vehicle, new() { [V.Latitude] = 52.374, [V.Longitude] = 4.8942, [V.Speed] = 480 }, []);
+        await SendAsync("wx1", _station, 1, _t0, DeviceKind.Weather, new() { [W.Temperature] = 10, [W.Humidity] = 80, [W.Pressure] = 1012.5, [W.WindSpeed] = 3, [W.WindGust] = 5 }, []);
+        await SendAsync("wx2", _station, 2, _t0.AddSeconds(60), DeviceKind.Weather, new() { [W.Temperature] = 12, [W.Humidity] = 70, [W.Pressure] = 1013.5, [W.WindSpeed] = 4, [W.WindGust] = 7 }, []);
+        await SendAsync("wx3", _station, 3, _t0.AddSeconds(120), DeviceKind.Weather, new() { [W.Temperature] = 11, [W.Humidity] = 75, [W.Pressure] = 1013.0, [W.WindSpeed] = 5, [W.WindGust] = 6 }, []);
+
+        await Streams.PipelineProbe.WaitForProcessorsAsync(_host.Stack, _host.RawTopic);
+        await LakeProbe.WaitForLakeAsync(_host.Stack);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        Directory.Delete(_lake, recursive: true);
+    }
+
+    [Fact]
+    public async Task VehicleSignals_HaveDecodedObdTypedColumnsAndCoarsenedPositions()
+    {
+        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        var rows = LakeProbe.Query(lake, $"SELECT * FROM vehicle_signals WHERE device = '{_car.Address.ToLowerHex()}' ORDER BY seq");
+        Assert.Equal(2, rows.Count);
+        var first = rows[0];
+        Assert.Equal(_ids["car1"], first["reading_id"]);
+        Assert.Equal(1L, first["seq"]);
+        Assert.Equal(52.37, (double)first["latitude"]!);     // 52.372849 coarsened to 2 decimals
+        Assert.Equal(4.89, (double)first["longitude"]!);
+        Assert.Equal(54.2, (double)first["speed_kmh"]!);
+        Assert.Equal(1726.0, (double)first["engine_rpm"]!);  // 410C1AF8: (26·256 + 248)/4
+        Assert.Equal(83.0, (double)first["coolant_temp_c"]!); // 41057B: 123 − 40
+        Assert.Equal(1000.0, (double)first["odometer_km"]!);
+        Assert.Null(first["fuel_level_pct"]);
+        Assert.Equal(_t0.UtcDateTime, ((DateTime)first["device_time"]!).ToUniversalTime());
+        Assert.Equal(DateOnly.FromDateTime(_t0.UtcDateTime), (DateOnly)first["date"]!);
+        Assert.Equal(1800.0, (double)rows[1]["engine_rpm"]!); // 410C1C20
+        Assert.Empty(LakeProbe.Query(lake, "SELECT * FROM vehicle_signals WHERE latitude <> round(latitude, 2) OR longitude <> round(longitude, 2)"));
+    }
+
+    [Fact]
+    public async Task WeatherObservations_CarryTheStationsPlace_AndHourlyAggregatesAreExact()
+    {
+        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        var station = _station.Address.ToLowerHex();
+        var rows = LakeProbe.Query(lake, $"SELECT * FROM weather_observations WHERE station = '{station}' ORDER BY seq");
+        Assert.Equal([10.0, 12.0, 11.0], rows.Select(r => (double)r["temperature_c"]!));
+        Assert.All(rows, r => Assert.Equal((53.35, -6.26, 71.0), ((double)r["station_latitude"]!, (double)r["station_longitude"]!, (double)r["station_elevation_m"]!)));
+        Assert.Equal(_ids["wx2"], rows[1]["reading_id"]);
+
+        var hour = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM weather_hourly WHERE station = '{station}'"));
+        Assert.Equal(3L, hour["readings"]);
+        Assert.Equal((10.0, 12.0, 11.0), ((double)hour["temperature_min_c"]!, (double)hour["temperature_max_c"]!, (double)hour["temperature_mean_c"]!));
+        Assert.Equal(1013.0, (double)hour["pressure_mean_hpa"]!, 9);
+        Assert.Equal(7.0, (double)hour["wind_gust_max_ms"]!);
+        Assert.Equal(5.0, (double)hour["wind_speed_max_ms"]!);
+        Assert.Equal(3 / 60.0, Convert.ToDouble(hour["coverage"]), 9);
+    }
+
+    [Fact]
+    public async Task VehicleDaily_AndDeviceQuality_CountWhatWasAcceptedAndRejected()
+    {
+        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        var car = _car.Address.ToLowerHex();
+        var day = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM vehicle_daily WHERE device = '{car}'"));
+        Assert.Equal(2L, day["readings"]);
+        Assert.Equal(0.8, (double)day["distance_km"]!, 9);
+        Assert.Equal(60.0, (double)day["speed_max_kmh"]!);
+        Assert.Equal(2L, day["active_minutes"]);
+
+        var rejection = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM reading_rejections WHERE device = '{car}'"));
+        Assert.Equal(("out_of_range", "vehicle", _ids["car3"], 3L), ((string)rejection["reason"]!, (string)rejection["kind"]!, (string)rejection["reading_id"]!, (long)rejection["seq"]!));
+
+        var quality = LakeProbe.Query(lake, $"SELECT * FROM device_quality WHERE device = '{car}' ORDER BY epoch");
+        Assert.Equal(2L, quality.Sum(q => (long)q["accepted"]!));
+        Assert.Equal(1L, quality.Sum(q => (long)q["rejected"]!));
+        var collected = quality.Single(q => (long)q["accepted"]! == 2);
+        Assert.Equal(2 / 60.0, Convert.ToDouble(collected["uptime"]), 9);
+        Assert.Equal(1.0, Convert.ToDouble(collected["completeness"]), 9);
+        // The rejection counts in the epoch it was received: the same one as the readings, or the next.
+        var sameEpoch = (long)collected["rejected"]! == 1;
+        Assert.Equal(sameEpoch ? 2 / 3.0 : 1.0, Convert.ToDouble(collected["quality_score"]), 9);
+        var withRejection = quality.Single(q => (long)q["rejected"]! == 1);
+        Assert.Equal(1UL, Convert.ToUInt64(((System.Collections.IDictionary)withRejection["rejections_by_reason"]!)["out_of_range"]));
+    }
+
+    [Fact]
+    public async Task ParquetFiles_ReadBackByParquetNet_HaveTheSchemaRowsAndValues()
+    {
+        var files = await new LakeManifest(_host.Stack, LakeProjector.LiveLake).FilesAsync(CancellationToken.None);
+        Assert.Contains(files, f => f.Dataset == LakeDatasets.VehicleSignals);
+        foreach (var file in files)
+        {
+            var path = Path.Combine(_lake, file.Path);
+            Assert.Equal(file.Sha256, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path))));
+            await using var reader = await Parquet.ParquetReader.CreateAsync(path);
+            var expected = LakeDatasets.All.Single(d => d.Name == file.Dataset).Schema;
+            var fields = reader.Schema.GetDataFields();
+            Assert.Equal(expected.FieldsList.Select(f => f.Name), fields.Select(f => f.Name));
+            Assert.Equal(file.Rows, (int)Enumerable.Range(0, reader.RowGroupCount).Sum(g => reader.OpenRowGroupReader(g).RowCount));
+            if (file.Dataset != LakeDatasets.VehicleSignals) continue;
+
+            using var group = reader.OpenRowGroupReader(0);
+            var count = (int)group.RowCount;
+            var ids = new string[count];
+            var speeds = new double?[count];
+            var rpm = new double?[count];
+            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
+            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
+            await group.ReadAsync<double>(fields.Single(f => f.Name == "engine_rpm"), rpm, null);
+            var row = Array.IndexOf(ids, _ids["car1"]);
+            if (row < 0) continue;
+            Assert.Equal(54.2, speeds[row]);
+            Assert.Equal(1726.0, rpm[row]);
+        }
+    }
+
+    private async Task RegisterAsync(EthKey owner, EthKey device, DeviceKind kind, Dictionary<string, string> metadata)
+    {
+        var message = new RegistrationMessage(device.Address, owner.Address, kind, metadata, DateTimeOffset.UtcNow).ToJson();
+        var bytes = Encoding.UTF8.GetBytes(message);
+        var response = await _host.Api.PostAsJsonAsync("/v1/devices", new RegisterDeviceRequest(message, Hex.Encode0x(owner.SignPersonal(bytes)), Hex.Encode0x(device.SignPersonal(bytes))));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    private async Task SendAsync(string name, EthKey key, long seq, DateTimeOffset at, DeviceKind kind, Dictionary<string, double> signals, string[] obd)
+    {
+        var payload = ReadingWriter.Payload(key.Address, seq, at, kind, signals, obd);
+        _ids[name] = ReadingWriter.IdOf(payload);
+        var response = await _host.Ingest.PostAsync("/v1/readings", new ByteArrayContent(ReadingWriter.Sign(key, payload)) { Headers = { ContentType = new("application/json") } });
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+    }
+}
