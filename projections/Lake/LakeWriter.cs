@@ -20,7 +20,7 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
     private readonly List<(string Path, DateTime RetiredAt)> _retired = [];
-    private DateTime _lastCompaction = DateTime.UtcNow;
+    private DateTime _lastCompaction = DateTime.MinValue;
 
     public string Directory => directory;
     private string Staging => Path.Combine(directory, ".staging");

@@ -18,7 +18,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
         await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_processor_crash");
         var random = new Random(20261123);
         var simulation = StartFleet(host, seed: 11, seconds: 20);
-        var processor = ProcessorProcess.Start(host);
+        var processor = DepinProcess.Start(host);
         var kills = 0;
         try
         {
@@ -28,7 +28,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
                 processor.Kill();
                 kills++;
                 processor.Dispose();
-                processor = ProcessorProcess.Start(host);
+                processor = DepinProcess.Start(host);
             }
             var run = await simulation;
             await WaitAsync(host, processor);
@@ -45,7 +45,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
     public async Task ThreeProcessorsInOneGroup_OneKilledMidStream_EndWithExactlyTheEventsOfACleanRun()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_processor_scale");
-        var processors = Enumerable.Range(0, 3).Select(_ => ProcessorProcess.Start(host)).ToList();
+        var processors = Enumerable.Range(0, 3).Select(_ => DepinProcess.Start(host)).ToList();
         try
         {
             var simulation = StartFleet(host, seed: 12, seconds: 20);
@@ -64,7 +64,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
         }
     }
 
-    private static async Task WaitAsync(TestHost host, params ProcessorProcess[] processors)
+    private static async Task WaitAsync(TestHost host, params DepinProcess[] processors)
     {
         try
         {

@@ -1,15 +1,15 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Pipeline.Tests.Integration.Streams;
+namespace Pipeline.Tests.Integration;
 
-/// <summary>`depin streams` as a separate process — the same binary an operator runs — so tests can SIGKILL it.</summary>
-public sealed class ProcessorProcess : IDisposable
+/// <summary>A `depin` stage (streams, projections) as a separate process — the binary an operator runs — so tests can SIGKILL it.</summary>
+public sealed class DepinProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private ProcessorProcess(Process process)
+    private DepinProcess(Process process)
     {
         _process = process;
         process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
@@ -28,9 +28,9 @@ public sealed class ProcessorProcess : IDisposable
         }
     }
 
-    public static ProcessorProcess Start(TestHost host)
+    public static DepinProcess Start(TestHost host, string stage = "streams", IDictionary<string, string>? environment = null)
     {
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "depin.dll"), "streams"])
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "depin.dll"), stage])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -47,7 +47,8 @@ public sealed class ProcessorProcess : IDisposable
                 ["PIPELINE_LOG_FORMAT"] = "json",
             },
         };
-        return new ProcessorProcess(Process.Start(start)!);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
+        return new DepinProcess(Process.Start(start)!);
     }
 
     /// <summary>SIGKILL: no shutdown hooks, no flush, whatever was in flight is simply gone.</summary>

@@ -1,0 +1,99 @@
+using Pipeline.Cli.Hosting;
+using Pipeline.Cli.Simulator;
+using Pipeline.Projections.Lake;
+
+namespace Pipeline.Tests.Integration.Projections;
+
+/// <summary>
+/// The projector as a separate process, SIGKILLed at random points (compaction included) while a fleet streams: the
+/// lake it ends with has exactly the rows of an uninterrupted projection — a rebuild from the event store — partition by
+/// partition, with no row missing or twice.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class LakeConsistencyTests(StackFixture fixture)
+{
+    /// <summary>Until no partition holds three or more small files: compaction has merged what the many short-lived projectors wrote.</summary>
+    private static async Task WaitForCompactionAsync(TestHost host)
+    {
+        var manifest = new LakeManifest(host.Stack, LakeProjector.LiveLake);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await manifest.FilesAsync(CancellationToken.None)).GroupBy(f => (f.Dataset, f.Date)).Any(g => g.Count() >= 3))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("Compaction did not merge the small files.");
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
+    public async Task ProjectorKilledRepeatedly_EndsWithTheLakeARebuildProduces()
+    {
+        var lakeDirectory = Directory.CreateTempSubdirectory("depin-lake-").FullName;
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest | Roles.Streams, schema: "it_lake_consistency");
+        var environment = new Dictionary<string, string>
+        {
+            ["PIPELINE_Lake__Directory"] = lakeDirectory,
+            ["PIPELINE_Lake__CompactAtFiles"] = "3",
+            ["PIPELINE_Lake__CompactionInterval"] = "00:00:02",
+            ["PIPELINE_Lake__MaxEventsPerRound"] = "300",
+        };
+        var random = new Random(6);
+        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
+        var simulation = new Simulation(new SimulatorOptions
+        {
+            Vehicles = 15, Stations = 8, Duration = TimeSpan.FromSeconds(20), Rate = 80, Transport = TransportMode.Http,
+            Misbehave = Misbehaviour.Range | Misbehaviour.Seq | Misbehaviour.Dup, MisbehaveRate = 0.1, Seed = 21,
+            ApiUrl = host.Api.BaseAddress!.ToString(), IngestUrl = host.Ingest.BaseAddress!.ToString(), StateDirectory = state, ShowProgress = false,
+        }, TimeProvider.System).RunAsync(CancellationToken.None);
+
+        var projector = DepinProcess.Start(host, "projections", environment);
+        var kills = 0;
+        try
+        {
+            while (!simulation.IsCompleted)
+            {
+                await Task.WhenAny(simulation, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1_000, 3_500))));
+                projector.Dispose();
+                kills++;
+                projector = DepinProcess.Start(host, "projections", environment);
+            }
+            await simulation;
+            await Streams.PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+            try
+            {
+                await LakeProbe.WaitForLakeAsync(host.Stack, timeout: TimeSpan.FromSeconds(90));
+                await WaitForCompactionAsync(host);
+            }
+            catch (TimeoutException e)
+            {
+                throw new TimeoutException(e.Message + "\n" + string.Join('\n', projector.Output.Split('\n').TakeLast(20)), e);
+            }
+        }
+        finally
+        {
+            projector.Dispose();
+        }
+        Assert.True(kills >= 5, $"only {kills} kills");
+
+        var options = new LakeOptions { Directory = lakeDirectory };
+        var (partitions, through, rebuilt) = await LakeRebuild.RunAsync(host.Stack, options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, null, CancellationToken.None);
+        Assert.Equal(await LakeProbe.LastEventAsync(host.Stack), through);
+        Assert.Contains(partitions, p => p.Dataset == LakeDatasets.VehicleSignals && p.LiveRows > 100);
+        Assert.Contains(partitions, p => p.Dataset == LakeDatasets.ReadingRejections && p.LiveRows > 0);
+        Assert.All(partitions, p => Assert.True(p.Equal, $"{p.Dataset} {p.Date}: live {p.LiveRows} rows {p.LiveHash}, rebuilt {p.RebuiltRows} rows {p.RebuiltHash}"));
+
+        using var lake = await LakeProbe.OpenAsync(host.Stack, lakeDirectory);
+        var accepted = (await Streams.PipelineProbe.AcceptedAsync(host.Stack)).Count;
+        var rejected = (await Streams.PipelineProbe.RejectedAsync(host.Stack)).Count;
+        var counts = LakeProbe.Query(lake, """
+            SELECT (SELECT count(*) FROM vehicle_signals) + (SELECT count(*) FROM weather_observations) AS readings,
+                   (SELECT count(DISTINCT reading_id) FROM vehicle_signals) + (SELECT count(DISTINCT reading_id) FROM weather_observations) AS distinct_readings,
+                   (SELECT count(*) FROM reading_rejections) AS rejections
+            """).Single();
+        Assert.Equal((long)accepted, counts["readings"]);
+        Assert.Equal((long)accepted, counts["distinct_readings"]);
+        Assert.Equal((long)rejected, counts["rejections"]);
+        Directory.Delete(rebuilt, recursive: true);
+        Directory.Delete(lakeDirectory, recursive: true);
+    }
+}
