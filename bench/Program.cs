@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task
 {
     ["recover"] = ("Signer recovery: native libsecp256k1 vs managed BouncyCastle", d => { RecoveryBench.Run(d); return Task.CompletedTask; }),
     ["ingest"] = ("HTTP ingest from a separate load process vs raw Confluent.Kafka produce of the same bytes", IngestBench.RunAsync),
+    ["lake"] = ("Events into the Parquet lake, and an aggregate over it vs DuckDB on its own Parquet file", LakeBench.RunAsync),
     ["streams"] = ("Processors into PostgreSQL vs raw signature recovery and raw COPY of the same rows", StreamsBench.RunAsync),
 };
 
