@@ -26,12 +26,12 @@ public static class IngestBench
 
     public static async Task RunAsync(TimeSpan duration)
     {
-        var data = Directory.CreateTempSubdirectory("depin-bench-").FullName;
-        await using var stack = await DevStack.StartAsync(new StackOptions { DataDirectory = data, WithEventStore = false }, NullLogger.Instance, CancellationToken.None);
+        await using var scratch = await Scratch.StartAsync(withEventStore: false);
+        var stack = scratch.Stack;
         var runs = new List<(string Name, LoadResult Load)>();
         foreach (var verify in new[] { false, true })
         {
-            var port = FreePort();
+            var port = Scratch.FreePort();
             var configuration = PipelineConfiguration.Build([
                 new("Endpoints:IngestPort", $"{port}"), new("Endpoints:MqttPort", "0"), new("LOG_FORMAT", "json"),
                 new("Ingest:VerifySignatures", verify ? "true" : "false"),
@@ -57,7 +57,6 @@ public static class IngestBench
         table.AddRow("raw Confluent.Kafka produce, same bytes", $"{raw.PerSecond:N0}", "", "", "100 %");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"Failed requests: {runs.Sum(r => r.Load.Errors)}. The server, the load process and the broker share {Environment.ProcessorCount} cores.");
-        Directory.Delete(data, recursive: true);
     }
 
     private sealed record LoadResult(long Readings, double Seconds, double P50Ms, double P99Ms, long Errors)
@@ -150,10 +149,4 @@ public static class IngestBench
 
     private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? 0 : sorted[(int)Math.Min(sorted.Count - 1, Math.Round(p * (sorted.Count - 1)))];
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -4,11 +4,9 @@ using DuckDB.NET.Data;
 using JasperFx.Events;
 using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
 using Pipeline.Projections.Lake;
 using Pipeline.Streams.Registry;
@@ -28,9 +26,8 @@ public static class LakeBench
     public static async Task RunAsync(TimeSpan duration)
     {
         var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
-        var data = Directory.CreateTempSubdirectory("depin-bench-").FullName;
-        var options = new StackOptions { DataDirectory = data, Postgres = new PostgresOptions { Port = FreePort() }, ConfigureStore = PipelineStore.Configure };
-        await using var stack = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster…", _ => DevStack.StartAsync(options, NullLogger.Instance, CancellationToken.None));
+        await using var scratch = await Scratch.StartAsync();
+        var (stack, data) = (scratch.Stack, scratch.Folder);
 
         await AnsiConsole.Status().StartAsync($"Storing {readings:N0} reading events (bulk insert)…", _ => StoreEventsAsync(stack, readings));
 
@@ -61,7 +58,6 @@ public static class LakeBench
         table.AddRow("The same query on one Parquet file DuckDB wrote itself", $"{onSingle.TotalMilliseconds:N0} ms");
         table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
         AnsiConsole.Write(table);
-        Directory.Delete(data, recursive: true);
     }
 
     /// <summary>Device streams written with Marten's bulk insert: a registration and then the readings of each car.</summary>
@@ -114,10 +110,4 @@ public static class LakeBench
         command.ExecuteNonQuery();
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -12,7 +12,6 @@ using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
 using Pipeline.Core.Registry;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
 using Pipeline.Streams.Processing;
 using Pipeline.Streams.Registry;
@@ -33,9 +32,8 @@ public static class StreamsBench
     public static async Task RunAsync(TimeSpan duration)
     {
         var readingsCount = (int)Math.Clamp(duration.TotalSeconds * 3_000, 6_000, 30_000);
-        var data = Directory.CreateTempSubdirectory("depin-bench-").FullName;
-        var options = new StackOptions { DataDirectory = data, Postgres = new PostgresOptions { Port = FreePort() }, ConfigureStore = PipelineStore.Configure };
-        await using var stack = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevStack.StartAsync(options, NullLogger.Instance, CancellationToken.None));
+        await using var scratch = await Scratch.StartAsync();
+        var stack = scratch.Stack;
 
         var keys = Enumerable.Range(0, Devices).Select(i => EthKey.FromSeed(Encoding.UTF8.GetBytes($"bench-streams-{i}"))).ToArray();
         var owner = EthKey.FromSeed("bench-owner"u8);
@@ -62,7 +60,6 @@ public static class StreamsBench
         table.AddRow($"Raw signature recovery, {Environment.ProcessorCount} threads", $"{recovery.PerSecond:N0}", $"{pipeline.PerSecond / recovery.PerSecond:P0}");
         table.AddRow("Raw PostgreSQL binary COPY of the same rows", $"{copy.PerSecond:N0}", $"{pipeline.PerSecond / copy.PerSecond:P0}");
         AnsiConsole.Write(table);
-        Directory.Delete(data, recursive: true);
     }
 
     private static List<(string Device, string Payload, byte[] Envelope)> Sign(EthKey[] keys, int count)
@@ -146,10 +143,4 @@ public static class StreamsBench
         return new Throughput("copy", rows.Count, clock.Elapsed);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -59,11 +59,11 @@ public sealed class DevStack : IAsyncDisposable
     public string KafkaBootstrapServers { get; }
 
     /// <summary>
-    /// Which broker this is, for state kept beside the events that names Kafka offsets. An embedded broker starts empty
-    /// each time, so offsets recorded against an earlier one mean nothing: its random ports name it. Real Kafka: "kafka".
+    /// Which Kafka cluster this is, for state kept beside the events that names Kafka offsets: a digest of its brokers'
+    /// addresses. An embedded broker starts empty each time on new random ports, so offsets recorded against an earlier
+    /// one are never mistaken for its own; every process that reaches the same brokers computes the same identity.
     /// </summary>
-    public string BrokerIdentity => _embeddedOrJoined ? "embedded:" + KafkaBootstrapServers : "kafka";
-    private bool _embeddedOrJoined;
+    public string BrokerIdentity { get; private init; } = "";
 
     /// <summary>The in-process broker, or null when real Kafka is configured.</summary>
     public EmbeddedKafka? EmbeddedKafka { get; }
@@ -110,7 +110,15 @@ public sealed class DevStack : IAsyncDisposable
             store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema, options.ConfigureStore);
             await EventStoreConfiguration.ApplySchemaAsync(store);
         }
-        return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile) { _embeddedOrJoined = string.IsNullOrWhiteSpace(options.Kafka.BootstrapServers) };
+        return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile) { BrokerIdentity = IdentifyBrokers(bootstrap) };
+    }
+
+    private static string IdentifyBrokers(string bootstrap)
+    {
+        using var admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = bootstrap }).Build();
+        var brokers = admin.GetMetadata(TimeSpan.FromSeconds(10)).Brokers.Select(b => $"{b.BrokerId}@{b.Host}:{b.Port}").Order(StringComparer.Ordinal);
+        var digest = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(",", brokers)));
+        return "kafka:" + Convert.ToHexStringLower(digest)[..16];
     }
 
     private static async Task<string?> PublishedBrokerAsync(string dataDirectory)
@@ -149,7 +157,7 @@ public sealed class DevStack : IAsyncDisposable
         }
         var store = EventStoreConfiguration.Create(PostgresConnectionString, schema, Options.ConfigureStore);
         await EventStoreConfiguration.ApplySchemaAsync(store);
-        return new DevStack(Options, _postgres, null, KafkaBootstrapServers, EmbeddedKafka, store, null) { _ownsServers = false, _embeddedOrJoined = _embeddedOrJoined };
+        return new DevStack(Options, _postgres, null, KafkaBootstrapServers, EmbeddedKafka, store, null) { _ownsServers = false, BrokerIdentity = BrokerIdentity };
     }
 
     private bool _ownsServers = true;

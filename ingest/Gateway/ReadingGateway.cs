@@ -31,15 +31,7 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
 {
     private readonly IngestOptions _options = options.Value;
 
-    private readonly PartitionedRateLimiter<string> _devices = PartitionedRateLimiter.Create<string, string>(device =>
-        RateLimitPartition.GetTokenBucketLimiter(device, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.Value.DeviceBurst,
-            TokensPerPeriod = options.Value.DeviceReadingsPerSecond,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
+    private readonly PartitionedRateLimiter<string> _devices = TokenBuckets.PerKey(options.Value.DeviceReadingsPerSecond, options.Value.DeviceBurst);
 
     public async Task<SubmitResult> SubmitAsync(IReadOnlyList<BatchItem> items, string transport, EthAddress? topicDevice, CancellationToken cancellation)
     {
@@ -120,15 +112,7 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
 /// <summary>Requests per client (IP address for HTTP, client id for MQTT), refused with 429 / a disconnect past the limit.</summary>
 public sealed class ClientRateLimiter(IOptions<IngestOptions> options) : IDisposable
 {
-    private readonly PartitionedRateLimiter<string> _clients = PartitionedRateLimiter.Create<string, string>(client =>
-        RateLimitPartition.GetTokenBucketLimiter(client, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.Value.ClientBurst,
-            TokensPerPeriod = options.Value.ClientRequestsPerSecond,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
+    private readonly PartitionedRateLimiter<string> _clients = TokenBuckets.PerKey(options.Value.ClientRequestsPerSecond, options.Value.ClientBurst);
 
     public bool TryAcquire(string client)
     {
@@ -137,4 +121,18 @@ public sealed class ClientRateLimiter(IOptions<IngestOptions> options) : IDispos
     }
 
     public void Dispose() => _clients.Dispose();
+}
+
+/// <summary>A token bucket per key (device, client), refilled every second, never queueing: over the rate is refused at once.</summary>
+internal static class TokenBuckets
+{
+    public static PartitionedRateLimiter<string> PerKey(int perSecond, int burst) => PartitionedRateLimiter.Create<string, string>(key =>
+        RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = perSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
 }

@@ -1,4 +1,5 @@
 using Npgsql;
+using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
 
 namespace Pipeline.Projections.Lake;
@@ -19,11 +20,7 @@ public sealed class LakeManifest(DevStack stack, string lake)
 
     public async Task EnsureSchemaAsync(CancellationToken cancellation)
     {
-        await using var connection = await OpenAsync(cancellation);
-        await using var transaction = await connection.BeginTransactionAsync(cancellation);
-        await using (var serialise = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('depin:lake-schema', 0))", connection, transaction))
-            await serialise.ExecuteNonQueryAsync(cancellation);
-        await using var command = new NpgsqlCommand($"""
+        await SchemaScript.ApplyAsync(stack.PostgresConnectionString, "depin:lake-schema", $"""
             CREATE TABLE IF NOT EXISTS {_schema}.lake_checkpoints (lake text PRIMARY KEY, last_seq bigint NOT NULL);
             CREATE TABLE IF NOT EXISTS {_schema}.lake_files (
                 lake text NOT NULL,
@@ -35,14 +32,13 @@ public sealed class LakeManifest(DevStack stack, string lake)
                 rows int NOT NULL,
                 sha256 text NOT NULL,
                 PRIMARY KEY (lake, path));
-            """, connection, transaction);
-        await command.ExecuteNonQueryAsync(cancellation);
-        await using var checkpoint = new NpgsqlCommand($"INSERT INTO {_schema}.lake_checkpoints (lake, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", connection, transaction)
+            """, cancellation);
+        await using var connection = await OpenAsync(cancellation);
+        await using var checkpoint = new NpgsqlCommand($"INSERT INTO {_schema}.lake_checkpoints (lake, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", connection)
         {
             Parameters = { new() { Value = lake } },
         };
         await checkpoint.ExecuteNonQueryAsync(cancellation);
-        await transaction.CommitAsync(cancellation);
     }
 
     public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)

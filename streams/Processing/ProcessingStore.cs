@@ -6,6 +6,7 @@ using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
 using Pipeline.Core.Signals;
+using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
 
 namespace Pipeline.Streams.Processing;
@@ -27,13 +28,8 @@ public sealed class ProcessingStore(DevStack stack)
     /// <summary>Creates the processors' tables once per process; an advisory lock serialises processes starting together.</summary>
     public Task EnsureSchemaAsync(CancellationToken cancellation) => LazyInitializer.EnsureInitialized(ref _schemaReady, () => CreateSchemaAsync(cancellation));
 
-    private async Task CreateSchemaAsync(CancellationToken cancellation)
-    {
-        await using var connection = await OpenAsync(cancellation);
-        await using var transaction = await connection.BeginTransactionAsync(cancellation);
-        await using (var serialise = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('depin:processing-schema', 0))", connection, transaction))
-            await serialise.ExecuteNonQueryAsync(cancellation);
-        await using var command = new NpgsqlCommand($"""
+    private Task CreateSchemaAsync(CancellationToken cancellation) =>
+        SchemaScript.ApplyAsync(stack.PostgresConnectionString, "depin:processing-schema", $"""
             CREATE TABLE IF NOT EXISTS {_schema}.processed_readings (
                 reading_id bytea PRIMARY KEY,
                 device text NOT NULL,
@@ -72,10 +68,7 @@ public sealed class ProcessingStore(DevStack stack)
                 partition int NOT NULL,
                 verified_offset bigint NOT NULL,
                 PRIMARY KEY (broker, topic, partition));
-            """, connection, transaction);
-        await command.ExecuteNonQueryAsync(cancellation);
-        await transaction.CommitAsync(cancellation);
-    }
+            """, cancellation);
 
     public string Schema => _schema;
 

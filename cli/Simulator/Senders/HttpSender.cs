@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json;
 
 namespace Pipeline.Cli.Simulator.Senders;
@@ -42,7 +41,8 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
             }
             using (response)
             {
-                var receipts = await ReadReceiptsAsync(response, cancellation);
+                var answer = await BodyAsync(response, cancellation);
+                var receipts = answer is { } json && json.TryGetProperty("receipts", out var list) ? list.Deserialize<List<Receipt>>(JsonSerializerOptions.Web) : null;
                 if (receipts is null)
                 {
                     if (response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable)
@@ -52,7 +52,7 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
                         continue;
                     }
                     // A whole single-reading request refused: the problem's reason is the reading's.
-                    var reason = await ReasonAsync(response, cancellation);
+                    var reason = answer is { } problem && problem.TryGetProperty("reason", out var code) ? code.GetString() ?? "unknown" : $"http_{(int)response.StatusCode}";
                     foreach (var item in pending) Refuse(item, reason);
                     return;
                 }
@@ -94,25 +94,19 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
 
     private sealed record Receipt(int Index, string Status, string? Id, string? Reason);
 
-    private static async Task<List<Receipt>?> ReadReceiptsAsync(HttpResponseMessage response, CancellationToken cancellation)
+    /// <summary>The response body as JSON, read once; null when it is empty or not JSON.</summary>
+    private static async Task<JsonElement?> BodyAsync(HttpResponseMessage response, CancellationToken cancellation)
     {
-        if (response.Content.Headers.ContentLength == 0) return null;
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellation);
-        return body.ValueKind == JsonValueKind.Object && body.TryGetProperty("receipts", out var receipts)
-            ? receipts.Deserialize<List<Receipt>>(JsonSerializerOptions.Web)
-            : null;
-    }
-
-    private static async Task<string> ReasonAsync(HttpResponseMessage response, CancellationToken cancellation)
-    {
+        var text = await response.Content.ReadAsStringAsync(cancellation);
+        if (text.Length == 0) return null;
         try
         {
-            var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellation);
-            return body.TryGetProperty("reason", out var reason) ? reason.GetString() ?? "unknown" : $"http_{(int)response.StatusCode}";
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.ValueKind == JsonValueKind.Object ? document.RootElement.Clone() : null;
         }
         catch (JsonException)
         {
-            return $"http_{(int)response.StatusCode}";
+            return null;
         }
     }
 
