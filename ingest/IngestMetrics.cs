@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Pipeline.Infra.Metrics;
 using Pipeline.Ingest.Gateway;
 
 namespace Pipeline.Ingest;
@@ -19,7 +20,7 @@ public sealed class IngestMetrics
         _received = meter.CreateCounter<long>("pipeline.ingest.readings.received", "{reading}", "Readings that reached the edge.");
         _accepted = meter.CreateCounter<long>("pipeline.ingest.readings.accepted", "{reading}", "Readings the broker acknowledged.");
         _refused = meter.CreateCounter<long>("pipeline.ingest.readings.refused", "{reading}", "Readings refused at the edge, by reason code.");
-        _produceLatency = meter.CreateHistogram<double>("pipeline.ingest.produce.duration", "s", "From handing a request's readings to the producer until the broker acknowledged all of them.");
+        _produceLatency = meter.CreateHistogram<double>("pipeline.ingest.produce.duration", "s", "From handing a request's readings to the producer until the broker acknowledged all of them.", advice: HistogramBuckets.Seconds);
         meter.CreateObservableGauge("pipeline.ingest.inflight.bytes", () => producer.InFlightBytes, "By", "Bytes handed to the producer and not yet acknowledged.");
     }
 

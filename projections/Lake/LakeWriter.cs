@@ -97,7 +97,7 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
             Publish(merged.Path);
             // Queries that listed the old files a moment ago may still read them: they go a little later.
             _retired.AddRange(inputs.Select(f => (Path.Combine(directory, f.Path), DateTime.UtcNow)));
-            logger.LogInformation("Compacted {Count} files of {Dataset} {Date} into {Path}", inputs.Count, dataset.Name, partition.Key.Date, merged.Path);
+            logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Pipeline.Infra.Metrics;
 
 namespace Pipeline.Streams.Processing;
 
@@ -20,8 +21,8 @@ public sealed class StreamsMetrics
         _messages = meter.CreateCounter<long>("pipeline.streams.messages", "{message}", "Messages processed, by verdict: accepted, duplicate, rejected_signed, rejected_unsigned.");
         _rejected = meter.CreateCounter<long>("pipeline.streams.rejected", "{reading}", "Rejected readings by reason code.");
         _deadLetters = meter.CreateCounter<long>("pipeline.streams.dead_letters.written", "{record}", "Dead letters written to telemetry.rejected.v1.");
-        _batchDuration = meter.CreateHistogram<double>("pipeline.streams.batch.duration", "s", "From a batch's last poll to its events committed.");
-        _batchSize = meter.CreateHistogram<long>("pipeline.streams.batch.size", "{message}", "Messages per batch.");
+        _batchDuration = meter.CreateHistogram<double>("pipeline.streams.batch.duration", "s", "From a batch's last poll to its events committed.", advice: HistogramBuckets.Seconds);
+        _batchSize = meter.CreateHistogram<long>("pipeline.streams.batch.size", "{message}", "Messages per batch.", advice: HistogramBuckets.BatchSizes);
         meter.CreateObservableGauge("pipeline.streams.lag", () => Interlocked.Read(ref _lag), "{message}", "Messages in assigned partitions not yet processed.");
     }
 

@@ -182,6 +182,30 @@ public sealed class HttpIngestTests(StackFixture fixture)
         Assert.Equal([HttpStatusCode.Accepted, HttpStatusCode.Accepted, HttpStatusCode.TooManyRequests], statuses);
     }
 
+    [Fact]
+    public async Task Metrics_CountReadingsByOutcome_AndTimeProducesInSecondBuckets()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
+        var device = new TestDevice("metrics");
+        var good = Enumerable.Range(0, 4).Select(_ => device.Next().Envelope).ToList();
+        var withUnknownField = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(device.Next().Envelope).TrimEnd('}') + ",\"extra\":1}");
+        var receipts = await PostAsync(host, JsonArray([.. good, withUnknownField]), "application/json");
+        Assert.Equal(4, receipts.Count(r => r.Status == "accepted"));
+        var notJson = await host.Ingest.PostAsync("/v1/readings", new StringContent("hello", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, notJson.StatusCode);
+
+        var scrape = await PrometheusScrape.FromAsync(host.Ingest);
+        Assert.Equal(5, scrape.Value("pipeline_ingest_readings_received_total", "transport=\"http\""));
+        Assert.Equal(4, scrape.Value("pipeline_ingest_readings_accepted_total", "transport=\"http\""));
+        Assert.Equal(1, scrape.Value("pipeline_ingest_readings_refused_total", "reason=\"unknown_field\""));
+        Assert.Equal(1, scrape.Value("pipeline_ingest_readings_refused_total", "reason=\"malformed\""));
+        Assert.Equal(0, scrape.Value("pipeline_ingest_inflight_bytes"));
+        // One request's produce, timed in seconds: it lands in a sub-second bucket, not in the first of millisecond-shaped ones.
+        Assert.Equal(1, scrape.Value("pipeline_ingest_produce_duration_seconds_count"));
+        Assert.Equal(1, scrape.Value("pipeline_ingest_produce_duration_seconds_bucket", "le=\"1\""));
+        Assert.Equal(0, scrape.Value("pipeline_ingest_produce_duration_seconds_bucket", "le=\"0.001\""));
+    }
+
     internal sealed record ReceiptBody(int Index, string Status, string? Id, string? Reason, string? Detail);
     internal sealed record ReadingsBody(int Accepted, int Refused, int Unavailable, List<ReceiptBody> Receipts);
 

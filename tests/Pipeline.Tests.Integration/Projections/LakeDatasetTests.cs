@@ -121,6 +121,21 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_CountWhatEachStageDidWithTheKnownReadings()
+    {
+        var scrape = await PrometheusScrape.FromAsync(_host.Api);
+        Assert.Equal(6, scrape.Value("pipeline_ingest_readings_accepted_total", "transport=\"http\""));
+        Assert.Equal(5, scrape.Value("pipeline_streams_messages_total", "verdict=\"accepted\""));
+        Assert.Equal(1, scrape.Value("pipeline_streams_messages_total", "verdict=\"rejected_signed\""));
+        Assert.Equal(1, scrape.Value("pipeline_streams_rejected_total", "reason=\"out_of_range\""));
+        Assert.True(scrape.Has("pipeline_streams_lag"));
+        Assert.Equal(2, scrape.Value("pipeline_lake_rows_total", "dataset=\"vehicle_signals\""));
+        Assert.Equal(3, scrape.Value("pipeline_lake_rows_total", "dataset=\"weather_observations\""));
+        Assert.Equal(1, scrape.Value("pipeline_lake_rows_total", "dataset=\"reading_rejections\""));
+        Assert.InRange(scrape.Value("pipeline_lake_lag_seconds"), 0, double.MaxValue);
+    }
+
+    [Fact]
     public async Task ParquetFiles_ReadBackByParquetNet_HaveTheSchemaRowsAndValues()
     {
         var files = await new LakeManifest(_host.Stack, LakeProjector.LiveLake).FilesAsync(CancellationToken.None);
