@@ -66,8 +66,8 @@ public static class RecordedFiles
 
         if (CarScannerLog.Recognises(headerLine)) return CarScannerLog.Read(path, fileName);
         var header = RecordedText.SplitFields(headerLine, ',');
-        if (NycFlightsWeather.Recognises(header)) return NycFlightsWeather.Read(path, fileName);
-        if (AimsirObservations.Recognises(header)) return AimsirObservations.Read(path, fileName);
+        if (NycFlightsWeather.Table.Recognises(header)) return NycFlightsWeather.Read(path, fileName);
+        if (AimsirObservations.Table.Recognises(header)) return AimsirObservations.Read(path, fileName);
         if (NycFlightsWeather.RecognisesStations(header) || AimsirObservations.RecognisesStations(header))
             throw NotSupported(fileName, "it is a station list, which is read together with the observations file beside it; load that file");
         throw NotSupported(fileName, $"its CSV header '{Shorten(headerLine)}' is none of the known ones");

@@ -40,6 +40,24 @@ internal static class RecordedText
         return [.. fields];
     }
 
+    /// <summary>
+    /// The rows of a delimited file below its header, each with its line number and the fields of the named columns in
+    /// the order named. Empty lines are skipped.
+    /// </summary>
+    public static IEnumerable<CsvRow> CsvRows(string path, string fileName, params string[] columns)
+    {
+        int[]? positions = null;
+        long lineNumber = 0;
+        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        {
+            lineNumber++;
+            if (line.Length == 0) continue;
+            var fields = SplitFields(line, ',');
+            if (positions is null) positions = ColumnPositions(fields, fileName, columns);
+            else yield return new CsvRow(fields, positions, lineNumber);
+        }
+    }
+
     /// <summary>The position of each named column in a header; a missing column is a format error, not a silent gap.</summary>
     public static int[] ColumnPositions(string[] header, string fileName, params string[] names)
     {
@@ -71,4 +89,10 @@ internal static class RecordedText
 
     /// <summary>Metadata values are text; written invariant and round-trippable.</summary>
     public static string Invariant(double value) => value.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>One row of a CSV file; <c>row[i]</c> is the field of the i-th column asked for.</summary>
+internal readonly record struct CsvRow(string[] Fields, int[] Positions, long Line)
+{
+    public string this[int column] => Fields[Positions[column]];
 }
