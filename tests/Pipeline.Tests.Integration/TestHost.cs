@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Cli.Hosting;
+using Pipeline.Cli.Simulator;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 using Pipeline.Ingest.Mqtt;
@@ -38,6 +39,22 @@ public sealed class TestHost : IAsyncDisposable
     public HttpClient Api { get; }
     public HttpClient Ingest { get; }
     public int MqttPort => App.Services.GetRequiredService<MqttGateway>().Port;
+    private readonly List<string> _fleetStates = [];
+
+    /// <summary>A simulated fleet aimed at this host, keeping its keys in a temporary folder that goes with the host, quietly.</summary>
+    public SimulatorOptions Fleet(SimulatorOptions fleet)
+    {
+        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
+        _fleetStates.Add(state);
+        return fleet with
+        {
+            ApiUrl = Api.BaseAddress!.ToString(),
+            IngestUrl = Ingest.BaseAddress!.ToString(),
+            MqttPort = MqttPort,
+            StateDirectory = state,
+            ShowProgress = false,
+        };
+    }
 
     public static async Task<TestHost> StartAsync(StackFixture fixture, Roles roles, IDictionary<string, string?>? settings = null, string? schema = null)
     {
@@ -98,5 +115,6 @@ public sealed class TestHost : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         if (Stack != Fixture.Stack) await Stack.DisposeAsync();
+        foreach (var state in _fleetStates) Directory.Delete(state, recursive: true);
     }
 }

@@ -38,13 +38,11 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
             ["PIPELINE_Lake__MaxEventsPerRound"] = "300",
         };
         var random = new Random(6);
-        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
-        var simulation = new Simulation(new SimulatorOptions
+        var simulation = new Simulation(host.Fleet(new SimulatorOptions
         {
             Vehicles = 15, Stations = 8, Duration = TimeSpan.FromSeconds(20), Rate = 80, Transport = TransportMode.Http,
             Misbehave = Misbehaviour.Range | Misbehaviour.Seq | Misbehaviour.Dup, MisbehaveRate = 0.1, Seed = 21,
-            ApiUrl = host.Api.BaseAddress!.ToString(), IngestUrl = host.Ingest.BaseAddress!.ToString(), StateDirectory = state, ShowProgress = false,
-        }, TimeProvider.System).RunAsync(CancellationToken.None);
+        }), TimeProvider.System).RunAsync(CancellationToken.None);
 
         var projector = DepinProcess.Start(host, "projections", environment);
         var kills = 0;

@@ -13,8 +13,7 @@ public sealed class SimulationTests(StackFixture fixture)
     public async Task Fleet_OverHttpAndMqtt_RegistersSendsAndIsAcknowledged_ThenARestartContinuesItsSequences()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, schema: "it_simulation");
-        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
-        var options = new SimulatorOptions
+        var options = host.Fleet(new SimulatorOptions
         {
             Vehicles = 12,
             Stations = 6,
@@ -24,12 +23,7 @@ public sealed class SimulationTests(StackFixture fixture)
             Misbehave = Misbehaviour.All,
             MisbehaveRate = 0.2,
             Seed = 42,
-            ApiUrl = host.Api.BaseAddress!.ToString(),
-            IngestUrl = host.Ingest.BaseAddress!.ToString(),
-            MqttPort = host.MqttPort,
-            StateDirectory = state,
-            ShowProgress = false,
-        };
+        });
 
         var first = await new Simulation(options, TimeProvider.System).RunAsync(CancellationToken.None);
         Assert.Equal(18, first.Stats.Registered);
@@ -56,6 +50,5 @@ public sealed class SimulationTests(StackFixture fixture)
             var sent = second.Ledger.Entries.Where(e => e.Device == device.Address).Select(e => e.Seq).ToList();
             if (sent.Count > 0) Assert.Equal(lastSeq[device.Name].Seq + 1, sent.Min());
         }
-        Directory.Delete(state, recursive: true);
     }
 }

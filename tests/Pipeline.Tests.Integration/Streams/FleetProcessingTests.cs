@@ -18,8 +18,7 @@ public sealed class FleetProcessingTests(StackFixture fixture)
     public async Task MisbehavingFleet_EndsWithOneEventPerValidReading_AndOneDeadLetterPerInvalidOne()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.All, schema: "it_fleet_processing");
-        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
-        var run = await new Simulation(new SimulatorOptions
+        var run = await new Simulation(host.Fleet(new SimulatorOptions
         {
             Vehicles = 15,
             Stations = 8,
@@ -29,12 +28,7 @@ public sealed class FleetProcessingTests(StackFixture fixture)
             Misbehave = Misbehaviour.All,
             MisbehaveRate = 0.25,
             Seed = 7,
-            ApiUrl = host.Api.BaseAddress!.ToString(),
-            IngestUrl = host.Ingest.BaseAddress!.ToString(),
-            MqttPort = host.MqttPort,
-            StateDirectory = state,
-            ShowProgress = false,
-        }, TimeProvider.System).RunAsync(CancellationToken.None);
+        }), TimeProvider.System).RunAsync(CancellationToken.None);
         await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
 
         var ledger = run.Ledger.Entries;
@@ -69,6 +63,5 @@ public sealed class FleetProcessingTests(StackFixture fixture)
         Assert.All(ledger.Where(e => e.Expected == "malformed"), e => Assert.Equal("refused:malformed", e.Edge));
         Assert.Equal(ledger.Count(e => e.Expected == "malformed" && e.Transport == "mqtt"),
             PipelineProbe.DeadLetters(host).Count(d => d.Source.StartsWith("mqtt:", StringComparison.Ordinal) && d.Reason == "malformed"));
-        Directory.Delete(state, recursive: true);
     }
 }

@@ -79,8 +79,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
 
     private static Task<SimulationResult> StartFleet(TestHost host, int seed, int seconds)
     {
-        var state = Directory.CreateTempSubdirectory("depin-sim-").FullName;
-        return new Simulation(new SimulatorOptions
+        return new Simulation(host.Fleet(new SimulatorOptions
         {
             Vehicles = 20,
             Stations = 10,
@@ -90,12 +89,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
             Misbehave = Misbehaviour.All & ~Misbehaviour.Malformed,
             MisbehaveRate = 0.1,
             Seed = seed,
-            ApiUrl = host.Api.BaseAddress!.ToString(),
-            IngestUrl = host.Ingest.BaseAddress!.ToString(),
-            MqttPort = host.MqttPort,
-            StateDirectory = state,
-            ShowProgress = false,
-        }, TimeProvider.System).RunAsync(CancellationToken.None);
+        }), TimeProvider.System).RunAsync(CancellationToken.None);
     }
 
     private static async Task AssertExactlyTheLedgerAsync(TestHost host, SimulationResult run)
