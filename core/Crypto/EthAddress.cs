@@ -30,13 +30,6 @@ public readonly struct EthAddress : IEquatable<EthAddress>
         BinaryPrimitives.WriteUInt32BigEndian(destination[16..], _low);
     }
 
-    public byte[] ToArray()
-    {
-        var bytes = new byte[Size];
-        CopyTo(bytes);
-        return bytes;
-    }
-
     /// <summary>The address of an uncompressed public key given as its 64 bytes X‖Y: the last 20 bytes of keccak256(X‖Y).</summary>
     public static EthAddress FromPublicKey(ReadOnlySpan<byte> publicKey64)
     {

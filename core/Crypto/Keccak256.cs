@@ -12,6 +12,8 @@ public static class Keccak256
 
     public static void Hash(ReadOnlySpan<byte> data, Span<byte> hash)
     {
+        // Checked before the digest takes input: a throw from DoFinal would leave this thread's digest half-fed.
+        ArgumentOutOfRangeException.ThrowIfLessThan(hash.Length, Size);
         var digest = _digest ??= new KeccakDigest(256);
         digest.BlockUpdate(data);
         digest.DoFinal(hash);
@@ -20,6 +22,7 @@ public static class Keccak256
     /// <summary>keccak256(prefix ‖ data) without concatenating the two.</summary>
     public static void Hash(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> data, Span<byte> hash)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(hash.Length, Size);
         var digest = _digest ??= new KeccakDigest(256);
         digest.BlockUpdate(prefix);
         digest.BlockUpdate(data);

@@ -44,8 +44,6 @@ public static class PersonalSign
         return signature;
     }
 
-    public static byte[] Sign(string message, ReadOnlySpan<byte> privateKey) => Sign(Encoding.UTF8.GetBytes(message), privateKey);
-
     /// <summary>Recovers the address that signed <paramref name="message"/>; rejects malleable (high-s) signatures.</summary>
     public static SignatureCheck TryRecover(ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature, out EthAddress signer, Secp256k1? curve = null)
     {

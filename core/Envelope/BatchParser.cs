@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Unicode;
 
 namespace Pipeline.Core.Envelope;
 
@@ -40,7 +39,6 @@ public static class BatchParser
         if (first < 0) return BatchResult.Failed(ReasonCode.Malformed, "The body is empty; send an envelope, an array of envelopes, or NDJSON.");
         if (span[first] == (byte)'{') return new BatchResult([Item(0, body, limits)], null);
         if (span[first] != (byte)'[') return BatchResult.Failed(ReasonCode.Malformed, "The body is neither a JSON object nor an array of envelopes.");
-        if (!Utf8.IsValid(span)) return BatchResult.Failed(ReasonCode.BadEncoding, "The body is not valid UTF-8.");
 
         var items = new List<BatchItem>();
         try

@@ -17,6 +17,7 @@ public readonly record struct EnvelopeResult(SignedReading? Reading, Rejection? 
 public static class EnvelopeParser
 {
     private const int SignatureHexLength = 2 + 2 * PersonalSign.SignatureSize;
+    private const string TimeExpected = "an RFC 3339 time with an offset, such as " + Rfc3339.Example;
 
     public static EnvelopeResult Parse(ReadOnlyMemory<byte> envelope, EnvelopeLimits limits)
     {
@@ -41,7 +42,8 @@ public static class EnvelopeParser
             return new Rejection(ReasonCode.Malformed, "A reading is a JSON object {\"payload\": \"…\", \"sig\": \"0x…\"}.");
 
         byte[]? payload = null;
-        string? sig = null;
+        byte[]? signature = null;
+        var signatureReadable = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("payload"u8))
@@ -53,10 +55,12 @@ public static class EnvelopeParser
             }
             else if (reader.ValueTextEquals("sig"u8))
             {
-                if (sig is not null) return Duplicate("sig");
+                if (signature is not null) return Duplicate("sig");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String) return WrongType("sig", "a string 0x + 130 hex");
-                sig = reader.GetString();
+                signature = new byte[PersonalSign.SignatureSize];
+                var hex = reader.ValueSpan;
+                signatureReadable = !reader.ValueIsEscaped && hex.Length == SignatureHexLength && hex.StartsWith("0x"u8) && Hex.TryDecode(hex[2..], signature);
             }
             else
             {
@@ -67,9 +71,8 @@ public static class EnvelopeParser
         while (reader.Read()) { }
 
         if (payload is null) return Missing("payload");
-        if (sig is null) return Missing("sig");
-        var signature = new byte[PersonalSign.SignatureSize];
-        if (sig.Length != SignatureHexLength || !sig.StartsWith("0x", StringComparison.Ordinal) || !Hex.TryDecode(sig.AsSpan(2), signature))
+        if (signature is null) return Missing("sig");
+        if (!signatureReadable)
             return new Rejection(ReasonCode.BadSignature, "sig must be 0x followed by 130 hex digits (r‖s‖v).");
 
         var content = ParsePayload(payload, limits);
@@ -117,9 +120,10 @@ public static class EnvelopeParser
             {
                 if (ts is not null) return Duplicate("ts");
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.String) return WrongType("ts", "an RFC 3339 time such as 2026-11-23T19:00:00.123Z");
+                if (reader.TokenType != JsonTokenType.String) return WrongType("ts", TimeExpected);
                 if (reader.ValueSpan.Length > limits.MaxStringLength) return TooLong("ts", limits);
-                if (!reader.TryGetDateTimeOffset(out var time)) return WrongType("ts", "an RFC 3339 time such as 2026-11-23T19:00:00.123Z");
+                if (reader.ValueIsEscaped || !Rfc3339.HasDateTimeAndOffset(reader.ValueSpan) || !reader.TryGetDateTimeOffset(out var time))
+                    return WrongType("ts", TimeExpected);
                 ts = time.ToUniversalTime();
             }
             else if (reader.ValueTextEquals("kind"u8))

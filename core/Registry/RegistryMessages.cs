@@ -133,7 +133,7 @@ internal static class RegistryJson
         if (Encoding.UTF8.GetByteCount(text) > MaxMessageBytes) return (null, new Rejection(ReasonCode.TooLarge, $"The message is longer than {MaxMessageBytes} bytes."));
         try
         {
-            using var document = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 4 });
+            using var document = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 4, AllowDuplicateProperties = false });
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new RegistryFormatException("The message is a JSON object.");
             foreach (var property in root.EnumerateObject())
@@ -162,9 +162,10 @@ internal static class RegistryJson
             : throw new RegistryFormatException($"{name} must be 0x followed by 40 hex digits.", ReasonCode.BadAddress);
 
     public static DateTimeOffset IssuedAt(JsonElement root) =>
-        root.TryGetProperty("issuedAt", out var value) && value.ValueKind == JsonValueKind.String && value.TryGetDateTimeOffset(out var time)
+        root.TryGetProperty("issuedAt", out var value) && value.ValueKind == JsonValueKind.String
+            && Rfc3339.HasDateTimeAndOffset(Encoding.UTF8.GetBytes(value.GetString()!)) && value.TryGetDateTimeOffset(out var time)
             ? time.ToUniversalTime()
-            : throw new RegistryFormatException("issuedAt must be an RFC 3339 time such as 2026-11-23T19:00:00Z.");
+            : throw new RegistryFormatException("issuedAt must be an RFC 3339 time with an offset, such as 2026-11-23T19:00:00Z.");
 
     public static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }

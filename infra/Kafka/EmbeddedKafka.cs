@@ -73,16 +73,6 @@ public sealed unsafe class EmbeddedKafka : IDisposable
 
     public void SetBrokerUp(int brokerId = -1) => Check(Api.Value.BrokerSetUp(Cluster, brokerId));
 
-    /// <summary>Adds round-trip latency to a broker's responses (-1: all brokers).</summary>
-    public void SetRoundTripTime(TimeSpan rtt, int brokerId = -1) => Check(Api.Value.BrokerSetRtt(Cluster, brokerId, (int)rtt.TotalMilliseconds));
-
-    /// <summary>Makes the next requests of one API key (Produce = 0, Fetch = 1, OffsetCommit = 8, …) fail with these errors.</summary>
-    public void PushRequestErrors(short apiKey, params ErrorCode[] errors)
-    {
-        var codes = errors.Select(e => (int)e).ToArray();
-        fixed (int* pointer = codes) Api.Value.PushRequestErrors(Cluster, apiKey, (nuint)codes.Length, pointer);
-    }
-
     private nint Cluster => _cluster != 0 ? _cluster : throw new ObjectDisposedException(nameof(EmbeddedKafka));
 
     public void Dispose()
@@ -124,8 +114,6 @@ public sealed unsafe class EmbeddedKafka : IDisposable
         public delegate* unmanaged<nint, byte*, int, int, int> TopicCreate;
         public delegate* unmanaged<nint, int, int> BrokerSetDown;
         public delegate* unmanaged<nint, int, int> BrokerSetUp;
-        public delegate* unmanaged<nint, int, int, int> BrokerSetRtt;
-        public delegate* unmanaged<nint, short, nuint, int*, void> PushRequestErrors;
         public delegate* unmanaged<nint, int, void> InitialRebalanceDelay;
 
         public static Native Load()
@@ -146,8 +134,6 @@ public sealed unsafe class EmbeddedKafka : IDisposable
                 TopicCreate = (delegate* unmanaged<nint, byte*, int, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_topic_create"),
                 BrokerSetDown = (delegate* unmanaged<nint, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_broker_set_down"),
                 BrokerSetUp = (delegate* unmanaged<nint, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_broker_set_up"),
-                BrokerSetRtt = (delegate* unmanaged<nint, int, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_broker_set_rtt"),
-                PushRequestErrors = (delegate* unmanaged<nint, short, nuint, int*, void>)NativeLibrary.GetExport(library, "rd_kafka_mock_push_request_errors_array"),
                 InitialRebalanceDelay = (delegate* unmanaged<nint, int, void>)NativeLibrary.GetExport(library, "rd_kafka_mock_group_initial_rebalance_delay_ms"),
             };
         }

@@ -59,9 +59,10 @@ public sealed class DevStack : IAsyncDisposable
     public string KafkaBootstrapServers { get; }
 
     /// <summary>
-    /// Which Kafka cluster this is, for state kept beside the events that names Kafka offsets: a digest of its brokers'
-    /// addresses. An embedded broker starts empty each time on new random ports, so offsets recorded against an earlier
-    /// one are never mistaken for its own; every process that reaches the same brokers computes the same identity.
+    /// Which Kafka cluster this is, for state kept beside the events that names Kafka offsets: a digest of the bootstrap
+    /// list as configured (order and case aside). An embedded broker starts empty each time on new random ports, so
+    /// offsets recorded against an earlier one are never mistaken for its own. Not taken from live metadata, which
+    /// leaves out brokers that are down: a rolling restart would otherwise look like a new cluster and replay the topic.
     /// </summary>
     public string BrokerIdentity { get; private init; } = "";
 
@@ -96,13 +97,15 @@ public sealed class DevStack : IAsyncDisposable
             embedded = EmbeddedKafka.Start(options.Kafka.EmbeddedBrokers);
             bootstrap = embedded.BootstrapServers;
             logger.LogInformation("Embedded Kafka broker ({Brokers} brokers) at {Bootstrap}", embedded.Brokers, bootstrap);
-            if (options.PublishBootstrapFile)
-            {
-                bootstrapFile = Path.Combine(options.DataDirectory, "kafka.bootstrap");
-                await File.WriteAllTextAsync(bootstrapFile, bootstrap + "\n", cancellation);
-            }
         }
         await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
+        if (embedded is not null && options.PublishBootstrapFile)
+        {
+            // Only once the topics exist, and whole: a process joining reads either nothing or a broker ready to use.
+            bootstrapFile = Path.Combine(options.DataDirectory, "kafka.bootstrap");
+            await File.WriteAllTextAsync(bootstrapFile + ".tmp", bootstrap + "\n", cancellation);
+            File.Move(bootstrapFile + ".tmp", bootstrapFile, overwrite: true);
+        }
 
         DocumentStore? store = null;
         if (postgres is not null)
@@ -115,8 +118,8 @@ public sealed class DevStack : IAsyncDisposable
 
     private static string IdentifyBrokers(string bootstrap)
     {
-        using var admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = bootstrap }).Build();
-        var brokers = admin.GetMetadata(TimeSpan.FromSeconds(10)).Brokers.Select(b => $"{b.BrokerId}@{b.Host}:{b.Port}").Order(StringComparer.Ordinal);
+        var brokers = bootstrap.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(b => b.ToLowerInvariant()).Order(StringComparer.Ordinal);
         var digest = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(",", brokers)));
         return "kafka:" + Convert.ToHexStringLower(digest)[..16];
     }

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using Pipeline.Core.Crypto;
 
 namespace Pipeline.Tests.Unit.Crypto;
@@ -95,8 +94,6 @@ public abstract class Secp256k1ContractTests
         var key = EthKey.Generate();
         return Hex.Decode(key.ToHex());
     }
-
-    protected static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 }
 
 public sealed class NativeSecp256k1Tests : Secp256k1ContractTests

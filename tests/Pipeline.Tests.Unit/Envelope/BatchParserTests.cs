@@ -70,11 +70,14 @@ public sealed class BatchParserTests
     }
 
     [Fact]
-    public void Parse_ArrayWithInvalidUtf8_IsBadEncoding()
+    public void Parse_ArrayItemWithInvalidUtf8_IsRefusedAlone()
     {
-        var body = Encoding.UTF8.GetBytes($"[{Reading(1)}]");
-        body[^3] = 0xFF;
-        Assert.Equal(ReasonCode.BadEncoding, BatchParser.Parse(body, BatchFormat.Json, EnvelopeLimits.Default).Error?.Code);
+        var body = Encoding.UTF8.GetBytes($"[{Reading(1)},{Reading(2)}]");
+        body[Encoding.UTF8.GetByteCount($"[{Reading(1)}") - 3] = 0xFF;
+        var result = BatchParser.Parse(body, BatchFormat.Json, EnvelopeLimits.Default);
+        Assert.Null(result.Error);
+        Assert.Equal(ReasonCode.BadEncoding, result.Items[0].Rejection?.Code);
+        Assert.Null(result.Items[1].Rejection);
     }
 
     [Fact]

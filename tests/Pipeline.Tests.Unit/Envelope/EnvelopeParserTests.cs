@@ -41,9 +41,10 @@ public sealed class EnvelopeParserTests
     [Fact]
     public void Parse_PayloadWithEscapes_SignsTheUnescapedText()
     {
-        var payload = Payload(Device, signals: """{"Vehicle.Speed":1}""").Replace("\"kind\"", "\"kind\"");
+        var payload = Payload(Device, signals: """{"Vehicle.Speed":1,"Zürich.Ärger":2}""");
         var json = Encoding.UTF8.GetString(Envelope(Device, payload));
-        Assert.Contains("\\u0022", json); // the writer escapes the quotes inside payload
+        Assert.Contains("\\u0022", json); // the writer escapes the quotes inside payload…
+        Assert.Contains("\\u00FC", json, StringComparison.OrdinalIgnoreCase); // …and non-ASCII letters
         var reading = Parse(json).Reading!;
         Assert.Equal(payload, Encoding.UTF8.GetString(reading.Payload));
         Assert.Equal(SignatureCheck.Valid, reading.TryRecoverSigner(out var signer));
@@ -74,6 +75,10 @@ public sealed class EnvelopeParserTests
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":-1,"ts":"2026-11-23T19:00:00Z","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1.5,"ts":"2026-11-23T19:00:00Z","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"yesterday","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
+        // Without an offset the instant would depend on the processing host's zone.
+        { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23T19:00:00","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
+        { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
+        { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23T19:00:00.123+0100","kind":"vehicle","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23T19:00:00Z","kind":"boat","signals":{"Vehicle.Speed":1}}""", ReasonCode.Malformed },
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23T19:00:00Z","kind":"vehicle","signals":{"Vehicle.Speed":"fast"}}""", ReasonCode.Malformed },
         { """{"device":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","seq":1,"ts":"2026-11-23T19:00:00Z","kind":"vehicle","signals":{"Vehicle.Speed":1,"Vehicle.Speed":2}}""", ReasonCode.Malformed },
