@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
+using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 using Spectre.Console;
@@ -48,6 +49,8 @@ public static class IngestBench
 
         AnsiConsole.MarkupLine("Baseline: raw Confluent.Kafka produce of the same envelopes…");
         var envelopes = SignedBatches().SelectMany(b => b.Envelopes).ToList();
+        // The same partitioning as the gateway's topic, so the baseline does the same work.
+        await KafkaTopics.EnsureAsync(stack.KafkaBootstrapServers, stack.EmbeddedKafka, stack.Options.Kafka.Partitions, [RawTopic]);
         var raw = ProduceRaw(stack, envelopes, duration);
 
         var table = new Table().AddColumn($"Path ({BatchSize} readings/batch, {Concurrency} connections)").AddColumn(new TableColumn("Readings/s").RightAligned())
@@ -103,11 +106,15 @@ public static class IngestBench
         return 0;
     }
 
+    private const string RawTopic = "bench.raw";
+
     private static Throughput ProduceRaw(DevStack stack, List<(string Device, byte[] Envelope)> envelopes, TimeSpan duration)
     {
         var config = new KafkaOptions().ProducerConfig(stack.KafkaBootstrapServers, "bench-raw");
         using var producer = new ProducerBuilder<string, byte[]>(config).Build();
         long delivered = 0;
+        // The two headers the gateway adds to every message.
+        var headers = new Headers { { HeaderNames.ReceivedAt, Encoding.ASCII.GetBytes(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture)) }, { HeaderNames.Transport, "http"u8.ToArray() } };
         var clock = Stopwatch.StartNew();
         for (var i = 0; clock.Elapsed < duration; i++)
         {
@@ -116,7 +123,7 @@ public static class IngestBench
             {
                 try
                 {
-                    producer.Produce("bench.raw", new Message<string, byte[]> { Key = device, Value = envelope }, r => { if (!r.Error.IsError) Interlocked.Increment(ref delivered); });
+                    producer.Produce(RawTopic, new Message<string, byte[]> { Key = device, Value = envelope, Headers = headers }, r => { if (!r.Error.IsError) Interlocked.Increment(ref delivered); });
                     break;
                 }
                 catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)

@@ -11,4 +11,5 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, vali
     SimulateCommand.Create(),
     ResetCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+// Ctrl-C cancels the command and gives it time to finish: the simulator saves its sequence numbers, up stops PostgreSQL.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });

@@ -32,11 +32,10 @@ public sealed class SimulatedDevice(string name, EthKey key, EthKey owner, Devic
     public IReadingSource Source { get; } = source;
     public string Address => Key.Address.ToLowerHex();
     public long Seq { get; set; }
-    public bool Registered { get; set; }
     public TransportMode Transport { get; set; } = TransportMode.Http;
 
-    /// <summary>Recent envelopes with their ids and payloads, for duplicates, replays and equivocation.</summary>
-    public List<(long Seq, string Id, string Payload, byte[] Envelope)> History { get; } = [];
+    /// <summary>Recent envelopes with their ids, for duplicates and replays of old readings.</summary>
+    public List<(long Seq, string Id, byte[] Envelope)> History { get; } = [];
 
     public RegistrationMessage RegistrationMessage(DateTimeOffset now) => new(Key.Address, Owner.Address, Kind, Metadata, now);
 }
@@ -128,18 +127,22 @@ public sealed class Fleet
             var name = $"unregistered-{i}";
             var seed = Seed(options.Seed, name);
             var model = new VehicleModel(seed, Region.All[i % Region.All.Count], electric: false);
-            return new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, -1 - i, saved, name), DeviceKind.Vehicle, VehicleMetadata(seed, false), new VehicleSource(model, seed, interval.Vehicle, start)) { Transport = devices.Count > 0 ? devices[0].Transport : TransportMode.Http };
+            return new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, -1 - i, saved, name), DeviceKind.Vehicle, VehicleMetadata(seed, false), new VehicleSource(model, seed, interval.Vehicle, start));
         }).ToList();
         return new Fleet(stateFile, devices, unregistered, vehicles);
     }
 
-    /// <summary>Writes keys, sequence numbers, registration and vehicle positions, so the next run continues.</summary>
-    public void Save()
+    /// <summary>
+    /// Writes keys, sequence numbers and vehicle positions, so the next run continues. While running, the saved
+    /// sequence numbers are <paramref name="reserve"/> ahead of the devices': a run killed before its next save must not
+    /// leave the next one reusing seqs it already signed, which the processors would take for equivocation.
+    /// </summary>
+    public void Save(long reserve = 0)
     {
         var state = Devices.Concat(Unregistered).ToDictionary(d => d.Name, d =>
         {
             Vehicles.TryGetValue(d.Name, out var vehicle);
-            return new DeviceState(d.Key.ToHex(), d.Owner.ToHex(), d.Seq, d.Registered, vehicle?.Position.Latitude, vehicle?.Position.Longitude, vehicle?.OdometerKm, vehicle?.FuelPercent);
+            return new DeviceState(d.Key.ToHex(), d.Owner.ToHex(), d.Seq + reserve, vehicle?.Position.Latitude, vehicle?.Position.Longitude, vehicle?.OdometerKm, vehicle?.FuelPercent);
         });
         var temporary = _stateFile + ".tmp";
         File.WriteAllText(temporary, JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
@@ -160,11 +163,7 @@ public sealed class Fleet
 
     private static SimulatedDevice Restore(SimulatedDevice device, Dictionary<string, DeviceState> saved)
     {
-        if (saved.TryGetValue(device.Name, out var state))
-        {
-            device.Seq = state.Seq;
-            device.Registered = state.Registered;
-        }
+        if (saved.TryGetValue(device.Name, out var state)) device.Seq = state.Seq;
         return device;
     }
 
@@ -185,7 +184,7 @@ public sealed class Fleet
         return new Dictionary<string, string> { ["make"] = make, ["model"] = model, ["year"] = (2008 + seed % 17).ToString(CultureInfo.InvariantCulture), ["firmware"] = $"dongle-{1 + seed % 3}.{seed % 10}" };
     }
 
-    private sealed record DeviceState(string Key, string Owner, long Seq, bool Registered, double? Latitude, double? Longitude, double? OdometerKm, double? FuelPercent);
+    private sealed record DeviceState(string Key, string Owner, long Seq, double? Latitude, double? Longitude, double? OdometerKm, double? FuelPercent);
 }
 
 /// <summary>A car reports every interval while driving; parked, it is silent.</summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
+using Pipeline.Core.Signals;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;
 
@@ -13,7 +14,7 @@ public sealed record Outgoing(SimulatedDevice Device, byte[] Envelope, LedgerEnt
 /// Turns a device's sample into what it sends: normally one signed reading; on request, at the configured rate, a
 /// misbehaving one (or pair) with the outcome the pipeline must give it recorded in the ledger.
 /// </summary>
-public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger ledger, SimulationStats stats)
+public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger ledger)
 {
     private TransportMode _transport;
 
@@ -30,7 +31,6 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
     {
         _transport = transport;
         var misbehaviour = Choose(device, signals);
-        if (misbehaviour != Misbehaviour.None) stats.Misbehaved(misbehaviour);
         switch (misbehaviour)
         {
             case Misbehaviour.Dup:
@@ -51,11 +51,9 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
             {
                 var reading = Sign(device, now, signals, obd, null);
                 yield return reading;
-                // Same device and seq, a different payload: the device signs two versions of one reading.
-                var other = new Dictionary<string, double>(signals);
-                var name = other.Keys.First();
-                other[name] += 0.5;
-                yield return Build(device, reading.Entry.Seq, now, other, obd, "seq_conflict", misbehaviour, remember: false);
+                // Same device and seq, a different payload: the device signs two versions of one reading. Only the
+                // time differs, so no other check can refuse the second version first.
+                yield return Build(device, reading.Entry.Seq, now.AddMilliseconds(1), signals, obd, "seq_conflict", misbehaviour, remember: false);
                 break;
             }
             case Misbehaviour.Sig:
@@ -149,12 +147,22 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
         var payload = ReadingWriter.Payload(device.Key.Address, seq, time, device.Kind, signals, obd);
         var envelope = ReadingWriter.Sign(device.Key, payload);
         var id = ReadingWriter.IdOf(payload);
+        // A well-behaved reading can still carry a bad value — recordings do (EWR's 1048 mph wind): the ledger owes it
+        // the processors' answer.
+        if (expected == Accepted) expected = OutOfRange(envelope) ?? Accepted;
         if (remember)
         {
-            device.History.Add((seq, id, payload, envelope));
+            device.History.Add((seq, id, envelope));
             if (device.History.Count > 50) device.History.RemoveAt(0);
         }
         return Record(new Outgoing(device, envelope, new LedgerEntry(device.Address, seq, id, "", expected, misbehaviour is { } m ? Name(m) : null)));
+    }
+
+    private static string? OutOfRange(byte[] envelope)
+    {
+        var content = EnvelopeParser.Parse(envelope, EnvelopeLimits.Default).Reading!.Content;
+        var (signals, rejection) = Plausibility.Decode(content);
+        return (rejection ?? Plausibility.CheckSignals(content.Kind, signals!))?.Code.ToWire();
     }
 
     private Outgoing Again(SimulatedDevice device, LedgerEntry original, byte[] envelope, Misbehaviour misbehaviour) =>

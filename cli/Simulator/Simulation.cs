@@ -4,6 +4,7 @@ using System.Text;
 using System.Threading.Channels;
 using Pipeline.Cli.Simulator.Senders;
 using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
 using Pipeline.Streams.Registry;
 
 namespace Pipeline.Cli.Simulator;
@@ -22,6 +23,10 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
     private const int MqttLanes = 8;
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
 
+    // Saved every few seconds with seqs this far ahead: more than any device sends between two saves.
+    private static readonly TimeSpan SaveInterval = TimeSpan.FromSeconds(5);
+    private const long SeqReserve = 10_000;
+
     public SimulationStats Stats { get; } = new();
     public Ledger Ledger { get; } = new();
 
@@ -31,13 +36,20 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
         var fleet = Fleet.Create(options, start);
         await RegisterAsync(fleet, cancellation);
 
-        var misbehaver = new Misbehaver(options, fleet, Ledger, Stats);
+        var misbehaver = new Misbehaver(options, fleet, Ledger);
         var lanes = new List<Lane>();
         for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats), Stats));
         for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, $"depin-sim-{options.Seed}-{i}-{Guid.NewGuid():N}"[..40], Stats), Stats));
         var laneTasks = lanes.Select(lane => lane.RunAsync(cancellation)).ToList();
 
+        // Devices are spread over the lanes of their own transport, numbered within it so every lane carries some.
+        var laneOf = new int[fleet.Devices.Count];
+        var (httpDevices, mqttDevices) = (0, 0);
+        for (var i = 0; i < fleet.Devices.Count; i++)
+            laneOf[i] = fleet.Devices[i].Transport == TransportMode.Mqtt ? HttpLanes + mqttDevices++ % MqttLanes : httpDevices++ % HttpLanes;
+
         var onlyReplay = options.Vehicles == 0 && options.Stations == 0 && options.Replay.Count > 0;
+        var lastSave = start;
         var end = start + options.Duration;
         var batches = lanes.Select(_ => new List<Outgoing>()).ToList();
         try
@@ -51,14 +63,18 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
                     var device = fleet.Devices[i];
                     if (device.Source.Finished || device.Source.NextDue > now) continue;
                     if (device.Source.Sample(now) is not var (signals, obd)) continue;
-                    var lane = device.Transport == TransportMode.Mqtt ? HttpLanes + i % MqttLanes : i % HttpLanes;
-                    batches[lane].AddRange(misbehaver.Emit(device, device.Transport, now, signals, obd));
+                    batches[laneOf[i]].AddRange(misbehaver.Emit(device, device.Transport, now, signals, obd));
                 }
                 for (var lane = 0; lane < lanes.Count; lane++)
                 {
                     if (batches[lane].Count == 0) continue;
                     await lanes[lane].Queue.Writer.WriteAsync(batches[lane], cancellation);
                     batches[lane] = [];
+                }
+                if (now - lastSave >= SaveInterval)
+                {
+                    fleet.Save(reserve: SeqReserve);
+                    lastSave = now;
                 }
                 await Task.Delay(Tick, clock, cancellation);
             }
@@ -95,7 +111,6 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
             using var response = await client.PostAsJsonAsync("v1/devices", request, token);
             if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.Conflict))
                 throw new InvalidOperationException($"Registering {device.Name} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");
-            device.Registered = true;
             Stats.AddRegistered();
         });
     }
@@ -112,7 +127,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
             {
                 // Whatever piled up while the last send was out goes in one request.
                 var batch = new List<Outgoing>();
-                while (batch.Count < 1_000 && Queue.Reader.TryRead(out var more)) batch.AddRange(more);
+                while (batch.Count < EnvelopeLimits.Default.MaxBatchReadings && Queue.Reader.TryRead(out var more)) batch.AddRange(more);
                 try
                 {
                     await Sender.SendAsync(batch, cancellation);

@@ -15,7 +15,6 @@ public sealed class SimulationStats
     public long Retried => Interlocked.Read(ref _retried);
     public long Registered => Interlocked.Read(ref _registered);
     public ConcurrentDictionary<string, long> RefusedByReason { get; } = new();
-    public ConcurrentDictionary<string, long> MisbehavedByKind { get; } = new();
     public long Refused => RefusedByReason.Values.Sum();
 
     public void AddSent(int count) => Interlocked.Add(ref _sent, count);
@@ -31,6 +30,4 @@ public sealed class SimulationStats
 
     public void Fail(Exception e, bool retried = false) =>
         (retried ? Recovered : Failures).AddOrUpdate($"{e.GetType().Name}: {e.Message} (at {e.StackTrace?.Split('\n').FirstOrDefault()?.Trim()})", 1, (_, n) => n + 1);
-
-    public void Misbehaved(Misbehaviour kind) => MisbehavedByKind.AddOrUpdate(kind.ToString().ToLowerInvariant(), 1, (_, n) => n + 1);
 }

@@ -2,13 +2,14 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
+using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration;
 
 /// <summary>
-/// The stack every integration test uses, started once per run exactly as `depin up` starts it. Connection details
-/// come only from here: PIPELINE_POSTGRES and PIPELINE_KAFKA name servers to use; otherwise the local cluster under
-/// PIPELINE_DATA (default: the repository's .data) and an embedded broker.
+/// The stack every integration test uses, started once per run from the same settings `depin up` reads (PIPELINE_POSTGRES,
+/// PIPELINE_KAFKA, PIPELINE_DATA, PIPELINE_Kafka__…): by default the local cluster under the repository's .data and an
+/// embedded broker.
 /// </summary>
 public sealed class StackFixture : IAsyncLifetime
 {
@@ -16,17 +17,11 @@ public sealed class StackFixture : IAsyncLifetime
 
     public DevStack Stack => _stack ?? throw new InvalidOperationException("The stack is not started.");
 
-    public static string RepositoryRoot { get; } = FindRoot();
-
     public async Task InitializeAsync()
     {
-        var options = new StackOptions
-        {
-            DataDirectory = Environment.GetEnvironmentVariable("PIPELINE_DATA") ?? Path.Combine(RepositoryRoot, ".data"),
-            Postgres = { ConnectionString = Environment.GetEnvironmentVariable("PIPELINE_POSTGRES") },
-            Kafka = { BootstrapServers = Environment.GetEnvironmentVariable("PIPELINE_KAFKA") },
-            ConfigureStore = PipelineStore.Configure,
-        };
+        var configuration = PipelineConfiguration.Build([]);
+        var options = PipelineConfiguration.StackOptions(configuration);
+        if (configuration["Data:Directory"] is null) options.DataDirectory = Path.Combine(RepositoryTools.Root, ".data");
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         _stack = await DevStack.StartAsync(options, NullLogger.Instance, timeout.Token);
     }
@@ -46,15 +41,6 @@ public sealed class StackFixture : IAsyncLifetime
 
     /// <summary>The stack with an event store in a schema of its own, emptied first: isolation per test class, reset before, never after.</summary>
     public Task<DevStack> CreateStackAsync(string schema) => Stack.WithSchemaAsync(schema);
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Pipeline.sln"))) return dir.FullName;
-        }
-        throw new InvalidOperationException("Tests run from inside the repository.");
-    }
 }
 
 [CollectionDefinition(Name)]

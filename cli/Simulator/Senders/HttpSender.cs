@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Pipeline.Core.Envelope;
 
 namespace Pipeline.Cli.Simulator.Senders;
 
@@ -14,7 +15,13 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
 
     public async Task SendAsync(IReadOnlyList<Outgoing> batch, CancellationToken cancellation)
     {
-        var pending = batch.ToList();
+        // The edge refuses a request of more readings than a batch may hold as a whole, without receipts.
+        foreach (var chunk in batch.Chunk(EnvelopeLimits.Default.MaxBatchReadings)) await SendChunkAsync(chunk, cancellation);
+    }
+
+    private async Task SendChunkAsync(Outgoing[] chunk, CancellationToken cancellation)
+    {
+        var pending = chunk.ToList();
         stats.AddSent(pending.Count);
         while (pending.Count > 0 && !cancellation.IsCancellationRequested)
         {

@@ -33,6 +33,13 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
                         item.Entry.Edge = "accepted";
                         stats.AddAcknowledged(1);
                     }
+                    else if (result.ReasonCode == MqttClientPublishReasonCode.QuotaExceeded)
+                    {
+                        // Over the device's rate: nothing was kept, so wait as a device would and publish it again.
+                        stats.AddRetried(1);
+                        await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
+                        continue;
+                    }
                     else
                     {
                         // The edge writes "reason: detail" into the PUBACK's reason string.

@@ -15,7 +15,7 @@ public sealed class LocalPostgresTests : IDisposable
     [Fact]
     public async Task Start_OnAFreshFolder_CreatesTheClusterThenReusesItWhileRunning()
     {
-        var options = new PostgresOptions { Port = FreePort() };
+        var options = new PostgresOptions { Port = TestHost.FreePort() };
         var first = new LocalPostgres(options, Path.Combine(_folder, "postgres"), NullLogger.Instance);
         await first.StartAsync(CancellationToken.None);
         try
@@ -51,7 +51,7 @@ public sealed class LocalPostgresTests : IDisposable
     [Fact]
     public async Task Start_WithAStalePidFile_RemovesItAndStarts()
     {
-        var options = new PostgresOptions { Port = FreePort() };
+        var options = new PostgresOptions { Port = TestHost.FreePort() };
         var folder = Path.Combine(_folder, "postgres");
         var postgres = new LocalPostgres(options, folder, NullLogger.Instance);
         await postgres.StartAsync(CancellationToken.None);
@@ -69,13 +69,6 @@ public sealed class LocalPostgresTests : IDisposable
         {
             await postgres.StopIfRunningAsync(CancellationToken.None);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public void Dispose()
