@@ -9,7 +9,6 @@ public sealed class EndpointsOptions
     public int ApiPort { get; set; } = 5080;
     public int IngestPort { get; set; } = 5081;
     public int MqttPort { get; set; } = 1883;
-    public int AnvilPort { get; set; } = 8545;
 
     /// <summary>/health and /metrics of a process that runs only background stages (depin streams); 0 picks a free port.</summary>
     public int StatusPort { get; set; } = 5082;
