@@ -86,32 +86,44 @@ public sealed class DevStack : IAsyncDisposable
 
         EmbeddedKafka? embedded = null;
         string? bootstrapFile = null;
-        var bootstrap = options.Kafka.BootstrapServers;
-        if (string.IsNullOrWhiteSpace(bootstrap) && options.JoinPublishedBroker && await PublishedBrokerAsync(options.DataDirectory) is { } published)
-        {
-            bootstrap = published;
-            logger.LogInformation("Joining the embedded broker published in kafka.bootstrap: {Bootstrap}", bootstrap);
-        }
-        else if (string.IsNullOrWhiteSpace(bootstrap))
-        {
-            embedded = EmbeddedKafka.Start(options.Kafka.EmbeddedBrokers);
-            bootstrap = embedded.BootstrapServers;
-            logger.LogInformation("Embedded Kafka broker ({Brokers} brokers) at {Bootstrap}", embedded.Brokers, bootstrap);
-        }
-        await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
-        if (embedded is not null && options.PublishBootstrapFile)
-        {
-            // Only once the topics exist, and whole: a process joining reads either nothing or a broker ready to use.
-            bootstrapFile = Path.Combine(options.DataDirectory, "kafka.bootstrap");
-            await File.WriteAllTextAsync(bootstrapFile + ".tmp", bootstrap + "\n", cancellation);
-            File.Move(bootstrapFile + ".tmp", bootstrapFile, overwrite: true);
-        }
-
         DocumentStore? store = null;
-        if (postgres is not null)
+        var bootstrap = options.Kafka.BootstrapServers;
+        try
         {
-            store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema, options.ConfigureStore);
-            await EventStoreConfiguration.ApplySchemaAsync(store);
+            if (string.IsNullOrWhiteSpace(bootstrap) && options.JoinPublishedBroker && await PublishedBrokerAsync(options.DataDirectory) is { } published)
+            {
+                bootstrap = published;
+                logger.LogInformation("Joining the embedded broker published in kafka.bootstrap: {Bootstrap}", bootstrap);
+            }
+            else if (string.IsNullOrWhiteSpace(bootstrap))
+            {
+                embedded = EmbeddedKafka.Start(options.Kafka.EmbeddedBrokers);
+                bootstrap = embedded.BootstrapServers;
+                logger.LogInformation("Embedded Kafka broker ({Brokers} brokers) at {Bootstrap}", embedded.Brokers, bootstrap);
+            }
+            await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
+            if (embedded is not null && options.PublishBootstrapFile)
+            {
+                // Only once the topics exist, and whole: a process joining reads either nothing or a broker ready to use.
+                bootstrapFile = Path.Combine(options.DataDirectory, "kafka.bootstrap");
+                await File.WriteAllTextAsync(bootstrapFile + ".tmp", bootstrap + "\n", cancellation);
+                File.Move(bootstrapFile + ".tmp", bootstrapFile, overwrite: true);
+            }
+
+            if (postgres is not null)
+            {
+                store = EventStoreConfiguration.Create(postgres, options.EventStoreSchema, options.ConfigureStore);
+                await EventStoreConfiguration.ApplySchemaAsync(store);
+            }
+        }
+        catch
+        {
+            // A start that fails half-way leaves nothing running behind it.
+            store?.Dispose();
+            if (bootstrapFile is not null) File.Delete(bootstrapFile);
+            embedded?.Dispose();
+            if (local is not null) await local.StopAsync();
+            throw;
         }
         return new DevStack(options, postgres, local, bootstrap, embedded, store, bootstrapFile) { BrokerIdentity = IdentifyBrokers(bootstrap) };
     }
