@@ -31,25 +31,27 @@ public static class LakeBench
 
         await AnsiConsole.Status().StartAsync($"Storing {readings:N0} reading events (bulk insert)…", _ => StoreEventsAsync(stack, readings));
 
+        // Rounds of 100,000 events (under CompactBelowRows, as LakeOptions requires); every partition compacted at the end.
         var lakeOptions = new LakeOptions { Directory = Path.Combine(data, "lake"), MaxEventsPerRound = 100_000, CompactAtFiles = 2 };
+        var lakeDirectory = lakeOptions.ResolveDirectory(data);
         var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
         await manifest.EnsureSchemaAsync(CancellationToken.None);
-        var writer = new LakeWriter(stack, manifest, lakeOptions.Directory, lakeOptions, null, NullLogger.Instance);
+        var writer = new LakeWriter(stack, manifest, lakeDirectory, lakeOptions, null, NullLogger.Instance);
         var clock = Stopwatch.StartNew();
         await AnsiConsole.Progress().StartAsync(async progress =>
         {
             var task = progress.AddTask("Projecting into the lake", maxValue: readings);
-            while (await writer.ProjectAsync(null, CancellationToken.None) is var n && n > 0) task.Increment(n);
+            await writer.CatchUpAsync(until: null, new Increments(task), CancellationToken.None);
         });
         var projecting = clock.Elapsed;
         await writer.CompactAsync(force: true, CancellationToken.None);
         var files = await manifest.FilesAsync(CancellationToken.None);
 
-        using var lake = LakeCatalog.Open(lakeOptions.Directory, files, lakeOptions.EpochLength);
+        using var lake = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
         const string aggregate = "SELECT device, date, count(*) AS readings, avg(speed_kmh) AS speed_mean, max(speed_kmh) AS speed_max, max(odometer_km) - min(odometer_km) AS distance_km FROM {0} GROUP BY device, date";
         var onLake = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, "vehicle_signals"));
         var single = Path.Combine(data, "duckdb-wrote-this.parquet");
-        Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
+        LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
         var onSingle = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, $"read_parquet('{single}')"));
 
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
@@ -88,6 +90,12 @@ public static class LakeBench
         await stack.Store.BulkInsertEventsAsync(streams, batchSize: 20_000);
     }
 
+    /// <summary>Advances the bar as each round reports (Progress&lt;T&gt; would post, and could land after the bar is gone).</summary>
+    private sealed class Increments(ProgressTask task) : IProgress<int>
+    {
+        public void Report(int value) => task.Increment(value);
+    }
+
     private static TimeSpan Time(DuckDBConnection connection, string sql)
     {
         var times = new List<TimeSpan>();
@@ -102,12 +110,4 @@ public static class LakeBench
         }
         return times.Order().ElementAt(2);
     }
-
-    private static void Execute(DuckDBConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Pipeline.Projections.Lake;
 
 namespace Pipeline.Projections;
@@ -11,12 +12,10 @@ public static class ProjectionsRegistration
     {
         services.AddOptions<LakeOptions>()
             .Bind(configuration.GetSection(LakeOptions.Section))
-            .Validate(o => o.LocationDecimals is >= 0 and <= 6, "Lake:LocationDecimals must be 0–6.")
-            .Validate(o => o.EpochLength >= TimeSpan.FromMinutes(1) && o.MaxEventsPerRound > 0, "Lake:EpochLength must be at least a minute.")
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<LakeOptions>, LakeOptionsValidation>();
         services.AddSingleton<LakeMetrics>();
-        services.AddSingleton<LakeProjector>();
-        services.AddHostedService(provider => provider.GetRequiredService<LakeProjector>());
+        services.AddHostedService<LakeProjector>();
         return services;
     }
 }

@@ -22,17 +22,17 @@ public static class LakeCommand
     {
         var arguments = new StackArguments();
         var replace = new Option<bool>("--replace") { Description = "Make the rebuilt lake the live one when it matches (stop depin up / depin projections first)." };
-        var command = new Command("rebuild", "Recreate the lake from the event store in .data/lake-rebuild and compare it, partition by partition, with the live lake.") { replace };
+        var command = new Command("rebuild", "Recreate the lake from the event store in a folder next to the live one (lake-rebuild) and compare it, partition by partition, with the live lake.") { replace };
         arguments.AddTo(command);
         command.SetAction(async (result, cancellation) =>
         {
             var configuration = PipelineConfiguration.Build(arguments.Values(result));
-            var options = LakeOptionsFrom(configuration);
+            if (LakeOptionsFrom(configuration) is not { } options) return 2;
             await using var stack = await StartAsync(configuration, cancellation);
             var (partitions, through, directory) = await AnsiConsole.Progress().StartAsync(async progress =>
             {
                 var task = progress.AddTask("Rebuilding from the event store");
-                return await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<long>(seq => task.Value = Math.Min(99, task.Value + 1)), cancellation);
+                return await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<int>(_ => task.Value = Math.Min(99, task.Value + 1)), cancellation);
             });
             var table = new Table().AddColumn("Dataset").AddColumn("Date").AddColumn(new TableColumn("Live rows").RightAligned()).AddColumn(new TableColumn("Rebuilt rows").RightAligned()).AddColumn("Content");
             foreach (var p in partitions)
@@ -42,8 +42,8 @@ public static class LakeCommand
             AnsiConsole.MarkupLineInterpolated($"Events through sequence {through:N0}; rebuilt lake in [blue]{directory}[/]: {(same ? "[green]every partition has the same rows[/]" : "[red]partitions differ[/]")}.");
             if (!result.GetValue(replace)) return same ? 0 : 1;
             if (!same) return 1;
-            await LakeRebuild.ReplaceAsync(stack, options, through, cancellation);
-            AnsiConsole.MarkupLine("The rebuilt lake is now the live one; the previous one is in lake-previous.");
+            var previous = await LakeRebuild.ReplaceAsync(stack, options, through, cancellation);
+            AnsiConsole.MarkupLineInterpolated($"The rebuilt lake is now the live one; the previous one is in [blue]{previous}[/].");
             return 0;
         });
         return command;
@@ -58,11 +58,11 @@ public static class LakeCommand
         command.SetAction(async (result, cancellation) =>
         {
             var configuration = PipelineConfiguration.Build(arguments.Values(result));
-            var options = LakeOptionsFrom(configuration);
+            if (LakeOptionsFrom(configuration) is not { } options) return 2;
             await using var stack = await StartAsync(configuration, cancellation);
             var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
             await manifest.EnsureSchemaAsync(cancellation);
-            using var connection = LakeCatalog.Open(options.Directory ?? Path.Combine(stack.DataDirectory, "lake"), await manifest.FilesAsync(cancellation), options.EpochLength);
+            using var connection = LakeCatalog.Open(options.ResolveDirectory(stack.DataDirectory), await manifest.FilesAsync(cancellation), options.EpochLength);
             using var command = connection.CreateCommand();
             command.CommandText = result.GetValue(sql)!;
             try
@@ -93,7 +93,14 @@ public static class LakeCommand
         _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "",
     };
 
-    private static LakeOptions LakeOptionsFrom(IConfiguration configuration) => configuration.GetSection(LakeOptions.Section).Get<LakeOptions>() ?? new();
+    /// <summary>The Lake section, checked as the projector checks it at start; null (errors printed) when invalid.</summary>
+    private static LakeOptions? LakeOptionsFrom(IConfiguration configuration)
+    {
+        var options = configuration.GetSection(LakeOptions.Section).Get<LakeOptions>() ?? new();
+        var errors = options.Errors();
+        foreach (var error in errors) AnsiConsole.MarkupLineInterpolated($"[red]{error}[/]");
+        return errors.Count == 0 ? options : null;
+    }
 
     private static Task<DevStack> StartAsync(IConfiguration configuration, CancellationToken cancellation)
     {

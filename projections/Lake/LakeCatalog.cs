@@ -7,6 +7,8 @@ namespace Pipeline.Projections.Lake;
 /// <summary>
 /// DuckDB over the lake: a view per written dataset that reads exactly the manifest's files (hive-partitioned by date,
 /// so a filter on date skips whole files), and views for the aggregates and device quality on top. Nothing is copied.
+/// Hours and minutes are UTC buckets (time_bucket on a TIMESTAMPTZ defaults to UTC, where date_trunc would use the
+/// session's time zone), and the session itself is set to UTC, so the machine's zone changes nothing.
 /// </summary>
 public static class LakeCatalog
 {
@@ -14,11 +16,26 @@ public static class LakeCatalog
     public const string VehicleDaily = "vehicle_daily";
     public const string DeviceQuality = "device_quality";
 
-    /// <summary>A new in-memory DuckDB with the lake's views.</summary>
+    /// <summary>A new in-memory DuckDB with the lake's views, its session in UTC.</summary>
     public static DuckDBConnection Open(string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength)
     {
         var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
+        try
+        {
+            connection.Open();
+            Execute(connection, "SET TimeZone = 'UTC'");
+            CreateViews(connection, lakeDirectory, files, epochLength);
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    private static void CreateViews(DuckDBConnection connection, string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength)
+    {
         foreach (var dataset in LakeDatasets.All)
         {
             var paths = files.Where(f => f.Dataset == dataset.Name).Select(f => Quote(Path.Combine(lakeDirectory, f.Path))).ToList();
@@ -29,9 +46,9 @@ public static class LakeCatalog
         var epochSeconds = ((long)epochLength.TotalSeconds).ToString(CultureInfo.InvariantCulture);
         Execute(connection, $"""
             CREATE OR REPLACE VIEW {WeatherHourly} AS
-            SELECT station, date, date_trunc('hour', device_time) AS hour,
+            SELECT station, date, time_bucket(INTERVAL 1 hour, device_time) AS hour,
                    count(*) AS readings,
-                   least(1.0, count(DISTINCT date_trunc('minute', device_time)) / 60.0) AS coverage,
+                   least(1.0, count(DISTINCT time_bucket(INTERVAL 1 minute, device_time)) / 60.0) AS coverage,
                    min(temperature_c) AS temperature_min_c, max(temperature_c) AS temperature_max_c, avg(temperature_c) AS temperature_mean_c,
                    min(humidity_pct) AS humidity_min_pct, max(humidity_pct) AS humidity_max_pct, avg(humidity_pct) AS humidity_mean_pct,
                    min(pressure_hpa) AS pressure_min_hpa, max(pressure_hpa) AS pressure_max_hpa, avg(pressure_hpa) AS pressure_mean_hpa,
@@ -40,14 +57,14 @@ public static class LakeCatalog
                    avg(solar_irradiance_wm2) AS solar_irradiance_mean_wm2, max(solar_irradiance_wm2) AS solar_irradiance_max_wm2,
                    max(uv_index) AS uv_index_max
             FROM weather_observations
-            GROUP BY station, date, date_trunc('hour', device_time)
+            GROUP BY station, date, time_bucket(INTERVAL 1 hour, device_time)
             """);
         Execute(connection, $"""
             CREATE OR REPLACE VIEW {VehicleDaily} AS
             SELECT device, date,
                    count(*) AS readings,
-                   count(DISTINCT date_trunc('minute', device_time)) AS active_minutes,
-                   count(DISTINCT date_trunc('minute', device_time)) / 1440.0 AS coverage,
+                   count(DISTINCT time_bucket(INTERVAL 1 minute, device_time)) AS active_minutes,
+                   count(DISTINCT time_bucket(INTERVAL 1 minute, device_time)) / 1440.0 AS coverage,
                    max(odometer_km) - min(odometer_km) AS distance_km,
                    min(speed_kmh) AS speed_min_kmh, max(speed_kmh) AS speed_max_kmh, avg(speed_kmh) AS speed_mean_kmh,
                    max(engine_rpm) AS engine_rpm_max, avg(engine_load_pct) AS engine_load_mean_pct,
@@ -94,7 +111,6 @@ public static class LakeCatalog
                      * CASE WHEN coalesce(r.equivocations, 0) > 0 THEN 0.5 ELSE 1.0 END AS quality_score
             FROM accepted a FULL OUTER JOIN rejected r ON a.device = r.device AND a.epoch = r.epoch
             """);
-        return connection;
     }
 
     /// <summary>
@@ -121,7 +137,8 @@ public static class LakeCatalog
 
     private const string EmptyReasonMap = "MAP {}::MAP(VARCHAR, UBIGINT)";
 
-    private static void Execute(DuckDBConnection connection, string sql)
+    /// <summary>Runs a statement that returns no rows.</summary>
+    public static void Execute(DuckDBConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
         command.CommandText = sql;

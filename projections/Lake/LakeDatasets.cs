@@ -6,7 +6,7 @@ using Pipeline.Core.Signals;
 namespace Pipeline.Projections.Lake;
 
 /// <summary>A dataset written to the lake: its name (the folder), its Arrow schema, and the column of each signal.</summary>
-public sealed record LakeDataset(string Name, Schema Schema, IReadOnlyList<SignalDefinition> Signals, string DateSource);
+public sealed record LakeDataset(string Name, Schema Schema, IReadOnlyList<SignalDefinition> Signals);
 
 /// <summary>
 /// The lake's written datasets. One row per reading: identity and times first, then a typed column per signal of the
@@ -23,24 +23,24 @@ public static class LakeDatasets
 
     public static LakeDataset Vehicle { get; } = Create(VehicleSignals, DeviceKind.Vehicle,
         [("device", StringType.Default, false), ("reading_id", StringType.Default, false), ("seq", Int64Type.Default, false),
-         ("device_time", Timestamp, false), ("received_at", Timestamp, false), ("event_seq", Int64Type.Default, false)], "device_time");
+         ("device_time", Timestamp, false), ("received_at", Timestamp, false), ("event_seq", Int64Type.Default, false)]);
 
     public static LakeDataset Weather { get; } = Create(WeatherObservations, DeviceKind.Weather,
         [("station", StringType.Default, false), ("reading_id", StringType.Default, false), ("seq", Int64Type.Default, false),
          ("device_time", Timestamp, false), ("received_at", Timestamp, false), ("event_seq", Int64Type.Default, false),
-         ("station_latitude", DoubleType.Default, true), ("station_longitude", DoubleType.Default, true), ("station_elevation_m", DoubleType.Default, true)], "device_time");
+         ("station_latitude", DoubleType.Default, true), ("station_longitude", DoubleType.Default, true), ("station_elevation_m", DoubleType.Default, true)]);
 
     public static LakeDataset Rejections { get; } = new(ReadingRejections, Build(
         [("device", StringType.Default, false), ("kind", StringType.Default, false), ("reading_id", StringType.Default, false), ("seq", Int64Type.Default, false),
-         ("reason", StringType.Default, false), ("detail", StringType.Default, false), ("received_at", Timestamp, false), ("event_seq", Int64Type.Default, false)]), [], "received_at");
+         ("reason", StringType.Default, false), ("detail", StringType.Default, false), ("received_at", Timestamp, false), ("event_seq", Int64Type.Default, false)]), []);
 
     public static IReadOnlyList<LakeDataset> All { get; } = [Vehicle, Weather, Rejections];
 
-    private static LakeDataset Create(string name, DeviceKind kind, (string Name, IArrowType Type, bool Nullable)[] fixedColumns, string dateSource)
+    private static LakeDataset Create(string name, DeviceKind kind, (string Name, IArrowType Type, bool Nullable)[] fixedColumns)
     {
         var signals = SignalCatalog.For(kind).ToList();
         var columns = fixedColumns.Concat(signals.Select(s => (s.Column, (IArrowType)DoubleType.Default, true))).ToArray();
-        return new LakeDataset(name, Build(columns), signals, dateSource);
+        return new LakeDataset(name, Build(columns), signals);
     }
 
     private static Schema Build((string Name, IArrowType Type, bool Nullable)[] columns)

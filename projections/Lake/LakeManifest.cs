@@ -16,8 +16,6 @@ public sealed class LakeManifest(DevStack stack, string lake)
 {
     private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
 
-    public string Lake => lake;
-
     public async Task EnsureSchemaAsync(CancellationToken cancellation)
     {
         await SchemaScript.ApplyAsync(stack.PostgresConnectionString, "depin:lake-schema", $"""
@@ -58,7 +56,12 @@ public sealed class LakeManifest(DevStack stack, string lake)
     public async Task<List<LakeFile>> FilesAsync(CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var command = new NpgsqlCommand($"SELECT path, dataset, date, first_seq, last_seq, rows, sha256 FROM {_schema}.lake_files WHERE lake = $1 ORDER BY dataset, date, first_seq", connection)
+        return await FilesAsync(connection, null, cancellation);
+    }
+
+    private async Task<List<LakeFile>> FilesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand($"SELECT path, dataset, date, first_seq, last_seq, rows, sha256 FROM {_schema}.lake_files WHERE lake = $1 ORDER BY dataset, date, first_seq", connection, transaction)
         {
             Parameters = { new() { Value = lake } },
         };
@@ -72,8 +75,11 @@ public sealed class LakeManifest(DevStack stack, string lake)
     /// <summary>
     /// Adds and removes files and moves the checkpoint from <paramref name="expected"/> to <paramref name="through"/>,
     /// atomically; false when the checkpoint is no longer <paramref name="expected"/> (another projector got there).
+    /// <paramref name="publish"/> puts the added files in place once the fence holds and before anything is recorded, so
+    /// a committed file is always on disk, and a writer that lost the lake publishes nothing. The checkpoint's row stays
+    /// locked until the commit: no other commit, nor <see cref="WhileLockedAsync"/>, can come in between.
     /// </summary>
-    public async Task<bool> CommitAsync(long expected, long through, IReadOnlyList<LakeFile> added, IReadOnlyList<LakeFile> removed, CancellationToken cancellation)
+    public async Task<bool> CommitAsync(long expected, long through, IReadOnlyList<LakeFile> added, IReadOnlyList<LakeFile> removed, Action publish, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
         await using var transaction = await connection.BeginTransactionAsync(cancellation);
@@ -84,6 +90,7 @@ public sealed class LakeManifest(DevStack stack, string lake)
             checkpoint.Parameters.Add(new NpgsqlParameter { Value = through });
             if (await checkpoint.ExecuteNonQueryAsync(cancellation) != 1) return false;
         }
+        publish();
         if (removed.Count > 0)
         {
             await using var delete = new NpgsqlCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1 AND path = ANY($2)", connection, transaction);
@@ -109,6 +116,34 @@ public sealed class LakeManifest(DevStack stack, string lake)
         }
         await transaction.CommitAsync(cancellation);
         return true;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with the committed files while holding the checkpoint's row lock, so that no commit
+    /// (which publishes, then records) lands between reading the files and acting on the folder.
+    /// </summary>
+    public async Task WhileLockedAsync(Action<IReadOnlyList<LakeFile>> work, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var command = new NpgsqlCommand($"SELECT last_seq FROM {_schema}.lake_checkpoints WHERE lake = $1 FOR UPDATE", connection, transaction))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = lake });
+            await command.ExecuteNonQueryAsync(cancellation);
+        }
+        work(await FilesAsync(connection, transaction, cancellation));
+        await transaction.CommitAsync(cancellation);
+    }
+
+    /// <summary>Records the digest of a committed file that was written again.</summary>
+    public async Task RecordDigestAsync(string path, string sha256, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = new NpgsqlCommand($"UPDATE {_schema}.lake_files SET sha256 = $3 WHERE lake = $1 AND path = $2", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = lake });
+        command.Parameters.Add(new NpgsqlParameter { Value = path });
+        command.Parameters.Add(new NpgsqlParameter { Value = sha256 });
+        await command.ExecuteNonQueryAsync(cancellation);
     }
 
     /// <summary>Forgets the lake (for a rebuild into a fresh folder).</summary>

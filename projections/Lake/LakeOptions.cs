@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Pipeline.Projections.Lake;
 
 /// <summary>The lake's settings, bound from the "Lake" section.</summary>
@@ -24,4 +26,31 @@ public sealed class LakeOptions
 
     /// <summary>Length of a reward epoch, the unit of device_quality.</summary>
     public TimeSpan EpochLength { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>The lake's folder as a full path without a trailing separator, so siblings can be named after it.</summary>
+    public string ResolveDirectory(string dataDirectory) =>
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(string.IsNullOrWhiteSpace(Directory) ? Path.Combine(dataDirectory, "lake") : Directory));
+
+    /// <summary>What is wrong with these settings; empty when the lake can run with them.</summary>
+    public IReadOnlyList<string> Errors()
+    {
+        var errors = new List<string>();
+        if (LocationDecimals is < 0 or > 6) errors.Add("Lake:LocationDecimals must be 0–6.");
+        if (PollInterval <= TimeSpan.Zero) errors.Add("Lake:PollInterval must be positive.");
+        if (EpochLength < TimeSpan.FromMinutes(1)) errors.Add("Lake:EpochLength must be at least a minute.");
+        if (MaxEventsPerRound <= 0) errors.Add("Lake:MaxEventsPerRound must be positive.");
+        // Compaction merges only files under CompactBelowRows. A round's file must always qualify, or one could sit
+        // between small files and a merged file's sequence range would overlap it.
+        if (MaxEventsPerRound >= CompactBelowRows) errors.Add("Lake:MaxEventsPerRound must be below Lake:CompactBelowRows.");
+        // Merging a single file would write it over itself and then delete it as a replaced input.
+        if (CompactAtFiles < 2) errors.Add("Lake:CompactAtFiles must be at least 2.");
+        return errors;
+    }
+}
+
+/// <summary>Checks <see cref="LakeOptions"/> at start with <see cref="LakeOptions.Errors"/>.</summary>
+public sealed class LakeOptionsValidation : IValidateOptions<LakeOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LakeOptions options) =>
+        options.Errors() is { Count: > 0 } errors ? ValidateOptionsResult.Fail(errors) : ValidateOptionsResult.Success;
 }

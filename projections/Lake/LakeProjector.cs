@@ -16,29 +16,24 @@ public sealed class LakeProjector(DevStack stack, IOptions<LakeOptions> options,
     public const string LiveLake = "main";
 
     private readonly LakeOptions _options = options.Value;
-
-    public LakeManifest Manifest { get; } = new(stack, LiveLake);
-
-    public string Directory => _options.Directory ?? Path.Combine(stack.DataDirectory, "lake");
-
-    /// <summary>The sequence projected so far (tests and benchmarks wait on it).</summary>
-    public Task<long> CheckpointAsync(CancellationToken cancellation) => Manifest.CheckpointAsync(cancellation);
+    private readonly LakeManifest _manifest = new(stack, LiveLake);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await Manifest.EnsureSchemaAsync(stoppingToken);
-        var writer = new LakeWriter(stack, Manifest, Directory, _options, metrics, logger);
+        await _manifest.EnsureSchemaAsync(stoppingToken);
+        var directory = _options.ResolveDirectory(stack.DataDirectory);
+        var writer = new LakeWriter(stack, _manifest, directory, _options, metrics, logger);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await using var leadership = await Manifest.OpenAsync(stoppingToken);
+                await using var leadership = await _manifest.OpenAsync(stoppingToken);
                 if (!await LeadAsync(leadership, LiveLake, stoppingToken))
                 {
                     await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken);
                     continue;
                 }
-                logger.LogInformation("Projecting the lake in {Directory}", Directory);
+                logger.LogInformation("Projecting the lake in {Directory}", directory);
                 await writer.RecoverAsync(stoppingToken);
                 while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
                 {

@@ -11,28 +11,34 @@ public sealed record PartitionComparison(string Dataset, DateOnly Date, long Liv
 }
 
 /// <summary>
-/// Recreates the lake from the event store in a fresh folder, up to the live lake's checkpoint, and compares the two
-/// partition by partition. With replace, the rebuilt lake becomes the live one (while no projector runs).
+/// Recreates the lake from the event store in a fresh folder next to the live one (its name + "-rebuild", so the swap is
+/// a rename on one file system), up to the live lake's checkpoint, and compares the two partition by partition. With
+/// replace, the rebuilt lake becomes the live one (while no projector runs) and the live one moves to its name + "-previous".
 /// </summary>
 public static class LakeRebuild
 {
     public const string RebuildLake = "rebuild";
 
-    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<long>? progress, CancellationToken cancellation)
+    private static string RebuildDirectory(string liveDirectory) => liveDirectory + "-rebuild";
+
+    private static string PreviousDirectory(string liveDirectory) => liveDirectory + "-previous";
+
+    /// <summary>Rebuilds and compares; <paramref name="progress"/> hears how many events each round projected.</summary>
+    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<int>? progress, CancellationToken cancellation)
     {
         var live = new LakeManifest(stack, LakeProjector.LiveLake);
         await live.EnsureSchemaAsync(cancellation);
-        var liveDirectory = options.Directory ?? Path.Combine(stack.DataDirectory, "lake");
+        var liveDirectory = options.ResolveDirectory(stack.DataDirectory);
         var through = await live.CheckpointAsync(cancellation);
 
         var rebuilt = new LakeManifest(stack, RebuildLake);
         await rebuilt.EnsureSchemaAsync(cancellation);
         await rebuilt.ResetAsync(cancellation);
-        var directory = Path.Combine(stack.DataDirectory, "lake-rebuild");
+        var directory = RebuildDirectory(liveDirectory);
         if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        Directory.CreateDirectory(directory);
         var writer = new LakeWriter(stack, rebuilt, directory, options, metrics: null, logger);
-        while (await writer.ProjectAsync(until: through, cancellation) > 0)
-            progress?.Report(await rebuilt.CheckpointAsync(cancellation));
+        await writer.CatchUpAsync(until: through, progress, cancellation);
         await writer.CompactAsync(force: true, cancellation);
 
         using var liveLake = LakeCatalog.Open(liveDirectory, await live.FilesAsync(cancellation), options.EpochLength);
@@ -48,14 +54,19 @@ public static class LakeRebuild
         return (partitions, through, directory);
     }
 
-    /// <summary>Makes the rebuilt lake the live one: needs the live lake's lock, so no projector may be running.</summary>
-    public static async Task ReplaceAsync(DevStack stack, LakeOptions options, long through, CancellationToken cancellation)
+    /// <summary>
+    /// Makes the rebuilt lake the live one: needs the live lake's lock, so no projector may be running. Returns the
+    /// folder the previous live lake moved to.
+    /// </summary>
+    public static async Task<string> ReplaceAsync(DevStack stack, LakeOptions options, long through, CancellationToken cancellation)
     {
         var live = new LakeManifest(stack, LakeProjector.LiveLake);
         await using var leadership = await live.OpenAsync(cancellation);
         if (!await LakeProjector.LeadAsync(leadership, LakeProjector.LiveLake, cancellation))
             throw new InvalidOperationException("A projector is running (depin up or depin projections); stop it before replacing the lake.");
-        var liveDirectory = options.Directory ?? Path.Combine(stack.DataDirectory, "lake");
+        var liveDirectory = options.ResolveDirectory(stack.DataDirectory);
+        var rebuiltDirectory = RebuildDirectory(liveDirectory);
+        if (!Directory.Exists(rebuiltDirectory)) throw new InvalidOperationException($"There is no rebuilt lake in {rebuiltDirectory}; run depin lake rebuild first.");
         var schema = stack.Store.Options.DatabaseSchemaName;
         await using var transaction = await leadership.BeginTransactionAsync(cancellation);
         await using (var swap = new NpgsqlBatch(leadership, transaction)
@@ -71,10 +82,21 @@ public static class LakeRebuild
         {
             await swap.ExecuteNonQueryAsync(cancellation);
         }
-        var previous = liveDirectory + "-previous";
+        var previous = PreviousDirectory(liveDirectory);
         if (Directory.Exists(previous)) Directory.Delete(previous, recursive: true);
-        if (Directory.Exists(liveDirectory)) Directory.Move(liveDirectory, previous);
-        Directory.Move(Path.Combine(stack.DataDirectory, "lake-rebuild"), liveDirectory);
+        var hadLive = Directory.Exists(liveDirectory);
+        if (hadLive) Directory.Move(liveDirectory, previous);
+        try
+        {
+            Directory.Move(rebuiltDirectory, liveDirectory);
+        }
+        catch (IOException) when (hadLive)
+        {
+            // The manifest swap rolls back with the transaction; the folders go back with it.
+            Directory.Move(previous, liveDirectory);
+            throw;
+        }
         await transaction.CommitAsync(cancellation);
+        return previous;
     }
 }

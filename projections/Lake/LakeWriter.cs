@@ -1,6 +1,5 @@
 using Marten;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Pipeline.Infra.Stack;
 using Pipeline.Streams.Registry;
 
@@ -10,26 +9,30 @@ namespace Pipeline.Projections.Lake;
 public sealed class LakeTakenOverException() : Exception("Another projector committed to this lake; this one stops writing.");
 
 /// <summary>
-/// Extends one lake: reads the next events, writes their rows as Parquet files into a staging folder, commits the files
-/// and the new checkpoint together, then moves the files into place. Every step can die without harm: recovery moves
-/// committed files still in staging into place, writes again committed files that never made it, and drops the rest.
+/// Extends one lake: reads the next events, writes their rows as Parquet files (synced) into a staging folder, then, in
+/// the manifest transaction fenced on the checkpoint, moves the files into place and records them with the new
+/// checkpoint. A file the manifest names is therefore on disk. Every step can die without harm: recovery drops staged
+/// files and files the manifest does not name, and writes again a committed file that was lost (a rename that power
+/// failure undid before the folder reached the disk).
 /// </summary>
 public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string directory, LakeOptions options, LakeMetrics? metrics, ILogger logger)
 {
+    private readonly LakeOptions _options = options.Errors() is { Count: > 0 } errors
+        ? throw new ArgumentException(string.Join(" ", errors), nameof(options))
+        : options;
     private readonly EventFeed _feed = new(stack);
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
     private readonly List<(string Path, DateTime RetiredAt)> _retired = [];
     private DateTime _lastCompaction = DateTime.MinValue;
 
-    public string Directory => directory;
     private string Staging => Path.Combine(directory, ".staging");
 
     /// <summary>Projects the next events (up to <paramref name="until"/>); returns how many, 0 when caught up.</summary>
     public async Task<int> ProjectAsync(long? until, CancellationToken cancellation)
     {
         var checkpoint = await manifest.CheckpointAsync(cancellation);
-        var (events, through) = await _feed.ReadAsync(checkpoint, options.MaxEventsPerRound, until, cancellation);
+        var (events, through) = await _feed.ReadAsync(checkpoint, _options.MaxEventsPerRound, until, cancellation);
         if (through == checkpoint) return 0;
 
         await LoadDevicesAsync(events.Select(e => e.Device), cancellation);
@@ -39,62 +42,76 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
             var file = new LakeFile($"{dataset.Name}/date={rows.Date:yyyy-MM-dd}/part-{rows.FirstSequence}-{rows.LastSequence}.parquet", dataset.Name, rows.Date, rows.FirstSequence, rows.LastSequence, rows.Count, "");
             files.Add(file with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [rows.ToRecordBatch()]) });
         }
-        if (!await manifest.CommitAsync(checkpoint, through, files, [], cancellation))
+        if (!await manifest.CommitAsync(checkpoint, through, files, [], () => files.ForEach(f => Publish(f.Path)), cancellation))
         {
             foreach (var file in files) File.Delete(Path.Combine(Staging, file.Path));
             throw new LakeTakenOverException();
         }
-        foreach (var file in files) Publish(file.Path);
         metrics?.Projected(files, events.Count > 0 ? events[^1] : null);
         return Math.Max(1, events.Count);
+    }
+
+    /// <summary>Projects round after round until caught up (or at <paramref name="until"/>), reporting each round's events.</summary>
+    public async Task CatchUpAsync(long? until, IProgress<int>? progress, CancellationToken cancellation)
+    {
+        while (await ProjectAsync(until, cancellation) is var projected and > 0) progress?.Report(projected);
     }
 
     /// <summary>Finishes what a writer that died left behind; see the class summary.</summary>
     public async Task RecoverAsync(CancellationToken cancellation)
     {
-        var committed = await manifest.FilesAsync(cancellation);
-        foreach (var file in committed.Where(f => !File.Exists(Path.Combine(directory, f.Path))))
+        // Nothing staged was committed: a commit publishes its files before it records them.
+        if (Directory.Exists(Staging)) Directory.Delete(Staging, recursive: true);
+        foreach (var file in (await manifest.FilesAsync(cancellation)).Where(f => !File.Exists(Path.Combine(directory, f.Path))))
         {
-            if (File.Exists(Path.Combine(Staging, file.Path)))
-            {
-                Publish(file.Path);
-                continue;
-            }
             await RewriteAsync(file, cancellation);
             logger.LogWarning("Rewrote lake file {Path}, committed but lost", file.Path);
         }
-        if (System.IO.Directory.Exists(Staging)) System.IO.Directory.Delete(Staging, recursive: true);
-        // Files on disk that the manifest does not name: compaction inputs whose deletion was cut short.
-        var named = committed.Select(f => Path.GetFullPath(Path.Combine(directory, f.Path))).ToHashSet();
-        foreach (var dataset in LakeDatasets.All)
+        // Files on disk that the manifest does not name: published by a round or compaction that died before recording
+        // them, or compaction inputs whose deletion was cut short. Listed under the manifest's lock, so that a file
+        // published and committed meanwhile (by a projector that has not noticed it lost the lead) is not taken for one.
+        await manifest.WhileLockedAsync(committed =>
         {
-            var folder = Path.Combine(directory, dataset.Name);
-            if (!System.IO.Directory.Exists(folder)) continue;
-            foreach (var path in System.IO.Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Where(p => !named.Contains(Path.GetFullPath(p))))
-                File.Delete(path);
-        }
+            var named = committed.Select(f => Path.GetFullPath(Path.Combine(directory, f.Path))).ToHashSet();
+            foreach (var dataset in LakeDatasets.All)
+            {
+                var folder = Path.Combine(directory, dataset.Name);
+                if (!Directory.Exists(folder)) continue;
+                foreach (var path in Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Where(p => !named.Contains(Path.GetFullPath(p))))
+                    File.Delete(path);
+            }
+        }, cancellation);
     }
 
     /// <summary>Merges a day's many small files into one, when due; the rows do not change, only how they are spread.</summary>
     public async Task CompactAsync(bool force, CancellationToken cancellation)
     {
         DeleteRetired(force);
-        if (!force && DateTime.UtcNow - _lastCompaction < options.CompactionInterval) return;
+        if (!force && DateTime.UtcNow - _lastCompaction < _options.CompactionInterval) return;
         _lastCompaction = DateTime.UtcNow;
         var checkpoint = await manifest.CheckpointAsync(cancellation);
         var files = await manifest.FilesAsync(cancellation);
-        foreach (var partition in files.Where(f => f.Rows < options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= options.CompactAtFiles))
+        foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
         {
             var inputs = partition.OrderBy(f => f.FirstSequence).ToList();
             var dataset = LakeDatasets.All.Single(d => d.Name == partition.Key.Dataset);
-            var batches = new List<Apache.Arrow.RecordBatch>();
-            foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
             var first = inputs.Min(f => f.FirstSequence);
             var last = inputs.Max(f => f.LastSequence);
             var merged = new LakeFile($"{dataset.Name}/date={partition.Key.Date:yyyy-MM-dd}/part-{first}-{last}.parquet", dataset.Name, partition.Key.Date, first, last, inputs.Sum(f => f.Rows), "");
+            // An input spanning the whole range would be overwritten by the merge and then deleted as replaced.
+            if (inputs.Any(f => f.Path == merged.Path))
+            {
+                logger.LogWarning("Not compacting {Dataset} {Date}: {Path} already spans the files' range", dataset.Name, partition.Key.Date, merged.Path);
+                continue;
+            }
+            var batches = new List<Apache.Arrow.RecordBatch>();
+            foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
             merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, batches) };
-            if (!await manifest.CommitAsync(checkpoint, checkpoint, [merged], inputs, cancellation)) throw new LakeTakenOverException();
-            Publish(merged.Path);
+            if (!await manifest.CommitAsync(checkpoint, checkpoint, [merged], inputs, () => Publish(merged.Path), cancellation))
+            {
+                File.Delete(Path.Combine(Staging, merged.Path));
+                throw new LakeTakenOverException();
+            }
             // Queries that listed the old files a moment ago may still read them: they go a little later.
             _retired.AddRange(inputs.Select(f => (Path.Combine(directory, f.Path), DateTime.UtcNow)));
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
@@ -113,14 +130,21 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
     {
         var (events, _) = await _feed.ReadAsync(file.FirstSequence - 1, int.MaxValue, file.LastSequence, cancellation);
         await LoadDevicesAsync(events.Select(e => e.Device), cancellation);
-        var (dataset, rows) = _builder.Build(events, _devices).Single(g => g.Dataset.Name == file.Dataset && g.Rows.Date == file.Date);
-        ParquetFiles.Write(Path.Combine(directory, file.Path), dataset.Schema, [rows.ToRecordBatch()]);
+        var rows = _builder.Build(events, _devices).Where(g => g.Dataset.Name == file.Dataset && g.Rows.Date == file.Date).Select(g => g.Rows).SingleOrDefault();
+        if (rows?.Count != file.Rows)
+            throw new InvalidOperationException($"Lake file {file.Path} is recorded with {file.Rows} rows but its events make {rows?.Count ?? 0}; rebuild the lake (depin lake rebuild --replace).");
+        var dataset = LakeDatasets.All.Single(d => d.Name == file.Dataset);
+        var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [rows.ToRecordBatch()]);
+        // A compacted file was written from several batches; written again from one, the same rows make other bytes.
+        // The digest is recorded before the file lands: should that fail, the next recovery writes the same bytes again.
+        if (sha256 != file.Sha256) await manifest.RecordDigestAsync(file.Path, sha256, cancellation);
+        Publish(file.Path);
     }
 
     private void Publish(string relativePath)
     {
         var target = Path.Combine(directory, relativePath);
-        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         File.Move(Path.Combine(Staging, relativePath), target, overwrite: true);
     }
 

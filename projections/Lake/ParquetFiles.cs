@@ -12,7 +12,7 @@ public static class ParquetFiles
         .CreatedBy("depin-pipeline lake")
         .Build();
 
-    /// <summary>Writes batches to <paramref name="path"/> and flushes it to disk; returns its SHA-256 in hex.</summary>
+    /// <summary>Writes batches to <paramref name="path"/> and syncs it to disk; returns its SHA-256 in hex.</summary>
     public static string Write(string path, Schema schema, IEnumerable<RecordBatch> batches)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -22,7 +22,8 @@ public static class ParquetFiles
             foreach (var batch in batches) writer.WriteRecordBatch(batch);
             writer.Close();
         }
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read);
+        // .NET calls fsync only for a stream that can write; the file's pages are synced whatever handle asks.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
         stream.Flush(flushToDisk: true);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }

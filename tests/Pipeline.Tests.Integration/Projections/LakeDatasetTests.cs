@@ -21,10 +21,12 @@ namespace Pipeline.Tests.Integration.Projections;
 [Trait("Category", "Integration")]
 public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
 {
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private readonly string _lake = Directory.CreateTempSubdirectory("depin-lake-").FullName;
     private readonly EthKey _car = EthKey.Generate();
     private readonly EthKey _station = EthKey.Generate();
-    private readonly DateTimeOffset _t0 = new DateTimeOffset(DateTimeOffset.UtcNow.Year, DateTimeOffset.UtcNow.Month, DateTimeOffset.UtcNow.Day, DateTimeOffset.UtcNow.Hour, 10, 0, TimeSpan.Zero).AddHours(-1);
+    // Ten past the hour before the test started: the readings' minutes all fall in that one UTC hour.
+    private readonly DateTimeOffset _t0 = TenPastThePreviousHour(DateTimeOffset.UtcNow);
     private TestHost _host = null!;
     private readonly Dictionary<string, string> _ids = [];
 
@@ -68,14 +70,14 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(83.0, (double)first["coolant_temp_c"]!); // 41057B: 123 − 40
         Assert.Equal(1000.0, (double)first["odometer_km"]!);
         Assert.Null(first["fuel_level_pct"]);
-        Assert.Equal(_t0.UtcDateTime, ((DateTime)first["device_time"]!).ToUniversalTime());
+        Assert.Equal(_t0.UtcDateTime, Utc(first["device_time"]));
         Assert.Equal(DateOnly.FromDateTime(_t0.UtcDateTime), (DateOnly)first["date"]!);
         Assert.Equal(1800.0, (double)rows[1]["engine_rpm"]!); // 410C1C20
         Assert.Empty(LakeProbe.Query(lake, "SELECT * FROM vehicle_signals WHERE latitude <> round(latitude, 2) OR longitude <> round(longitude, 2)"));
     }
 
     [Fact]
-    public async Task WeatherObservations_CarryTheStationsPlace_AndHourlyAggregatesAreExact()
+    public async Task WeatherObservations_CarryTheStationsPlace_AndHourlyAggregatesAreExactUtcHours()
     {
         using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
         var station = _station.Address.ToLowerHex();
@@ -84,13 +86,23 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
         Assert.All(rows, r => Assert.Equal((53.35, -6.26, 71.0), ((double)r["station_latitude"]!, (double)r["station_longitude"]!, (double)r["station_elevation_m"]!)));
         Assert.Equal(_ids["wx2"], rows[1]["reading_id"]);
 
+        Assert.Equal("UTC", Assert.Single(LakeProbe.Query(lake, "SELECT current_setting('TimeZone') AS zone"))["zone"]);
         var hour = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM weather_hourly WHERE station = '{station}'"));
+        var utcHour = new DateTime(_t0.Year, _t0.Month, _t0.Day, _t0.Hour, 0, 0, DateTimeKind.Utc);
+        Assert.Equal(utcHour, Utc(hour["hour"]));
         Assert.Equal(3L, hour["readings"]);
         Assert.Equal((10.0, 12.0, 11.0), ((double)hour["temperature_min_c"]!, (double)hour["temperature_max_c"]!, (double)hour["temperature_mean_c"]!));
         Assert.Equal(1013.0, (double)hour["pressure_mean_hpa"]!, 9);
         Assert.Equal(7.0, (double)hour["wind_gust_max_ms"]!);
         Assert.Equal(5.0, (double)hour["wind_speed_max_ms"]!);
         Assert.Equal(3 / 60.0, Convert.ToDouble(hour["coverage"]), 9);
+
+        // A session in India (UTC+5:30), as a query could set it or a machine's zone would give it: a bucket by local
+        // hours would start at half past a UTC hour. The views bucket by UTC hours all the same.
+        LakeCatalog.Execute(lake, "SET TimeZone = 'Asia/Kolkata'");
+        var elsewhere = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM weather_hourly WHERE station = '{station}'"));
+        Assert.Equal(utcHour, Utc(elsewhere["hour"]));
+        Assert.Equal((3L, 3 / 60.0), ((long)elsewhere["readings"]!, Convert.ToDouble(elsewhere["coverage"])));
     }
 
     [Fact]
@@ -106,18 +118,29 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
 
         var rejection = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM reading_rejections WHERE device = '{car}'"));
         Assert.Equal(("out_of_range", "vehicle", _ids["car3"], 3L), ((string)rejection["reason"]!, (string)rejection["kind"]!, (string)rejection["reading_id"]!, (long)rejection["seq"]!));
+        var receivedAt = Utc(rejection["received_at"]);
+        Assert.InRange(receivedAt, _started.UtcDateTime, DateTime.UtcNow);
 
+        // Accepted readings count in the epoch (1 h) of their device time, rejections in the epoch they were received.
+        // The readings are dated in the hour before the test started and the rejection was received after it started,
+        // so they fall in two epochs, whatever the clock.
         var quality = LakeProbe.Query(lake, $"SELECT * FROM device_quality WHERE device = '{car}' ORDER BY epoch");
-        Assert.Equal(2L, quality.Sum(q => (long)q["accepted"]!));
-        Assert.Equal(1L, quality.Sum(q => (long)q["rejected"]!));
-        var collected = quality.Single(q => (long)q["accepted"]! == 2);
+        Assert.Equal(2, quality.Count);
+        var (collected, received) = (quality[0], quality[1]);
+        Assert.Equal(HourEpoch(_t0.UtcDateTime), (long)collected["epoch"]!);
+        Assert.Equal((2L, 0L), ((long)collected["accepted"]!, (long)collected["rejected"]!));
         Assert.Equal(2 / 60.0, Convert.ToDouble(collected["uptime"]), 9);
         Assert.Equal(1.0, Convert.ToDouble(collected["completeness"]), 9);
-        // The rejection counts in the epoch it was received: the same one as the readings, or the next.
-        var sameEpoch = (long)collected["rejected"]! == 1;
-        Assert.Equal(sameEpoch ? 2 / 3.0 : 1.0, Convert.ToDouble(collected["quality_score"]), 9);
-        var withRejection = quality.Single(q => (long)q["rejected"]! == 1);
-        Assert.Equal(1UL, Convert.ToUInt64(((System.Collections.IDictionary)withRejection["rejections_by_reason"]!)["out_of_range"]));
+        Assert.Equal(1.0, Convert.ToDouble(collected["quality_score"]), 9);
+        Assert.Empty((System.Collections.IDictionary)collected["rejections_by_reason"]!);
+
+        Assert.Equal(HourEpoch(receivedAt), (long)received["epoch"]!);
+        Assert.Equal(new DateTime(receivedAt.Year, receivedAt.Month, receivedAt.Day, receivedAt.Hour, 0, 0, DateTimeKind.Utc), Utc(received["epoch_start"]));
+        Assert.Equal((0L, 1L), ((long)received["accepted"]!, (long)received["rejected"]!));
+        Assert.Equal((0.0, 0.0), (Convert.ToDouble(received["uptime"]), Convert.ToDouble(received["quality_score"])));
+        var reasons = (System.Collections.IDictionary)received["rejections_by_reason"]!;
+        Assert.Single(reasons);
+        Assert.Equal(1UL, Convert.ToUInt64(reasons["out_of_range"]));
     }
 
     [Fact]
@@ -132,7 +155,10 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(2, scrape.Value("pipeline_lake_rows_total", "dataset=\"vehicle_signals\""));
         Assert.Equal(3, scrape.Value("pipeline_lake_rows_total", "dataset=\"weather_observations\""));
         Assert.Equal(1, scrape.Value("pipeline_lake_rows_total", "dataset=\"reading_rejections\""));
-        Assert.InRange(scrape.Value("pipeline_lake_lag_seconds"), 0, double.MaxValue);
+        // From the edge receiving the newest projected reading (after this test started) until it was queryable.
+        var lag = scrape.Value("pipeline_lake_lag_seconds");
+        var sinceStart = (DateTimeOffset.UtcNow - _started).TotalSeconds;
+        Assert.True(lag > 0 && lag < sinceStart, $"lake lag {lag} s, not within the {sinceStart} s since the test started");
     }
 
     [Fact]
@@ -140,6 +166,7 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     {
         var files = await new LakeManifest(_host.Stack, LakeProjector.LiveLake).FilesAsync(CancellationToken.None);
         Assert.Contains(files, f => f.Dataset == LakeDatasets.VehicleSignals);
+        var car1Rows = 0;
         foreach (var file in files)
         {
             var path = Path.Combine(_lake, file.Path);
@@ -151,20 +178,34 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
             Assert.Equal(file.Rows, (int)Enumerable.Range(0, reader.RowGroupCount).Sum(g => reader.OpenRowGroupReader(g).RowCount));
             if (file.Dataset != LakeDatasets.VehicleSignals) continue;
 
-            using var group = reader.OpenRowGroupReader(0);
-            var count = (int)group.RowCount;
-            var ids = new string[count];
-            var speeds = new double?[count];
-            var rpm = new double?[count];
-            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
-            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
-            await group.ReadAsync<double>(fields.Single(f => f.Name == "engine_rpm"), rpm, null);
-            var row = Array.IndexOf(ids, _ids["car1"]);
-            if (row < 0) continue;
-            Assert.Equal(54.2, speeds[row]);
-            Assert.Equal(1726.0, rpm[row]);
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var count = (int)group.RowCount;
+                var ids = new string[count];
+                var speeds = new double?[count];
+                var rpm = new double?[count];
+                await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
+                await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
+                await group.ReadAsync<double>(fields.Single(f => f.Name == "engine_rpm"), rpm, null);
+                for (var row = 0; row < count; row++)
+                {
+                    if (ids[row] != _ids["car1"]) continue;
+                    car1Rows++;
+                    Assert.Equal(54.2, speeds[row]);
+                    Assert.Equal(1726.0, rpm[row]);
+                }
+            }
         }
+        Assert.Equal(1, car1Rows);
     }
+
+    /// <summary>DuckDB.NET gives a TIMESTAMPTZ as a DateTime of unspecified kind holding the UTC time.</summary>
+    private static DateTime Utc(object? value) => DateTime.SpecifyKind((DateTime)value!, DateTimeKind.Utc);
+
+    private static DateTimeOffset TenPastThePreviousHour(DateTimeOffset now) => new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 10, 0, TimeSpan.Zero).AddHours(-1);
+
+    private static long HourEpoch(DateTime utc) => new DateTimeOffset(utc, TimeSpan.Zero).ToUnixTimeSeconds() / 3600;
 
     private async Task RegisterAsync(EthKey owner, EthKey device, DeviceKind kind, Dictionary<string, string> metadata)
     {
