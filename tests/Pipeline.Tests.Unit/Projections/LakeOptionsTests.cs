@@ -4,13 +4,12 @@ using Microsoft.Extensions.Options;
 using Pipeline.Projections;
 using Pipeline.Projections.Lake;
 
-namespace Pipeline.Tests.Integration.Projections;
+namespace Pipeline.Tests.Unit.Projections;
 
 /// <summary>
 /// The lake's settings are checked where the projector is registered: settings under which compaction would delete a
 /// file it merged into itself, or merge across a large file, stop the host instead of losing or overlapping rows.
 /// </summary>
-[Trait("Category", "Integration")]
 public sealed class LakeOptionsTests
 {
     private static LakeOptions Resolve(Dictionary<string, string?> settings)
