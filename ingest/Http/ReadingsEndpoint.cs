@@ -35,7 +35,7 @@ public static class ReadingsEndpoint
             var batch = BatchParser.Parse(body!.Memory, format.Value, settings.Limits);
             if (batch.Error is { } error) return Refuse(error.Code, error.Detail);
 
-            var result = await gateway.SubmitAsync(batch.Items, Transport, topicDevice: null, context.RequestAborted);
+            var result = await gateway.SubmitAsync(batch.Items, new Sender(Transport, client), context.RequestAborted);
             var response = new ReadingsResponse(result.Accepted, result.Refused, result.Unavailable, result.Receipts);
             if (result.Unavailable > 0)
                 return Problems.For(context, ReasonCode.Unavailable,
