@@ -227,6 +227,24 @@ public sealed class HttpIngestTests(StackFixture fixture)
     }
 
     [Fact]
+    public async Task OpenApi_DescribesTheReadingsBody_AndTheProblemsEndpoint()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
+        var document = await host.Ingest.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
+        var paths = document.GetProperty("paths");
+
+        var post = paths.GetProperty("/v1/readings").GetProperty("post");
+        var content = post.GetProperty("requestBody").GetProperty("content");
+        Assert.Equal(2, content.GetProperty("application/json").GetProperty("schema").GetProperty("oneOf").GetArrayLength());
+        Assert.True(content.TryGetProperty("application/x-ndjson", out _));
+        Assert.Equal(["202", "400", "413", "415", "429", "503"], post.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+
+        var explain = paths.GetProperty("/problems/{reason}").GetProperty("get").GetProperty("responses");
+        Assert.Equal(["200", "404"], explain.EnumerateObject().Select(r => r.Name).Order());
+        Assert.True(explain.GetProperty("200").TryGetProperty("content", out _));
+    }
+
+    [Fact]
     public async Task Metrics_CountReadingsByOutcome_AndTimeProducesInSecondBuckets()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);

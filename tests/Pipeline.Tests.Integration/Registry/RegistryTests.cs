@@ -141,6 +141,33 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(buyer.Address.ToLowerHex(), (await directory.LookupAsync([address], CancellationToken.None))[address].Owner);
     }
 
+    [Fact]
+    public async Task ProblemType_OfARegistryRefusal_IsExplainedOnTheApiPort()
+    {
+        var response = await _host.Api.GetAsync("/v1/devices/0x1234");
+        var type = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("type").GetString();
+        Assert.Equal("/problems/bad_address", type);
+
+        var explained = await _host.Api.GetFromJsonAsync<JsonElement>(type);
+        Assert.Equal("bad_address", explained.GetProperty("reason").GetString());
+        Assert.Equal(400, explained.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrWhiteSpace(explained.GetProperty("description").GetString()));
+        Assert.Equal(HttpStatusCode.NotFound, (await _host.Api.GetAsync("/problems/no_such_reason")).StatusCode);
+    }
+
+    [Fact]
+    public async Task OpenApi_DeclaresEveryRefusalOfTheRegistry()
+    {
+        var paths = (await _host.Api.GetFromJsonAsync<JsonElement>("/openapi/v1.json")).GetProperty("paths");
+        string[] Statuses(string path, string method) =>
+            [.. paths.GetProperty(path).GetProperty(method).GetProperty("responses").EnumerateObject().Select(r => r.Name).Order()];
+
+        Assert.Equal(["201", "400", "403", "409", "413", "415"], Statuses("/v1/devices", "post"));
+        Assert.Equal(["200", "400", "403", "404", "409", "413", "415"], Statuses("/v1/devices/{address}/transfers", "post"));
+        Assert.Equal(["200", "400", "404"], Statuses("/v1/devices/{address}", "get"));
+        Assert.Equal(["200", "400"], Statuses("/v1/owners/{address}/devices", "get"));
+    }
+
     private static (EthKey Owner, EthKey Device) Keys() => (EthKey.Generate(), EthKey.Generate());
 
     private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
@@ -162,6 +189,8 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(status == response.StatusCode, $"expected {status} {reason}, got {(int)response.StatusCode}: {body}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
+        var problem = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(reason, problem.GetProperty("reason").GetString());
+        Assert.Equal($"/problems/{reason}", problem.GetProperty("type").GetString());
     }
 }
