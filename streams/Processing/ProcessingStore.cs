@@ -92,6 +92,17 @@ public sealed class ProcessingStore(DevStack stack)
         return connection;
     }
 
+    /// <summary>
+    /// A server session of its own, outside the pool: closing it ends the session and every session-level advisory
+    /// lock with it, instead of leaving them held by an idle pooled connection.
+    /// </summary>
+    public async Task<NpgsqlConnection> OpenSessionAsync(CancellationToken cancellation)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(cancellation);
+        return connection;
+    }
+
     /// <summary>The next offset to read for each partition, as committed with the events; absent partitions start at the beginning.</summary>
     public async Task<Dictionary<int, long>> OffsetsAsync(string group, string topic, CancellationToken cancellation)
     {
