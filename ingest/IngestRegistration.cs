@@ -1,9 +1,13 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Pipeline.Infra.Http;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 using Pipeline.Ingest.Gateway;
 using Pipeline.Ingest.Http;
 using Pipeline.Ingest.Mqtt;
@@ -12,6 +16,13 @@ namespace Pipeline.Ingest;
 
 public static class IngestRegistration
 {
+    /// <summary>
+    /// The endpoint reads at most one byte past the batch limit and refuses the rest unread. Kestrel's own limit is
+    /// higher: after the 413 it drains a body up to that size so the client reads the answer instead of a reset
+    /// connection, and cuts the connection beyond it.
+    /// </summary>
+    private const long DrainFactor = 16;
+
     /// <summary>The edge's services: the producer, the gateway, rate limits, metrics and the MQTT endpoint.</summary>
     public static IServiceCollection AddIngest(this IServiceCollection services, IConfiguration configuration)
     {
@@ -21,7 +32,7 @@ public static class IngestRegistration
             .Validate(o => o.AckTimeout > TimeSpan.Zero && o.RetryAfterSeconds > 0, "Ingest:AckTimeout and RetryAfterSeconds must be positive.")
             .Validate(o => o.DeviceReadingsPerSecond > 0 && o.DeviceBurst > 0 && o.ClientRequestsPerSecond > 0 && o.ClientBurst > 0, "Ingest rate limits must be positive.")
             .ValidateOnStart();
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ReadingProducer>();
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<ReadingGateway>();
@@ -31,24 +42,42 @@ public static class IngestRegistration
         return services;
     }
 
-    /// <summary>POST /v1/readings and GET /problems/{reason}, answered only on the ingest port.</summary>
+    /// <summary>POST /v1/readings, answered only on the ingest port.</summary>
     public static IEndpointRouteBuilder MapIngestEndpoints(this IEndpointRouteBuilder app, int port)
     {
+        var limits = app.ServiceProvider.GetRequiredService<IOptions<IngestOptions>>().Value.Limits;
         var ingest = app.MapGroup("").RequireHost($"*:{port}").WithTags("Ingest");
         ingest.MapPost("/v1/readings", ReadingsEndpoint.HandleAsync)
             .WithName("PostReadings")
             .WithSummary("Submit signed readings")
             .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading; a problem response otherwise, with a receipt per reading.")
+            .AddOpenApiOperationTransformer(DescribeBodyAsync)
             .Produces<ReadingsResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(64L * 1024 * 1024));
-        ingest.MapGet("/problems/{reason}", (string reason) => Problems.Explain(reason))
-            .WithName("ExplainProblem")
-            .WithSummary("What a reason code means");
+            .WithMetadata(new RequestSizeLimitAttribute(DrainFactor * (limits.MaxBatchBytes + 1L)));
         return app;
+    }
+
+    /// <summary>
+    /// The request body, for the OpenAPI document only. Accepts&lt;T&gt; would also make routing refuse other media types
+    /// itself, with a bare 415 instead of the endpoint's reason and detail, and turn away the application/ndjson and application/jsonl aliases.
+    /// </summary>
+    private static async Task DescribeBodyAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellation)
+    {
+        var envelope = await context.GetOrCreateSchemaAsync(typeof(ReadingEnvelope), null, cancellation);
+        operation.RequestBody = new OpenApiRequestBody
+        {
+            Required = true,
+            Description = "Signed readings: one envelope or an array of them as JSON, or one envelope per line as NDJSON; optionally gzip (Content-Encoding).",
+            Content = new Dictionary<string, OpenApiMediaType>
+            {
+                ["application/json"] = new() { Schema = new OpenApiSchema { OneOf = [envelope, new OpenApiSchema { Type = JsonSchemaType.Array, Items = envelope }] } },
+                ["application/x-ndjson"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String, Description = "One envelope object per line." } },
+            },
+        };
     }
 }

@@ -8,9 +8,9 @@ public static class StageCommands
 {
     public static Command Ingest() => Create("ingest", "Run only the ingest edge (HTTP and MQTT into Kafka).", Roles.Ingest);
 
-    public static Command Projections() => Create("projections", "Run only the lake projector (events into Parquet; one leads at a time, others wait). Health and metrics on PIPELINE_STATUS_PORT.", Roles.Projections);
+    public static Command Projections() => Create("projections", "Run only the lake projector (events into Parquet; one leads at a time, others wait). Health and metrics on --status-port (PIPELINE_STATUS_PORT, default 5082).", Roles.Projections);
 
-    public static Command Streams() => Create("streams", "Run only a stream processor: one more member of the consumer group (health and metrics on PIPELINE_STATUS_PORT, default 5082).", Roles.Streams);
+    public static Command Streams() => Create("streams", "Run only a stream processor: one more member of the consumer group (health and metrics on --status-port, PIPELINE_STATUS_PORT, default 5082; give each process on one machine its own).", Roles.Streams);
 
     private static Command Create(string name, string description, Roles roles)
     {

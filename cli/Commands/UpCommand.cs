@@ -54,23 +54,25 @@ public static class UpCommand
 
         await using (stack)
         {
-            var app = PipelineHost.Build(configuration, stack, roles);
+            await using var app = PipelineHost.Build(configuration, stack, roles);
             try
             {
                 await app.StartAsync(cancellation);
             }
             catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
             {
-                AnsiConsole.MarkupLineInterpolated($"[red]Cannot listen:[/] {e.Message}. Another program holds the port; stop it or move ours with --api-port / --ingest-port (PIPELINE_API_PORT / PIPELINE_INGEST_PORT).");
+                AnsiConsole.MarkupLineInterpolated($"[red]Cannot listen:[/] {e.Message}. Another program holds the port; stop it or move ours with {PortOptions(roles)}.");
+                await StopStartedAsync(app);
                 return 2;
             }
             catch (InvalidOperationException e)
             {
                 AnsiConsole.MarkupLineInterpolated($"[red]Cannot start:[/] {e.Message}");
+                await StopStartedAsync(app);
                 return 2;
             }
             var endpoints = PipelineConfiguration.Endpoints(configuration);
-            PrintWhereEverythingIs(stack, endpoints, roles);
+            PrintWhereEverythingIs(stack, endpoints, roles, HealthUrl(app, endpoints, roles));
             using var stopFleet = new CancellationTokenSource();
             var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
             {
@@ -80,14 +82,39 @@ public static class UpCommand
                 MqttPort = endpoints.MqttPort,
                 StateDirectory = Path.Combine(stack.DataDirectory, "simulator"),
             }, logger, stopFleet.Token);
-            await app.WaitForShutdownAsync(CancellationToken.None);
+            await app.WaitForShutdownAsync(cancellation);
             await stopFleet.CancelAsync();
             await fleetRun;
-            await app.DisposeAsync();
         }
         AnsiConsole.MarkupLine("[grey]Stopped.[/]");
         return 0;
     }
+
+    /// <summary>
+    /// Stops what started before start-up failed (the MQTT listener, the stages' loops), so that disposing the app
+    /// is an orderly stop rather than background work cancelled under its feet.
+    /// </summary>
+    private static async Task StopStartedAsync(WebApplication app)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await app.StopAsync(timeout.Token);
+    }
+
+    /// <summary>The options that move the HTTP ports a process with these roles binds.</summary>
+    private static string PortOptions(Roles roles)
+    {
+        var options = new List<string>();
+        if (roles.HasFlag(Roles.Api)) options.Add("--api-port (PIPELINE_API_PORT)");
+        if (roles.HasFlag(Roles.Ingest)) options.Add("--ingest-port (PIPELINE_INGEST_PORT)");
+        if (options.Count == 0) options.Add("--status-port (PIPELINE_STATUS_PORT)");
+        return string.Join(" / ", options);
+    }
+
+    /// <summary>Where /health and /metrics answer: the API or ingest port, else the status port as bound (0 means one the system chose).</summary>
+    private static string HealthUrl(WebApplication app, EndpointsOptions endpoints, Roles roles) =>
+        roles.HasFlag(Roles.Api) ? endpoints.ApiUrl
+        : roles.HasFlag(Roles.Ingest) ? endpoints.IngestUrl
+        : app.Urls.FirstOrDefault() ?? $"http://{endpoints.ListenAddress}:{endpoints.StatusPort}";
 
     /// <summary>The demo fleet: drives until the host stops, with a status line now and then.</summary>
     private static async Task RunFleetAsync(SimulatorOptions options, ILogger logger, CancellationToken cancellation)
@@ -105,30 +132,34 @@ public static class UpCommand
         {
             await run;
         }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopped before it was under way, e.g. Ctrl-C while it was still registering its devices.
+        }
         catch (Exception e) when (e is InvalidOperationException or HttpRequestException)
         {
             logger.LogError("The simulated fleet stopped: {Message}", e.Message);
         }
     }
 
-    private static void PrintWhereEverythingIs(DevStack stack, EndpointsOptions endpoints, Roles roles)
+    private static void PrintWhereEverythingIs(DevStack stack, EndpointsOptions endpoints, Roles roles, string healthUrl)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
         {
             table.AddRow("Marketplace and registry API", endpoints.ApiUrl);
-            table.AddRow("Health / metrics", $"{endpoints.ApiUrl}/health  ·  {endpoints.ApiUrl}/metrics");
+            table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
         }
-        if (roles.HasFlag(Roles.Api)) table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
         if (roles.HasFlag(Roles.Ingest))
         {
             table.AddRow("Ingest (HTTP)", $"{endpoints.IngestUrl}/v1/readings");
             table.AddRow("Ingest (MQTT)", $"mqtt://{endpoints.MqttAddress}  topic devices/{{address}}/readings");
         }
+        table.AddRow("Health / metrics", $"{healthUrl}/health  ·  {healthUrl}/metrics");
         if (stack.HasEventStore) table.AddRow("PostgreSQL", Markup.Escape(stack.PostgresConnectionString) + (stack.UsesLocalPostgres ? " (local cluster)" : ""));
         table.AddRow("Kafka", Markup.Escape(stack.KafkaBootstrapServers) + (stack.EmbeddedKafka is not null ? " (embedded; also in .data/kafka.bootstrap)" : ""));
         table.AddRow("Data folder", Markup.Escape(stack.DataDirectory));
         AnsiConsole.Write(new Panel(table).Header("[green]depin is up[/]").BorderColor(Color.Green));
-        AnsiConsole.MarkupLineInterpolated($"Try: [blue]curl -s {endpoints.ApiUrl}/health[/]    Stop: [blue]Ctrl-C[/]");
+        AnsiConsole.MarkupLineInterpolated($"Try: [blue]curl -s {healthUrl}/health[/]    Stop: [blue]Ctrl-C[/]");
     }
 }

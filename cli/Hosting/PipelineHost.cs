@@ -3,7 +3,6 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
-using Pipeline.Core.Envelope;
 using Pipeline.Ingest;
 using Pipeline.Projections;
 using Pipeline.Streams;
@@ -25,8 +24,9 @@ public enum Roles
 }
 
 /// <summary>
-/// The web host that carries the stages: Kestrel on the API and ingest ports, /health on each, /metrics for
-/// Prometheus, structured logs. Stages add their services and endpoints to it.
+/// The web host that carries the stages: Kestrel on the API and ingest ports (or the status port when a process has
+/// neither), /health, /metrics for Prometheus and /problems/{reason} on each, structured logs. Stages add their
+/// services and endpoints to it.
 /// </summary>
 public static class PipelineHost
 {
@@ -49,19 +49,7 @@ public static class PipelineHost
         builder.Services.AddSingleton(stack);
         builder.Services.AddSingleton(endpoints);
         builder.Services.Configure<KafkaOptions>(configuration.GetSection(KafkaOptions.Section));
-        // Framework refusals (a body that does not bind, an unknown route) get a reason code like ours do.
-        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
-        {
-            if (context.ProblemDetails.Extensions.ContainsKey("reason")) return;
-            var reason = context.ProblemDetails.Status switch
-            {
-                StatusCodes.Status400BadRequest => ReasonCode.Malformed,
-                StatusCodes.Status413PayloadTooLarge => ReasonCode.TooLarge,
-                StatusCodes.Status415UnsupportedMediaType => ReasonCode.UnsupportedMediaType,
-                _ => (ReasonCode?)null,
-            };
-            if (reason is { } code) context.ProblemDetails.Extensions["reason"] = code.ToWire();
-        });
+        builder.Services.AddProblemResponses();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
@@ -83,12 +71,12 @@ public static class PipelineHost
             .AddPrometheusExporter());
 
         var app = builder.Build();
-        app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        app.UseProblemResponses();
         app.MapHealthChecks("/health", HealthResponse.Options);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithOpenApiRoutePattern("/openapi/{documentName}.json").WithTitle("DePIN pipeline API"));
+        app.MapProblemEndpoints();
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestEndpoints(endpoints.IngestPort);
         if (roles.HasFlag(Roles.Api)) app.MapRegistryEndpoints(endpoints.ApiPort);
         return app;

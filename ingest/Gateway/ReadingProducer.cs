@@ -56,6 +56,9 @@ public sealed class ReadingProducer : IDisposable
         return false;
     }
 
+    /// <summary>Gives back reserved bytes that will not be produced after all.</summary>
+    public void Release(long bytes) => Interlocked.Add(ref _inFlightBytes, -bytes);
+
     /// <summary>
     /// Produces readings whose bytes were reserved, in order, and waits up to <paramref name="wait"/> for every
     /// acknowledgement. Reserved bytes are released as each delivery report arrives, however late.

@@ -10,6 +10,12 @@ namespace Pipeline.Ingest.Http;
 public sealed record ReadingsResponse(int Accepted, int Refused, int Unavailable, IReadOnlyList<Receipt> Receipts);
 
 /// <summary>
+/// One signed reading as it travels: the payload's exact JSON text and the EIP-191 signature over its bytes. Here for
+/// the OpenAPI document; the endpoint reads the raw body, since the signature covers the payload text as sent.
+/// </summary>
+public sealed record ReadingEnvelope(string Payload, string Sig);
+
+/// <summary>
 /// POST /v1/readings: one envelope, a JSON array, or NDJSON, optionally gzip. 202 only once the broker acknowledged
 /// every accepted reading; otherwise a problem response (RFC 9457) whose receipts say what became of each reading.
 /// </summary>
@@ -35,7 +41,7 @@ public static class ReadingsEndpoint
             var batch = BatchParser.Parse(body!.Memory, format.Value, settings.Limits);
             if (batch.Error is { } error) return Refuse(error.Code, error.Detail);
 
-            var result = await gateway.SubmitAsync(batch.Items, Transport, topicDevice: null, context.RequestAborted);
+            var result = await gateway.SubmitAsync(batch.Items, new Sender(Transport, client), context.RequestAborted);
             var response = new ReadingsResponse(result.Accepted, result.Refused, result.Unavailable, result.Receipts);
             if (result.Unavailable > 0)
                 return Problems.For(context, ReasonCode.Unavailable,

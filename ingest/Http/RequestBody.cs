@@ -39,6 +39,8 @@ public sealed class RequestBody : IDisposable
         if (encoding is not ("" or "identity" or "gzip" or "x-gzip"))
             return (null, new Rejection(ReasonCode.UnsupportedMediaType, $"Content-Encoding '{encoding}' is not supported; send gzip or no encoding."));
 
+        // A declared length over the limit is refused before a byte of the body is read.
+        if (request.ContentLength > maxBytes) return (null, TooLarge(maxBytes, ""));
         var raw = await ReadBoundedAsync(request.Body, maxBytes, request.ContentLength, cancellation);
         if (raw is null) return (null, TooLarge(maxBytes, ""));
         if (encoding is "" or "identity") return (raw, null);
@@ -71,26 +73,31 @@ public sealed class RequestBody : IDisposable
     /// <summary>Reads a stream into a pooled buffer; null when it holds more than <paramref name="maxBytes"/>.</summary>
     private static async Task<RequestBody?> ReadBoundedAsync(Stream source, int maxBytes, long? expected, CancellationToken cancellation)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(expected ?? 64 * 1024, 4 * 1024, maxBytes + 1L));
+        // One byte past the limit tells "too large" from "exactly the limit"; nothing further is read, however much
+        // larger than asked the pool's buffer comes back.
+        var cap = maxBytes + 1;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(expected + 1 ?? 64 * 1024, 4 * 1024), cap));
         var length = 0;
         try
         {
             while (true)
             {
-                if (length == buffer.Length)
+                var room = Math.Min(buffer.Length, cap);
+                if (length == room)
                 {
-                    if (length > maxBytes)
+                    if (length == cap)
                     {
                         ArrayPool<byte>.Shared.Return(buffer);
                         return null;
                     }
-                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes + 1, buffer.Length * 2));
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(cap, 2L * buffer.Length));
                     buffer.AsSpan(0, length).CopyTo(larger);
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = larger;
+                    room = Math.Min(buffer.Length, cap);
                 }
-                var read = await source.ReadAsync(buffer.AsMemory(length), cancellation);
-                if (read == 0) break;
+                var read = await source.ReadAsync(buffer.AsMemory(length, room - length), cancellation);
+                if (read == 0) return new RequestBody(buffer, length);
                 length += read;
             }
         }
@@ -99,9 +106,6 @@ public sealed class RequestBody : IDisposable
             ArrayPool<byte>.Shared.Return(buffer);
             throw;
         }
-        if (length <= maxBytes) return new RequestBody(buffer, length);
-        ArrayPool<byte>.Shared.Return(buffer);
-        return null;
     }
 
     public void Dispose()

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MQTTnet.Diagnostics.Logger;
+using MQTTnet.Formatter;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
 using Pipeline.Core.Crypto;
@@ -16,7 +17,8 @@ namespace Pipeline.Ingest.Mqtt;
 /// An MQTT broker endpoint for devices: a device publishes envelopes (one, or a JSON array) to
 /// devices/{address}/readings. For QoS 1 the PUBACK goes out only after the Kafka acknowledgement. A refused reading
 /// goes to the dead-letter topic with its reason (MQTT 5 clients also get a PUBACK reason code); when the broker
-/// cannot take readings the client is disconnected with "server busy" and no PUBACK, so it sends again.
+/// cannot take readings the client is disconnected with "server busy" and no PUBACK, so it sends again. A device over
+/// its rate is told to come back later, never dead-lettered: MQTT 5 gets PUBACK "quota exceeded", 3.1.1 a disconnect.
 /// </summary>
 public sealed class MqttGateway(
     ReadingGateway gateway,
@@ -100,10 +102,11 @@ public sealed class MqttGateway(
         {
             e.Response.ReasonCode = MqttPubAckReasonCode.TopicNameInvalid;
             e.Response.ReasonString = "Publish readings to devices/{0x address}/readings.";
-            await gateway.DeadLetterAsync(new BatchItem(0, payload, null, null), new Receipt(0, Receipt.RefusedStatus, null, ReasonCode.BadAddress.ToWire(), $"Topic '{message.Topic}' is not devices/{{address}}/readings."), source, e.CancellationToken);
+            await gateway.DeadLetterAsync(payload, null, ReasonCode.BadAddress.ToWire(), $"Topic '{message.Topic}' is not devices/{{address}}/readings.", source, e.CancellationToken);
             return;
         }
-        if (!clients.TryAcquire("mqtt:" + e.ClientId))
+        var client = "mqtt:" + e.ClientId;
+        if (!clients.TryAcquire(client))
         {
             await DisconnectAsync(e, MqttDisconnectReasonCode.MessageRateTooHigh);
             return;
@@ -113,7 +116,7 @@ public sealed class MqttGateway(
         var items = batch.Error is { } error
             ? [new BatchItem(0, payload, null, error)]
             : batch.Items;
-        var result = await gateway.SubmitAsync(items, Transport, device, e.CancellationToken);
+        var result = await gateway.SubmitAsync(items, new Sender(Transport, client, device), e.CancellationToken);
 
         if (result.Unavailable > 0)
         {
@@ -121,14 +124,30 @@ public sealed class MqttGateway(
             await DisconnectAsync(e, MqttDisconnectReasonCode.ServerBusy);
             return;
         }
-        foreach (var receipt in result.Receipts.Where(r => r.Status == Receipt.RefusedStatus))
-            await gateway.DeadLetterAsync(items[receipt.Index], receipt, source, e.CancellationToken);
+        if (result.RateLimited > 0)
+        {
+            // Throttled is not wrong: no success and no dead letter, so the device sends the publish again later.
+            // MQTT 5 says so in the PUBACK; 3.1.1 has no negative PUBACK, so it gets none and resends on reconnecting.
+            if (e.SessionItems[ProtocolVersionKey] is MqttProtocolVersion.V500)
+            {
+                var throttled = result.Receipts.First(r => r.Reason == ReasonCode.RateLimited.ToWire());
+                e.Response.ReasonCode = MqttPubAckReasonCode.QuotaExceeded;
+                e.Response.ReasonString = throttled.Reason + ": " + throttled.Detail;
+            }
+            else
+            {
+                await DisconnectAsync(e, MqttDisconnectReasonCode.QuotaExceeded);
+            }
+            return;
+        }
+
+        var refused = result.Receipts.Where(r => r.Status == Receipt.RefusedStatus).ToList();
+        await Task.WhenAll(refused.Select(r =>
+            gateway.DeadLetterAsync(items[r.Index].Raw, items[r.Index].Reading?.Content.Device.ToLowerHex(), r.Reason!, r.Detail!, source, e.CancellationToken)));
         if (result.Accepted == 0)
         {
-            e.Response.ReasonCode = result.Receipts.All(r => r.Reason == ReasonCode.RateLimited.ToWire())
-                ? MqttPubAckReasonCode.QuotaExceeded
-                : MqttPubAckReasonCode.PayloadFormatInvalid;
-            e.Response.ReasonString = result.Receipts[0].Reason + ": " + result.Receipts[0].Detail;
+            e.Response.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
+            e.Response.ReasonString = refused[0].Reason + ": " + refused[0].Detail;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
@@ -13,17 +14,20 @@ namespace Pipeline.Streams.Processing;
 
 /// <summary>
 /// Moves dead letters from the store (written in the processors' transactions) to telemetry.rejected.v1, exactly once:
-/// one relay at a time holds an advisory lock; a row is marked written after the broker acknowledged it; and a relay
-/// taking over first reads the topic from its last verified offsets, so letters written just before a crash are not
-/// sent twice.
+/// one relay at a time holds an advisory lock, and every query of its term runs on the session holding it, so a relay
+/// whose session is gone cannot mark, nor fetch another page, beside its successor. A row is marked written after the
+/// broker acknowledged it; a relay taking over lets its predecessor's last sends land or expire, then reads the topic
+/// from the last verified offsets, so letters sent just before a crash or a lost session are not sent twice.
 /// </summary>
 public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, StreamsMetrics metrics, IOptions<KafkaOptions> kafka, ILogger<DeadLetterRelay> logger) : BackgroundService
 {
-    private readonly SemaphoreSlim _wake = new(0);
+    /// <summary>A relay's send gives up after this, whatever Kafka:Producer says: it bounds how long a page can stay in flight.</summary>
+    private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(15);
 
-    /// <summary>Dead letters relayed since start.</summary>
-    public long Written => Interlocked.Read(ref _written);
-    private long _written;
+    /// <summary>How long a relay taking over waits before reading the topic: longer than any send of its predecessor can last.</summary>
+    private static readonly TimeSpan TakeoverWait = SendTimeout + TimeSpan.FromSeconds(5);
+
+    private readonly SemaphoreSlim _wake = new(0);
 
     public void Notify()
     {
@@ -37,21 +41,25 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         {
             try
             {
-                await using var leadership = await store.OpenAsync(stoppingToken);
-                if (!await TryLeadAsync(leadership, stoppingToken))
+                // The lock lives as long as this session; it is used for everything below, so losing it fails the work.
+                await using var session = await store.OpenSessionAsync(stoppingToken);
+                if (!await TryLeadAsync(session, stoppingToken))
                 {
                     await Task.Delay(TimeSpan.FromSeconds(5), stoppingToken);
                     continue;
                 }
-                using var producer = new ProducerBuilder<string?, byte[]>(kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-dead-letters")).Build();
-                await ReconcileAsync(stoppingToken);
-                while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
+                var config = kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-dead-letters");
+                config.MessageTimeoutMs = (int)SendTimeout.TotalMilliseconds;
+                using var producer = new ProducerBuilder<string?, byte[]>(config).Build();
+                await ReconcileAsync(session, stoppingToken);
+                while (!stoppingToken.IsCancellationRequested)
                 {
-                    if (await RelayAsync(producer, stoppingToken) == 0) await _wake.WaitAsync(TimeSpan.FromMilliseconds(500), stoppingToken);
+                    if (await RelayAsync(session, producer, stoppingToken) == 0) await _wake.WaitAsync(TimeSpan.FromMilliseconds(500), stoppingToken);
                 }
             }
             catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException && !stoppingToken.IsCancellationRequested)
             {
+                // Whatever was sent and not marked is found by the next term's reconcile.
                 logger.LogWarning("Dead-letter relay interrupted: {Message}; retrying", e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken);
             }
@@ -62,29 +70,32 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         }
     }
 
-    private async Task<bool> TryLeadAsync(NpgsqlConnection connection, CancellationToken cancellation)
+    private async Task<bool> TryLeadAsync(NpgsqlConnection session, CancellationToken cancellation)
     {
-        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtextextended('depin:dead-letter-relay:' || $1, 0))", connection)
+        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtextextended('depin:dead-letter-relay:' || $1, 0))", session)
         {
             Parameters = { new() { Value = store.Schema } },
         };
         return (bool)(await command.ExecuteScalarAsync(cancellation))!;
     }
 
-    /// <summary>Marks as written the pending letters that a previous relay delivered but could not mark before it died.</summary>
-    private async Task ReconcileAsync(CancellationToken cancellation)
+    /// <summary>Marks as written the pending letters that a previous relay delivered but could not mark before it stopped.</summary>
+    private async Task ReconcileAsync(NpgsqlConnection session, CancellationToken cancellation)
     {
-        await using var connection = await store.OpenAsync(cancellation);
         var pending = new HashSet<string>(StringComparer.Ordinal);
-        await using (var select = new NpgsqlCommand($"SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {store.Schema}.dead_letters WHERE broker = $1 AND NOT written", connection) { Parameters = { new() { Value = store.Broker } } })
+        await using (var select = new NpgsqlCommand($"SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {store.Schema}.dead_letters WHERE broker = $1 AND NOT written", session) { Parameters = { new() { Value = store.Broker } } })
         await using (var reader = await select.ExecuteReaderAsync(cancellation))
         {
             while (await reader.ReadAsync(cancellation)) pending.Add(reader.GetString(0));
         }
         if (pending.Count == 0) return;
 
+        // A predecessor whose session dropped may still have a page on its way to the broker: it lands or expires
+        // within its send timeout, and only then does the topic say for certain what was delivered.
+        logger.LogInformation("{Count} dead letters pending at takeover; reconciling in {Wait} s", pending.Count, TakeoverWait.TotalSeconds);
+        await Task.Delay(TakeoverWait, cancellation);
         var topic = kafka.Value.RejectedTopic;
-        var checkpoints = await CheckpointsAsync(connection, topic, cancellation);
+        var checkpoints = await CheckpointsAsync(session, topic, cancellation);
         var config = kafka.Value.ConsumerConfig(stack.KafkaBootstrapServers, "depin-dead-letter-reconcile", "depin-dead-letter-reconcile");
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
@@ -93,8 +104,8 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p, checkpoints.TryGetValue(p, out var from) ? new Offset(from) : Offset.Beginning)));
         var delivered = new List<string>();
         var ended = new HashSet<int>();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (ended.Count < partitions.Count && DateTime.UtcNow < deadline)
+        var reading = Stopwatch.StartNew();
+        while (ended.Count < partitions.Count && reading.Elapsed < TimeSpan.FromSeconds(60))
         {
             var result = consumer.Consume(TimeSpan.FromMilliseconds(500));
             if (result is null) continue;
@@ -106,10 +117,10 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
             if (result.Message.Headers.TryGetLastBytes(HeaderNames.Source, out var source) && pending.Contains(Encoding.UTF8.GetString(source)))
                 delivered.Add(Encoding.UTF8.GetString(source));
         }
-        if (ended.Count < partitions.Count) throw new TimeoutException("Reading the dead-letter topic to reconcile did not reach its end.");
+        if (ended.Count < partitions.Count) throw new TimeoutException("Reading the dead-letter topic to reconcile did not reach its end within 60 s.");
         if (delivered.Count > 0)
         {
-            await using var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE broker = $2 AND source_topic || '/' || source_partition || '/' || source_offset = ANY($1)", connection)
+            await using var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE broker = $2 AND source_topic || '/' || source_partition || '/' || source_offset = ANY($1)", session)
             {
                 Parameters = { new() { Value = delivered.ToArray() }, new() { Value = store.Broker } },
             };
@@ -119,14 +130,13 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
     }
 
     /// <summary>Sends one page of pending letters; returns how many went out.</summary>
-    private async Task<int> RelayAsync(IProducer<string?, byte[]> producer, CancellationToken cancellation)
+    private async Task<int> RelayAsync(NpgsqlConnection session, IProducer<string?, byte[]> producer, CancellationToken cancellation)
     {
-        await using var connection = await store.OpenAsync(cancellation);
         var letters = new List<(long Id, string Source, Message<string?, byte[]> Message)>();
         await using (var select = new NpgsqlCommand($"""
             SELECT id, source_topic, source_partition, source_offset, device, reason, detail, value, received_at
             FROM {store.Schema}.dead_letters WHERE broker = $1 AND NOT written ORDER BY id LIMIT 1000
-            """, connection) { Parameters = { new() { Value = store.Broker } } })
+            """, session) { Parameters = { new() { Value = store.Broker } } })
         await using (var reader = await select.ExecuteReaderAsync(cancellation))
         {
             while (await reader.ReadAsync(cancellation))
@@ -150,8 +160,8 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
 
         var topic = kafka.Value.RejectedTopic;
         var results = await Task.WhenAll(letters.Select(l => producer.ProduceAsync(topic, l.Message, cancellation)));
-        await using var transaction = await connection.BeginTransactionAsync(cancellation);
-        await using (var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE id = ANY($1)", connection, transaction))
+        await using var transaction = await session.BeginTransactionAsync(cancellation);
+        await using (var mark = new NpgsqlCommand($"UPDATE {store.Schema}.dead_letters SET written = true WHERE id = ANY($1)", session, transaction))
         {
             mark.Parameters.Add(new NpgsqlParameter { Value = letters.Select(l => l.Id).ToArray() });
             await mark.ExecuteNonQueryAsync(cancellation);
@@ -161,7 +171,7 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
             INSERT INTO {store.Schema}.dead_letter_checkpoints (broker, topic, partition, verified_offset)
             SELECT $4, $1, * FROM unnest($2::int[], $3::bigint[])
             ON CONFLICT (broker, topic, partition) DO UPDATE SET verified_offset = GREATEST({store.Schema}.dead_letter_checkpoints.verified_offset, EXCLUDED.verified_offset)
-            """, connection, transaction))
+            """, session, transaction))
         {
             var ends = results.GroupBy(r => r.Partition.Value).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
             checkpoint.Parameters.Add(new NpgsqlParameter { Value = topic });
@@ -171,14 +181,13 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
             await checkpoint.ExecuteNonQueryAsync(cancellation);
         }
         await transaction.CommitAsync(cancellation);
-        Interlocked.Add(ref _written, letters.Count);
         metrics.DeadLettersWritten(letters.Count);
         return letters.Count;
     }
 
-    private async Task<Dictionary<int, long>> CheckpointsAsync(NpgsqlConnection connection, string topic, CancellationToken cancellation)
+    private async Task<Dictionary<int, long>> CheckpointsAsync(NpgsqlConnection session, string topic, CancellationToken cancellation)
     {
-        await using var command = new NpgsqlCommand($"SELECT partition, verified_offset FROM {store.Schema}.dead_letter_checkpoints WHERE broker = $2 AND topic = $1", connection)
+        await using var command = new NpgsqlCommand($"SELECT partition, verified_offset FROM {store.Schema}.dead_letter_checkpoints WHERE broker = $2 AND topic = $1", session)
         {
             Parameters = { new() { Value = topic }, new() { Value = store.Broker } },
         };

@@ -72,9 +72,33 @@ public sealed class ProcessingStore(DevStack stack)
 
     public string Schema => _schema;
 
+    /// <summary>
+    /// Whether an exception is the database failing (unreachable, restarting, a statement refused), as Npgsql throws it
+    /// or as Marten wraps it (MartenCommandException and its kin keep the Npgsql error inside).
+    /// </summary>
+    public static bool IsDatabaseFailure(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is NpgsqlException or TimeoutException) return true;
+        }
+        return false;
+    }
+
     public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)
     {
         var connection = new NpgsqlConnection(stack.PostgresConnectionString);
+        await connection.OpenAsync(cancellation);
+        return connection;
+    }
+
+    /// <summary>
+    /// A server session of its own, outside the pool: closing it ends the session and every session-level advisory
+    /// lock with it, instead of leaving them held by an idle pooled connection.
+    /// </summary>
+    public async Task<NpgsqlConnection> OpenSessionAsync(CancellationToken cancellation)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(cancellation);
         return connection;
     }

@@ -1,8 +1,4 @@
 namespace Pipeline.Streams.Processing;
 
 /// <summary>One message of telemetry.raw.v1 as consumed: where it came from, its bytes, and when the edge received it.</summary>
-public sealed record RawMessage(string Topic, int Partition, long Offset, string? Key, byte[] Value, DateTimeOffset ReceivedAt)
-{
-    /// <summary>"topic/partition/offset": a message's identity, carried by its dead letter.</summary>
-    public string Source => $"{Topic}/{Partition}/{Offset}";
-}
+public sealed record RawMessage(string Topic, int Partition, long Offset, string? Key, byte[] Value, DateTimeOffset ReceivedAt);

@@ -5,7 +5,6 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
@@ -57,7 +56,7 @@ public sealed class ReadingProcessor(
             .SetPartitionsAssignedHandler((_, partitions) =>
             {
                 // Start where the events end: the offsets committed with them, not Kafka's.
-                var offsets = store.OffsetsAsync(_options.GroupId, topic, CancellationToken.None).GetAwaiter().GetResult();
+                var offsets = RetryAsync("offsets", () => store.OffsetsAsync(_options.GroupId, topic, stoppingToken), stoppingToken).GetAwaiter().GetResult();
                 logger.LogInformation("Assigned partitions {Partitions}", string.Join(",", partitions.Select(p => p.Partition.Value)));
                 return partitions.Select(p => new TopicPartitionOffset(p, offsets.TryGetValue(p.Partition.Value, out var next) ? new Offset(next) : Offset.Beginning));
             })
@@ -163,8 +162,8 @@ public sealed class ReadingProcessor(
             parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
         }), cancellation);
 
-        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex());
-        var devices = await directory.LookupAsync(claimed, cancellation);
+        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex()).ToList();
+        var devices = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
         var checkedMessages = new Checked[batch.Count];
         for (var i = 0; i < batch.Count; i++)
         {
@@ -176,27 +175,34 @@ public sealed class ReadingProcessor(
         return checkedMessages;
     }
 
-    private async Task RecordWithRetryAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken stoppingToken)
+    private Task RecordWithRetryAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken stoppingToken) =>
+        RetryAsync("record", async () =>
+        {
+            await RecordAsync(batch, checkedMessages, stoppingToken);
+            return true;
+        }, stoppingToken);
+
+    /// <summary>
+    /// Runs a step until it succeeds. A database failure (a restart, a dropped connection, a failover), whether Npgsql
+    /// throws it or Marten wraps it, is waited out with growing pauses; the batch stays and its offsets do not move.
+    /// Anything else is a bug and stops the host.
+    /// </summary>
+    private async Task<T> RetryAsync<T>(string step, Func<Task<T>> work, CancellationToken stoppingToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await RecordAsync(batch, checkedMessages, stoppingToken);
-                return;
+                return await work();
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (ProcessingStore.IsDatabaseFailure(e) && !stoppingToken.IsCancellationRequested)
             {
-                // The database is away: keep the batch and try again; offsets have not moved.
-                logger.LogWarning("Recording a batch failed (attempt {Attempt}): {Message}", attempt, e.Message);
+                metrics.Retried(step);
+                logger.LogWarning("The {Step} step failed (attempt {Attempt}): {Message}; trying again", step, attempt, e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), clock, stoppingToken);
             }
         }
     }
-
-    /// <summary>Decides and records one batch.</summary>
-    public async Task ProcessAsync(IReadOnlyList<RawMessage> batch, CancellationToken cancellation) =>
-        await RecordAsync(batch, await CheckAsync(batch, cancellation), cancellation);
 
     /// <summary>Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.</summary>
     private async Task RecordAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken cancellation)
@@ -215,20 +221,22 @@ public sealed class ReadingProcessor(
             }
             var fixes = histories.Where(h => h.Value.LastFix is not null && (!_fixes.TryGetValue(h.Key, out var known) || known != h.Value.LastFix)).ToDictionary(h => h.Key, h => h.Value.LastFix!.Value);
 
-            if (!await store.RecordAsync(connection, transaction, outcomes, fixes, _options.GroupId, NextOffsets(batch), cancellation))
+            if (await store.RecordAsync(connection, transaction, outcomes, fixes, _options.GroupId, NextOffsets(batch), cancellation))
             {
-                await transaction.RollbackAsync(cancellation);
-                if (attempt == 3) throw new TimeoutException("Another processor kept recording the same readings; giving the batch back.");
-                continue;
+                await transaction.CommitAsync(cancellation);
+                lock (_fixes)
+                {
+                    foreach (var (device, fix) in fixes) _fixes[device] = fix;
+                }
+                Report(outcomes, Stopwatch.GetElapsedTime(started));
+                relay.Notify();
+                return;
             }
-            await transaction.CommitAsync(cancellation);
-            lock (_fixes)
-            {
-                foreach (var (device, fix) in fixes) _fixes[device] = fix;
-            }
-            Report(outcomes, Stopwatch.GetElapsedTime(started));
-            relay.Notify();
-            return;
+            // Another instance recorded some of these readings meanwhile (a rebalance race): decide the batch again
+            // against what it stored. That settles at once; should it not, pause rather than spin.
+            await transaction.RollbackAsync(cancellation);
+            logger.LogInformation("Another processor recorded readings of this batch meanwhile (attempt {Attempt}); deciding it again", attempt);
+            if (attempt >= 3) await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), clock, cancellation);
         }
     }
 

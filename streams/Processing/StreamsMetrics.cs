@@ -3,7 +3,7 @@ using Pipeline.Infra.Metrics;
 
 namespace Pipeline.Streams.Processing;
 
-/// <summary>What the processors count: messages by verdict, rejections by reason, batch sizes and times, consumer lag.</summary>
+/// <summary>What the processors count: messages by verdict, rejections by reason, batch sizes and times, consumer lag, database retries.</summary>
 public sealed class StreamsMetrics
 {
     public const string MeterName = "Pipeline.Streams";
@@ -11,6 +11,7 @@ public sealed class StreamsMetrics
     private readonly Counter<long> _messages;
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _deadLetters;
+    private readonly Counter<long> _retries;
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<long> _batchSize;
     private long _lag;
@@ -21,6 +22,7 @@ public sealed class StreamsMetrics
         _messages = meter.CreateCounter<long>("pipeline.streams.messages", "{message}", "Messages processed, by verdict: accepted, duplicate, rejected_signed, rejected_unsigned.");
         _rejected = meter.CreateCounter<long>("pipeline.streams.rejected", "{reading}", "Rejected readings by reason code.");
         _deadLetters = meter.CreateCounter<long>("pipeline.streams.dead_letters.written", "{record}", "Dead letters written to telemetry.rejected.v1.");
+        _retries = meter.CreateCounter<long>("pipeline.streams.retries", "{attempt}", "Steps that failed on the database and were tried again, by step: offsets, lookup, record.");
         _batchDuration = meter.CreateHistogram<double>("pipeline.streams.batch.duration", "s", "From a batch's last poll to its events committed.", advice: HistogramBuckets.Seconds);
         _batchSize = meter.CreateHistogram<long>("pipeline.streams.batch.size", "{message}", "Messages per batch.", advice: HistogramBuckets.BatchSizes);
         meter.CreateObservableGauge("pipeline.streams.lag", () => Interlocked.Read(ref _lag), "{message}", "Messages in assigned partitions not yet processed.");
@@ -29,6 +31,7 @@ public sealed class StreamsMetrics
     public void Processed(Verdict verdict, int count) => _messages.Add(count, new KeyValuePair<string, object?>("verdict", Name(verdict)));
     public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
     public void DeadLettersWritten(int count) => _deadLetters.Add(count);
+    public void Retried(string step) => _retries.Add(1, new KeyValuePair<string, object?>("step", step));
     public void Batch(int size, TimeSpan duration)
     {
         _batchSize.Record(size);

@@ -10,7 +10,7 @@ namespace Pipeline.Streams.Registry;
 /// The validators' view of the registry: an in-memory map of devices, loaded at start and kept current by polling
 /// documents changed since the last look (with an overlap, since commits land out of order). A device it does not know
 /// is looked up in the store at once, so a fresh registration counts immediately; a miss is remembered briefly so an
-/// unregistered sender cannot make every reading cost a query.
+/// unregistered sender cannot make every reading cost a query, and forgotten on the next poll after that.
 /// </summary>
 public sealed class DeviceDirectory(DevStack stack, TimeProvider clock, ILogger<DeviceDirectory> logger) : BackgroundService
 {
@@ -21,8 +21,6 @@ public sealed class DeviceDirectory(DevStack stack, TimeProvider clock, ILogger<
     private readonly ConcurrentDictionary<string, Device> _devices = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _misses = new(StringComparer.Ordinal);
     private DateTimeOffset _watermark = DateTimeOffset.MinValue;
-
-    public int Count => _devices.Count;
 
     /// <summary>The registered devices among <paramref name="addresses"/> (lower-case hex); unknown ones are absent.</summary>
     public async ValueTask<IReadOnlyDictionary<string, Device>> LookupAsync(IEnumerable<string> addresses, CancellationToken cancellation)
@@ -53,6 +51,7 @@ public sealed class DeviceDirectory(DevStack stack, TimeProvider clock, ILogger<
     {
         while (!stoppingToken.IsCancellationRequested)
         {
+            ForgetExpiredMisses();
             try
             {
                 await RefreshAsync(stoppingToken);
@@ -62,6 +61,17 @@ public sealed class DeviceDirectory(DevStack stack, TimeProvider clock, ILogger<
                 logger.LogWarning(e, "Refreshing the device directory failed; retrying");
             }
             await Task.Delay(PollInterval, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Every validly signed address that is not registered leaves a miss; without this they would pile up for good.</summary>
+    private void ForgetExpiredMisses()
+    {
+        var now = clock.GetUtcNow();
+        foreach (var miss in _misses)
+        {
+            // Only this expired entry: one remembered again meanwhile has another value and stays.
+            if (miss.Value < now) _misses.TryRemove(miss);
         }
     }
 

@@ -31,7 +31,9 @@ public static class RegistryEndpoints
         .Produces<Device>(StatusCodes.Status201Created)
         .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status403Forbidden)
-        .ProducesProblem(StatusCodes.Status409Conflict);
+        .ProducesProblem(StatusCodes.Status409Conflict)
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
 
         devices.MapPost("/devices/{address}/transfers", async (HttpContext context, string address, TransferDeviceRequest request, DeviceRegistry registry) =>
         {
@@ -47,7 +49,9 @@ public static class RegistryEndpoints
         .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status403Forbidden)
         .ProducesProblem(StatusCodes.Status404NotFound)
-        .ProducesProblem(StatusCodes.Status409Conflict);
+        .ProducesProblem(StatusCodes.Status409Conflict)
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
 
         devices.MapGet("/devices/{address}", async (HttpContext context, string address, DeviceRegistry registry) =>
         {
@@ -58,6 +62,7 @@ public static class RegistryEndpoints
         .WithName("GetDevice")
         .WithSummary("Look up a device")
         .Produces<Device>()
+        .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status404NotFound);
 
         devices.MapGet("/owners/{address}/devices", async (HttpContext context, string address, DeviceRegistry registry) =>
@@ -66,7 +71,8 @@ public static class RegistryEndpoints
                 : Problems.For(context, BadAddress(address)))
         .WithName("GetOwnerDevices")
         .WithSummary("The devices an owner holds")
-        .Produces<IReadOnlyList<Device>>();
+        .Produces<IReadOnlyList<Device>>()
+        .ProducesProblem(StatusCodes.Status400BadRequest);
 
         return app;
     }

@@ -32,6 +32,7 @@ public sealed class BrokerOutageTests(StackFixture fixture)
                 Assert.NotNull(response.Headers.RetryAfter);
                 var problem = await response.Content.ReadFromJsonAsync<ProblemBody>();
                 Assert.Equal("unavailable", problem!.Reason);
+                Assert.Equal(readings.Count, problem.Receipts.Count);
                 Assert.All(problem.Receipts, r => Assert.Equal("unavailable", r.Status));
                 notAcknowledged.AddRange(readings.Select(r => (r.Id, r.Envelope)));
             }

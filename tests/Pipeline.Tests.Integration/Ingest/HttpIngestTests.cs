@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
@@ -183,6 +184,67 @@ public sealed class HttpIngestTests(StackFixture fixture)
     }
 
     [Fact]
+    public async Task ForgedReadingsNamingADevice_FromAnotherClient_DoNotSpendThatDevicesRate()
+    {
+        // Without the edge signature check the device a payload names is only a claim: an attacker posting readings that
+        // name a victim's address must not get the victim's own readings refused as rate_limited.
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?>
+        {
+            ["Ingest:DeviceBurst"] = "3",
+            ["Ingest:DeviceReadingsPerSecond"] = "1",
+        });
+        var victim = new TestDevice("rate-victim");
+        var attacker = new TestDevice("rate-attacker");
+        using var attackerClient = ClientFrom(host, IPAddress.Parse("127.0.0.2"));
+        var forged = Enumerable.Range(0, 5).Select(_ => ReadingWriter.Sign(attacker.Key, victim.Next().Payload));
+        var flood = await PostAsync(attackerClient, JsonArray(forged), "application/json");
+        Assert.Equal(["accepted", "accepted", "accepted", "refused", "refused"], flood.Select(r => r.Status));
+        Assert.Equal(2, flood.Count(r => r.Reason == "rate_limited"));
+
+        var genuine = await PostAsync(host, JsonArray(Enumerable.Range(0, 3).Select(_ => victim.Next().Envelope)), "application/json");
+        Assert.All(genuine, r => Assert.Equal("accepted", r.Status));
+    }
+
+    [Fact]
+    public async Task DeviceOverItsRate_WithEdgeSignatureCheck_IsOneBucketWhereverItSendsFrom()
+    {
+        // Verified at the edge, the device proved itself: changing address does not buy it a second burst.
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?>
+        {
+            ["Ingest:VerifySignatures"] = "true",
+            ["Ingest:DeviceBurst"] = "3",
+            ["Ingest:DeviceReadingsPerSecond"] = "1",
+        });
+        var device = new TestDevice("rate-verified");
+        using var elsewhere = ClientFrom(host, IPAddress.Parse("127.0.0.2"));
+        var first = await PostAsync(elsewhere, JsonArray(Enumerable.Range(0, 3).Select(_ => device.Next().Envelope)), "application/json");
+        Assert.All(first, r => Assert.Equal("accepted", r.Status));
+
+        var response = await host.Ingest.PostAsync("/v1/readings", new ByteArrayContent(JsonArray(Enumerable.Range(0, 3).Select(_ => device.Next().Envelope))) { Headers = { ContentType = new("application/json") } });
+        Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("rate_limited", problem.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task OpenApi_DescribesTheReadingsBody_AndTheProblemsEndpoint()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
+        var document = await host.Ingest.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
+        var paths = document.GetProperty("paths");
+
+        var post = paths.GetProperty("/v1/readings").GetProperty("post");
+        var content = post.GetProperty("requestBody").GetProperty("content");
+        Assert.Equal(2, content.GetProperty("application/json").GetProperty("schema").GetProperty("oneOf").GetArrayLength());
+        Assert.True(content.TryGetProperty("application/x-ndjson", out _));
+        Assert.Equal(["202", "400", "413", "415", "429", "503"], post.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+
+        var explain = paths.GetProperty("/problems/{reason}").GetProperty("get").GetProperty("responses");
+        Assert.Equal(["200", "404"], explain.EnumerateObject().Select(r => r.Name).Order());
+        Assert.True(explain.GetProperty("200").TryGetProperty("content", out _));
+    }
+
+    [Fact]
     public async Task Metrics_CountReadingsByOutcome_AndTimeProducesInSecondBuckets()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Ingest);
@@ -209,15 +271,39 @@ public sealed class HttpIngestTests(StackFixture fixture)
     internal sealed record ReceiptBody(int Index, string Status, string? Id, string? Reason, string? Detail);
     internal sealed record ReadingsBody(int Accepted, int Refused, int Unavailable, List<ReceiptBody> Receipts);
 
-    internal static async Task<List<ReceiptBody>> PostAsync(TestHost host, byte[] body, string contentType, bool gzip = false)
+    internal static Task<List<ReceiptBody>> PostAsync(TestHost host, byte[] body, string contentType, bool gzip = false) =>
+        PostAsync(host.Ingest, body, contentType, gzip);
+
+    internal static async Task<List<ReceiptBody>> PostAsync(HttpClient ingest, byte[] body, string contentType, bool gzip = false)
     {
         var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         if (gzip) content.Headers.ContentEncoding.Add("gzip");
-        var response = await host.Ingest.PostAsync("/v1/readings", content);
+        var response = await ingest.PostAsync("/v1/readings", content);
         Assert.True(response.StatusCode == HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<ReadingsBody>())!.Receipts;
     }
+
+    /// <summary>A client of the host's ingest port whose connections come from <paramref name="local"/> (any 127.x address on Linux): another client to the edge.</summary>
+    internal static HttpClient ClientFrom(TestHost host, IPAddress local) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (context, cancellation) =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                socket.Bind(new IPEndPoint(local, 0));
+                await socket.ConnectAsync(context.DnsEndPoint, cancellation);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    })
+    { BaseAddress = host.Ingest.BaseAddress };
 
     private static async Task<List<ReceiptBody>> PostSinglesAsync(TestHost host, IEnumerable<byte[]> envelopes)
     {

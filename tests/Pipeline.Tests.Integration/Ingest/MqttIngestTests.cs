@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.RegularExpressions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
@@ -40,7 +41,7 @@ public sealed class MqttIngestTests(StackFixture fixture)
         var device = new TestDevice("mqtt-refused");
         var forged = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(device.Next().Envelope).Replace("\"sig\":\"0x", "\"sig\":\"0xff"));
         var (_, output) = await PublishAsync(host, $"devices/{device.Address}/readings", TrimSignature(forged), "mqttv5");
-        Assert.Contains("153", output); // PUBACK reason: payload format invalid
+        Assert.Matches(PubAck(0x99), output); // payload format invalid
 
         var other = new TestDevice("mqtt-other");
         await PublishAsync(host, $"devices/{other.Address}/readings", device.Next().Envelope, "mqttv311");
@@ -53,6 +54,43 @@ public sealed class MqttIngestTests(StackFixture fixture)
         Assert.All(dead, m => Assert.NotEmpty(Encoding.UTF8.GetString(m.Message.Headers.GetLastBytes(HeaderNames.Detail))));
     }
 
+    [Theory]
+    [InlineData("mqttv311")]
+    [InlineData("mqttv5")]
+    public async Task ThrottledPublish_IsNeitherAcknowledgedAsSuccessNorDeadLettered(string protocol)
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?>
+        {
+            ["Ingest:DeviceBurst"] = "3",
+            ["Ingest:DeviceReadingsPerSecond"] = "1",
+        });
+        var device = new TestDevice("mqtt-throttled-" + protocol);
+        var dongle = "dongle-" + Guid.NewGuid().ToString("N")[..12];
+        var first = Enumerable.Range(0, 3).Select(_ => device.Next()).ToList();
+        var (firstExit, firstOutput) = await PublishAsync(host, $"devices/{device.Address}/readings", HttpIngestTests.JsonArray(first.Select(r => r.Envelope)), protocol, dongle);
+        Assert.True(firstExit == 0, firstOutput);
+
+        // Three more at once from the same client need three seconds of refill: refused whole, to be sent again later.
+        var (exit, output) = await PublishAsync(host, $"devices/{device.Address}/readings", HttpIngestTests.JsonArray(Enumerable.Range(0, 3).Select(_ => device.Next().Envelope)), protocol, dongle);
+        if (protocol == "mqttv5")
+        {
+            Assert.Matches(PubAck(0x97), output); // quota exceeded
+        }
+        else
+        {
+            // 3.1.1 has no negative PUBACK: none at all, and the connection is closed.
+            Assert.NotEqual(0, exit);
+            Assert.DoesNotContain("received PUBACK", output);
+        }
+
+        var stored = host.ReadAll(host.RawTopic).Select(m => EnvelopeParser.Parse(m.Message.Value, EnvelopeLimits.Default).Reading!.Id);
+        Assert.Equal(first.Select(r => r.Id).Order(), stored.Order());
+        Assert.Empty(host.ReadAll(host.RejectedTopic));
+    }
+
+    /// <summary>What mosquitto_pub -d prints for a PUBACK with this MQTT 5 reason code.</summary>
+    private static Regex PubAck(int reasonCode) => new($@"received PUBACK \(Mid: \d+, RC:{reasonCode}\)");
+
     private static byte[] TrimSignature(byte[] envelope)
     {
         // "0xff" + 130 hex digits is 132 digits: drop two so the signature has the right length but the wrong bytes.
@@ -61,12 +99,13 @@ public sealed class MqttIngestTests(StackFixture fixture)
         return Encoding.UTF8.GetBytes(text.Remove(end - 2, 2));
     }
 
-    internal static async Task<(int Exit, string Output)> PublishAsync(TestHost host, string topic, byte[] message, string protocol)
+    /// <summary>One publish with QoS 1 by mosquitto_pub -d, as <paramref name="clientId"/> or a fresh client.</summary>
+    internal static async Task<(int Exit, string Output)> PublishAsync(TestHost host, string topic, byte[] message, string protocol, string? clientId = null)
     {
         var file = Path.GetTempFileName();
         await File.WriteAllBytesAsync(file, message);
         var start = new ProcessStartInfo("mosquitto_pub") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-h", "127.0.0.1", "-p", $"{host.MqttPort}", "-i", "test-" + Guid.NewGuid().ToString("N")[..12], "-q", "1", "-V", protocol, "-t", topic, "-f", file, "-d" })
+        foreach (var argument in new[] { "-h", "127.0.0.1", "-p", $"{host.MqttPort}", "-i", clientId ?? "test-" + Guid.NewGuid().ToString("N")[..12], "-q", "1", "-V", protocol, "-t", topic, "-f", file, "-d" })
             start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
         var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();

@@ -123,22 +123,62 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task DeviceDirectory_KnowsAFreshRegistrationAtOnce_AndATransferAfterARefresh()
+    public async Task DeviceDirectory_RemembersAMissBriefly_ThenKnowsTheRegistration_AndATransferAfterARefresh()
     {
-        var directory = new DeviceDirectory(_host.Stack, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<DeviceDirectory>.Instance);
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        var directory = new DeviceDirectory(_host.Stack, clock, Microsoft.Extensions.Logging.Abstractions.NullLogger<DeviceDirectory>.Instance);
         await directory.RefreshAsync(CancellationToken.None);
         var (owner, device) = Keys();
         var address = device.Address.ToLowerHex();
         Assert.Empty(await directory.LookupAsync([address], CancellationToken.None));
 
-        await RegisterAsync(owner, device, DeviceKind.Vehicle, Car);
-        await Task.Delay(TimeSpan.FromSeconds(2.1)); // the remembered miss expires; a real processor sees it on its next batch
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(owner, device, DeviceKind.Vehicle, Car)).StatusCode);
+        // The miss is remembered: an unregistered sender does not cost a query per reading.
+        Assert.Empty(await directory.LookupAsync([address], CancellationToken.None));
+        clock.Advance(TimeSpan.FromSeconds(3));
         Assert.Equal(owner.Address.ToLowerHex(), (await directory.LookupAsync([address], CancellationToken.None))[address].Owner);
 
         var buyer = EthKey.Generate();
         await TransferAsync(device, owner, buyer, 0);
         await directory.RefreshAsync(CancellationToken.None);
         Assert.Equal(buyer.Address.ToLowerHex(), (await directory.LookupAsync([address], CancellationToken.None))[address].Owner);
+    }
+
+    [Fact]
+    public async Task ProblemType_OfARegistryRefusal_IsExplainedOnTheApiPort()
+    {
+        var response = await _host.Api.GetAsync("/v1/devices/0x1234");
+        var type = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("type").GetString();
+        Assert.Equal("/problems/bad_address", type);
+
+        var explained = await _host.Api.GetFromJsonAsync<JsonElement>(type);
+        Assert.Equal("bad_address", explained.GetProperty("reason").GetString());
+        Assert.Equal(400, explained.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrWhiteSpace(explained.GetProperty("description").GetString()));
+        Assert.Equal(HttpStatusCode.NotFound, (await _host.Api.GetAsync("/problems/no_such_reason")).StatusCode);
+    }
+
+    [Fact]
+    public async Task OpenApi_DeclaresEveryRefusalOfTheRegistry()
+    {
+        var paths = (await _host.Api.GetFromJsonAsync<JsonElement>("/openapi/v1.json")).GetProperty("paths");
+        string[] Statuses(string path, string method) =>
+            [.. paths.GetProperty(path).GetProperty(method).GetProperty("responses").EnumerateObject().Select(r => r.Name).Order()];
+
+        Assert.Equal(["201", "400", "403", "409", "413", "415"], Statuses("/v1/devices", "post"));
+        Assert.Equal(["200", "400", "403", "404", "409", "413", "415"], Statuses("/v1/devices/{address}/transfers", "post"));
+        Assert.Equal(["200", "400", "404"], Statuses("/v1/devices/{address}", "get"));
+        Assert.Equal(["200", "400"], Statuses("/v1/owners/{address}/devices", "get"));
+    }
+
+    /// <summary>A clock that moves only when told to.</summary>
+    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
+    {
+        private DateTimeOffset _now = start;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public void Advance(TimeSpan by) => _now += by;
     }
 
     private static (EthKey Owner, EthKey Device) Keys() => (EthKey.Generate(), EthKey.Generate());
@@ -162,6 +202,8 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(status == response.StatusCode, $"expected {status} {reason}, got {(int)response.StatusCode}: {body}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
+        var problem = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(reason, problem.GetProperty("reason").GetString());
+        Assert.Equal($"/problems/{reason}", problem.GetProperty("type").GetString());
     }
 }

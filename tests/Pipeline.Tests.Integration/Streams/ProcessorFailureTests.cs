@@ -1,3 +1,4 @@
+using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Cli.Simulator;
 
@@ -62,6 +63,69 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
         {
             foreach (var processor in processors) processor.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task DeadLetterRelayLosingItsSession_StopsRelaying_AndEachDeadLetterIsWrittenOnce()
+    {
+        // Two relays for one store: this host's and another process's. The leader's database session is cut while
+        // dead letters flow; the lock goes with it, and the relay that held it must not keep sending beside the next.
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest | Roles.Streams, schema: "it_relay_session");
+        var leader = await RelayLockHolderAsync(host);
+        var other = DepinProcess.Start(host);
+        try
+        {
+            var simulation = StartFleet(host, seed: 13, seconds: 20);
+            await WaitForDeadLettersAsync(host);
+            await ExecuteAsync(host, $"SELECT pg_terminate_backend({leader})");
+            var run = await simulation;
+            await WaitAsync(host, other);
+            await AssertExactlyTheLedgerAsync(host, run);
+        }
+        finally
+        {
+            other.Dispose();
+        }
+    }
+
+    /// <summary>The server process of the session holding the dead-letter relay's advisory lock, once a relay holds it.</summary>
+    private static async Task<int> RelayLockHolderAsync(TestHost host)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("""
+                SELECT l.pid FROM pg_locks l, (SELECT hashtextextended('depin:dead-letter-relay:' || $1, 0) AS key) k
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                  AND l.classid::bigint = (k.key >> 32) & 4294967295 AND l.objid::bigint = k.key & 4294967295
+                """, connection) { Parameters = { new() { Value = host.Stack.Store.Options.DatabaseSchemaName } } };
+            if (await command.ExecuteScalarAsync() is int pid) return pid;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("No dead-letter relay took the lock.");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Waits until the host's relay has written dead letters: the session is cut in the middle of the flow.</summary>
+    private static async Task WaitForDeadLettersAsync(TestHost host)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var scrape = await PrometheusScrape.FromAsync(host.Api);
+            if (scrape.Has("pipeline_streams_dead_letters_written_total") && scrape.Value("pipeline_streams_dead_letters_written_total") > 0) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The relay wrote no dead letter.");
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task ExecuteAsync(TestHost host, string sql)
+    {
+        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     private static async Task WaitAsync(TestHost host, params DepinProcess[] processors)
