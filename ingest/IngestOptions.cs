@@ -10,7 +10,7 @@ public sealed class IngestOptions
     public EnvelopeLimits Limits { get; set; } = EnvelopeLimits.Default;
 
     /// <summary>Recover the signer at the edge and refuse readings not signed by their device, to shed spam early.
-    /// Off by default: the processors check every signature anyway, and at the edge it costs about ¾ of the
+    /// Off by default: the processors check every signature anyway, and at the edge it costs about half of the
     /// throughput (./depin bench ingest). Turn it on when forgeries flood the broker.</summary>
     public bool VerifySignatures { get; set; }
 

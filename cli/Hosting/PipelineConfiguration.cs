@@ -24,7 +24,6 @@ public static class PipelineConfiguration
         ["PIPELINE_API_PORT"] = $"{EndpointsOptions.Section}:ApiPort",
         ["PIPELINE_INGEST_PORT"] = $"{EndpointsOptions.Section}:IngestPort",
         ["PIPELINE_MQTT_PORT"] = $"{EndpointsOptions.Section}:MqttPort",
-        ["PIPELINE_ANVIL_PORT"] = $"{EndpointsOptions.Section}:AnvilPort",
         ["PIPELINE_STATUS_PORT"] = $"{EndpointsOptions.Section}:StatusPort",
     };
 

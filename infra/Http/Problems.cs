@@ -35,10 +35,4 @@ public static class Problems
             instance: context.Request.Path,
             extensions: extensions);
     }
-
-    /// <summary>GET /problems/{reason}: what a reason code means, so a problem's type URI leads somewhere.</summary>
-    public static IResult Explain(string reason) =>
-        ReasonCodes.TryParse(reason, out var code)
-            ? Results.Json(new { reason, status = StatusOf(code), description = code.Describe() })
-            : Results.NotFound();
 }
