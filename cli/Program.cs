@@ -1,7 +1,8 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using Pipeline.Cli.Commands;
 
-var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, validate, project, reward, sell.")
+var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signed readings, validate them into an event store, project them into a Parquet lake.")
 {
     UpCommand.Create(),
     StageCommands.Ingest(),
@@ -10,6 +11,17 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest, vali
     LakeCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
+    ScriptCommands.Test(),
+    ScriptCommands.Bench(),
 };
-// Ctrl-C cancels the command and gives it time to finish: the simulator saves its sequence numbers, up stops PostgreSQL.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
+var parse = root.Parse(args);
+if (parse.Action is ParseErrorAction) return CommandLineErrors.ReportParseErrors(parse);
+try
+{
+    // Ctrl-C cancels the command and gives it time to finish: the simulator saves its sequence numbers, up stops PostgreSQL.
+    return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30), EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (CommandLineErrors.IsUserError(e))
+{
+    return CommandLineErrors.Report(e);
+}

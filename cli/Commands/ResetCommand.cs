@@ -21,9 +21,12 @@ public static class ResetCommand
                 Console.WriteLine($"Nothing to reset: {options.DataDirectory} does not exist.");
                 return 0;
             }
-            var local = new LocalPostgres(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), NullLogger.Instance);
-            await local.StopIfRunningAsync(cancellation);
-            Directory.Delete(options.DataDirectory, recursive: true);
+            using (DataFolderLock.Acquire(options.DataDirectory, _ => "stop it before resetting (Ctrl-C in its terminal); nothing was deleted"))
+            {
+                var local = new LocalPostgres(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), NullLogger.Instance);
+                await local.StopIfRunningAsync(cancellation);
+                Directory.Delete(options.DataDirectory, recursive: true);
+            }
             Console.WriteLine($"Removed {options.DataDirectory}.");
             return 0;
         });

@@ -31,15 +31,21 @@ public static class UpCommand
         using var loggerFactory = LoggerFactory.Create(logging => PipelineHost.ConfigureLogging(logging, configuration));
         var logger = loggerFactory.CreateLogger("depin");
         var stackOptions = PipelineConfiguration.StackOptions(configuration);
-        // The whole pipeline owns the embedded broker and publishes it; a single stage joins one that is running.
+        // The whole pipeline owns the data folder, the embedded broker (which it publishes) and the local cluster it
+        // starts; a single stage joins a running one. A second owner is refused before it touches anything.
+        using var folder = roles == Roles.All
+            ? DataFolderLock.Acquire(stackOptions.DataDirectory, _ => "stop it first (Ctrl-C in its terminal), or run this one with its own --data folder and ports")
+            : null;
         stackOptions.PublishBootstrapFile = roles == Roles.All;
         stackOptions.JoinPublishedBroker = roles != Roles.All;
         stackOptions.WithEventStore = roles != Roles.Ingest;
+        stackOptions.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
 
         DevStack stack;
         try
         {
             stack = await AnsiConsole.Status().StartAsync("Starting PostgreSQL and Kafka…", _ => DevStack.StartAsync(stackOptions, logger, cancellation));
+            if (folder is not null) DataFolderLock.NoteStarted(folder, stack);
         }
         catch (Confluent.Kafka.KafkaException e)
         {
@@ -142,12 +148,27 @@ public static class UpCommand
         }
     }
 
+    /// <summary>A path as people type it here: relative to the current folder when inside it.</summary>
+    private static string Shown(string path)
+    {
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative;
+    }
+
+    /// <summary>The connection string as shown to people: any password replaced by ***.</summary>
+    public static string WithoutPassword(string connectionString)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        if (!string.IsNullOrEmpty(builder.Password)) builder.Password = "***";
+        return builder.ConnectionString;
+    }
+
     private static void PrintWhereEverythingIs(DevStack stack, EndpointsOptions endpoints, Roles roles, string healthUrl)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
         {
-            table.AddRow("Marketplace and registry API", endpoints.ApiUrl);
+            table.AddRow("Registry API", endpoints.ApiUrl);
             table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
         }
         if (roles.HasFlag(Roles.Ingest))
@@ -156,8 +177,8 @@ public static class UpCommand
             table.AddRow("Ingest (MQTT)", $"mqtt://{endpoints.MqttAddress}  topic devices/{{address}}/readings");
         }
         table.AddRow("Health / metrics", $"{healthUrl}/health  ·  {healthUrl}/metrics");
-        if (stack.HasEventStore) table.AddRow("PostgreSQL", Markup.Escape(stack.PostgresConnectionString) + (stack.UsesLocalPostgres ? " (local cluster)" : ""));
-        table.AddRow("Kafka", Markup.Escape(stack.KafkaBootstrapServers) + (stack.EmbeddedKafka is not null ? " (embedded; also in .data/kafka.bootstrap)" : ""));
+        if (stack.HasEventStore) table.AddRow("PostgreSQL", Markup.Escape(WithoutPassword(stack.PostgresConnectionString)) + (stack.UsesLocalPostgres ? Markup.Escape($" (local cluster; password in {Shown(stack.LocalPostgresPasswordFile!)})") : ""));
+        table.AddRow("Kafka", Markup.Escape(stack.KafkaBootstrapServers) + (stack.EmbeddedKafka is not null ? Markup.Escape($" (embedded; also in {Shown(Path.Combine(stack.DataDirectory, "kafka.bootstrap"))})") : ""));
         table.AddRow("Data folder", Markup.Escape(stack.DataDirectory));
         AnsiConsole.Write(new Panel(table).Header("[green]depin is up[/]").BorderColor(Color.Green));
         AnsiConsole.MarkupLineInterpolated($"Try: [blue]curl -s {healthUrl}/health[/]    Stop: [blue]Ctrl-C[/]");

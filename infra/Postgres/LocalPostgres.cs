@@ -1,22 +1,27 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipeline.Infra.Files;
 
 namespace Pipeline.Infra.Postgres;
 
 /// <summary>
 /// A PostgreSQL cluster under the data folder for development and tests: created with initdb on first use,
 /// started with pg_ctl (as the postgres user when we are root, since the server refuses to run as root), reused
-/// when already running. Every failure says what to do instead of hanging.
+/// when already running. Connections need the password generated with the cluster and kept beside it (0600), not
+/// trust: anyone on the machine can reach a loopback port. Every failure says what to do instead of hanging.
 /// </summary>
-public sealed class LocalPostgres
+public sealed partial class LocalPostgres
 {
     private readonly PostgresOptions _options;
     private readonly ILogger _logger;
     private readonly string _dataDirectory;
     private readonly string _binaries;
+    private string? _password;
 
     public LocalPostgres(PostgresOptions options, string dataDirectory, ILogger logger)
     {
@@ -26,21 +31,29 @@ public sealed class LocalPostgres
         _binaries = FindBinaries();
     }
 
-    /// <summary>True when this instance started the server (and so should stop it).</summary>
+    /// <summary>True when this instance started the server, or adopted it (and so should stop it).</summary>
     public bool StartedHere { get; private set; }
+
+    /// <summary>The password of the cluster's postgres user: a file beside the cluster folder, readable by its owner only.</summary>
+    public string PasswordFile => _dataDirectory + ".password";
 
     public string ConnectionString => new NpgsqlConnectionStringBuilder
     {
         Host = "127.0.0.1",
         Port = _options.Port,
         Username = "postgres",
+        Password = _password ?? ReadPassword(),
         Database = _options.Database,
         // Enough for the pipeline's stages and parallel test classes together.
         MaxPoolSize = 40,
     }.ConnectionString;
 
-    /// <summary>Uses the configured server, or starts the local one; ensures the database exists. Returns its connection string.</summary>
-    public static async Task<(string ConnectionString, LocalPostgres? Local)> EnsureAsync(PostgresOptions options, string dataDirectory, ILogger logger, CancellationToken cancellation)
+    /// <summary>
+    /// Uses the configured server, or starts the local one; ensures the database exists. Returns its connection string.
+    /// With <paramref name="adoptRunning"/>, a local server found running counts as started here: it was left behind by
+    /// a process that was killed, and the caller stops it when it stops.
+    /// </summary>
+    public static async Task<(string ConnectionString, LocalPostgres? Local)> EnsureAsync(PostgresOptions options, string dataDirectory, ILogger logger, CancellationToken cancellation, bool adoptRunning = false)
     {
         if (!string.IsNullOrWhiteSpace(options.ConnectionString))
         {
@@ -48,17 +61,19 @@ public sealed class LocalPostgres
             return (options.ConnectionString, null);
         }
         var local = new LocalPostgres(options, dataDirectory, logger);
-        await local.StartAsync(cancellation);
+        await local.StartAsync(cancellation, adoptRunning);
         return (local.ConnectionString, local);
     }
 
-    public async Task StartAsync(CancellationToken cancellation)
+    public async Task StartAsync(CancellationToken cancellation, bool adoptRunning = false)
     {
         if (!File.Exists(Path.Combine(_dataDirectory, "PG_VERSION"))) await InitializeAsync(cancellation);
 
         if (await IsRunningAsync(cancellation))
         {
-            _logger.LogInformation("PostgreSQL already running in {DataDirectory}", _dataDirectory);
+            StartedHere = adoptRunning;
+            if (adoptRunning) _logger.LogWarning("Adopted the PostgreSQL server left running in {DataDirectory} by a process that was killed; it stops when this one does", _dataDirectory);
+            else _logger.LogInformation("PostgreSQL already running in {DataDirectory}", _dataDirectory);
         }
         else
         {
@@ -73,6 +88,7 @@ public sealed class LocalPostgres
             StartedHere = true;
             _logger.LogInformation("PostgreSQL started on 127.0.0.1:{Port} from {DataDirectory}", _options.Port, _dataDirectory);
         }
+        await RequirePasswordAsync(cancellation);
         await CreateDatabaseAsync(cancellation);
     }
 
@@ -97,10 +113,66 @@ public sealed class LocalPostgres
         Directory.CreateDirectory(_dataDirectory);
         if (Directory.EnumerateFileSystemEntries(_dataDirectory).Any())
             throw new InvalidOperationException($"{_dataDirectory} is not empty but holds no PostgreSQL cluster. Move it away or run `./depin reset`.");
-        await GiveToServerUserAsync(cancellation);
+        await GiveToServerUserAsync(_dataDirectory, cancellation);
         _logger.LogInformation("Creating a PostgreSQL cluster in {DataDirectory}", _dataDirectory);
-        var result = await RunAsync("initdb", ["-D", _dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], cancellation);
-        if (result.ExitCode != 0) throw new InvalidOperationException($"initdb failed: {result.Output.Trim()}");
+        var password = NewPassword();
+        // initdb reads the password from a file; as root it runs as the postgres user, who must be able to read it.
+        var passwordForInitdb = Path.Combine(Path.GetTempPath(), $"depin-initdb-{Guid.NewGuid():N}");
+        SecretFile.Write(passwordForInitdb, password);
+        try
+        {
+            await GiveToServerUserAsync(passwordForInitdb, cancellation);
+            var result = await RunAsync("initdb", ["-D", _dataDirectory, "-U", "postgres", "-A", "scram-sha-256", $"--pwfile={passwordForInitdb}", "-E", "UTF8", "--locale=C", "--no-sync"], cancellation);
+            if (result.ExitCode != 0) throw new InvalidOperationException($"initdb failed: {result.Output.Trim()}");
+        }
+        finally
+        {
+            File.Delete(passwordForInitdb);
+        }
+        SecretFile.Write(PasswordFile, password);
+        _password = password;
+    }
+
+    /// <summary>
+    /// A cluster made before passwords were used trusts every local connection: give the postgres user a password (kept
+    /// in <see cref="PasswordFile"/>) and make pg_hba.conf ask for it.
+    /// </summary>
+    private async Task RequirePasswordAsync(CancellationToken cancellation)
+    {
+        var hba = Path.Combine(_dataDirectory, "pg_hba.conf");
+        var lines = await File.ReadAllLinesAsync(hba, cancellation);
+        var trusting = lines.Select(line => !line.TrimStart().StartsWith('#') && TrustMethod().IsMatch(line)).ToArray();
+        if (!trusting.Contains(true)) return;
+        _password = File.Exists(PasswordFile) ? ReadPassword() : NewPassword();
+        await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(ConnectionString) { Database = "postgres", Pooling = false }.ConnectionString))
+        {
+            await connection.OpenAsync(cancellation);
+            // ALTER ROLE takes no parameters; the password is hex, so quoting it is safe.
+            await using var alter = new NpgsqlCommand($"ALTER ROLE postgres PASSWORD '{_password}'", connection);
+            await alter.ExecuteNonQueryAsync(cancellation);
+            SecretFile.Write(PasswordFile, _password);
+            await File.WriteAllLinesAsync(hba, lines.Select((line, i) => trusting[i] ? TrustMethod().Replace(line, "scram-sha-256") : line), cancellation);
+            await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", connection);
+            await reload.ExecuteNonQueryAsync(cancellation);
+        }
+        _logger.LogWarning("The PostgreSQL cluster in {DataDirectory} trusted every local connection; it now asks for the password in {PasswordFile}", _dataDirectory, PasswordFile);
+    }
+
+    [GeneratedRegex(@"\btrust\b")]
+    private static partial Regex TrustMethod();
+
+    private static string NewPassword() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+
+    private string ReadPassword()
+    {
+        try
+        {
+            return _password = File.ReadAllText(PasswordFile).Trim();
+        }
+        catch (FileNotFoundException)
+        {
+            throw new InvalidOperationException($"The local PostgreSQL cluster's password file {PasswordFile} is missing. Run `./depin reset` to start from an empty cluster.");
+        }
     }
 
     private async Task<bool> IsRunningAsync(CancellationToken cancellation) =>
@@ -171,12 +243,12 @@ public sealed class LocalPostgres
     // The server refuses to run as root: as root, the cluster belongs to the postgres user that Debian's package creates.
     private static bool RunningAsRoot => Environment.UserName == "root";
 
-    private async Task GiveToServerUserAsync(CancellationToken cancellation)
+    private async Task GiveToServerUserAsync(string path, CancellationToken cancellation)
     {
         if (!RunningAsRoot) return;
         MakeAncestorsTraversable();
-        var result = await RunProcessAsync("chown", ["-R", "postgres:postgres", _dataDirectory], cancellation);
-        if (result.ExitCode != 0) throw new InvalidOperationException($"Could not hand {_dataDirectory} to the postgres user: {result.Output.Trim()}");
+        var result = await RunProcessAsync("chown", ["-R", "postgres:postgres", path], cancellation);
+        if (result.ExitCode != 0) throw new InvalidOperationException($"Could not hand {path} to the postgres user: {result.Output.Trim()}");
     }
 
     /// <summary>

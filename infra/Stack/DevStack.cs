@@ -25,6 +25,9 @@ public sealed class StackOptions
     /// <summary>Start PostgreSQL and open the event store; the ingest edge alone needs neither.</summary>
     public bool WithEventStore { get; set; } = true;
 
+    /// <summary>A local cluster found running was left by a killed owner: stop it with this stack as if started here.</summary>
+    public bool AdoptRunningPostgres { get; set; }
+
     public string EventStoreSchema { get; set; } = EventStoreConfiguration.DefaultSchema;
 
     /// <summary>The stages' projections and documents: the host adds every stage's, so each process sees one schema.</summary>
@@ -76,13 +79,19 @@ public sealed class DevStack : IAsyncDisposable
 
     public bool UsesLocalPostgres => _localPostgres is not null;
 
+    /// <summary>Where the local cluster's password is kept; null when the configured server is used.</summary>
+    public string? LocalPostgresPasswordFile => _localPostgres?.PasswordFile;
+
+    /// <summary>This stack started the local cluster (or adopted it) and stops it when disposed.</summary>
+    public bool OwnsLocalPostgres => _ownsServers && _localPostgres is { StartedHere: true };
+
     public static async Task<DevStack> StartAsync(StackOptions options, ILogger logger, CancellationToken cancellation)
     {
         Directory.CreateDirectory(options.DataDirectory);
         string? postgres = null;
         LocalPostgres? local = null;
         if (options.WithEventStore)
-            (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation);
+            (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation, options.AdoptRunningPostgres);
 
         EmbeddedKafka? embedded = null;
         string? bootstrapFile = null;

@@ -1,0 +1,69 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace Pipeline.Cli.Commands;
+
+/// <summary>
+/// What a person sees when a command cannot run: one line per problem on stderr, saying what to do, and exit code 2 —
+/// never a stack trace or a .NET type name for a mistake in the command line or the environment.
+/// </summary>
+public static class CommandLineErrors
+{
+    public const int ExitCode = 2;
+
+    public static int ReportParseErrors(ParseResult parse)
+    {
+        var help = $"{CommandPath(parse.CommandResult)} --help";
+        foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {Describe(error)} ({help} lists the options)");
+        return ExitCode;
+    }
+
+    /// <summary>An option value in words: "--seed takes a whole number; 'x' is not one", instead of the parser's type names.</summary>
+    public static string Describe(ParseError error)
+    {
+        var option = error.SymbolResult switch
+        {
+            OptionResult o => o.Option,
+            ArgumentResult { Parent: OptionResult o } => o.Option,
+            _ => null,
+        };
+        var token = error.SymbolResult?.Tokens.Count == 1 ? error.SymbolResult.Tokens[0].Value : null;
+        if (option is null || token is null) return error.Message;
+        var type = Nullable.GetUnderlyingType(option.ValueType) ?? option.ValueType;
+        var expected = type switch
+        {
+            _ when type == typeof(int) || type == typeof(long) => long.TryParse(token, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _) ? null : "a whole number",
+            _ when type == typeof(double) => double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : "a number such as 0.5",
+            _ when type == typeof(bool) => bool.TryParse(token, out _) ? null : "true or false",
+            { IsEnum: true } => Enum.TryParse(type, token, ignoreCase: true, out _) ? null : "one of " + string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant())),
+            _ => null,
+        };
+        return expected is null ? error.Message : $"{option.Name} takes {expected}; '{token}' is not one.";
+    }
+
+    /// <summary>
+    /// Failures a person can act on — the environment, the servers, the data folder, what they asked for — as opposed to
+    /// defects in depin itself, which keep their stack trace.
+    /// </summary>
+    public static bool IsUserError(Exception e) => e is InvalidOperationException or IOException or UnauthorizedAccessException
+        or FormatException or ArgumentException or TimeoutException or HttpRequestException or DllNotFoundException
+        or OperationCanceledException or Npgsql.NpgsqlException or Confluent.Kafka.KafkaException or DuckDB.NET.Data.DuckDBException;
+
+    public static int Report(Exception e)
+    {
+        if (e is OperationCanceledException) return 130;
+        Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+        return ExitCode;
+    }
+
+    private static string OneLine(string text) => string.Join(' ', text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    private static string CommandPath(CommandResult result)
+    {
+        var names = new List<string>();
+        for (SymbolResult? r = result; r is not null; r = r.Parent)
+            if (r is CommandResult c) names.Insert(0, c.Command is RootCommand ? "depin" : c.Command.Name);
+        return string.Join(' ', names);
+    }
+}
