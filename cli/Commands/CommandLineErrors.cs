@@ -15,7 +15,7 @@ public static class CommandLineErrors
     public static int ReportParseErrors(ParseResult parse)
     {
         var help = $"{CommandPath(parse.CommandResult)} --help";
-        foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {Describe(error)} ({help} lists the options)");
+        foreach (var error in parse.Errors) Console.Error.WriteLine($"error: {Describe(error)} See {help}.");
         return ExitCode;
     }
 

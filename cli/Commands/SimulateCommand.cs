@@ -15,7 +15,8 @@ public static class SimulateCommand
         var stations = new Option<int>("--stations") { Description = "Simulated weather stations.", DefaultValueFactory = _ => 10 };
         var duration = new Option<string>("--duration") { Description = "How long to run: 60s, 5m, 1h.", DefaultValueFactory = _ => "60s" };
         var rate = new Option<double?>("--rate") { Description = "Target readings per second over the whole fleet (default: vehicles every 5 s while driving, stations every minute)." };
-        var transport = new Option<TransportMode>("--transport") { Description = "http, mqtt, or both (half the devices each).", DefaultValueFactory = _ => TransportMode.Http };
+        var transport = new Option<string>("--transport") { Description = "http, mqtt, or both (half the devices each).", DefaultValueFactory = _ => "http" };
+        transport.AcceptOnlyFromAmong("http", "mqtt", "both");
         var misbehave = new Option<string>("--misbehave") { Description = "all, or any of dup,old,seq,sig,unregistered,range,skew,teleport,malformed." };
         var misbehaveRate = new Option<double>("--misbehave-rate") { Description = "Share of readings that misbehave when --misbehave is on.", DefaultValueFactory = _ => 0.05 };
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed is the same fleet, keys and physics.", DefaultValueFactory = _ => 1 };
@@ -24,7 +25,7 @@ public static class SimulateCommand
         var api = new Option<string>("--api") { Description = "Registry API URL (default from PIPELINE_API_PORT, http://127.0.0.1:5080)." };
         var ingest = new Option<string>("--ingest") { Description = "Ingest URL (default from PIPELINE_INGEST_PORT, http://127.0.0.1:5081)." };
         var mqtt = new Option<string>("--mqtt") { Description = "MQTT host:port (default 127.0.0.1:1883 or PIPELINE_MQTT_PORT)." };
-        var quiet = new Option<bool>("--no-progress") { Description = "Print only the summary." };
+        var quiet = new Option<bool>("--no-progress") { Description = "Print only the summary (otherwise progress: live on a terminal, a line every 5 s when piped)." };
 
         var command = new Command("simulate", "Run a simulated fleet of signed devices against a running pipeline (./depin up), with progress and a summary.")
         {
@@ -45,7 +46,7 @@ public static class SimulateCommand
                     Stations = result.GetValue(stations),
                     Duration = ParseDuration(result.GetValue(duration)!),
                     Rate = result.GetValue(rate),
-                    Transport = result.GetValue(transport),
+                    Transport = Enum.Parse<TransportMode>(result.GetValue(transport)!, ignoreCase: true),
                     Misbehave = SimulatorOptions.ParseMisbehaviours(result.GetValue(misbehave)),
                     MisbehaveRate = result.GetValue(misbehaveRate),
                     Seed = result.GetValue(seed),
@@ -56,7 +57,7 @@ public static class SimulateCommand
                     MqttHost = mqttAddress[..mqttAddress.LastIndexOf(':')],
                     MqttPort = int.Parse(mqttAddress[(mqttAddress.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture),
                     StateDirectory = Path.Combine(stack.DataDirectory, "simulator"),
-                    ShowProgress = !result.GetValue(quiet) && !Console.IsOutputRedirected,
+                    ShowProgress = !result.GetValue(quiet),
                 };
             }
             catch (Exception e) when (e is ArgumentException or FormatException)
@@ -75,11 +76,11 @@ public static class SimulateCommand
             AnsiConsole.MarkupLine("[yellow]Replaying a vehicle trace faster than recorded compresses its timestamps: its GPS fixes then imply speeds × the speed-up, which the processors refuse as teleports. Replay vehicle traces at --speedup 1.[/]");
         var simulation = new Simulation(options, TimeProvider.System);
         var run = simulation.RunAsync(cancellation);
-        if (options.ShowProgress)
+        var started = DateTime.UtcNow;
+        if (options.ShowProgress && !Console.IsOutputRedirected)
         {
             await AnsiConsole.Live(Progress(simulation.Stats, options, TimeSpan.Zero)).StartAsync(async live =>
             {
-                var started = DateTime.UtcNow;
                 while (!run.IsCompleted)
                 {
                     await Task.WhenAny(run, Task.Delay(500, CancellationToken.None));
@@ -87,19 +88,26 @@ public static class SimulateCommand
                 }
             });
         }
-        SimulationResult result;
-        try
+        else if (options.ShowProgress)
         {
-            result = await run;
+            // Piped or logged: a plain line now and then, so a long replay shows it is alive before its summary.
+            while (!run.IsCompleted)
+            {
+                await Task.WhenAny(run, Task.Delay(ProgressLineInterval, CancellationToken.None));
+                if (!run.IsCompleted) Console.WriteLine(ProgressLine(simulation.Stats, DateTime.UtcNow - started));
+            }
         }
-        catch (InvalidOperationException e)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]{e.Message}[/]");
-            return 2;
-        }
-        PrintSummary(result, options);
+        var result = await run;
+        var ledger = Path.Combine(options.StateDirectory, $"ledger-{options.StateName}.ndjson");
+        result.Ledger.WriteTo(ledger);
+        PrintSummary(result, options, ledger);
         return 0;
     }
+
+    private static readonly TimeSpan ProgressLineInterval = TimeSpan.FromSeconds(5);
+
+    public static string ProgressLine(SimulationStats stats, TimeSpan elapsed) => string.Create(CultureInfo.InvariantCulture,
+        $"{elapsed:mm\\:ss} registered {stats.Registered:N0}, sent {stats.Sent:N0}, acknowledged {stats.Acknowledged:N0}, refused {stats.Refused:N0}, retried {stats.Retried:N0} ({stats.Acknowledged / Math.Max(elapsed.TotalSeconds, 0.001):N0}/s)");
 
     private static Table Progress(SimulationStats stats, SimulatorOptions options, TimeSpan elapsed)
     {
@@ -112,7 +120,7 @@ public static class SimulateCommand
         return table;
     }
 
-    private static void PrintSummary(SimulationResult result, SimulatorOptions options)
+    private static void PrintSummary(SimulationResult result, SimulatorOptions options, string ledger)
     {
         var entries = result.Ledger.Entries;
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]Summary[/]").AddColumn("").AddColumn(new TableColumn("Readings").RightAligned());
@@ -133,6 +141,7 @@ public static class SimulateCommand
         table.AddRow("Rate", $"{entries.Count / Math.Max(result.Elapsed.TotalSeconds, 0.001):N1} readings/s over {result.Elapsed.TotalSeconds:N0} s");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"Keys and sequence numbers saved in [blue]{options.StateDirectory}[/]; the same --seed continues this fleet.");
+        AnsiConsole.MarkupLineInterpolated($"Ledger (every reading and the outcome the pipeline owes it): [blue]{ledger}[/]");
     }
 
     /// <summary>60s, 5m, 1h, 90 (seconds), or hh:mm:ss.</summary>

@@ -20,7 +20,8 @@ public static class UpCommand
         arguments.AddTo(command);
         command.SetAction((result, cancellation) =>
         {
-            var fleet = result.GetValue(noFleet) ? null : new SimulatorOptions { Vehicles = result.GetValue(vehicles), Stations = result.GetValue(stations), Duration = TimeSpan.FromDays(3650), Transport = TransportMode.Both, ShowProgress = false };
+            // A fleet of its own, never one of depin simulate's seeds: the two would sign as the same devices.
+            var fleet = result.GetValue(noFleet) ? null : new SimulatorOptions { Name = "up", Vehicles = result.GetValue(vehicles), Stations = result.GetValue(stations), Duration = TimeSpan.FromDays(3650), Transport = TransportMode.Both, ShowProgress = false };
             return RunAsync(PipelineConfiguration.Build(arguments.Values(result)), Roles.All, cancellation, fleet);
         });
         return command;

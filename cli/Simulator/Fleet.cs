@@ -7,6 +7,7 @@ using Pipeline.Cli.Simulator.Replay;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
+using Pipeline.Infra.Files;
 
 namespace Pipeline.Cli.Simulator;
 
@@ -42,15 +43,21 @@ public sealed class SimulatedDevice(string name, EthKey key, EthKey owner, Devic
 
 /// <summary>
 /// Builds the fleet from a seed (keys derive from it, so the same seed is the same fleet) and keeps the state a restart
-/// must continue from — keys, sequence numbers, registration, where each vehicle was — in a file under the state folder.
+/// must continue from — keys, sequence numbers, registration, where each vehicle was — in a file under the state folder,
+/// readable by its owner only. While a fleet runs its state is locked: two processes signing as the same devices would
+/// reuse each other's sequence numbers and contradict each other's positions.
 /// </summary>
-public sealed class Fleet
+public sealed class Fleet : IDisposable
 {
     private readonly string _stateFile;
+    private readonly LockFile _lock;
+    private readonly Dictionary<string, DeviceState> _saved;
 
-    private Fleet(string stateFile, List<SimulatedDevice> devices, List<SimulatedDevice> unregistered, Dictionary<string, VehicleModel> vehicles)
+    private Fleet(string stateFile, LockFile stateLock, Dictionary<string, DeviceState> saved, List<SimulatedDevice> devices, List<SimulatedDevice> unregistered, Dictionary<string, VehicleModel> vehicles)
     {
         _stateFile = stateFile;
+        _lock = stateLock;
+        _saved = saved;
         Devices = devices;
         Unregistered = unregistered;
         Vehicles = vehicles;
@@ -65,8 +72,26 @@ public sealed class Fleet
 
     public static Fleet Create(SimulatorOptions options, DateTimeOffset start)
     {
-        Directory.CreateDirectory(options.StateDirectory);
-        var stateFile = Path.Combine(options.StateDirectory, $"fleet-seed-{options.Seed}.json");
+        SecretFile.CreateFolder(options.StateDirectory);
+        var stateLock = LockFile.TryAcquire(Path.Combine(options.StateDirectory, $"fleet-{options.StateName}.lock"), out var holder)
+            ?? throw new InvalidOperationException(options.Name is null
+                ? $"The fleet of --seed {options.Seed} is in use by {holder}; run this one with --seed {FreeSeed(options)}, or wait for that one to end."
+                : $"The fleet '{options.Name}' is in use by {holder}.");
+        try
+        {
+            return Create(options, start, stateLock);
+        }
+        catch
+        {
+            stateLock.Dispose();
+            throw;
+        }
+    }
+
+    private static Fleet Create(SimulatorOptions options, DateTimeOffset start, LockFile stateLock)
+    {
+        var stateFile = Path.Combine(options.StateDirectory, $"fleet-{options.StateName}.json");
+        SecretFile.Protect(stateFile);
         var saved = File.Exists(stateFile) ? JsonSerializer.Deserialize<Dictionary<string, DeviceState>>(File.ReadAllText(stateFile)) ?? [] : [];
         var devices = new List<SimulatedDevice>();
         var vehicles = new Dictionary<string, VehicleModel>();
@@ -80,7 +105,7 @@ public sealed class Fleet
             var model = new VehicleModel(seed, region, electric: i < options.Vehicles * options.ElectricShare);
             if (saved.TryGetValue(name, out var state) && state.Latitude is { } lat && state.Longitude is { } lon) model.Restore(new GeoPoint(lat, lon), state.OdometerKm ?? model.OdometerKm, state.FuelPercent ?? model.FuelPercent);
             var metadata = VehicleMetadata(seed, model.Electric);
-            devices.Add(Restore(new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, i, saved, name), DeviceKind.Vehicle, metadata,
+            devices.Add(Restore(new SimulatedDevice(name, Key(options.KeyPrefix, name, saved), Owner(options.KeyPrefix, i, saved, name), DeviceKind.Vehicle, metadata,
                 new VehicleSource(model, seed, interval.Vehicle, start)), saved));
             vehicles[name] = model;
         }
@@ -99,7 +124,7 @@ public sealed class Fleet
                 ["elevation"] = model.ElevationM.ToString("F0", CultureInfo.InvariantCulture),
                 ["model"] = new[] { "Davis Vantage Pro2", "WeatherXM M5", "Ecowitt WS90" }[seed % 3],
             };
-            devices.Add(Restore(new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, options.Vehicles + i, saved, name), DeviceKind.Weather, metadata,
+            devices.Add(Restore(new SimulatedDevice(name, Key(options.KeyPrefix, name, saved), Owner(options.KeyPrefix, options.Vehicles + i, saved, name), DeviceKind.Weather, metadata,
                 new StationSource(model, interval.Station, start, seed)), saved));
         }
 
@@ -108,7 +133,7 @@ public sealed class Fleet
             foreach (var recorded in RecordedFiles.Load(path))
             {
                 var name = "replay:" + recorded.SourceId;
-                devices.Add(Restore(new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, 100_000 + devices.Count, saved, name), recorded.Kind,
+                devices.Add(Restore(new SimulatedDevice(name, Key(options.KeyPrefix, name, saved), Owner(options.KeyPrefix, 100_000 + devices.Count, saved, name), recorded.Kind,
                     new Dictionary<string, string>(recorded.Metadata), new ReplaySource(recorded, start, options.Speedup)), saved));
             }
         }
@@ -127,9 +152,19 @@ public sealed class Fleet
             var name = $"unregistered-{i}";
             var seed = Seed(options.Seed, name);
             var model = new VehicleModel(seed, Region.All[i % Region.All.Count], electric: false);
-            return new SimulatedDevice(name, Key(options.Seed, name, saved), Owner(options.Seed, -1 - i, saved, name), DeviceKind.Vehicle, VehicleMetadata(seed, false), new VehicleSource(model, seed, interval.Vehicle, start));
+            return new SimulatedDevice(name, Key(options.KeyPrefix, name, saved), Owner(options.KeyPrefix, -1 - i, saved, name), DeviceKind.Vehicle, VehicleMetadata(seed, false), new VehicleSource(model, seed, interval.Vehicle, start));
         }).ToList();
-        return new Fleet(stateFile, devices, unregistered, vehicles);
+        return new Fleet(stateFile, stateLock, saved, devices, unregistered, vehicles);
+    }
+
+    /// <summary>The lowest seed above this one whose fleet nobody runs now.</summary>
+    private static int FreeSeed(SimulatorOptions options)
+    {
+        for (var seed = options.Seed + 1; ; seed++)
+        {
+            using var free = LockFile.TryAcquire(Path.Combine(options.StateDirectory, $"fleet-seed-{seed}.lock"), out _);
+            if (free is not null) return seed;
+        }
     }
 
     /// <summary>
@@ -137,17 +172,20 @@ public sealed class Fleet
     /// sequence numbers are <paramref name="reserve"/> ahead of the devices': a run killed before its next save must not
     /// leave the next one reusing seqs it already signed, which the processors would take for equivocation.
     /// </summary>
+    /// <remarks>Devices of the same seed that this run did not use (a smaller fleet, another replay) keep their saved state.</remarks>
     public void Save(long reserve = 0)
     {
-        var state = Devices.Concat(Unregistered).ToDictionary(d => d.Name, d =>
+        var state = new Dictionary<string, DeviceState>(_saved);
+        foreach (var d in Devices.Concat(Unregistered))
         {
             Vehicles.TryGetValue(d.Name, out var vehicle);
-            return new DeviceState(d.Key.ToHex(), d.Owner.ToHex(), d.Seq + reserve, vehicle?.Position.Latitude, vehicle?.Position.Longitude, vehicle?.OdometerKm, vehicle?.FuelPercent);
-        });
-        var temporary = _stateFile + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(temporary, _stateFile, overwrite: true);
+            state[d.Name] = new DeviceState(d.Key.ToHex(), d.Owner.ToHex(), d.Seq + reserve, vehicle?.Position.Latitude, vehicle?.Position.Longitude, vehicle?.OdometerKm, vehicle?.FuelPercent);
+        }
+        SecretFile.Write(_stateFile, JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
     }
+
+    /// <summary>Releases the fleet's state for the next run.</summary>
+    public void Dispose() => _lock.Dispose();
 
     /// <summary>Report intervals: the defaults, or scaled so the whole fleet sends about <see cref="SimulatorOptions.Rate"/> per second.</summary>
     private static (TimeSpan Vehicle, TimeSpan Station) Intervals(SimulatorOptions options)
@@ -167,12 +205,12 @@ public sealed class Fleet
         return device;
     }
 
-    private static EthKey Key(int seed, string name, Dictionary<string, DeviceState> saved) =>
-        saved.TryGetValue(name, out var state) ? EthKey.FromHex(state.Key) : EthKey.FromSeed(Encoding.UTF8.GetBytes($"depin-sim:{seed}:{name}"));
+    private static EthKey Key(string prefix, string name, Dictionary<string, DeviceState> saved) =>
+        saved.TryGetValue(name, out var state) ? EthKey.FromHex(state.Key) : EthKey.FromSeed(Encoding.UTF8.GetBytes($"{prefix}:{name}"));
 
     /// <summary>Owners hold three devices each, as people with a car and a station or two do.</summary>
-    private static EthKey Owner(int seed, int index, Dictionary<string, DeviceState> saved, string name) =>
-        saved.TryGetValue(name, out var state) ? EthKey.FromHex(state.Owner) : EthKey.FromSeed(Encoding.UTF8.GetBytes($"depin-sim:{seed}:owner:{index / 3}"));
+    private static EthKey Owner(string prefix, int index, Dictionary<string, DeviceState> saved, string name) =>
+        saved.TryGetValue(name, out var state) ? EthKey.FromHex(state.Owner) : EthKey.FromSeed(Encoding.UTF8.GetBytes($"{prefix}:owner:{index / 3}"));
 
     private static int Seed(int seed, string name) => (int)(BitConverter.ToUInt32(Keccak256.Hash(Encoding.UTF8.GetBytes($"{seed}:{name}")), 0) & 0x7FFFFFFF);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 
 namespace Pipeline.Cli.Simulator;
 
@@ -20,4 +21,11 @@ public sealed class Ledger
     public void Add(LedgerEntry entry) => _entries.Enqueue(entry);
 
     public IReadOnlyList<LedgerEntry> Entries => [.. _entries];
+
+    /// <summary>Writes every entry as one JSON object per line, for checking the pipeline's verdicts afterwards.</summary>
+    public void WriteTo(string path)
+    {
+        using var writer = new StreamWriter(path);
+        foreach (var entry in _entries) writer.WriteLine(JsonSerializer.Serialize(entry, JsonSerializerOptions.Web));
+    }
 }

@@ -23,7 +23,7 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
 
     private readonly Random _random = new(options.Seed);
     private readonly Misbehaviour[] _enabled = Enum.GetValues<Misbehaviour>().Where(m => m is not (Misbehaviour.None or Misbehaviour.All) && options.Misbehave.HasFlag(m)).ToArray();
-    private readonly EthKey _impostor = EthKey.FromSeed(Encoding.UTF8.GetBytes($"depin-sim:{options.Seed}:impostor"));
+    private readonly EthKey _impostor = EthKey.FromSeed(Encoding.UTF8.GetBytes($"{options.KeyPrefix}:impostor"));
     private int _alternate;
 
     /// <summary>What <paramref name="device"/> sends now over <paramref name="transport"/> (its own, or the lane it rides).</summary>

@@ -33,7 +33,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
     public async Task<SimulationResult> RunAsync(CancellationToken cancellation)
     {
         var start = clock.GetUtcNow();
-        var fleet = Fleet.Create(options, start);
+        using var fleet = Fleet.Create(options, start);
         await RegisterAsync(fleet, cancellation);
 
         var misbehaver = new Misbehaver(options, fleet, Ledger);

@@ -51,6 +51,18 @@ public sealed record SimulatorOptions
 
     public int Seed { get; init; } = 1;
 
+    /// <summary>
+    /// A fleet of its own beside the seeded ones (depin up's is "up"): its keys and state file differ from every
+    /// seed's, so it never shares a device — or a device's sequence numbers — with a `depin simulate` run.
+    /// </summary>
+    public string? Name { get; init; }
+
+    /// <summary>Names the state file, its lock and the ledger: "seed-1", or the fleet's name.</summary>
+    public string StateName => Name ?? $"seed-{Seed}";
+
+    /// <summary>What every key of this fleet derives from.</summary>
+    public string KeyPrefix => Name is null ? $"depin-sim:{Seed}" : $"depin-sim:{Name}:{Seed}";
+
     /// <summary>Share of vehicles that are electric (state of charge, no engine signals).</summary>
     public double ElectricShare { get; init; } = 0.2;
 
@@ -68,7 +80,7 @@ public sealed record SimulatorOptions
     /// <summary>Where keys and sequence numbers persist, so a restarted simulation continues the same devices.</summary>
     public string StateDirectory { get; init; } = Path.Combine(".data", "simulator");
 
-    /// <summary>Draw live progress (off for tests and non-interactive runs).</summary>
+    /// <summary>Show progress: live on a terminal, a line every few seconds otherwise (off for tests and the fleet of depin up).</summary>
     public bool ShowProgress { get; init; } = true;
 
     public static Misbehaviour ParseMisbehaviours(string? text)
