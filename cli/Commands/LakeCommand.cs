@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
+using Pipeline.Infra.Files;
 using Pipeline.Infra.Stack;
 using Pipeline.Projections.Lake;
 using Spectre.Console;
@@ -28,19 +29,22 @@ public static class LakeCommand
         {
             var configuration = PipelineConfiguration.Build(arguments.Values(result));
             if (LakeOptionsFrom(configuration) is not { } options) return 2;
-            await using var stack = await StartAsync(configuration, cancellation);
-            var (partitions, through, directory) = await AnsiConsole.Progress().StartAsync(async progress =>
-            {
-                var task = progress.AddTask("Rebuilding from the event store");
-                return await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<int>(_ => task.Value = Math.Min(99, task.Value + 1)), cancellation);
-            });
+            var replacing = result.GetValue(replace);
+            // Replacing takes the live lake over: refused at once, before any rebuilding, while anything else could write it.
+            using var folder = replacing
+                ? DataFolderLock.Acquire(PipelineConfiguration.StackOptions(configuration).DataDirectory, _ => "stop it before replacing the lake, or leave out --replace to rebuild and compare only")
+                : null;
+            await using var stack = await StartAsync(configuration, cancellation, folder);
+            if (replacing) await LakeRebuild.EnsureNoProjectorAsync(stack, cancellation);
+            var (partitions, through, directory) = await RebuildWithProgressAsync(stack, options, cancellation);
             var table = new Table().AddColumn("Dataset").AddColumn("Date").AddColumn(new TableColumn("Live rows").RightAligned()).AddColumn(new TableColumn("Rebuilt rows").RightAligned()).AddColumn("Content");
             foreach (var p in partitions)
-                table.AddRow(p.Dataset, $"{p.Date:yyyy-MM-dd}", $"{p.LiveRows:N0}", $"{p.RebuiltRows:N0}", p.Equal ? "[green]same[/]" : "[red]differs[/]");
+                table.AddRow(new Text(p.Dataset), new Text($"{p.Date:yyyy-MM-dd}"), new Text($"{p.LiveRows:N0}"), new Text($"{p.RebuiltRows:N0}"), p.Equal ? new Markup("[green]same[/]") : new Markup("[red]differs[/]"));
             AnsiConsole.Write(table);
             var same = partitions.All(p => p.Equal);
-            AnsiConsole.MarkupLineInterpolated($"Events through sequence {through:N0}; rebuilt lake in [blue]{directory}[/]: {(same ? "[green]every partition has the same rows[/]" : "[red]partitions differ[/]")}.");
-            if (!result.GetValue(replace)) return same ? 0 : 1;
+            AnsiConsole.MarkupLineInterpolated($"Events through sequence {through:N0}; rebuilt lake in [blue]{directory}[/].");
+            AnsiConsole.MarkupLine(same ? "[green]Every partition has the same rows.[/]" : "[red]Partitions differ.[/]");
+            if (!replacing) return same ? 0 : 1;
             if (!same) return 1;
             var previous = await LakeRebuild.ReplaceAsync(stack, options, through, cancellation);
             AnsiConsole.MarkupLineInterpolated($"The rebuilt lake is now the live one; the previous one is in [blue]{previous}[/].");
@@ -49,63 +53,97 @@ public static class LakeCommand
         return command;
     }
 
+    /// <summary>The rebuild, with a bar that follows the event sequence on a terminal, or a line every few seconds when piped.</summary>
+    private static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RebuildWithProgressAsync(DevStack stack, LakeOptions options, CancellationToken cancellation)
+    {
+        if (Console.IsOutputRedirected)
+        {
+            var lastLine = DateTime.UtcNow;
+            return await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
+            {
+                if (DateTime.UtcNow - lastLine < TimeSpan.FromSeconds(5)) return;
+                lastLine = DateTime.UtcNow;
+                Console.WriteLine($"Rebuilding: through event {p.Through:N0} of {p.Target:N0}");
+            }), cancellation);
+        }
+        return await AnsiConsole.Progress().StartAsync(async progress =>
+        {
+            var task = progress.AddTask("Rebuilding from the event store", maxValue: 1);
+            var rebuilt = await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
+            {
+                task.MaxValue = Math.Max(1, p.Target);
+                task.Value = p.Through;
+            }), cancellation);
+            task.Value = task.MaxValue;
+            return rebuilt;
+        });
+    }
+
     private static Command Query()
     {
         var arguments = new StackArguments();
         var sql = new Argument<string>("sql") { Description = "SQL over vehicle_signals, weather_observations, reading_rejections, weather_hourly, vehicle_daily, device_quality." };
-        var command = new Command("query", "Run a SQL query over the lake's DuckDB views and print the result.") { sql };
+        var format = new Option<string>("--format") { Description = "table (fitted to the terminal), csv or json.", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "csv", "json");
+        var limit = new Option<int>("--limit") { Description = "Print at most this many rows; a note on stderr says when more matched.", DefaultValueFactory = _ => 1_000 };
+        limit.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError("--limit takes a whole number of at least 1.");
+        });
+        var command = new Command("query", "Run a SQL query over the lake's DuckDB views and print the result.") { sql, format, limit };
         arguments.AddTo(command);
         command.SetAction(async (result, cancellation) =>
         {
             var configuration = PipelineConfiguration.Build(arguments.Values(result));
             if (LakeOptionsFrom(configuration) is not { } options) return 2;
-            await using var stack = await StartAsync(configuration, cancellation);
-            var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
-            await manifest.EnsureSchemaAsync(cancellation);
-            using var connection = LakeCatalog.Open(options.ResolveDirectory(stack.DataDirectory), await manifest.FilesAsync(cancellation), options.EpochLength);
-            using var command = connection.CreateCommand();
-            command.CommandText = result.GetValue(sql)!;
-            try
+            QueryResult rows;
+            await using (var stack = await StartAsync(configuration, cancellation))
             {
-                using var reader = command.ExecuteReader();
-                var table = new Table();
-                for (var i = 0; i < reader.FieldCount; i++) table.AddColumn(reader.GetName(i));
-                var rows = 0;
-                while (reader.Read() && rows++ < 1_000)
-                    table.AddRow(Enumerable.Range(0, reader.FieldCount).Select(i => Markup.Escape(Format(reader.IsDBNull(i) ? null : reader.GetValue(i)))).ToArray());
-                AnsiConsole.Write(table);
-                return 0;
+                var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
+                await manifest.EnsureSchemaAsync(cancellation);
+                using var connection = LakeCatalog.Open(options.ResolveDirectory(stack.DataDirectory), await manifest.FilesAsync(cancellation), options.EpochLength);
+                using var query = connection.CreateCommand();
+                query.CommandText = result.GetValue(sql)!;
+                using var reader = query.ExecuteReader();
+                rows = QueryResult.Read(reader, result.GetValue(limit));
             }
-            catch (DuckDB.NET.Data.DuckDBException e)
+            switch (result.GetValue(format))
             {
-                AnsiConsole.MarkupLineInterpolated($"[red]{e.Message}[/]");
-                return 1;
+                case "csv":
+                    QueryResults.WriteCsv(rows, Console.Out);
+                    break;
+                case "json":
+                    using (var output = Console.OpenStandardOutput()) QueryResults.WriteJson(rows, output);
+                    break;
+                default:
+                    int? width = Console.IsOutputRedirected ? null : Math.Max(40, Console.WindowWidth);
+                    foreach (var line in QueryResults.Table(rows, width)) Console.WriteLine(line);
+                    Console.WriteLine(rows.Rows.Count == 1 ? "(1 row)" : $"({rows.Rows.Count:N0} rows)");
+                    break;
             }
+            if (rows.Truncated) Console.Error.WriteLine($"note: only the first {rows.Rows.Count:N0} rows are shown; more matched. Raise --limit, or narrow the query.");
+            return 0;
         });
         return command;
     }
-
-    private static string Format(object? value) => value switch
-    {
-        null => "",
-        System.Collections.IDictionary map => string.Join(", ", map.Keys.Cast<object>().Select(k => $"{k}={map[k]}")),
-        DateTime time => time.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture),
-        _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "",
-    };
 
     /// <summary>The Lake section, checked as the projector checks it at start; null (errors printed) when invalid.</summary>
     private static LakeOptions? LakeOptionsFrom(IConfiguration configuration)
     {
         var options = configuration.GetSection(LakeOptions.Section).Get<LakeOptions>() ?? new();
         var errors = options.Errors();
-        foreach (var error in errors) AnsiConsole.MarkupLineInterpolated($"[red]{error}[/]");
+        foreach (var error in errors) Console.Error.WriteLine($"error: {error}");
         return errors.Count == 0 ? options : null;
     }
 
-    private static Task<DevStack> StartAsync(IConfiguration configuration, CancellationToken cancellation)
+    /// <summary>The event store the lake comes from, without a broker (the lake needs none), holding <paramref name="folder"/> if given.</summary>
+    private static async Task<DevStack> StartAsync(IConfiguration configuration, CancellationToken cancellation, LockFile? folder = null)
     {
         var options = PipelineConfiguration.StackOptions(configuration);
-        options.JoinPublishedBroker = true;
-        return DevStack.StartAsync(options, NullLogger.Instance, cancellation);
+        options.WithKafka = false;
+        options.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
+        var stack = await DevStack.StartAsync(options, NullLogger.Instance, cancellation);
+        if (folder is not null) DataFolderLock.NoteStarted(folder, stack);
+        return stack;
     }
 }

@@ -25,6 +25,9 @@ public sealed class StackOptions
     /// <summary>Start PostgreSQL and open the event store; the ingest edge alone needs neither.</summary>
     public bool WithEventStore { get; set; } = true;
 
+    /// <summary>Connect to Kafka (or start the embedded broker); commands that only read the event store and the lake need no broker.</summary>
+    public bool WithKafka { get; set; } = true;
+
     /// <summary>A local cluster found running was left by a killed owner: stop it with this stack as if started here.</summary>
     public bool AdoptRunningPostgres { get; set; }
 
@@ -99,7 +102,11 @@ public sealed class DevStack : IAsyncDisposable
         var bootstrap = options.Kafka.BootstrapServers;
         try
         {
-            if (string.IsNullOrWhiteSpace(bootstrap) && options.JoinPublishedBroker && await PublishedBrokerAsync(options.DataDirectory) is { } published)
+            if (!options.WithKafka)
+            {
+                bootstrap = "";
+            }
+            else if (string.IsNullOrWhiteSpace(bootstrap) && options.JoinPublishedBroker && await PublishedBrokerAsync(options.DataDirectory) is { } published)
             {
                 bootstrap = published;
                 logger.LogInformation("Joining the embedded broker published in kafka.bootstrap: {Bootstrap}", bootstrap);
@@ -110,7 +117,7 @@ public sealed class DevStack : IAsyncDisposable
                 bootstrap = embedded.BootstrapServers;
                 logger.LogInformation("Embedded Kafka broker ({Brokers} brokers) at {Bootstrap}", embedded.Brokers, bootstrap);
             }
-            await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
+            if (options.WithKafka) await KafkaTopics.EnsureAsync(bootstrap, embedded, options.Kafka.Partitions, [options.Kafka.RawTopic, options.Kafka.RejectedTopic]);
             if (embedded is not null && options.PublishBootstrapFile)
             {
                 // Only once the topics exist, and whole: a process joining reads either nothing or a broker ready to use.

@@ -10,6 +10,9 @@ public sealed record PartitionComparison(string Dataset, DateOnly Date, long Liv
     public bool Equal => LiveRows == RebuiltRows && LiveHash == RebuiltHash;
 }
 
+/// <summary>How far a rebuild is: the event sequence projected so far, of the one it rebuilds up to.</summary>
+public readonly record struct RebuildProgress(long Through, long Target);
+
 /// <summary>
 /// Recreates the lake from the event store in a fresh folder next to the live one (its name + "-rebuild", so the swap is
 /// a rename on one file system), up to the live lake's checkpoint, and compares the two partition by partition. With
@@ -23,8 +26,8 @@ public static class LakeRebuild
 
     private static string PreviousDirectory(string liveDirectory) => liveDirectory + "-previous";
 
-    /// <summary>Rebuilds and compares; <paramref name="progress"/> hears how many events each round projected.</summary>
-    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<int>? progress, CancellationToken cancellation)
+    /// <summary>Rebuilds and compares; <paramref name="progress"/> hears the sequence reached after each round.</summary>
+    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<RebuildProgress>? progress, CancellationToken cancellation)
     {
         var live = new LakeManifest(stack, LakeProjector.LiveLake);
         await live.EnsureSchemaAsync(cancellation);
@@ -38,7 +41,8 @@ public static class LakeRebuild
         if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         Directory.CreateDirectory(directory);
         var writer = new LakeWriter(stack, rebuilt, directory, options, metrics: null, logger);
-        await writer.CatchUpAsync(until: through, progress, cancellation);
+        progress?.Report(new(0, through));
+        while (await writer.ProjectAsync(until: through, cancellation) > 0) progress?.Report(new(await rebuilt.CheckpointAsync(cancellation), through));
         await writer.CompactAsync(force: true, cancellation);
 
         using var liveLake = LakeCatalog.Open(liveDirectory, await live.FilesAsync(cancellation), options.EpochLength);
@@ -54,6 +58,19 @@ public static class LakeRebuild
         return (partitions, through, directory);
     }
 
+    /// <summary>Refuses (one line) while a projector leads the live lake: a rebuild could not replace it afterwards.</summary>
+    public static async Task EnsureNoProjectorAsync(DevStack stack, CancellationToken cancellation)
+    {
+        var live = new LakeManifest(stack, LakeProjector.LiveLake);
+        await live.EnsureSchemaAsync(cancellation);
+        // The lock is the session's: closing the connection (reset on return to the pool) lets it go again.
+        await using var probe = await live.OpenAsync(cancellation);
+        if (!await LakeProjector.LeadAsync(probe, LakeProjector.LiveLake, cancellation))
+            throw new InvalidOperationException(ProjectorRunning);
+    }
+
+    private const string ProjectorRunning = "A projector is running on this lake (depin up or depin projections); stop it before replacing the lake, or leave out --replace to rebuild and compare only.";
+
     /// <summary>
     /// Makes the rebuilt lake the live one: needs the live lake's lock, so no projector may be running. Returns the
     /// folder the previous live lake moved to.
@@ -63,7 +80,7 @@ public static class LakeRebuild
         var live = new LakeManifest(stack, LakeProjector.LiveLake);
         await using var leadership = await live.OpenAsync(cancellation);
         if (!await LakeProjector.LeadAsync(leadership, LakeProjector.LiveLake, cancellation))
-            throw new InvalidOperationException("A projector is running (depin up or depin projections); stop it before replacing the lake.");
+            throw new InvalidOperationException(ProjectorRunning);
         var liveDirectory = options.ResolveDirectory(stack.DataDirectory);
         var rebuiltDirectory = RebuildDirectory(liveDirectory);
         if (!Directory.Exists(rebuiltDirectory)) throw new InvalidOperationException($"There is no rebuilt lake in {rebuiltDirectory}; run depin lake rebuild first.");
