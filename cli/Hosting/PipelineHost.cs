@@ -1,4 +1,6 @@
 using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using Pipeline.Infra.Kafka;
@@ -50,10 +52,15 @@ public static class PipelineHost
         builder.Services.AddSingleton(endpoints);
         builder.Services.Configure<KafkaOptions>(configuration.GetSection(KafkaOptions.Section));
         builder.Services.AddProblemResponses();
-        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
+        builder.Services.ConfigureHttpJsonOptions(json => ConfigureWireJson(json.SerializerOptions));
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
-            document.Info = new() { Title = "DePIN telemetry pipeline", Version = "v1", Description = "Ingest signed readings; register devices; query, buy and export datasets; check earnings and claim rewards." };
+            document.Info = new()
+            {
+                Title = "DePIN telemetry pipeline",
+                Version = "v1",
+                Description = "Register devices and look them up (the API port), and send signed readings (the ingest port: POST /v1/readings). The data marketplace and rewards are not built yet.",
+            };
             return Task.CompletedTask;
         }));
         builder.Services.AddSingleton<KafkaHealthCheck>();
@@ -80,6 +87,27 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestEndpoints(endpoints.IngestPort);
         if (roles.HasFlag(Roles.Api)) app.MapRegistryEndpoints(endpoints.ApiPort);
         return app;
+    }
+
+    /// <summary>
+    /// JSON as the HTTP endpoints write and read it: no nulls, and enums by name as clients send them ("kind":"vehicle"),
+    /// in responses and in the OpenAPI schemas alike.
+    /// </summary>
+    public static void ConfigureWireJson(JsonSerializerOptions options)
+    {
+        options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+    }
+
+    /// <summary>The options of <see cref="ConfigureWireJson"/>, for clients of the API such as tests.</summary>
+    public static JsonSerializerOptions WireJson { get; } = CreateWireJson();
+
+    private static JsonSerializerOptions CreateWireJson()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        ConfigureWireJson(options);
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
     }
 
     /// <summary>Human-readable single lines by default; one JSON object per line with PIPELINE_LOG_FORMAT=json.</summary>

@@ -31,11 +31,11 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         Assert.Equal($"/v1/devices/{device.Address.ToLowerHex()}", response.Headers.Location?.ToString());
 
-        var found = await _host.Api.GetFromJsonAsync<Device>($"/v1/devices/{device.Address}");
+        var found = await _host.Api.GetFromJsonAsync<Device>($"/v1/devices/{device.Address}", PipelineHost.WireJson);
         Assert.Equal(owner.Address.ToLowerHex(), found!.Owner);
         Assert.Equal(DeviceKind.Vehicle, found.Kind);
         Assert.Equal("V40 D2", found.Metadata["model"]);
-        var owned = await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices");
+        var owned = await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", PipelineHost.WireJson);
         Assert.Equal([device.Address.ToLowerHex()], owned!.Select(d => d.Id));
     }
 
@@ -51,7 +51,7 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
 
         var response = await _host.Api.PostAsJsonAsync("/v1/devices", new RegisterDeviceRequest(message, ownerSignature, deviceSignature));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        Assert.Equal("53.35", (await response.Content.ReadFromJsonAsync<Device>())!.Metadata["latitude"]);
+        Assert.Equal("53.35", (await response.Content.ReadFromJsonAsync<Device>(PipelineHost.WireJson))!.Metadata["latitude"]);
     }
 
     [Fact]
@@ -63,10 +63,10 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
 
         var transfer = await TransferAsync(device, owner, buyer, nonce: 0);
         Assert.Equal(HttpStatusCode.OK, transfer.StatusCode);
-        var moved = await transfer.Content.ReadFromJsonAsync<Device>();
+        var moved = await transfer.Content.ReadFromJsonAsync<Device>(PipelineHost.WireJson);
         Assert.Equal((buyer.Address.ToLowerHex(), 1), (moved!.Owner, moved.Transfers));
-        Assert.Empty((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices"))!);
-        Assert.Single((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{buyer.Address}/devices"))!);
+        Assert.Empty((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", PipelineHost.WireJson))!);
+        Assert.Single((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{buyer.Address}/devices", PipelineHost.WireJson))!);
 
         // Back to the first owner, then the first transfer's signatures again: its nonce is spent.
         Assert.Equal(HttpStatusCode.OK, (await TransferAsync(device, buyer, owner, nonce: 1)).StatusCode);
