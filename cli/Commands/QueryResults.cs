@@ -14,12 +14,18 @@ public sealed record QueryResult(IReadOnlyList<string> Columns, IReadOnlyList<ob
     public static QueryResult Read(DbDataReader reader, int limit)
     {
         var columns = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
+        // DuckDB.NET reads a TIMESTAMPTZ as a DateTime of no kind; its instant is UTC, which the output says.
+        var utc = Enumerable.Range(0, reader.FieldCount).Select(i => reader.GetDataTypeName(i) == "TimestampTz").ToArray();
         var rows = new List<object?[]>();
         while (reader.Read())
         {
             if (rows.Count == limit) return new QueryResult(columns, rows, Truncated: true);
             var row = new object?[columns.Count];
-            for (var i = 0; i < row.Length; i++) row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                if (utc[i] && row[i] is DateTime { Kind: DateTimeKind.Unspecified } time) row[i] = DateTime.SpecifyKind(time, DateTimeKind.Utc);
+            }
             rows.Add(row);
         }
         return new QueryResult(columns, rows, Truncated: false);
