@@ -175,7 +175,8 @@ public sealed partial class LocalPostgres
         }
     }
 
-    private async Task<bool> IsRunningAsync(CancellationToken cancellation) =>
+    /// <summary>Whether a server runs on the cluster folder (pg_ctl status), whoever started it.</summary>
+    public async Task<bool> IsRunningAsync(CancellationToken cancellation) =>
         (await RunAsync("pg_ctl", ["status", "-D", _dataDirectory], cancellation)).ExitCode == 0;
 
     private void RemoveStalePidFile()
