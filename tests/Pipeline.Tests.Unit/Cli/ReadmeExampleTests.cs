@@ -10,7 +10,7 @@ public sealed class ReadmeExampleTests
     {
         var examples = ReadmeExample.All(File.ReadAllText(Path.Combine(RepositoryTools.Root, "README.md")));
 
-        Assert.Contains(examples, e => e.Script.Contains("curl -s http://127.0.0.1:5080/health", StringComparison.Ordinal));
+        Assert.Contains(examples, e => e.Script.Contains("http://127.0.0.1:5080/health", StringComparison.Ordinal));
         Assert.Contains(examples, e => e.Script.Contains("cast wallet new", StringComparison.Ordinal));
         Assert.Contains(examples, e => e.Script.Contains("/v1/devices", StringComparison.Ordinal) && e.ExpectedOutput.Any(o => o.Contains("\"kind\":\"vehicle\"", StringComparison.Ordinal)));
         Assert.Contains(examples, e => e.Script.Contains("mosquitto_pub", StringComparison.Ordinal));
