@@ -76,7 +76,14 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
 
     public async ValueTask DisposeAsync()
     {
-        if (_client.IsConnected) await _client.DisconnectAsync();
+        try
+        {
+            if (_client.IsConnected) await _client.DisconnectAsync();
+        }
+        catch (MQTTnet.Exceptions.MqttCommunicationException)
+        {
+            // The server went first (depin up stops its MQTT listener with the host): there is nothing left to close.
+        }
         _client.Dispose();
     }
 }
