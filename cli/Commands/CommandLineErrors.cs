@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Completions;
 using System.CommandLine.Parsing;
 using System.Globalization;
 
@@ -29,17 +30,20 @@ public static class CommandLineErrors
             _ => null,
         };
         var token = error.SymbolResult?.Tokens.Count == 1 ? error.SymbolResult.Tokens[0].Value : null;
-        if (option is null || token is null) return error.Message;
+        if (option is null || token is null) return OneLine(error.Message);
         var type = Nullable.GetUnderlyingType(option.ValueType) ?? option.ValueType;
+        // Options that accept only some words list them as their completions.
+        var choices = option.GetCompletions(CompletionContext.Empty).Select(c => c.Label).ToList();
         var expected = type switch
         {
+            _ when type == typeof(string) && choices.Count > 0 => choices.Contains(token, StringComparer.Ordinal) ? null : "one of " + string.Join(", ", choices),
             _ when type == typeof(int) || type == typeof(long) => long.TryParse(token, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _) ? null : "a whole number",
             _ when type == typeof(double) => double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? null : "a number such as 0.5",
             _ when type == typeof(bool) => bool.TryParse(token, out _) ? null : "true or false",
             { IsEnum: true } => Enum.TryParse(type, token, ignoreCase: true, out _) ? null : "one of " + string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant())),
             _ => null,
         };
-        return expected is null ? error.Message : $"{option.Name} takes {expected}; '{token}' is not one.";
+        return expected is null ? OneLine(error.Message) : $"{option.Name} takes {expected}; '{token}' is not one.";
     }
 
     /// <summary>

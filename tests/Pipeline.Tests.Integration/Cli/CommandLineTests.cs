@@ -18,7 +18,7 @@ public sealed class CommandLineTests
 
     [Theory]
     [InlineData("error: --api-port takes a whole number; 'abc' is not one. See depin up --help.", "up", "--api-port", "abc")]
-    [InlineData("error: --transport takes one of http, mqtt, both; 'pigeon' is not one. See depin simulate --help.", "simulate", "--transport", "pigeon")]
+    [InlineData("error: --transport takes one of both, http, mqtt; 'pigeon' is not one. See depin simulate --help.", "simulate", "--transport", "pigeon")]
     public async Task InvalidOptionValue_IsOneLineInWords_WithExitCode2(string expected, params string[] arguments)
     {
         await using var folder = new DepinUp();
