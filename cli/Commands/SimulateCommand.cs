@@ -106,7 +106,7 @@ public static class SimulateCommand
 
     private static readonly TimeSpan ProgressLineInterval = TimeSpan.FromSeconds(5);
 
-    public static string ProgressLine(SimulationStats stats, TimeSpan elapsed) => string.Create(CultureInfo.InvariantCulture,
+    private static string ProgressLine(SimulationStats stats, TimeSpan elapsed) => string.Create(CultureInfo.InvariantCulture,
         $"{elapsed:mm\\:ss} registered {stats.Registered:N0}, sent {stats.Sent:N0}, acknowledged {stats.Acknowledged:N0}, refused {stats.Refused:N0}, retried {stats.Retried:N0} ({stats.Acknowledged / Math.Max(elapsed.TotalSeconds, 0.001):N0}/s)");
 
     private static Table Progress(SimulationStats stats, SimulatorOptions options, TimeSpan elapsed)

@@ -162,7 +162,7 @@ public static class UpCommand
     }
 
     /// <summary>The connection string as shown to people: any password replaced by ***.</summary>
-    public static string WithoutPassword(string connectionString)
+    private static string WithoutPassword(string connectionString)
     {
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
         if (!string.IsNullOrEmpty(builder.Password)) builder.Password = "***";

@@ -81,6 +81,22 @@ public sealed class DataFolderLockTests(RunningUp running) : IClassFixture<Runni
         Assert.False(Directory.Exists(Path.Combine(elsewhere, "lake-rebuild")));
     }
 
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task LocalCluster_AsksForThePasswordKeptBesideIt_WhichOnlyItsOwnerMayRead()
+    {
+        var passwordFile = Path.Combine(Folder.DataDirectory, "postgres.password");
+        var withoutPassword = new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = Folder.PostgresPort, Username = "postgres", Database = "depin", Pooling = false };
+
+        await using (var trusting = new NpgsqlConnection(withoutPassword.ConnectionString))
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => trusting.OpenAsync());
+        await using (var wrong = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(withoutPassword.ConnectionString) { Password = "postgres" }.ConnectionString))
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => wrong.OpenAsync());
+        await using var right = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(withoutPassword.ConnectionString) { Password = (await File.ReadAllTextAsync(passwordFile)).Trim() }.ConnectionString);
+        await right.OpenAsync();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(passwordFile));
+    }
+
     /// <summary>Exit code 2, and on stderr one line naming the running up by its pid, saying what to do; no stack trace.</summary>
     private void AssertRefusedInOneLine(DepinRun refused, string whatToDo)
     {
