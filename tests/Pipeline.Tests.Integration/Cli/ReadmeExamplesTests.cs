@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
-using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipeline.Cli.Hosting;
@@ -10,6 +9,7 @@ using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Postgres;
 using Pipeline.Infra.Stack;
+using Pipeline.Tests.Integration.Streams;
 using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration.Cli;
@@ -44,8 +44,8 @@ public sealed class ReadmeExamplesTests
         await using var stack = await ObserveAsync(folder);
         await WaitForProcessorsAsync(stack);
         var rejections = DeadLetters(stack.KafkaBootstrapServers);
-        var accepted = await AcceptedAsync(stack);
-        var signedRejections = await SignedRejectionsAsync(stack);
+        var accepted = (await PipelineProbe.AcceptedAsync(stack)).Select(a => a.ReadingId).ToHashSet();
+        var signedRejections = (await PipelineProbe.RejectedAsync(stack)).Select(r => (ReadingId: (string?)r.Event.ReadingId, Reason: (string?)r.Event.Reason)).ToList();
 
         // Every reading a ledger holds got what it was owed: at the edge, then from the processors.
         foreach (var entry in ledgers)
@@ -160,20 +160,6 @@ public sealed class ReadmeExamplesTests
         }
         Assert.Equal(partitions.Count, ended.Count);
         return letters;
-    }
-
-    private static async Task<HashSet<string>> AcceptedAsync(DevStack stack)
-    {
-        await using var session = stack.Store.QuerySession();
-        var events = await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "reading_accepted.v1").ToListAsync();
-        return events.Select(e => ((Pipeline.Core.Events.ReadingAccepted)e.Data).ReadingId).ToHashSet();
-    }
-
-    private static async Task<List<(string? ReadingId, string? Reason)>> SignedRejectionsAsync(DevStack stack)
-    {
-        await using var session = stack.Store.QuerySession();
-        var events = await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == "reading_rejected.v1").ToListAsync();
-        return events.Select(e => (Pipeline.Core.Events.ReadingRejected)e.Data).Select(r => ((string?)r.ReadingId, (string?)r.Reason)).ToList();
     }
 
     /// <summary>
