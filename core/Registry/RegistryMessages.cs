@@ -136,6 +136,7 @@ internal static class RegistryJson
             using var document = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 4, AllowDuplicateProperties = false });
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new RegistryFormatException("The message is a JSON object.");
+            if (CheckStrings(root) is { } unsafeText) return (null, unsafeText);
             foreach (var property in root.EnumerateObject())
             {
                 if (!fields.Contains(property.Name)) return (null, new Rejection(ReasonCode.UnknownField, $"The message has no field '{property.Name}'; it holds {string.Join(", ", fields)}."));
@@ -150,6 +151,46 @@ internal static class RegistryJson
         catch (JsonException e)
         {
             return (null, new Rejection(ReasonCode.Malformed, "The message is not JSON: " + e.Message));
+        }
+        catch (InvalidOperationException)
+        {
+            // The duplicate-field check decodes every name, and System.Text.Json refuses "\udfff" and kin there.
+            return (null, SafeText.Refuse("A field name", "an escaped unpaired surrogate"));
+        }
+    }
+
+    /// <summary>Every property name and string value, checked before any is read: one rule for every field and metadata key and value.</summary>
+    private static Rejection? CheckStrings(JsonElement element, string path = "")
+    {
+        var what = path.Length == 0 ? "The message" : $"The field '{path}'";
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        var field = path.Length == 0 ? property.Name : $"{path}.{property.Name}";
+                        if ((SafeText.Check(property.Name, $"The field name '{field}'") ?? CheckStrings(property.Value, field)) is { } rejection) return rejection;
+                    }
+                    return null;
+                case JsonValueKind.Array:
+                    var index = 0;
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        if (CheckStrings(item, $"{path}[{index++}]") is { } rejection) return rejection;
+                    }
+                    return null;
+                case JsonValueKind.String:
+                    return SafeText.Check(element.GetString()!, what);
+                default:
+                    return null;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // System.Text.Json refuses to decode "\ud800" and kin, in names and values alike.
+            return SafeText.Refuse(what, "an escaped unpaired surrogate");
         }
     }
 

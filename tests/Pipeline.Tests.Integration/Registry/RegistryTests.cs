@@ -109,6 +109,24 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Register_WithAControlCharacterOrUnpairedSurrogate_IsA400ProblemNeverA500_Issue10()
+    {
+        var (owner, device) = Keys();
+        // Properly signed, but PostgreSQL cannot store the value: refused before anything is written.
+        var nul = Registration.Request(owner, device, DeviceKind.Vehicle, new Dictionary<string, string>(Car) { ["make"] = "Vol\0vo" });
+        await AssertProblemAsync(await Registration.PostAsync(_host, nul), HttpStatusCode.BadRequest, "bad_encoding");
+
+        // An escaped half surrogate pair inside the signed message, and one in the request body around it.
+        var message = nul.Message.Replace("\\u0000", "\\ud800", StringComparison.Ordinal);
+        Assert.Contains("\\ud800", message);
+        await AssertProblemAsync(await Registration.PostAsync(_host, new RegisterDeviceRequest(message, Sign(owner, message), Sign(device, message))), HttpStatusCode.BadRequest, "bad_encoding");
+        var body = JsonSerializer.Serialize(new RegisterDeviceRequest(message, Sign(owner, message), "0x12"), JsonSerializerOptions.Web).Replace("0x12", "0x\\udc00", StringComparison.Ordinal);
+        await AssertProblemAsync(await _host.Api.PostAsync("/v1/devices", new StringContent(body, Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest, "malformed");
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _host.Api.GetAsync($"/v1/devices/{device.Address}")).StatusCode);
+    }
+
+    [Fact]
     public async Task ConcurrentRegistrations_OfOneDevice_StoreExactlyOne()
     {
         var (owner, device) = Keys();

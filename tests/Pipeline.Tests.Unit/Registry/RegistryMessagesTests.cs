@@ -43,6 +43,23 @@ public sealed class RegistryMessagesTests
         Assert.Equal(ReasonCode.Malformed, rejection!.Code);
     }
 
+    private static string Registration(string make = "Volvo", string makeKey = "make") =>
+        $$"""{"action":"register_device","device":"{{Device.ToLowerHex()}}","owner":"{{From.ToLowerHex()}}","kind":"vehicle","metadata":{"{{makeKey}}":"{{make}}","model":"V40","year":"2015","firmware":"2.1"},"issuedAt":"2026-11-23T19:00:00Z"}""";
+
+    [Theory]
+    [InlineData("Vol\\u0000vo", "make", "The field 'metadata.make' holds U+0000")]
+    [InlineData("Volvo\\u001b[31m", "make", "The field 'metadata.make' holds U+001B")]
+    [InlineData("Vol\\ud800vo", "make", "The field 'metadata.make' holds an escaped unpaired surrogate")]
+    [InlineData("Volvo", "ma\\u0000ke", "The field name 'metadata.ma\\u0000ke' holds U+0000")]
+    [InlineData("Volvo", "ma\\udfffke", "A field name holds an escaped unpaired surrogate")]
+    public void Registration_WithAControlCharacterOrUnpairedSurrogateAnywhere_IsBadEncoding_Issue10(string make, string makeKey, string expected)
+    {
+        var (message, rejection) = RegistrationMessage.Parse(Registration(make, makeKey));
+        Assert.Null(message);
+        Assert.Equal(ReasonCode.BadEncoding, rejection!.Code);
+        Assert.StartsWith(expected, rejection.Detail);
+    }
+
     [Fact]
     public void IssuedAt_WithANumericOffset_IsTheSameInstantInUtc()
     {
