@@ -35,6 +35,7 @@ public enum ReasonCode
     AlreadyRegistered,
     WrongOwner,
     StaleMessage,
+    WrongNetwork,
 }
 
 public static class ReasonCodes
@@ -73,6 +74,7 @@ public static class ReasonCodes
         ReasonCode.AlreadyRegistered => "The device is already registered; transfer it instead.",
         ReasonCode.WrongOwner => "The message names an owner who does not own the device.",
         ReasonCode.StaleMessage => "The signed message is out of date: its nonce was used or its time is too far from now; sign a fresh one.",
+        ReasonCode.WrongNetwork => "The message is signed for another network (its EIP-712 domain differs); sign it with the domain GET /v1/network returns.",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, null),
     };
 

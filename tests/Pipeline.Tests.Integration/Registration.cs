@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
@@ -8,25 +7,21 @@ using Pipeline.Streams.Registry;
 
 namespace Pipeline.Tests.Integration;
 
-/// <summary>Registers devices through the registry API as their owners would: the owner and the device sign the same message.</summary>
+/// <summary>Registers and transfers devices through the registry API as their owners would: EIP-712 typed data, signed by both keys.</summary>
 public static class Registration
 {
     public static readonly Dictionary<string, string> Car = new() { ["make"] = "Volvo", ["model"] = "V40 D2", ["year"] = "2015", ["firmware"] = "2.1.0" };
     public static readonly Dictionary<string, string> Station = new() { ["latitude"] = "53.35", ["longitude"] = "-6.26", ["elevation"] = "71", ["model"] = "WS-2000" };
 
-    /// <summary>The registration request for a device, signed by its key and its owner's.</summary>
-    public static RegisterDeviceRequest Request(EthKey owner, EthKey device, DeviceKind kind, IReadOnlyDictionary<string, string>? metadata = null, DateTimeOffset? issuedAt = null)
-    {
-        var message = new RegistrationMessage(device.Address, owner.Address, kind, metadata ?? (kind == DeviceKind.Vehicle ? Car : Station), issuedAt ?? DateTimeOffset.UtcNow).ToJson();
-        return new RegisterDeviceRequest(message, Sign(owner, message), Sign(device, message));
-    }
+    /// <summary>The network test hosts serve unless a test configures another: the development default.</summary>
+    public static Eip712Domain Network => RegistryDomain.Dev;
 
-    /// <summary>The transfer request of a device from one owner to another, signed by both.</summary>
-    public static TransferDeviceRequest Transfer(EthKey device, EthKey from, EthKey to, int nonce)
-    {
-        var message = new TransferMessage(device.Address, from.Address, to.Address, nonce, DateTimeOffset.UtcNow).ToJson();
-        return new TransferDeviceRequest(message, Sign(from, message), Sign(to, message));
-    }
+    public static RegistrationMessage Message(EthKey owner, EthKey device, DeviceKind kind = DeviceKind.Vehicle, IReadOnlyDictionary<string, string>? metadata = null, DateTimeOffset? issuedAt = null, Eip712Domain? network = null) =>
+        new(device.Address, owner.Address, kind, metadata ?? (kind == DeviceKind.Vehicle ? Car : Station), issuedAt ?? DateTimeOffset.UtcNow, network ?? Network);
+
+    /// <summary>The registration request for a device, signed by its key and its owner's.</summary>
+    public static RegisterDeviceRequest Request(EthKey owner, EthKey device, DeviceKind kind = DeviceKind.Vehicle, IReadOnlyDictionary<string, string>? metadata = null, DateTimeOffset? issuedAt = null, Eip712Domain? network = null) =>
+        RegisterDeviceRequest.Signed(Message(owner, device, kind, metadata, issuedAt, network), owner, device);
 
     public static Task<HttpResponseMessage> PostAsync(TestHost host, RegisterDeviceRequest request) => host.Api.PostAsJsonAsync("/v1/devices", request);
 
@@ -37,5 +32,8 @@ public static class Registration
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
     }
 
-    public static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
+    /// <summary>Transfers a device from one owner to another, both signing; <paramref name="nonce"/> is the transfers so far.</summary>
+    public static Task<HttpResponseMessage> TransferAsync(TestHost host, EthKey device, EthKey from, EthKey to, int nonce) =>
+        host.Api.PostAsJsonAsync($"/v1/devices/{device.Address}/transfers",
+            TransferDeviceRequest.Signed(new TransferMessage(device.Address, from.Address, to.Address, nonce, DateTimeOffset.UtcNow, Network), from, to));
 }
