@@ -161,15 +161,21 @@ public sealed class ReadingProcessor(
             parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
         }), cancellation);
 
-        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex()).ToList();
-        var devices = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
-        var checkedMessages = new Checked[batch.Count];
-        for (var i = 0; i < batch.Count; i++)
+        var signedAt = new List<int>(batch.Count);
+        var claimed = new List<EthAddress>(batch.Count);
+        for (var i = 0; i < parsed.Length; i++)
         {
-            var (reading, rejection) = parsed[i];
-            checkedMessages[i] = reading is null || rejection is not null
-                ? new Checked(batch[i], reading, null, rejection, false)
-                : ReadingValidator.CheckAlone(batch[i], reading, devices.GetValueOrDefault(reading.Content.Device.ToLowerHex()), _options.Plausibility);
+            if (parsed[i] is not { Reading: { } reading, Rejection: null }) continue;
+            signedAt.Add(i);
+            claimed.Add(reading.Content.Device);
+        }
+        var kinds = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
+        var checkedMessages = new Checked[batch.Count];
+        for (var i = 0; i < batch.Count; i++) checkedMessages[i] = new Checked(batch[i], parsed[i].Reading, null, parsed[i].Rejection, false);
+        for (var j = 0; j < signedAt.Count; j++)
+        {
+            var i = signedAt[j];
+            checkedMessages[i] = ReadingValidator.CheckAlone(batch[i], parsed[i].Reading!, kinds[j], _options.Plausibility);
         }
         return checkedMessages;
     }

@@ -11,7 +11,8 @@ namespace Pipeline.Streams.Registry;
 
 /// <summary>
 /// Registers and transfers devices: decides with <see cref="DeviceRegistration"/> and appends the event, one device at a
-/// time (a transaction-scoped advisory lock per address), so two racing registrations cannot both succeed.
+/// time (a transaction-scoped advisory lock per address), so two racing registrations cannot both succeed; the same
+/// transaction notifies the device directories.
 /// </summary>
 public sealed class DeviceRegistry(DevStack stack, IOptions<NetworkOptions> network, TimeProvider clock)
 {
@@ -69,6 +70,13 @@ public sealed class DeviceRegistry(DevStack stack, IOptions<NetworkOptions> netw
 
         session.Events.Append(device, decided);
         await session.SaveChangesAsync(cancellation);
+        // Every device directory hears of it once it commits, not a moment before.
+        await using (var notify = new NpgsqlCommand("SELECT pg_notify($1, $2)", connection, transaction))
+        {
+            notify.Parameters.Add(new NpgsqlParameter { Value = DeviceDirectory.Channel(stack.Store.Options.DatabaseSchemaName) });
+            notify.Parameters.Add(new NpgsqlParameter { Value = device });
+            await notify.ExecuteNonQueryAsync(cancellation);
+        }
         await transaction.CommitAsync(cancellation);
         await using var query = stack.Store.QuerySession();
         return (await query.LoadAsync<Device>(device, cancellation), null);

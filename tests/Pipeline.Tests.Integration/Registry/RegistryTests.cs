@@ -171,28 +171,6 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task DeviceDirectory_RemembersAMissBriefly_ThenKnowsTheRegistration_AndATransferAfterARefresh()
-    {
-        var clock = new ManualClock(DateTimeOffset.UtcNow);
-        var directory = new DeviceDirectory(_host.Stack, clock, Microsoft.Extensions.Logging.Abstractions.NullLogger<DeviceDirectory>.Instance);
-        await directory.RefreshAsync(CancellationToken.None);
-        var (owner, device) = Keys();
-        var address = device.Address.ToLowerHex();
-        Assert.Empty(await directory.LookupAsync([address], CancellationToken.None));
-
-        await Registration.RegisterAsync(_host, device, owner: owner);
-        // The miss is remembered: an unregistered sender does not cost a query per reading.
-        Assert.Empty(await directory.LookupAsync([address], CancellationToken.None));
-        clock.Advance(TimeSpan.FromSeconds(3));
-        Assert.Equal(owner.Address.ToLowerHex(), (await directory.LookupAsync([address], CancellationToken.None))[address].Owner);
-
-        var buyer = EthKey.Generate();
-        await Registration.TransferAsync(_host, device, owner, buyer, 0);
-        await directory.RefreshAsync(CancellationToken.None);
-        Assert.Equal(buyer.Address.ToLowerHex(), (await directory.LookupAsync([address], CancellationToken.None))[address].Owner);
-    }
-
-    [Fact]
     public async Task ProblemType_OfARegistryRefusal_IsExplainedOnTheApiPort()
     {
         var response = await _host.Api.GetAsync("/v1/devices/0x1234");
@@ -218,16 +196,6 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(["200", "400", "404"], Statuses("/v1/devices/{address}", "get"));
         Assert.Equal(["200", "400"], Statuses("/v1/owners/{address}/devices", "get"));
         Assert.Equal(["200"], Statuses("/v1/network", "get"));
-    }
-
-    /// <summary>A clock that moves only when told to.</summary>
-    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
-    {
-        private DateTimeOffset _now = start;
-
-        public override DateTimeOffset GetUtcNow() => _now;
-
-        public void Advance(TimeSpan by) => _now += by;
     }
 
     private static (EthKey Owner, EthKey Device) Keys() => (EthKey.Generate(), EthKey.Generate());
