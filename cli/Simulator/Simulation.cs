@@ -1,9 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Threading.Channels;
 using Pipeline.Cli.Simulator.Senders;
-using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Streams.Registry;
 

@@ -161,21 +161,16 @@ public sealed class ReadingProcessor(
             parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
         }), cancellation);
 
-        var signedAt = new List<int>(batch.Count);
-        var claimed = new List<EthAddress>(batch.Count);
-        for (var i = 0; i < parsed.Length; i++)
-        {
-            if (parsed[i] is not { Reading: { } reading, Rejection: null }) continue;
-            signedAt.Add(i);
-            claimed.Add(reading.Content.Device);
-        }
+        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device).ToList();
         var kinds = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
         var checkedMessages = new Checked[batch.Count];
-        for (var i = 0; i < batch.Count; i++) checkedMessages[i] = new Checked(batch[i], parsed[i].Reading, null, parsed[i].Rejection, false);
-        for (var j = 0; j < signedAt.Count; j++)
+        var next = 0;
+        for (var i = 0; i < batch.Count; i++)
         {
-            var i = signedAt[j];
-            checkedMessages[i] = ReadingValidator.CheckAlone(batch[i], parsed[i].Reading!, kinds[j], _options.Plausibility);
+            var (reading, rejection) = parsed[i];
+            checkedMessages[i] = reading is null || rejection is not null
+                ? new Checked(batch[i], reading, null, rejection, false)
+                : ReadingValidator.CheckAlone(batch[i], reading, kinds[next++], _options.Plausibility);
         }
         return checkedMessages;
     }
@@ -210,6 +205,13 @@ public sealed class ReadingProcessor(
         }
     }
 
+    private Task RetryAsync(string step, Func<Task> work, CancellationToken stoppingToken) =>
+        RetryAsync(step, async () =>
+        {
+            await work();
+            return true;
+        }, stoppingToken);
+
     /// <summary>
     /// Runs a step until it succeeds. An outage (a restart, a dropped connection, a failover), whether Npgsql throws it
     /// or Marten wraps it, is waited out with growing pauses; the batch stays and its offsets do not move. A refusal of
@@ -233,7 +235,7 @@ public sealed class ReadingProcessor(
     }
 
     /// <summary>Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.</summary>
-    private async Task<bool> RecordAsync(IReadOnlyList<Checked> checkedMessages, CancellationToken cancellation)
+    private async Task RecordAsync(IReadOnlyList<Checked> checkedMessages, CancellationToken cancellation)
     {
         var started = Stopwatch.GetTimestamp();
         var batch = checkedMessages.Select(c => c.Message).ToList();
@@ -259,7 +261,7 @@ public sealed class ReadingProcessor(
                 }
                 Report(outcomes, Stopwatch.GetElapsedTime(started));
                 relay.Notify();
-                return true;
+                return;
             }
             // Another instance recorded some of these readings meanwhile (a rebalance race): decide the batch again
             // against what it stored. That settles at once; should it not, pause rather than spin.

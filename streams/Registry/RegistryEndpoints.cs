@@ -29,17 +29,14 @@ public sealed record NetworkDescription(Eip712Domain Domain, IReadOnlyDictionary
 
 public static class RegistryEndpoints
 {
+    private static readonly IReadOnlyDictionary<string, IReadOnlyList<Eip712Field>> SigningTypes =
+        new[] { Eip712Domain.Type, RegistrationMessage.Types[DeviceKind.Vehicle], RegistrationMessage.Types[DeviceKind.Weather], TransferMessage.Type }.ToDictionary(t => t.Name, t => t.Fields);
+
     public static IEndpointRouteBuilder MapRegistryEndpoints(this IEndpointRouteBuilder app, int port)
     {
         var devices = app.MapGroup("/v1").RequireHost($"*:{port}").WithTags("Registry");
 
-        devices.MapGet("/network", (DeviceRegistry registry) => Results.Ok(new NetworkDescription(registry.Domain, new Dictionary<string, IReadOnlyList<Eip712Field>>
-            {
-                [Eip712Domain.Type.Name] = Eip712Domain.Type.Fields,
-                [RegistrationMessage.Types[DeviceKind.Vehicle].Name] = RegistrationMessage.Types[DeviceKind.Vehicle].Fields,
-                [RegistrationMessage.Types[DeviceKind.Weather].Name] = RegistrationMessage.Types[DeviceKind.Weather].Fields,
-                [TransferMessage.Type.Name] = TransferMessage.Type.Fields,
-            })))
+        devices.MapGet("/network", (DeviceRegistry registry) => Results.Ok(new NetworkDescription(registry.Domain, SigningTypes)))
         .WithName("GetNetwork")
         .WithSummary("The EIP-712 domain and types registry messages are signed with")
         .WithDescription("Registrations and transfers are EIP-712 typed data signed for this domain (name, version, chainId); one signed for another network is refused with wrong_network.")

@@ -1,12 +1,8 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
 using Pipeline.Projections.Lake;
-using Pipeline.Streams.Registry;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;
 

@@ -48,7 +48,7 @@ public sealed class DeviceDirectoryTests(StackFixture fixture)
 
         // Cut the listening session and register while the directory reconnects (it pauses a second first).
         var listener = await ListenerAsync(host);
-        await ExecuteAsync(host, $"SELECT pg_terminate_backend({listener})");
+        await host.ExecuteAsync($"SELECT pg_terminate_backend({listener})");
         await Registration.RegisterAsync(host, device, DeviceKind.Weather);
 
         // Without a single lookup: the reconnected directory loaded everything, and trusts no miss from before.
@@ -91,14 +91,6 @@ public sealed class DeviceDirectoryTests(StackFixture fixture)
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE application_name = $1", connection) { Parameters = { new() { Value = $"depin-directory:{Schema}" } } };
         return (int)(await command.ExecuteScalarAsync())!;
-    }
-
-    private static async Task ExecuteAsync(TestHost host, string sql)
-    {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 
     private static async Task WaitAsync(Func<bool> condition, string what)

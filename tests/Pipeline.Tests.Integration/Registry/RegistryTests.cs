@@ -5,7 +5,6 @@ using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
 using Pipeline.Streams.Registry;
 using Pipeline.Tests.Support;
 

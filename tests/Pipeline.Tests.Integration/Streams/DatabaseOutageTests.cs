@@ -1,12 +1,4 @@
-using System.Net;
-using System.Net.Http.Json;
-using System.Text;
-using Npgsql;
 using Pipeline.Cli.Hosting;
-using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
-using Pipeline.Streams.Registry;
 using Pipeline.Tests.Integration.Ingest;
 
 namespace Pipeline.Tests.Integration.Streams;
@@ -58,16 +50,8 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
     private static async Task<IAsyncDisposable> AwayAsync(TestHost host, string table)
     {
         var schema = host.Stack.Store.Options.DatabaseSchemaName;
-        await ExecuteAsync(host, $"ALTER TABLE {schema}.{table} RENAME TO {table}_away");
-        return new Restore(() => ExecuteAsync(host, $"ALTER TABLE {schema}.{table}_away RENAME TO {table}"));
-    }
-
-    private static async Task ExecuteAsync(TestHost host, string sql)
-    {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
+        await host.ExecuteAsync($"ALTER TABLE {schema}.{table} RENAME TO {table}_away");
+        return new Restore(() => host.ExecuteAsync($"ALTER TABLE {schema}.{table}_away RENAME TO {table}"));
     }
 
     /// <summary>Waits until the processors counted a retry of this step on /metrics.</summary>

@@ -5,7 +5,6 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
-using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
@@ -67,8 +66,8 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         // Genuine refusals by PostgreSQL of what two readings carry: one from a plain Npgsql insert, one from Marten's append.
         var store = new ProcessingStore(host.Stack);
         await store.EnsureSchemaAsync(CancellationToken.None);
-        await ExecuteAsync(host, $"ALTER TABLE {store.Schema}.processed_readings ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
-        await ExecuteAsync(host, $"ALTER TABLE {store.Schema}.mt_events ADD CONSTRAINT no_seq_19 CHECK (type <> 'reading_accepted.v1' OR (data ->> 'seq')::bigint <> 19)");
+        await host.ExecuteAsync($"ALTER TABLE {store.Schema}.processed_readings ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
+        await host.ExecuteAsync($"ALTER TABLE {store.Schema}.mt_events ADD CONSTRAINT no_seq_19 CHECK (type <> 'reading_accepted.v1' OR (data ->> 'seq')::bigint <> 19)");
 
         // All in one partition before a processor starts: they arrive together and are decided as one batch.
         await HttpIngestTests.PostAsync(host, HttpIngestTests.Ndjson(readings.Select(r => r.Envelope)), "application/x-ndjson");
@@ -103,11 +102,4 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
     }
 
-    private static async Task ExecuteAsync(TestHost host, string sql)
-    {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
 }
