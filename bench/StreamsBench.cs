@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Pipeline.Cli.Hosting;
@@ -37,12 +38,11 @@ public static class StreamsBench
 
         var keys = Enumerable.Range(0, Devices).Select(i => EthKey.FromSeed(Encoding.UTF8.GetBytes($"bench-streams-{i}"))).ToArray();
         var owner = EthKey.FromSeed("bench-owner"u8);
-        var registry = new DeviceRegistry(stack, TimeProvider.System);
+        var registry = new DeviceRegistry(stack, Options.Create(new NetworkOptions()), TimeProvider.System);
         foreach (var key in keys)
         {
-            var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle, new Dictionary<string, string> { ["make"] = "Bench", ["model"] = "B", ["year"] = "2020", ["firmware"] = "1" }, DateTimeOffset.UtcNow).ToJson();
-            var bytes = Encoding.UTF8.GetBytes(message);
-            await registry.RegisterAsync(message, Hex.Encode0x(owner.SignPersonal(bytes)), Hex.Encode0x(key.SignPersonal(bytes)), CancellationToken.None);
+            var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle, new Dictionary<string, string> { ["make"] = "Bench", ["model"] = "B", ["year"] = "2020", ["firmware"] = "1" }, DateTimeOffset.UtcNow, registry.Domain);
+            await registry.RegisterAsync(message.ToJson(), message.Sign(owner), message.Sign(key), CancellationToken.None);
         }
 
         var readings = AnsiConsole.Status().Start($"Signing {readingsCount:N0} readings…", _ => Sign(keys, readingsCount));

@@ -24,4 +24,15 @@ public static class StreamsRegistration
         services.AddHostedService(provider => provider.GetRequiredService<ReadingProcessor>());
         return services;
     }
+
+    /// <summary>The registry API's service and the network its messages are signed for.</summary>
+    public static IServiceCollection AddDeviceRegistry(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<NetworkOptions>()
+            .Bind(configuration.GetSection(NetworkOptions.Section))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Name) && o.ChainId > 0, "Network:Name must not be empty and Network:ChainId must be positive.")
+            .ValidateOnStart();
+        services.AddSingleton<DeviceRegistry>();
+        return services;
+    }
 }

@@ -67,7 +67,7 @@ public static class PipelineHost
         var health = builder.Services.AddHealthChecks().AddCheck<KafkaHealthCheck>("kafka");
         if (stack.HasEventStore) health.AddCheck<PostgresHealthCheck>("postgres");
         if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
-        if (roles.HasFlag(Roles.Api)) builder.Services.AddSingleton<DeviceRegistry>();
+        if (roles.HasFlag(Roles.Api)) builder.Services.AddDeviceRegistry(configuration);
         if (roles.HasFlag(Roles.Streams)) builder.Services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) builder.Services.AddProjections(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);

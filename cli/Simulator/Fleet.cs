@@ -38,7 +38,7 @@ public sealed class SimulatedDevice(string name, EthKey key, EthKey owner, Devic
     /// <summary>Recent envelopes with their ids, for duplicates and replays of old readings.</summary>
     public List<(long Seq, string Id, byte[] Envelope)> History { get; } = [];
 
-    public RegistrationMessage RegistrationMessage(DateTimeOffset now) => new(Key.Address, Owner.Address, Kind, Metadata, now);
+    public RegistrationMessage RegistrationMessage(DateTimeOffset now, Eip712Domain network) => new(Key.Address, Owner.Address, Kind, Metadata, now, network);
 }
 
 /// <summary>

@@ -1,9 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Threading.Channels;
 using Pipeline.Cli.Simulator.Senders;
-using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Streams.Registry;
 
@@ -103,11 +101,11 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
         {
             throw new InvalidOperationException($"The registry API at {options.ApiUrl} does not answer ({e.Message}). Start the pipeline with ./depin up, or pass --api.", e);
         }
+        // Registrations are signed for the network the API serves.
+        var network = (await client.GetFromJsonAsync<NetworkDescription>("v1/network", cancellation))!.Domain;
         await Parallel.ForEachAsync(fleet.Devices, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellation }, async (device, token) =>
         {
-            var message = device.RegistrationMessage(clock.GetUtcNow()).ToJson();
-            var bytes = Encoding.UTF8.GetBytes(message);
-            var request = new RegisterDeviceRequest(message, Hex.Encode0x(device.Owner.SignPersonal(bytes)), Hex.Encode0x(device.Key.SignPersonal(bytes)));
+            var request = RegisterDeviceRequest.Signed(device.RegistrationMessage(clock.GetUtcNow(), network), device.Owner, device.Key);
             using var response = await client.PostAsJsonAsync("v1/devices", request, token);
             if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.Conflict))
                 throw new InvalidOperationException($"Registering {device.Name} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");

@@ -41,6 +41,9 @@ public sealed class EthKey
     /// <summary>EIP-191 personal_sign over the message bytes: 65 bytes r‖s‖v, v = 27/28.</summary>
     public byte[] SignPersonal(ReadOnlySpan<byte> message) => PersonalSign.Sign(message, _secret);
 
+    /// <summary>Signs a 32-byte digest as it is, such as an EIP-712 typed-data digest: 65 bytes r‖s‖v, v = 27/28.</summary>
+    public byte[] SignHash(ReadOnlySpan<byte> hash) => PersonalSign.SignHash(hash, _secret);
+
     private static bool IsValid(ReadOnlySpan<byte> secret)
     {
         Span<byte> publicKey = stackalloc byte[64];

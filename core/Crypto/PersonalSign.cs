@@ -38,6 +38,12 @@ public static class PersonalSign
     {
         Span<byte> hash = stackalloc byte[32];
         Hash(message, hash);
+        return SignHash(hash, privateKey, curve);
+    }
+
+    /// <summary>Signs a 32-byte digest as it is (an EIP-712 digest, say): r‖s‖v with v = 27/28.</summary>
+    public static byte[] SignHash(ReadOnlySpan<byte> hash, ReadOnlySpan<byte> privateKey, Secp256k1? curve = null)
+    {
         var signature = new byte[SignatureSize];
         var recoveryId = (curve ?? Secp256k1.Default).Sign(hash, privateKey, signature.AsSpan(0, 64));
         signature[64] = (byte)(27 + recoveryId);

@@ -51,7 +51,7 @@ public static class EnvelopeParser
                 if (payload is not null) return Duplicate("payload");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String) return WrongType("payload", "a string holding the signed JSON text");
-                payload = CopyUtf8(ref reader);
+                if (!TryCopyUtf8(ref reader, out payload)) return SafeText.Refuse("The payload", "an escaped unpaired surrogate");
             }
             else if (reader.ValueTextEquals("sig"u8))
             {
@@ -64,7 +64,8 @@ public static class EnvelopeParser
             }
             else
             {
-                return new Rejection(ReasonCode.UnknownField, $"The envelope has no field '{Truncate(reader.GetString())}'; it holds only payload and sig.");
+                return ReadText(ref reader, "A field name", out var name)
+                    ?? new Rejection(ReasonCode.UnknownField, $"The envelope has no field '{SafeText.Quote(name)}'; it holds only payload and sig.");
             }
         }
         // Reading on past the object makes trailing content after it a syntax error.
@@ -104,7 +105,7 @@ public static class EnvelopeParser
                 if (device is not null) return Duplicate("device");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String) return WrongType("device", "a string 0x + 40 hex");
-                if (!EthAddress.TryParse(CopyUtf8(ref reader), out var address))
+                if (!TryCopyUtf8(ref reader, out var deviceText) || !EthAddress.TryParse(deviceText, out var address))
                     return new Rejection(ReasonCode.BadAddress, "device must be 0x followed by 40 hex digits (EIP-55 checksum if mixed case).");
                 device = address;
             }
@@ -143,7 +144,7 @@ public static class EnvelopeParser
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
                     if (reader.ValueSpan.Length > limits.MaxStringLength) return TooLong("a signal name", limits);
-                    var name = reader.GetString()!;
+                    if (ReadText(ref reader, "A signal name", out var name) is { } badName) return badName;
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out var value) || !double.IsFinite(value))
                         return WrongType($"signals.{name}", "a finite number");
@@ -162,14 +163,16 @@ public static class EnvelopeParser
                 {
                     if (reader.TokenType != JsonTokenType.String) return WrongType("obd[]", "a hex string such as \"410C1AF8\"");
                     if (reader.ValueSpan.Length > limits.MaxStringLength) return TooLong("an OBD response", limits);
-                    obd.Add(reader.GetString()!);
+                    if (ReadText(ref reader, "An OBD response", out var response) is { } badResponse) return badResponse;
+                    obd.Add(response);
                     if (obd.Count > limits.MaxObdResponses)
                         return new Rejection(ReasonCode.TooLarge, $"More than {limits.MaxObdResponses} OBD responses in one reading.");
                 }
             }
             else
             {
-                return new Rejection(ReasonCode.UnknownField, $"The payload has no field '{Truncate(reader.GetString())}'; it holds device, seq, ts, kind, signals and obd.");
+                return ReadText(ref reader, "A field name", out var name)
+                    ?? new Rejection(ReasonCode.UnknownField, $"The payload has no field '{SafeText.Quote(name)}'; it holds device, seq, ts, kind, signals and obd.");
             }
         }
         while (reader.Read()) { }
@@ -185,15 +188,42 @@ public static class EnvelopeParser
         return new PayloadResult(new ReadingPayload(device.Value, seq.Value, ts.Value, kind.Value, signals, obd), null);
     }
 
-    private static byte[] CopyUtf8(ref Utf8JsonReader reader)
+    /// <summary>The string's UTF-8 bytes, unescaped; false when an escape names half a surrogate pair, which has no UTF-8 form.</summary>
+    private static bool TryCopyUtf8(ref Utf8JsonReader reader, out byte[] utf8)
     {
-        if (!reader.ValueIsEscaped) return reader.ValueSpan.ToArray();
+        if (!reader.ValueIsEscaped)
+        {
+            utf8 = reader.ValueSpan.ToArray();
+            return true;
+        }
         var buffer = new byte[reader.ValueSpan.Length];
-        var written = reader.CopyString(buffer);
-        return buffer[..written];
+        try
+        {
+            utf8 = buffer[..reader.CopyString(buffer)];
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            utf8 = [];
+            return false;
+        }
     }
 
-    private static string Truncate(string? text) => text is null ? "" : text.Length <= 40 ? text : text[..40] + "…";
+    /// <summary>A string (or property name) the payload's sender wrote, or bad_encoding when it holds what <see cref="SafeText"/> forbids.</summary>
+    private static Rejection? ReadText(ref Utf8JsonReader reader, string what, out string text)
+    {
+        try
+        {
+            text = reader.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            // System.Text.Json refuses to decode "\ud800" and kin: there is no string to check.
+            text = "";
+            return SafeText.Refuse(what, "an escaped unpaired surrogate");
+        }
+        return SafeText.Check(text, what);
+    }
     private static Rejection Duplicate(string field) => new(ReasonCode.Malformed, $"The field '{field}' appears twice.");
     private static Rejection Missing(string field) => new(ReasonCode.Malformed, $"The field '{field}' is missing.");
     private static Rejection WrongType(string field, string expected) => new(ReasonCode.Malformed, $"The field '{field}' must be {expected}.");

@@ -24,6 +24,7 @@ public enum ReasonCode
     UnsupportedPid,
     SeqConflict,
     Teleport,
+    Unstorable,
 
     // Whole requests at the edge.
     UnsupportedMediaType,
@@ -34,6 +35,7 @@ public enum ReasonCode
     AlreadyRegistered,
     WrongOwner,
     StaleMessage,
+    WrongNetwork,
 }
 
 public static class ReasonCodes
@@ -53,7 +55,7 @@ public static class ReasonCodes
         ReasonCode.Malformed => "Not JSON, or a field is missing or of the wrong type.",
         ReasonCode.UnknownField => "A field that the envelope or payload does not define.",
         ReasonCode.TooLarge => "Over a size or count limit (bytes per reading or batch, readings per batch, signals, string length).",
-        ReasonCode.BadEncoding => "Not valid UTF-8, or a compressed body that does not decompress.",
+        ReasonCode.BadEncoding => "Not valid UTF-8, a string holding a control character or an unpaired surrogate (raw or escaped, such as \\u0000), or a compressed body that does not decompress.",
         ReasonCode.BadAddress => "The device is not 0x + 40 hex digits, or mixed case with a wrong EIP-55 checksum.",
         ReasonCode.BadSignature => "sig is not a valid low-s EIP-191 signature (0x + 130 hex, v = 27/28 or 0/1) of the payload.",
         ReasonCode.UnknownDevice => "The device is not registered.",
@@ -65,12 +67,14 @@ public static class ReasonCodes
         ReasonCode.UnsupportedPid => "A raw OBD-II response for a PID the decoder does not support.",
         ReasonCode.SeqConflict => "Another payload was already accepted with this device and seq (equivocation).",
         ReasonCode.Teleport => "The position moved faster than a vehicle can since the device's previous fix.",
+        ReasonCode.Unstorable => "The event store refused to record the message (a PostgreSQL data error, named in the detail); it was set aside and the rest of its batch recorded.",
         ReasonCode.UnsupportedMediaType => "The Content-Type or Content-Encoding is not one the endpoint takes.",
         ReasonCode.RateLimited => "Too many requests for this device or client; retry after the time given.",
         ReasonCode.Unavailable => "The broker cannot take readings now; nothing was acknowledged, retry after the time given.",
         ReasonCode.AlreadyRegistered => "The device is already registered; transfer it instead.",
         ReasonCode.WrongOwner => "The message names an owner who does not own the device.",
         ReasonCode.StaleMessage => "The signed message is out of date: its nonce was used or its time is too far from now; sign a fresh one.",
+        ReasonCode.WrongNetwork => "The message is signed for another network (its EIP-712 domain differs); sign it with the domain GET /v1/network returns.",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, null),
     };
 
@@ -90,5 +94,11 @@ public static class ReasonCodes
 /// <summary>Why one reading or request was refused: a reason code and a sentence for the human reading it.</summary>
 public sealed record Rejection(ReasonCode Code, string Detail)
 {
+    /// <summary>
+    /// The sentence, with any control character or unpaired surrogate a quoted stranger's text brought in escaped: it
+    /// goes as it is into problem responses, Kafka headers, events and dead-letter rows.
+    /// </summary>
+    public string Detail { get; } = SafeText.Escape(Detail);
+
     public override string ToString() => $"{Code.ToWire()}: {Detail}";
 }

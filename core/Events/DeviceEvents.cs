@@ -5,7 +5,7 @@ namespace Pipeline.Core.Events;
 // Events are facts in the past tense. Their wire names (EventNames) are versioned and independent of these CLR
 // names; change a shape by adding a new version, never by editing one that is stored.
 
-/// <summary>Owner and device both signed the registration message (EIP-191); the device may now contribute.</summary>
+/// <summary>Owner and device both signed the registration (EIP-712 typed data, kept in Message); the device may now contribute.</summary>
 public sealed record DeviceRegistered(
     string Device,
     string Owner,
@@ -16,7 +16,7 @@ public sealed record DeviceRegistered(
     string DeviceSignature,
     DateTimeOffset RegisteredAt);
 
-/// <summary>The current and the new owner both signed the transfer message.</summary>
+/// <summary>The current and the new owner both signed the transfer (EIP-712 typed data, kept in Message).</summary>
 public sealed record OwnershipTransferred(
     string Device,
     string PreviousOwner,

@@ -56,13 +56,13 @@ public static class ObdCodec
         var hex = response.Replace(" ", "", StringComparison.Ordinal);
         if (hex.Length < 4 || hex.Length % 2 != 0 || !hex.All(Uri.IsHexDigit))
         {
-            rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{Truncate(response)}' is not hex bytes such as \"410C1AF8\".");
+            rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{SafeText.Quote(response, 24)}' is not hex bytes such as \"410C1AF8\".");
             return false;
         }
         var bytes = Convert.FromHexString(hex);
         if (bytes[0] != 0x41)
         {
-            rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{Truncate(response)}' is not a mode 01 response (it must start with 41).");
+            rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{SafeText.Quote(response, 24)}' is not a mode 01 response (it must start with 41).");
             return false;
         }
         if (!ByPid.TryGetValue(bytes[1], out var pid))
@@ -88,6 +88,4 @@ public static class ObdCodec
     }
 
     public static bool CanEncode(string signal) => BySignal.ContainsKey(signal);
-
-    private static string Truncate(string text) => text.Length <= 24 ? text : text[..24] + "…";
 }

@@ -13,8 +13,9 @@ public sealed record FeedEvent(long Sequence, string Device, object Data);
 /// <summary>
 /// Reads reading events in global sequence order, never past a point where a gap could still fill. Sequence numbers
 /// are taken inside the appending transactions and can commit out of order; the feed reads up to the highest sequence
-/// visible in a snapshot only once every transaction in flight at that snapshot has ended, so each range it returns is
-/// final: nothing can later appear below its end.
+/// visible in a snapshot only once every transaction that had taken a sequence number by then has ended, so each range
+/// it returns is final: nothing can later appear below its end. Only those transactions are waited for — not the rest
+/// of the server's (another database's report or migration does not hold the lake back).
 /// </summary>
 public sealed class EventFeed(DevStack stack)
 {
@@ -24,10 +25,13 @@ public sealed class EventFeed(DevStack stack)
 
     private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
 
+    // Named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.
+    private readonly string _connectionString = new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { ApplicationName = $"depin-lake-feed:{stack.Store.Options.DatabaseSchemaName}" }.ConnectionString;
+
     /// <summary>The events after <paramref name="after"/> up to a safe ceiling (at most <paramref name="max"/>), and the sequence the caller may checkpoint.</summary>
     public async Task<(IReadOnlyList<FeedEvent> Events, long Through)> ReadAsync(long after, int max, long? until, CancellationToken cancellation)
     {
-        await using var connection = new NpgsqlConnection(stack.PostgresConnectionString);
+        await using var connection = new NpgsqlConnection(_connectionString);
         await connection.OpenAsync(cancellation);
         var ceiling = await SafeCeilingAsync(connection, cancellation);
         if (until is { } limit) ceiling = Math.Min(ceiling, limit);
@@ -62,22 +66,29 @@ public sealed class EventFeed(DevStack stack)
     /// <summary>The highest sequence below which no event can still appear.</summary>
     private async Task<long> SafeCeilingAsync(NpgsqlConnection connection, CancellationToken cancellation)
     {
+        // nextval() locks the sequence until its transaction ends, and this sequence numbers the events (one value at a
+        // time, no cache): a transaction holding a number below the ceiling that has not committed still holds the lock.
+        // pg_locks also shows the fast-path locks; relation ids repeat across databases, hence the database filter.
+        var holders = $"""
+            FROM pg_locks WHERE locktype = 'relation' AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND relation = '{_schema}.mt_events_sequence'::regclass
+            """;
         long ceiling;
-        string snapshot;
-        await using (var command = new NpgsqlCommand($"SELECT coalesce(max(seq_id), 0), pg_current_snapshot()::text FROM {_schema}.mt_events", connection))
+        string[] pending;
+        await using (var command = new NpgsqlCommand($"SELECT (SELECT coalesce(max(seq_id), 0) FROM {_schema}.mt_events), array(SELECT DISTINCT virtualtransaction {holders})", connection))
         await using (var reader = await command.ExecuteReaderAsync(cancellation))
         {
             await reader.ReadAsync(cancellation);
             ceiling = reader.GetInt64(0);
-            snapshot = reader.GetString(1);
+            pending = reader.GetFieldValue<string[]>(1);
         }
-        // Transactions in flight at the snapshot may hold lower sequence numbers; wait for each to commit or roll back.
-        await using var pending = new NpgsqlCommand("SELECT count(*) FROM pg_snapshot_xip($1::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'", connection)
-        {
-            Parameters = { new() { Value = snapshot } },
-        };
+        if (pending.Length == 0) return ceiling;
+        // Those transactions were in flight when the ceiling was read, or began after it (and then took higher numbers):
+        // once each has committed or rolled back, nothing can still appear at or below the ceiling.
+        await using var waiting = new NpgsqlCommand($"SELECT count(*) {holders} AND virtualtransaction = ANY($1)", connection) { Parameters = { new() { Value = pending } } };
         var waited = System.Diagnostics.Stopwatch.StartNew();
-        while ((long)(await pending.ExecuteScalarAsync(cancellation))! > 0)
+        while ((long)(await waiting.ExecuteScalarAsync(cancellation))! > 0)
         {
             if (waited.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException("A transaction has held sequence numbers for 30 s; the lake waits for it to end.");
             await Task.Delay(20, cancellation);

@@ -72,19 +72,6 @@ public sealed class ProcessingStore(DevStack stack)
 
     public string Schema => _schema;
 
-    /// <summary>
-    /// Whether an exception is the database failing (unreachable, restarting, a statement refused), as Npgsql throws it
-    /// or as Marten wraps it (MartenCommandException and its kin keep the Npgsql error inside).
-    /// </summary>
-    public static bool IsDatabaseFailure(Exception exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-        {
-            if (e is NpgsqlException or TimeoutException) return true;
-        }
-        return false;
-    }
-
     public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)
     {
         var connection = new NpgsqlConnection(stack.PostgresConnectionString);
@@ -204,7 +191,8 @@ public sealed class ProcessingStore(DevStack stack)
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Topic).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Partition).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Offset).ToArray() });
-            letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Device ?? o.Message.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            // The key comes from the topic as any producer wrote it: escaped, so a dead letter is always storable.
+            letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Device ?? (o.Message.Key is { } key ? SafeText.Escape(key) : null)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Rejection!.Code.ToWire()).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Rejection!.Detail).ToArray() });
             letters.Parameters.Add(new NpgsqlParameter { Value = dead.Select(o => o.Message.Value).ToArray() });

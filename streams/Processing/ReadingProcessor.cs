@@ -83,8 +83,7 @@ public sealed class ReadingProcessor(
                 }
                 if (checking is not null)
                 {
-                    var checkedBatch = await checking;
-                    _recording = RecordWithRetryAsync(batch, checkedBatch, stoppingToken);
+                    _recording = RecordWithRetryAsync(await checking, stoppingToken);
                     recorded = batch;
                 }
                 if (lagChecked.Elapsed > TimeSpan.FromSeconds(5))
@@ -162,30 +161,61 @@ public sealed class ReadingProcessor(
             parsed[i] = (reading, rejection ?? (reading is null ? null : ReadingValidator.CheckSigner(reading, Secp256k1.Default)));
         }), cancellation);
 
-        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device.ToLowerHex()).ToList();
-        var devices = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
+        var claimed = parsed.Where(p => p.Reading is not null && p.Rejection is null).Select(p => p.Reading!.Content.Device).ToList();
+        var kinds = await RetryAsync("lookup", () => directory.LookupAsync(claimed, cancellation).AsTask(), cancellation);
         var checkedMessages = new Checked[batch.Count];
+        var next = 0;
         for (var i = 0; i < batch.Count; i++)
         {
             var (reading, rejection) = parsed[i];
             checkedMessages[i] = reading is null || rejection is not null
                 ? new Checked(batch[i], reading, null, rejection, false)
-                : ReadingValidator.CheckAlone(batch[i], reading, devices.GetValueOrDefault(reading.Content.Device.ToLowerHex()), _options.Plausibility);
+                : ReadingValidator.CheckAlone(batch[i], reading, kinds[next++], _options.Plausibility);
         }
         return checkedMessages;
     }
 
-    private Task RecordWithRetryAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken stoppingToken) =>
-        RetryAsync("record", async () =>
+    /// <summary>
+    /// Records a batch, waiting out outages. When PostgreSQL refuses what the batch carries, retrying cannot help: the
+    /// batch is halved, in offset order, until each message it refuses stands alone; those are dead-lettered
+    /// (<see cref="ReasonCode.Unstorable"/>) and everything around them is recorded. A bad message costs only itself.
+    /// </summary>
+    private async Task RecordWithRetryAsync(ArraySegment<Checked> batch, CancellationToken stoppingToken)
+    {
+        try
         {
-            await RecordAsync(batch, checkedMessages, stoppingToken);
+            await RetryAsync("record", () => RecordAsync(batch, stoppingToken), stoppingToken);
+        }
+        catch (Exception e) when (DatabaseFailure.Classify(e) == FailureKind.Content && !stoppingToken.IsCancellationRequested)
+        {
+            if (batch.Count > 1)
+            {
+                logger.LogWarning("PostgreSQL refused a batch of {Count} ({Reason}); halving it to find the message", batch.Count, DatabaseFailure.Describe(e));
+                var half = batch.Count / 2;
+                await RecordWithRetryAsync(batch[..half], stoppingToken);
+                await RecordWithRetryAsync(batch[half..], stoppingToken);
+                return;
+            }
+            var message = batch[0];
+            var rejection = new Rejection(ReasonCode.Unstorable, $"The event store refused this message ({DatabaseFailure.Describe(e)}); the rest of its batch was recorded.");
+            logger.LogWarning("Dead-lettering {Source}: {Detail}", $"{message.Message.Topic}/{message.Message.Partition}/{message.Message.Offset}", rejection.Detail);
+            // Only a dead letter: recording anything of the message for its device is what failed.
+            Checked unstorable = new(message.Message, message.Reading, null, rejection, SignedByRegisteredDevice: false);
+            await RetryAsync("record", () => RecordAsync([unstorable], stoppingToken), stoppingToken);
+        }
+    }
+
+    private Task RetryAsync(string step, Func<Task> work, CancellationToken stoppingToken) =>
+        RetryAsync(step, async () =>
+        {
+            await work();
             return true;
         }, stoppingToken);
 
     /// <summary>
-    /// Runs a step until it succeeds. A database failure (a restart, a dropped connection, a failover), whether Npgsql
-    /// throws it or Marten wraps it, is waited out with growing pauses; the batch stays and its offsets do not move.
-    /// Anything else is a bug and stops the host.
+    /// Runs a step until it succeeds. An outage (a restart, a dropped connection, a failover), whether Npgsql throws it
+    /// or Marten wraps it, is waited out with growing pauses; the batch stays and its offsets do not move. A refusal of
+    /// the content goes to the caller; anything else is a bug and stops the host.
     /// </summary>
     private async Task<T> RetryAsync<T>(string step, Func<Task<T>> work, CancellationToken stoppingToken)
     {
@@ -195,7 +225,7 @@ public sealed class ReadingProcessor(
             {
                 return await work();
             }
-            catch (Exception e) when (ProcessingStore.IsDatabaseFailure(e) && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (DatabaseFailure.Classify(e) == FailureKind.Outage && !stoppingToken.IsCancellationRequested)
             {
                 metrics.Retried(step);
                 logger.LogWarning("The {Step} step failed (attempt {Attempt}): {Message}; trying again", step, attempt, e.Message);
@@ -205,9 +235,10 @@ public sealed class ReadingProcessor(
     }
 
     /// <summary>Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.</summary>
-    private async Task RecordAsync(IReadOnlyList<RawMessage> batch, Checked[] checkedMessages, CancellationToken cancellation)
+    private async Task RecordAsync(IReadOnlyList<Checked> checkedMessages, CancellationToken cancellation)
     {
         var started = Stopwatch.GetTimestamp();
+        var batch = checkedMessages.Select(c => c.Message).ToList();
         for (var attempt = 1; ; attempt++)
         {
             await using var connection = await store.OpenAsync(cancellation);

@@ -1,7 +1,6 @@
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Signals;
-using Pipeline.Streams.Registry;
 
 namespace Pipeline.Streams.Processing;
 
@@ -48,14 +47,14 @@ public static class ReadingValidator
             : new Rejection(ReasonCode.SignerMismatch, $"Signed by {signer.ToLowerHex()}, not by the device {reading.Content.Device.ToLowerHex()}.");
     }
 
-    /// <summary>Everything about one message that needs no other message: run after the signer was checked.</summary>
-    public static Checked CheckAlone(RawMessage message, SignedReading reading, Device? device, PlausibilityLimits limits)
+    /// <summary>Everything about one message that needs no other message: run after the signer was checked; <paramref name="registered"/> is the device's kind, null when it is not registered.</summary>
+    public static Checked CheckAlone(RawMessage message, SignedReading reading, DeviceKind? registered, PlausibilityLimits limits)
     {
         var payload = reading.Content;
-        if (device is null)
+        if (registered is not { } kind)
             return new Checked(message, reading, null, new Rejection(ReasonCode.UnknownDevice, $"Device {payload.Device.ToLowerHex()} is not registered; its owner registers it at POST /v1/devices."), false);
-        if (device.Kind != payload.Kind)
-            return new Checked(message, reading, null, new Rejection(ReasonCode.Malformed, $"The reading says kind {payload.Kind.ToWire()} but the device is registered as {device.Kind.ToWire()}."), true);
+        if (kind != payload.Kind)
+            return new Checked(message, reading, null, new Rejection(ReasonCode.Malformed, $"The reading says kind {payload.Kind.ToWire()} but the device is registered as {kind.ToWire()}."), true);
         var (signals, rejection) = Plausibility.Decode(payload);
         rejection ??= Plausibility.CheckSignals(payload.Kind, signals!) ?? Plausibility.CheckTime(payload.DeviceTime, message.ReceivedAt, limits);
         return new Checked(message, reading, rejection is null ? signals : null, rejection, true);

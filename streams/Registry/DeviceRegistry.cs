@@ -1,6 +1,8 @@
 using Marten;
 using Marten.Services;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
 using Pipeline.Infra.Stack;
@@ -9,27 +11,31 @@ namespace Pipeline.Streams.Registry;
 
 /// <summary>
 /// Registers and transfers devices: decides with <see cref="DeviceRegistration"/> and appends the event, one device at a
-/// time (a transaction-scoped advisory lock per address), so two racing registrations cannot both succeed.
+/// time (a transaction-scoped advisory lock per address), so two racing registrations cannot both succeed; the same
+/// transaction notifies the device directories.
 /// </summary>
-public sealed class DeviceRegistry(DevStack stack, TimeProvider clock)
+public sealed class DeviceRegistry(DevStack stack, IOptions<NetworkOptions> network, TimeProvider clock)
 {
-    public async Task<(Device? Device, Rejection? Rejection)> RegisterAsync(string message, string ownerSignature, string deviceSignature, CancellationToken cancellation)
+    /// <summary>The EIP-712 domain registry messages must be signed for.</summary>
+    public Eip712Domain Domain { get; } = network.Value.Domain;
+
+    public async Task<(Device? Device, Rejection? Rejection)> RegisterAsync(string typedData, string ownerSignature, string deviceSignature, CancellationToken cancellation)
     {
-        var (parsed, rejection) = RegistrationMessage.Parse(message);
+        var (parsed, rejection) = RegistrationMessage.Parse(typedData);
         if (parsed is null) return (null, rejection);
         return await DecideAsync(parsed.Device.ToLowerHex(), current =>
         {
-            var (registered, refused) = DeviceRegistration.Register(message, ownerSignature, deviceSignature, current, clock.GetUtcNow());
+            var (registered, refused) = DeviceRegistration.Register(typedData, ownerSignature, deviceSignature, current, Domain, clock.GetUtcNow());
             return (registered, refused);
         }, cancellation);
     }
 
-    public async Task<(Device? Device, Rejection? Rejection)> TransferAsync(string device, string message, string fromSignature, string toSignature, CancellationToken cancellation)
+    public async Task<(Device? Device, Rejection? Rejection)> TransferAsync(string device, string typedData, string fromSignature, string toSignature, CancellationToken cancellation)
     {
         var id = device.ToLowerInvariant();
         return await DecideAsync(id, current =>
         {
-            var (transferred, refused) = DeviceRegistration.Transfer(id, message, fromSignature, toSignature, current, clock.GetUtcNow());
+            var (transferred, refused) = DeviceRegistration.Transfer(id, typedData, fromSignature, toSignature, current, Domain, clock.GetUtcNow());
             return (transferred, refused);
         }, cancellation);
     }
@@ -64,6 +70,13 @@ public sealed class DeviceRegistry(DevStack stack, TimeProvider clock)
 
         session.Events.Append(device, decided);
         await session.SaveChangesAsync(cancellation);
+        // Every device directory hears of it once it commits, not a moment before.
+        await using (var notify = new NpgsqlCommand("SELECT pg_notify($1, $2)", connection, transaction))
+        {
+            notify.Parameters.Add(new NpgsqlParameter { Value = DeviceDirectory.Channel(stack.Store.Options.DatabaseSchemaName) });
+            notify.Parameters.Add(new NpgsqlParameter { Value = device });
+            await notify.ExecuteNonQueryAsync(cancellation);
+        }
         await transaction.CommitAsync(cancellation);
         await using var query = stack.Store.QuerySession();
         return (await query.LoadAsync<Device>(device, cancellation), null);

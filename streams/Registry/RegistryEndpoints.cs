@@ -1,33 +1,56 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
+using Pipeline.Core.Registry;
 using Pipeline.Infra.Http;
 
 namespace Pipeline.Streams.Registry;
 
-/// <summary>A registration: the message text and the two EIP-191 signatures over it.</summary>
-public sealed record RegisterDeviceRequest(string Message, string OwnerSignature, string DeviceSignature);
+/// <summary>A registration: the EIP-712 typed data (RegisterVehicle or RegisterWeatherStation) and the owner's and the device's signatures over it.</summary>
+public sealed record RegisterDeviceRequest(JsonElement TypedData, string OwnerSignature, string DeviceSignature)
+{
+    /// <summary>The request for a registration signed by the owner wallet and the device key, as the simulator sends it.</summary>
+    public static RegisterDeviceRequest Signed(RegistrationMessage message, EthKey owner, EthKey device) =>
+        new(JsonSerializer.Deserialize<JsonElement>(message.ToJson()), message.Sign(owner), message.Sign(device));
+}
 
-/// <summary>A transfer: the message text, signed by the current owner (from) and the new owner (to).</summary>
-public sealed record TransferDeviceRequest(string Message, string FromSignature, string ToSignature);
+/// <summary>A transfer: the EIP-712 typed data (TransferDevice), signed by the current owner (from) and the new owner (to).</summary>
+public sealed record TransferDeviceRequest(JsonElement TypedData, string FromSignature, string ToSignature)
+{
+    public static TransferDeviceRequest Signed(TransferMessage message, EthKey from, EthKey to) =>
+        new(JsonSerializer.Deserialize<JsonElement>(message.ToJson()), message.Sign(from), message.Sign(to));
+}
+
+/// <summary>What a client needs to sign registry messages for this network: the EIP-712 domain and the types.</summary>
+public sealed record NetworkDescription(Eip712Domain Domain, IReadOnlyDictionary<string, IReadOnlyList<Eip712Field>> Types);
 
 public static class RegistryEndpoints
 {
+    private static readonly IReadOnlyDictionary<string, IReadOnlyList<Eip712Field>> SigningTypes =
+        new[] { Eip712Domain.Type, RegistrationMessage.Types[DeviceKind.Vehicle], RegistrationMessage.Types[DeviceKind.Weather], TransferMessage.Type }.ToDictionary(t => t.Name, t => t.Fields);
+
     public static IEndpointRouteBuilder MapRegistryEndpoints(this IEndpointRouteBuilder app, int port)
     {
         var devices = app.MapGroup("/v1").RequireHost($"*:{port}").WithTags("Registry");
 
+        devices.MapGet("/network", (DeviceRegistry registry) => Results.Ok(new NetworkDescription(registry.Domain, SigningTypes)))
+        .WithName("GetNetwork")
+        .WithSummary("The EIP-712 domain and types registry messages are signed with")
+        .WithDescription("Registrations and transfers are EIP-712 typed data signed for this domain (name, version, chainId); one signed for another network is refused with wrong_network.")
+        .Produces<NetworkDescription>();
+
         devices.MapPost("/devices", async (HttpContext context, RegisterDeviceRequest request, DeviceRegistry registry) =>
         {
-            if (Missing(request.Message, request.OwnerSignature, request.DeviceSignature)) return Problems.For(context, MissingFields("message, ownerSignature, deviceSignature"));
-            var (device, rejection) = await registry.RegisterAsync(request.Message, request.OwnerSignature, request.DeviceSignature, context.RequestAborted);
+            if (Missing(request.TypedData, request.OwnerSignature, request.DeviceSignature)) return Problems.For(context, MissingFields("ownerSignature, deviceSignature"));
+            var (device, rejection) = await registry.RegisterAsync(request.TypedData.GetRawText(), request.OwnerSignature, request.DeviceSignature, context.RequestAborted);
             return device is not null ? Results.Created($"/v1/devices/{device.Id}", device) : Problems.For(context, rejection!);
         })
         .WithName("RegisterDevice")
         .WithSummary("Register a device")
-        .WithDescription("The owner wallet and the device key both sign (EIP-191 personal_sign) the same registration message: {\"action\":\"register_device\",\"device\":\"0x…\",\"owner\":\"0x…\",\"kind\":\"vehicle\",\"metadata\":{\"make\":…,\"model\":…,\"year\":…,\"firmware\":…},\"issuedAt\":\"…\"}; stations give latitude, longitude, elevation and model.")
+        .WithDescription("The owner wallet and the device key both sign (EIP-712, eth_signTypedData_v4) the same typed data: primaryType RegisterVehicle(address device,address owner,string make,string model,string year,string firmware,string issuedAt) or RegisterWeatherStation(address device,address owner,string latitude,string longitude,string elevation,string model,string issuedAt), domain as GET /v1/network returns it.")
         .Produces<Device>(StatusCodes.Status201Created)
         .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status403Forbidden)
@@ -38,13 +61,13 @@ public static class RegistryEndpoints
         devices.MapPost("/devices/{address}/transfers", async (HttpContext context, string address, TransferDeviceRequest request, DeviceRegistry registry) =>
         {
             if (!EthAddress.TryParse(address.AsSpan(), out _)) return Problems.For(context, BadAddress(address));
-            if (Missing(request.Message, request.FromSignature, request.ToSignature)) return Problems.For(context, MissingFields("message, fromSignature, toSignature"));
-            var (device, rejection) = await registry.TransferAsync(address, request.Message, request.FromSignature, request.ToSignature, context.RequestAborted);
+            if (Missing(request.TypedData, request.FromSignature, request.ToSignature)) return Problems.For(context, MissingFields("fromSignature, toSignature"));
+            var (device, rejection) = await registry.TransferAsync(address, request.TypedData.GetRawText(), request.FromSignature, request.ToSignature, context.RequestAborted);
             return device is not null ? Results.Ok(device) : Problems.For(context, rejection!);
         })
         .WithName("TransferDevice")
         .WithSummary("Transfer a device to a new owner")
-        .WithDescription("The current and the new owner both sign {\"action\":\"transfer_device\",\"device\":\"0x…\",\"from\":\"0x…\",\"to\":\"0x…\",\"nonce\":<transfers so far>,\"issuedAt\":\"…\"}.")
+        .WithDescription("The current and the new owner both sign (EIP-712) TransferDevice(address device,address from,address to,uint256 nonce,string issuedAt), nonce = the transfers so far, domain as GET /v1/network returns it.")
         .Produces<Device>()
         .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status403Forbidden)
@@ -77,7 +100,7 @@ public static class RegistryEndpoints
         return app;
     }
 
-    private static bool Missing(params string?[] values) => values.Any(string.IsNullOrEmpty);
-    private static Rejection MissingFields(string fields) => new(ReasonCode.Malformed, $"The body needs {fields}.");
+    private static bool Missing(JsonElement typedData, params string?[] signatures) => typedData.ValueKind != JsonValueKind.Object || signatures.Any(string.IsNullOrEmpty);
+    private static Rejection MissingFields(string signatures) => new(ReasonCode.Malformed, $"The body needs typedData (EIP-712 typed data for the domain GET /v1/network returns), {signatures}.");
     private static Rejection BadAddress(string address) => new(ReasonCode.BadAddress, $"'{address}' is not 0x followed by 40 hex digits.");
 }

@@ -13,11 +13,11 @@ public sealed class TestDevice(string seed, DeviceKind kind = DeviceKind.Vehicle
     public long Seq { get; private set; }
 
     /// <summary>The next reading: its id (keccak of the payload) and the envelope bytes.</summary>
-    public (string Id, byte[] Envelope, string Payload) Next(IEnumerable<KeyValuePair<string, double>>? signals = null, DateTimeOffset? at = null)
+    public (string Id, byte[] Envelope, string Payload) Next(IEnumerable<KeyValuePair<string, double>>? signals = null, DateTimeOffset? at = null, IEnumerable<string>? obd = null)
     {
         Seq++;
         var payload = ReadingWriter.Payload(Key.Address, Seq, at ?? DateTimeOffset.UtcNow, Kind,
-            signals ?? [new("Vehicle.Speed", 40 + Seq % 20)]);
+            signals ?? [new("Vehicle.Speed", 40 + Seq % 20)], obd);
         return (ReadingWriter.IdOf(payload), ReadingWriter.Sign(Key, payload), payload);
     }
 }

@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Cli.Simulator;
 using Pipeline.Infra.Kafka;
@@ -99,6 +100,15 @@ public sealed class TestHost : IAsyncDisposable
         }
         if (ended.Count < partitions.Count) throw new TimeoutException($"Reading {topic} did not reach the end of every partition.");
         return messages;
+    }
+
+    /// <summary>Runs one SQL statement against the host's database, as an operator (or a failure) would.</summary>
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(Stack.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     public static int FreePort()

@@ -1,12 +1,8 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
 using Pipeline.Projections.Lake;
-using Pipeline.Streams.Registry;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;
 
@@ -34,8 +30,8 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     {
         _host = await TestHost.StartAsync(fixture, Roles.All, new Dictionary<string, string?> { ["Lake:Directory"] = _lake, ["Lake:LocationDecimals"] = "2" }, schema: "it_lake_datasets");
         var owner = EthKey.Generate();
-        await RegisterAsync(owner, _car, DeviceKind.Vehicle, new() { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "1" });
-        await RegisterAsync(owner, _station, DeviceKind.Weather, new() { ["latitude"] = "53.35", ["longitude"] = "-6.26", ["elevation"] = "71", ["model"] = "WS" });
+        await Registration.RegisterAsync(_host, _car, DeviceKind.Vehicle, owner);
+        await Registration.RegisterAsync(_host, _station, DeviceKind.Weather, owner);
 
         await SendAsync("car1", _car, 1, _t0, DeviceKind.Vehicle, new() { [V.Latitude] = 52.372849, [V.Longitude] = 4.893561, [V.Speed] = 54.2, [V.Odometer] = 1000.0 }, ["410C1AF8", "41057B"]);
         await SendAsync("car2", _car, 2, _t0.AddSeconds(60), DeviceKind.Vehicle, new() { [V.Latitude] = 52.3739, [V.Longitude] = 4.8941, [V.Speed] = 60, [V.Odometer] = 1000.8 }, ["410C1C20"]);
@@ -206,14 +202,6 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     private static DateTimeOffset TenPastThePreviousHour(DateTimeOffset now) => new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 10, 0, TimeSpan.Zero).AddHours(-1);
 
     private static long HourEpoch(DateTime utc) => new DateTimeOffset(utc, TimeSpan.Zero).ToUnixTimeSeconds() / 3600;
-
-    private async Task RegisterAsync(EthKey owner, EthKey device, DeviceKind kind, Dictionary<string, string> metadata)
-    {
-        var message = new RegistrationMessage(device.Address, owner.Address, kind, metadata, DateTimeOffset.UtcNow).ToJson();
-        var bytes = Encoding.UTF8.GetBytes(message);
-        var response = await _host.Api.PostAsJsonAsync("/v1/devices", new RegisterDeviceRequest(message, Hex.Encode0x(owner.SignPersonal(bytes)), Hex.Encode0x(device.SignPersonal(bytes))));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-    }
 
     private async Task SendAsync(string name, EthKey key, long seq, DateTimeOffset at, DeviceKind kind, Dictionary<string, double> signals, string[] obd)
     {

@@ -1,12 +1,4 @@
-using System.Net;
-using System.Net.Http.Json;
-using System.Text;
-using Npgsql;
 using Pipeline.Cli.Hosting;
-using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
-using Pipeline.Streams.Registry;
 using Pipeline.Tests.Integration.Ingest;
 
 namespace Pipeline.Tests.Integration.Streams;
@@ -19,14 +11,12 @@ namespace Pipeline.Tests.Integration.Streams;
 [Trait("Category", "Integration")]
 public sealed class DatabaseOutageTests(StackFixture fixture)
 {
-    private static readonly Dictionary<string, string> Car = new() { ["make"] = "Volvo", ["model"] = "V40 D2", ["year"] = "2015", ["firmware"] = "2.1.0" };
-
     [Fact]
     public async Task TablesGoneWhileRecordingOrLookingUp_TheProcessorRetries_AndTheHostKeepsRunning()
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest | Roles.Streams, schema: "it_processor_db_outage");
         var device = new TestDevice("db-outage");
-        await RegisterAsync(host, device);
+        await Registration.RegisterAsync(host, device.Key);
         // One reading through first: the processors' tables and Marten's exist, and the directory knows the device.
         var warmUp = device.Next();
         await HttpIngestTests.PostAsync(host, warmUp.Envelope, "application/json");
@@ -56,30 +46,12 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
         Assert.False(host.App.Lifetime.ApplicationStopping.IsCancellationRequested, "A database failure stopped the host.");
     }
 
-    private static async Task RegisterAsync(TestHost host, TestDevice device)
-    {
-        var owner = EthKey.Generate();
-        var message = new RegistrationMessage(device.Key.Address, owner.Address, DeviceKind.Vehicle, Car, DateTimeOffset.UtcNow).ToJson();
-        var response = await host.Api.PostAsJsonAsync("/v1/devices", new RegisterDeviceRequest(message, Sign(owner, message), Sign(device.Key, message)));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-    }
-
-    private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
-
     /// <summary>Renames a table of the host's schema away; disposing the result brings it back.</summary>
     private static async Task<IAsyncDisposable> AwayAsync(TestHost host, string table)
     {
         var schema = host.Stack.Store.Options.DatabaseSchemaName;
-        await ExecuteAsync(host, $"ALTER TABLE {schema}.{table} RENAME TO {table}_away");
-        return new Restore(() => ExecuteAsync(host, $"ALTER TABLE {schema}.{table}_away RENAME TO {table}"));
-    }
-
-    private static async Task ExecuteAsync(TestHost host, string sql)
-    {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
+        await host.ExecuteAsync($"ALTER TABLE {schema}.{table} RENAME TO {table}_away");
+        return new Restore(() => host.ExecuteAsync($"ALTER TABLE {schema}.{table}_away RENAME TO {table}"));
     }
 
     /// <summary>Waits until the processors counted a retry of this step on /metrics.</summary>

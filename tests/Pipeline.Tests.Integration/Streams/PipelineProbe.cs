@@ -12,7 +12,7 @@ namespace Pipeline.Tests.Integration.Streams;
 /// <summary>Looks at what the processors left behind: events, dead letters, offsets; and waits for them to catch up.</summary>
 public static class PipelineProbe
 {
-    public sealed record DeadLetter(string Reason, string Source, string? ReadingId, string Detail);
+    public sealed record DeadLetter(string Reason, string Source, string? ReadingId, string Detail, byte[] Value);
 
     /// <summary>Waits until the processors' offsets (in the store) reach the end of every partition of the raw topic and no dead letter is pending.</summary>
     public static async Task WaitForProcessorsAsync(DevStack stack, string rawTopic, string group = "depin-streams", TimeSpan? timeout = null)
@@ -62,7 +62,7 @@ public static class PipelineProbe
         return await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == type).OrderBy(e => e.Sequence).ToListAsync();
     }
 
-    /// <summary>The processors' dead letters (source on the raw topic), with the reading id when the envelope can be read.</summary>
+    /// <summary>The processors' dead letters (source on the raw topic), with the reading id when the envelope can be read, and the bytes as sent.</summary>
     public static List<DeadLetter> DeadLetters(TestHost host) =>
         host.ReadAll(host.RejectedTopic).Select(m =>
         {
@@ -71,6 +71,7 @@ public static class PipelineProbe
                 Encoding.UTF8.GetString(m.Message.Headers.GetLastBytes(HeaderNames.Reason)),
                 Encoding.UTF8.GetString(m.Message.Headers.GetLastBytes(HeaderNames.Source)),
                 reading?.Id,
-                Encoding.UTF8.GetString(m.Message.Headers.GetLastBytes(HeaderNames.Detail)));
+                Encoding.UTF8.GetString(m.Message.Headers.GetLastBytes(HeaderNames.Detail)),
+                m.Message.Value);
         }).ToList();
 }

@@ -77,7 +77,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
         {
             var simulation = StartFleet(host, seed: 13, seconds: 20);
             await WaitForDeadLettersAsync(host);
-            await ExecuteAsync(host, $"SELECT pg_terminate_backend({leader})");
+            await host.ExecuteAsync($"SELECT pg_terminate_backend({leader})");
             var run = await simulation;
             await WaitAsync(host, other);
             await AssertExactlyTheLedgerAsync(host, run);
@@ -118,14 +118,6 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
             if (DateTime.UtcNow > deadline) throw new TimeoutException("The relay wrote no dead letter.");
             await Task.Delay(100);
         }
-    }
-
-    private static async Task ExecuteAsync(TestHost host, string sql)
-    {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 
     private static async Task WaitAsync(TestHost host, params DepinProcess[] processors)

@@ -129,6 +129,48 @@ public sealed class EnvelopeParserTests
         Assert.NotNull(Parse(json).Rejection);
     }
 
+    /// <summary>Payload texts as a device signs them: each string holds a character PostgreSQL cannot store or no name should hold.</summary>
+    public static TheoryData<string, string> PoisonPayloads => new()
+    {
+        { Payload(Device, signals: """{"\u0000":1}"""), "A signal name holds U+0000" },
+        { Payload(Device, extra: ""","obd":["\u0000"]"""), "An OBD response holds U+0000" },
+        { Payload(Device, signals: """{"Vehicle.Speed\u001f":1}"""), "A signal name holds U+001F" },
+        { Payload(Device, signals: "{\"Vehicle.Speed\u007f\":1}"), "A signal name holds U+007F" },
+        { Payload(Device, extra: ""","obd":["410D\u0085"]"""), "An OBD response holds U+0085" },
+        { Payload(Device, signals: """{"\ud800":1}"""), "A signal name holds an escaped unpaired surrogate" },
+        { Payload(Device, extra: ""","obd":["\udc00"]"""), "An OBD response holds an escaped unpaired surrogate" },
+        { Payload(Device, extra: ""","\u0000":1"""), "A field name holds U+0000" },
+    };
+
+    [Theory]
+    [MemberData(nameof(PoisonPayloads))]
+    public void Parse_PayloadStringWithAControlCharacterOrUnpairedSurrogate_IsBadEncodingWithAStorableDetail_Issue10(string payload, string expected)
+    {
+        var rejection = Parse(Envelope(Device, payload)).Rejection;
+
+        Assert.Equal(ReasonCode.BadEncoding, rejection?.Code);
+        Assert.StartsWith(expected, rejection!.Detail);
+        Assert.Contains("Remove it and sign again", rejection.Detail);
+        Assert.Equal(-1, SafeText.IndexOfForbidden(rejection.Detail));
+    }
+
+    [Fact]
+    public void Parse_EnvelopeWithAControlCharacterOrUnpairedSurrogate_IsBadEncoding_Issue10()
+    {
+        var sig = "0x" + new string('1', 130);
+        Assert.Equal(ReasonCode.BadEncoding, Parse($$"""{"payload":"{}","sig":"{{sig}}","\u0000":1}""").Rejection?.Code);
+        Assert.Equal(ReasonCode.BadEncoding, Parse($$"""{"payload":"{\"a\":1}\ud800","sig":"{{sig}}"}""").Rejection?.Code);
+    }
+
+    [Fact]
+    public void Parse_SurrogatePairsAndOtherUnicode_AreNotPoison()
+    {
+        // A pair is a character like any other: the processors refuse an unknown name, the parser has no reason to.
+        var reading = Parse(Envelope(Device, Payload(Device, signals: """{"Vehicle.Speed":1,"\ud83d\ude97 Zürich \ufffe":2}""")));
+        Assert.Null(reading.Rejection);
+        Assert.Contains("\U0001F697 Zürich \uFFFE", reading.Reading!.Content.Signals.Keys);
+    }
+
     [Fact]
     public void Parse_RandomBytesAndMutations_NeverThrow()
     {

@@ -13,21 +13,21 @@ public sealed class ReadingValidatorTests
 {
     private static readonly DateTimeOffset Now = DateTimeOffset.UtcNow;
     private readonly EthKey _key = EthKey.FromSeed("validator-device"u8);
-    private readonly Device _device;
+    private readonly string _device;
     private long _offset;
 
-    public ReadingValidatorTests() => _device = new Device { Id = _key.Address.ToLowerHex(), Kind = DeviceKind.Vehicle, Owner = "0x01" };
+    public ReadingValidatorTests() => _device = _key.Address.ToLowerHex();
 
-    private Checked Message(long seq, double lat = 52.37, double speed = 50, DateTimeOffset? at = null, EthKey? signer = null, Device? registered = null, bool useRegistered = true)
+    private Checked Message(long seq, double lat = 52.37, double speed = 50, DateTimeOffset? at = null, EthKey? signer = null, DeviceKind registered = DeviceKind.Vehicle, bool useRegistered = true)
     {
         var payload = ReadingWriter.Payload(_key.Address, seq, at ?? Now, DeviceKind.Vehicle, [new(V.Latitude, lat), new(V.Longitude, 4.89), new(V.Speed, speed)]);
         var envelope = EnvelopeParser.Encode(payload, (signer ?? _key).SignPersonal(Encoding.UTF8.GetBytes(payload)));
-        var raw = new RawMessage("raw", 0, _offset++, _device.Id, envelope, Now);
+        var raw = new RawMessage("raw", 0, _offset++, _device, envelope, Now);
         var (reading, rejection) = ReadingValidator.Parse(raw, EnvelopeLimits.Default);
         rejection ??= ReadingValidator.CheckSigner(reading!, Secp256k1.Default);
         return rejection is not null
             ? new Checked(raw, reading, null, rejection, false)
-            : ReadingValidator.CheckAlone(raw, reading!, useRegistered ? registered ?? _device : null, PlausibilityLimits.Default);
+            : ReadingValidator.CheckAlone(raw, reading!, useRegistered ? registered : null, PlausibilityLimits.Default);
     }
 
     [Fact]
@@ -47,7 +47,7 @@ public sealed class ReadingValidatorTests
         ReadingValidator.Decide(Message(5), history, PlausibilityLimits.Default);
         var outcome = ReadingValidator.Decide(Message(5, speed: 51), history, PlausibilityLimits.Default);
         Assert.Equal((Verdict.RejectedSigned, ReasonCode.SeqConflict), (outcome.Verdict, outcome.Rejection!.Code));
-        Assert.Equal(_device.Id, outcome.Device);
+        Assert.Equal(_device, outcome.Device);
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public sealed class ReadingValidatorTests
         var history = new ReadingValidator.DeviceHistory();
         Assert.Equal(ReasonCode.OutOfRange, ReadingValidator.Decide(Message(1, speed: 480), history, PlausibilityLimits.Default).Rejection?.Code);
         Assert.Equal(ReasonCode.Future, ReadingValidator.Decide(Message(2, at: Now.AddHours(1)), history, PlausibilityLimits.Default).Rejection?.Code);
-        var wrongKind = ReadingValidator.Decide(Message(3, registered: new Device { Id = _device.Id, Kind = DeviceKind.Weather }), history, PlausibilityLimits.Default);
+        var wrongKind = ReadingValidator.Decide(Message(3, registered: DeviceKind.Weather), history, PlausibilityLimits.Default);
         Assert.Equal((Verdict.RejectedSigned, ReasonCode.Malformed), (wrongKind.Verdict, wrongKind.Rejection!.Code));
     }
 }
