@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
+using Pipeline.Infra.Http;
 using Pipeline.Ingest.Gateway;
 using Pipeline.Ingest.Http;
 using Pipeline.Ingest.Mqtt;
@@ -46,7 +47,7 @@ public static class IngestRegistration
     public static IEndpointRouteBuilder MapIngestEndpoints(this IEndpointRouteBuilder app, int port)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<IngestOptions>>().Value.Limits;
-        var ingest = app.MapGroup("").RequireHost($"*:{port}").WithTags("Ingest");
+        var ingest = app.MapGroupOnPort("", port).WithTags("Ingest");
         ingest.MapPost("/v1/readings", ReadingsEndpoint.HandleAsync)
             .WithName("PostReadings")
             .WithSummary("Submit signed readings")

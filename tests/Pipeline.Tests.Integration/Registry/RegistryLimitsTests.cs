@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Registry;
+using Pipeline.Streams.Registry;
+
+namespace Pipeline.Tests.Integration.Registry;
+
+/// <summary>Sign-ups cost every processor memory: the registry bounds request bodies before binding and rate-limits writes per client.</summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class RegistryLimitsTests(StackFixture fixture)
+{
+    private static readonly Dictionary<string, string> Car = new() { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "2.1" };
+
+    [Fact]
+    public async Task RegistrationBody_OverTheLimit_Gets413TooLarge_BeforeItIsBound_Issue10()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_registry_body");
+        // A valid registration padded with a field the binder would skip: only a limit on the body refuses it.
+        var padded = await host.Api.PostAsync("/v1/devices", Padded(Registration(), 1024 * 1024));
+        await AssertProblemAsync(padded, HttpStatusCode.RequestEntityTooLarge, "too_large");
+
+        // The same without a declared length: refused once the stream passes the limit.
+        var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(await Padded(Registration(), 1024 * 1024).ReadAsStringAsync())));
+        chunked.Headers.ContentType = new("application/json");
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/devices") { Content = chunked };
+        request.Headers.TransferEncodingChunked = true;
+        await AssertProblemAsync(await host.Api.SendAsync(request), HttpStatusCode.RequestEntityTooLarge, "too_large");
+
+        // Under the limit, however it is padded, a registration goes through: the limit fits the largest message escaped six-fold.
+        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsync("/v1/devices", Padded(Registration(), 28 * 1024))).StatusCode);
+    }
+
+    [Fact]
+    public async Task RegistryWrites_OverTheClientsRate_Get429RateLimitedWithRetryAfter_AndOtherClientsAreNotAffected_Issue10()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Registry:Limits:ClientWritesPerSecond"] = "1",
+            ["Registry:Limits:ClientWriteBurst"] = "2",
+        }, schema: "it_registry_rate");
+        var (owner, device) = (EthKey.Generate(), EthKey.Generate());
+        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", Registration(owner, device))).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", Registration())).StatusCode);
+
+        var third = await host.Api.PostAsJsonAsync("/v1/devices", Registration());
+        await AssertProblemAsync(third, HttpStatusCode.TooManyRequests, "rate_limited");
+        Assert.NotNull(third.Headers.RetryAfter);
+        // Transfers spend the same budget.
+        var buyer = EthKey.Generate();
+        var transfer = new TransferMessage(device.Address, owner.Address, buyer.Address, 0, DateTimeOffset.UtcNow).ToJson();
+        var transferred = await host.Api.PostAsJsonAsync($"/v1/devices/{device.Address}/transfers", new TransferDeviceRequest(transfer, Sign(owner, transfer), Sign(buyer, transfer)));
+        await AssertProblemAsync(transferred, HttpStatusCode.TooManyRequests, "rate_limited");
+        // Reading is not writing.
+        Assert.Equal(HttpStatusCode.OK, (await host.Api.GetAsync($"/v1/devices/{device.Address}")).StatusCode);
+
+        using var other = ApiClientFrom(host, IPAddress.Parse("127.0.0.2"));
+        Assert.Equal(HttpStatusCode.Created, (await other.PostAsJsonAsync("/v1/devices", Registration())).StatusCode);
+    }
+
+    private static HttpClient ApiClientFrom(TestHost host, IPAddress local)
+    {
+        var client = Ingest.HttpIngestTests.ClientFrom(host, local);
+        client.BaseAddress = host.Api.BaseAddress;
+        return client;
+    }
+
+    private static RegisterDeviceRequest Registration() => Registration(EthKey.Generate(), EthKey.Generate());
+
+    private static RegisterDeviceRequest Registration(EthKey owner, EthKey device)
+    {
+        var message = new RegistrationMessage(device.Address, owner.Address, DeviceKind.Vehicle, Car, DateTimeOffset.UtcNow).ToJson();
+        return new RegisterDeviceRequest(message, Sign(owner, message), Sign(device, message));
+    }
+
+    private static StringContent Padded(RegisterDeviceRequest request, int totalBytes)
+    {
+        var json = JsonSerializer.Serialize(request, JsonSerializerOptions.Web);
+        var padding = new string(' ', totalBytes - json.Length - 16);
+        return new StringContent(json.TrimEnd('}') + ",\"padding\":\"" + padding + "\"}", Encoding.UTF8, "application/json");
+    }
+
+    private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
+
+    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {status} {reason}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
+    }
+}
