@@ -27,6 +27,13 @@ public sealed class IngestOptions
     public int DeviceReadingsPerSecond { get; set; } = 50;
     public int DeviceBurst { get; set; } = 1_000;
 
+    /// <summary>
+    /// Readings the edge remembers having got acknowledged, to answer a replay "duplicate" without producing it again or
+    /// spending its device's rate: at most this many (about 28 bytes each), each for at most RecentWindow.
+    /// </summary>
+    public int RecentReadings { get; set; } = 1_000_000;
+    public TimeSpan RecentWindow { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Sustained requests per second from one client address (HTTP) or client id (MQTT), and the burst.</summary>
     public int ClientRequestsPerSecond { get; set; } = 500;
     public int ClientBurst { get; set; } = 1_000;

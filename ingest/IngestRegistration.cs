@@ -32,6 +32,7 @@ public static class IngestRegistration
             .Validate(o => o.MaxInFlightBytes > o.Limits.MaxBatchBytes, "Ingest:MaxInFlightBytes must exceed one batch's bytes.")
             .Validate(o => o.AckTimeout > TimeSpan.Zero && o.RetryAfterSeconds > 0, "Ingest:AckTimeout and RetryAfterSeconds must be positive.")
             .Validate(o => o.DeviceReadingsPerSecond > 0 && o.DeviceBurst > 0 && o.ClientRequestsPerSecond > 0 && o.ClientBurst > 0, "Ingest rate limits must be positive.")
+            .Validate(o => o.RecentReadings > 0 && o.RecentWindow > TimeSpan.Zero, "Ingest:RecentReadings and RecentWindow must be positive.")
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ReadingProducer>();
@@ -51,7 +52,7 @@ public static class IngestRegistration
         ingest.MapPost("/v1/readings", ReadingsEndpoint.HandleAsync)
             .WithName("PostReadings")
             .WithSummary("Submit signed readings")
-            .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading; a problem response otherwise, with a receipt per reading.")
+            .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading (a reading it already acknowledged to this edge is answered duplicate and not produced again); a problem response otherwise, with a receipt per reading.")
             .AddOpenApiOperationTransformer(DescribeBodyAsync)
             .Produces<ReadingsResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)

@@ -144,10 +144,15 @@ public sealed class MqttGateway(
         var refused = result.Receipts.Where(r => r.Status == Receipt.RefusedStatus).ToList();
         await Task.WhenAll(refused.Select(r =>
             gateway.DeadLetterAsync(items[r.Index].Raw, items[r.Index].Reading?.Content.Device.ToLowerHex(), r.Reason!, r.Detail!, source, e.CancellationToken)));
-        if (result.Accepted == 0)
+        if (result.Accepted + result.Duplicates == 0)
         {
             e.Response.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
             e.Response.ReasonString = refused[0].Reason + ": " + refused[0].Detail;
+        }
+        else if (result.Accepted == 0)
+        {
+            // A success: the broker has every reading already. MQTT 5 clients can tell from the reason string.
+            e.Response.ReasonString = Receipt.DuplicateStatus + ": " + result.Receipts.First(r => r.Status == Receipt.DuplicateStatus).Detail;
         }
     }
 

@@ -30,7 +30,8 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
                     var result = await _client.PublishAsync(message, cancellation);
                     if (result.ReasonCode == MqttClientPublishReasonCode.Success)
                     {
-                        item.Entry.Edge = "accepted";
+                        // The edge says "duplicate: …" in the reason string when the broker already had the reading.
+                        item.Entry.Edge = result.ReasonString?.StartsWith("duplicate", StringComparison.Ordinal) == true ? "duplicate" : "accepted";
                         stats.AddAcknowledged(1);
                     }
                     else if (result.ReasonCode == MqttClientPublishReasonCode.QuotaExceeded)
