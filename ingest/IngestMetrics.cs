@@ -13,6 +13,7 @@ public sealed class IngestMetrics
     private readonly Counter<long> _accepted;
     private readonly Counter<long> _refused;
     private readonly Counter<long> _duplicate;
+    private readonly Counter<long> _mqttRefused;
     private readonly Histogram<double> _produceLatency;
 
     public IngestMetrics(IMeterFactory meters, ReadingProducer producer)
@@ -21,6 +22,7 @@ public sealed class IngestMetrics
         _received = meter.CreateCounter<long>("pipeline.ingest.readings.received", "{reading}", "Readings that reached the edge.");
         _accepted = meter.CreateCounter<long>("pipeline.ingest.readings.accepted", "{reading}", "Readings the broker acknowledged.");
         _refused = meter.CreateCounter<long>("pipeline.ingest.readings.refused", "{reading}", "Readings refused at the edge, by reason code.");
+        _mqttRefused = meter.CreateCounter<long>("pipeline.ingest.mqtt.connections.refused", "{connection}", "MQTT connections refused or closed before or at login, by why (rate_limited, too_many_connections, too_large, bad_login, login_reused, …).");
         _duplicate = meter.CreateCounter<long>("pipeline.ingest.readings.duplicate", "{reading}", "Readings answered duplicate: the broker already acknowledged them to this edge.");
         _produceLatency = meter.CreateHistogram<double>("pipeline.ingest.produce.duration", "s", "From handing a request's readings to the producer until the broker acknowledged all of them.", advice: HistogramBuckets.Seconds);
         meter.CreateObservableGauge("pipeline.ingest.inflight.bytes", () => producer.InFlightBytes, "By", "Bytes handed to the producer and not yet acknowledged.");
@@ -28,6 +30,7 @@ public sealed class IngestMetrics
 
     public void Received(string transport, int count) => _received.Add(count, new KeyValuePair<string, object?>("transport", transport));
     public void Accepted(string transport, int count) => _accepted.Add(count, new KeyValuePair<string, object?>("transport", transport));
+    public void MqttConnectionRefused(string why) => _mqttRefused.Add(1, new KeyValuePair<string, object?>("why", why));
     public void Duplicate(string transport) => _duplicate.Add(1, new KeyValuePair<string, object?>("transport", transport));
     public void Refused(string transport, string reason, int count = 1) =>
         _refused.Add(count, new KeyValuePair<string, object?>("transport", transport), new KeyValuePair<string, object?>("reason", reason));

@@ -34,7 +34,35 @@ public sealed class IngestOptions
     public int RecentReadings { get; set; } = 1_000_000;
     public TimeSpan RecentWindow { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Sustained requests per second from one client address (HTTP) or client id (MQTT), and the burst.</summary>
+    /// <summary>
+    /// Sustained requests per second, and the burst: HTTP requests and MQTT connection attempts per client address; MQTT
+    /// publishes per authenticated device.
+    /// </summary>
     public int ClientRequestsPerSecond { get; set; } = 500;
     public int ClientBurst { get; set; } = 1_000;
+
+    public MqttLimits Mqtt { get; set; } = new();
+}
+
+/// <summary>The MQTT endpoint's own limits, bound from "Ingest:Mqtt".</summary>
+public sealed class MqttLimits
+{
+    /// <summary>
+    /// Largest MQTT packet after CONNECT, refused by closing the connection before it is buffered (MQTTnet allocates a
+    /// packet's declared length at once and has no limit of its own). MQTT 5 clients learn it from the CONNACK. Larger
+    /// batches go over HTTP.
+    /// </summary>
+    public int MaxPacketBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Largest first packet (the CONNECT), checked before anyone is authenticated.</summary>
+    public int MaxConnectBytes { get; set; } = 4 * 1024;
+
+    /// <summary>Open connections from one client address; each may hold one packet buffer.</summary>
+    public int ConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>How far a login's time may be from the server's clock; a login is refused a second time within it.</summary>
+    public TimeSpan LoginWindow { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Logins remembered to refuse their reuse; past this many within one window, connections are refused "server busy".</summary>
+    public int RememberedLogins { get; set; } = 100_000;
 }

@@ -33,6 +33,8 @@ public static class IngestRegistration
             .Validate(o => o.AckTimeout > TimeSpan.Zero && o.RetryAfterSeconds > 0, "Ingest:AckTimeout and RetryAfterSeconds must be positive.")
             .Validate(o => o.DeviceReadingsPerSecond > 0 && o.DeviceBurst > 0 && o.ClientRequestsPerSecond > 0 && o.ClientBurst > 0, "Ingest rate limits must be positive.")
             .Validate(o => o.RecentReadings > 0 && o.RecentWindow > TimeSpan.Zero, "Ingest:RecentReadings and RecentWindow must be positive.")
+            .Validate(o => o.Mqtt.MaxPacketBytes >= 1024 && o.Mqtt.MaxConnectBytes >= 256 && o.Mqtt.ConnectionsPerAddress > 0 && o.Mqtt.LoginWindow > TimeSpan.Zero && o.Mqtt.RememberedLogins > 0,
+                "Ingest:Mqtt:MaxPacketBytes (at least 1024), MaxConnectBytes (at least 256), ConnectionsPerAddress, LoginWindow and RememberedLogins must be positive.")
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ReadingProducer>();

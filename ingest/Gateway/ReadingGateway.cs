@@ -201,10 +201,11 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
 
     /// <summary>
     /// Whose tokens a reading spends. Unverified, the device a payload names is only a claim, so each client has its own
-    /// bucket per device it names: forgeries naming a device cannot use up the real device's rate. Verified, the device
-    /// proved itself and has one bucket wherever it sends from.
+    /// bucket per device it names: forgeries naming a device cannot use up the real device's rate. Verified at the edge,
+    /// or sent over an MQTT connection its key logged in to, the device proved itself and has one bucket wherever it
+    /// sends from.
     /// </summary>
-    private DeviceBucket BucketOf(EthAddress device, Sender sender) => new(_options.VerifySignatures ? null : sender.Client, device);
+    private DeviceBucket BucketOf(EthAddress device, Sender sender) => new(_options.VerifySignatures || sender.TopicDevice is not null ? null : sender.Client, device);
 
     /// <summary>A device's token bucket, per client when the device is unverified (a struct key: nothing allocated per reading).</summary>
     private readonly record struct DeviceBucket(string? Client, EthAddress Device);
@@ -252,7 +253,10 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
     public void Dispose() => _devices.Dispose();
 }
 
-/// <summary>Requests per client (IP address for HTTP, client id for MQTT), refused with 429 / a disconnect past the limit.</summary>
+/// <summary>
+/// Requests per client, refused with 429 / a disconnect past the limit: per address for HTTP requests and MQTT connection
+/// attempts, per authenticated device for MQTT publishes.
+/// </summary>
 public sealed class ClientRateLimiter(IOptions<IngestOptions> options) : IDisposable
 {
     private readonly PartitionedRateLimiter<string> _clients = TokenBuckets.PerKey<string>(options.Value.ClientRequestsPerSecond, options.Value.ClientBurst);
