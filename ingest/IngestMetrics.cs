@@ -16,7 +16,7 @@ public sealed class IngestMetrics
     private readonly Counter<long> _mqttRefused;
     private readonly Histogram<double> _produceLatency;
 
-    public IngestMetrics(IMeterFactory meters, ReadingProducer producer)
+    public IngestMetrics(IMeterFactory meters, ReadingProducer producer, BacklogGate backlog)
     {
         var meter = meters.Create(MeterName);
         _received = meter.CreateCounter<long>("pipeline.ingest.readings.received", "{reading}", "Readings that reached the edge.");
@@ -26,6 +26,11 @@ public sealed class IngestMetrics
         _duplicate = meter.CreateCounter<long>("pipeline.ingest.readings.duplicate", "{reading}", "Readings answered duplicate: the broker already acknowledged them to this edge.");
         _produceLatency = meter.CreateHistogram<double>("pipeline.ingest.produce.duration", "s", "From handing a request's readings to the producer until the broker acknowledged all of them.", advice: HistogramBuckets.Seconds);
         meter.CreateObservableGauge("pipeline.ingest.inflight.bytes", () => producer.InFlightBytes, "By", "Bytes handed to the producer and not yet acknowledged.");
+        meter.CreateObservableGauge("pipeline.ingest.backlog.bytes",
+            () => backlog.Backlog().Select(p => new Measurement<long>(p.Bytes, new KeyValuePair<string, object?>("partition", p.Partition))), "By",
+            "Estimated bytes per partition of the raw topic the processors have not processed yet.");
+        meter.CreateObservableGauge("pipeline.ingest.backlog.limit.bytes", () => backlog.LimitBytes ?? -1, "By",
+            "Unprocessed bytes a partition may hold before the edge refuses readings (-1: no limit).");
     }
 
     public void Received(string transport, int count) => _received.Add(count, new KeyValuePair<string, object?>("transport", transport));

@@ -42,6 +42,30 @@ public sealed class IngestOptions
     public int ClientBurst { get; set; } = 1_000;
 
     public MqttLimits Mqtt { get; set; } = new();
+
+    public BacklogOptions Backlog { get; set; } = new();
+}
+
+/// <summary>How the edge keeps acknowledged readings from being evicted before the processors had them, bound from "Ingest:Backlog".</summary>
+public sealed class BacklogOptions
+{
+    /// <summary>The processors' consumer group; by default the one Streams:GroupId names.</summary>
+    public string GroupId { get; set; } = "depin-streams";
+
+    /// <summary>
+    /// Bytes the broker keeps per partition of the raw topic. Unset: the embedded broker's fixed 5 MiB, or real Kafka's
+    /// retention.bytes; negative: no limit. Time-based retention (retention.ms) is not watched.
+    /// </summary>
+    public long? RetentionBytes { get; set; }
+
+    /// <summary>
+    /// The share of the retention the edge never fills, for what the estimate cannot see: records it did not write
+    /// (counted at its average size) and readings in flight from another edge.
+    /// </summary>
+    public double Headroom { get; set; } = 0.25;
+
+    /// <summary>How often the processors' offsets and the watermarks are read.</summary>
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 }
 
 /// <summary>The MQTT endpoint's own limits, bound from "Ingest:Mqtt".</summary>

@@ -32,11 +32,20 @@ public static class IngestRegistration
             .Validate(o => o.MaxInFlightBytes > o.Limits.MaxBatchBytes, "Ingest:MaxInFlightBytes must exceed one batch's bytes.")
             .Validate(o => o.AckTimeout > TimeSpan.Zero && o.RetryAfterSeconds > 0, "Ingest:AckTimeout and RetryAfterSeconds must be positive.")
             .Validate(o => o.DeviceReadingsPerSecond > 0 && o.DeviceBurst > 0 && o.ClientRequestsPerSecond > 0 && o.ClientBurst > 0, "Ingest rate limits must be positive.")
+            .Validate(o => o.Backlog.Headroom is >= 0 and < 1 && o.Backlog.RefreshInterval > TimeSpan.Zero && !string.IsNullOrWhiteSpace(o.Backlog.GroupId),
+                "Ingest:Backlog:Headroom must be in [0, 1), RefreshInterval positive and GroupId set.")
             .Validate(o => o.RecentReadings > 0 && o.RecentWindow > TimeSpan.Zero, "Ingest:RecentReadings and RecentWindow must be positive.")
             .Validate(o => o.Mqtt.MaxPacketBytes >= 1024 && o.Mqtt.MaxConnectBytes >= 256 && o.Mqtt.ConnectionsPerAddress > 0 && o.Mqtt.LoginWindow > TimeSpan.Zero && o.Mqtt.RememberedLogins > 0,
                 "Ingest:Mqtt:MaxPacketBytes (at least 1024), MaxConnectBytes (at least 256), ConnectionsPerAddress, LoginWindow and RememberedLogins must be positive.")
             .ValidateOnStart();
+        // The processors' group is the one they are configured with, unless the edge is told otherwise.
+        services.PostConfigure<IngestOptions>(o =>
+        {
+            if (configuration["Ingest:Backlog:GroupId"] is null && configuration["Streams:GroupId"] is { Length: > 0 } group) o.Backlog.GroupId = group;
+        });
         services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<BacklogGate>();
+        services.AddHostedService<BacklogMonitor>();
         services.AddSingleton<ReadingProducer>();
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<ReadingGateway>();

@@ -48,7 +48,7 @@ public readonly record struct Sender(string Transport, string Client, EthAddress
 /// the broker already has, optionally the signature, the device's rate), then every surviving reading to the broker,
 /// each receipt saying what became of it.
 /// </summary>
-public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metrics, IOptions<IngestOptions> options, TimeProvider clock) : IDisposable
+public sealed class ReadingGateway(ReadingProducer producer, BacklogGate backlog, IngestMetrics metrics, IOptions<IngestOptions> options, TimeProvider clock) : IDisposable
 {
     private readonly IngestOptions _options = options.Value;
 
@@ -93,26 +93,42 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
                 continue;
             }
             passed.Add(new Candidate(item, key));
-            bytes += item.Raw.Length;
+            bytes += ReadingProducer.RecordBytes(item.Raw.Length);
         }
         if (passed.Count > 0) await HandOverAsync(passed, bytes, sender, receipts, cancellation);
         if (copies is not null) Settle(copies, receipts, sender.Transport);
         return new SubmitResult(receipts);
     }
 
-    /// <summary>Room with the producer, the device's rate, then the broker: each passed reading ends accepted, refused or unavailable.</summary>
+    /// <summary>
+    /// Room with the producer and on the broker, the device's rate, then the broker: each passed reading ends accepted,
+    /// refused or unavailable.
+    /// </summary>
     private async Task HandOverAsync(List<Candidate> passed, long bytes, Sender sender, Receipt[] receipts, CancellationToken cancellation)
     {
-        // Room with the producer first, the device's tokens second: a reading the broker cannot take now costs no rate.
+        // Room first, the device's tokens second: a reading the broker cannot take now costs no rate. Reserved before the
+        // backlog is checked, so requests checked at the same time each see the others' bytes.
         if (!producer.TryReserve(bytes))
         {
-            foreach (var candidate in passed) receipts[candidate.Item.Index] = Unavailable(candidate.Item);
-            metrics.Refused(sender.Transport, ReasonCode.Unavailable.ToWire(), passed.Count);
+            RefuseAll(passed, UnavailableDetail, receipts, sender.Transport);
+            return;
+        }
+        if (backlog.Check(producer.InFlightBytes, bytes) is { } behind)
+        {
+            producer.Release(bytes);
+            if (behind.Code == ReasonCode.TooLarge)
+            {
+                foreach (var candidate in passed) Refuse(candidate.Item, behind, receipts, sender.Transport);
+            }
+            else
+            {
+                RefuseAll(passed, behind.Detail, receipts, sender.Transport);
+            }
             return;
         }
         var outgoing = AdmitByRate(passed, sender, receipts);
         var admittedBytes = 0L;
-        foreach (var candidate in outgoing) admittedBytes += candidate.Item.Raw.Length;
+        foreach (var candidate in outgoing) admittedBytes += ReadingProducer.RecordBytes(candidate.Item.Raw.Length);
         producer.Release(bytes - admittedBytes);
         if (outgoing.Count == 0) return;
 
@@ -133,7 +149,7 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
             }
             else
             {
-                receipts[item.Index] = Unavailable(item);
+                receipts[item.Index] = Unavailable(item, UnavailableDetail);
             }
         }
         metrics.Accepted(sender.Transport, accepted);
@@ -219,8 +235,16 @@ public sealed class ReadingGateway(ReadingProducer producer, IngestMetrics metri
         metrics.Refused(transport, rejection.Code.ToWire());
     }
 
-    private static Receipt Unavailable(BatchItem item) =>
-        new(item.Index, Receipt.UnavailableStatus, item.Reading!.Id, ReasonCode.Unavailable.ToWire(), "The broker did not acknowledge this reading in time; send it again (a reading sent twice is stored once).");
+    private const string UnavailableDetail = "The broker did not acknowledge this reading in time; send it again (a reading sent twice is stored once).";
+
+    private static Receipt Unavailable(BatchItem item, string detail) =>
+        new(item.Index, Receipt.UnavailableStatus, item.Reading!.Id, ReasonCode.Unavailable.ToWire(), detail);
+
+    private void RefuseAll(List<Candidate> passed, string detail, Receipt[] receipts, string transport)
+    {
+        foreach (var candidate in passed) receipts[candidate.Item.Index] = Unavailable(candidate.Item, detail);
+        metrics.Refused(transport, ReasonCode.Unavailable.ToWire(), passed.Count);
+    }
 
     private async Task<Delivery[]> ProduceAsync(List<OutgoingReading> outgoing, string transport, CancellationToken cancellation)
     {
