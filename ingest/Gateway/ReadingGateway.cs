@@ -110,7 +110,7 @@ public sealed class ReadingGateway(ReadingProducer producer, BacklogGate backlog
         // backlog is checked, so requests checked at the same time each see the others' bytes.
         if (!producer.TryReserve(bytes))
         {
-            RefuseAll(passed, UnavailableDetail, receipts, sender.Transport);
+            MarkUnavailable(passed, UnavailableDetail, receipts, sender.Transport);
             return;
         }
         if (backlog.Check(producer.InFlightBytes, bytes) is { } behind)
@@ -122,7 +122,7 @@ public sealed class ReadingGateway(ReadingProducer producer, BacklogGate backlog
             }
             else
             {
-                RefuseAll(passed, behind.Detail, receipts, sender.Transport);
+                MarkUnavailable(passed, behind.Detail, receipts, sender.Transport);
             }
             return;
         }
@@ -240,7 +240,7 @@ public sealed class ReadingGateway(ReadingProducer producer, BacklogGate backlog
     private static Receipt Unavailable(BatchItem item, string detail) =>
         new(item.Index, Receipt.UnavailableStatus, item.Reading!.Id, ReasonCode.Unavailable.ToWire(), detail);
 
-    private void RefuseAll(List<Candidate> passed, string detail, Receipt[] receipts, string transport)
+    private void MarkUnavailable(List<Candidate> passed, string detail, Receipt[] receipts, string transport)
     {
         foreach (var candidate in passed) receipts[candidate.Item.Index] = Unavailable(candidate.Item, detail);
         metrics.Refused(transport, ReasonCode.Unavailable.ToWire(), passed.Count);

@@ -1,10 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using Pipeline.Cli.Hosting;
-using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
-using Pipeline.Streams.Registry;
 
 namespace Pipeline.Tests.Integration.Hosting;
 
@@ -27,16 +23,13 @@ public sealed class PortRoutingTests(StackFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, (await host.Api.SendAsync(reading)).StatusCode);
 
         // A registration sent to the ingest port, claiming to be for the API port.
-        var (owner, key) = (EthKey.Generate(), EthKey.Generate());
-        var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle,
-            new Dictionary<string, string> { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "2.1" }, DateTimeOffset.UtcNow).ToJson();
-        var body = new RegisterDeviceRequest(message, Sign(owner, message), Sign(key, message));
+        var body = device.Registration();
         var registration = new HttpRequestMessage(HttpMethod.Post, "/v1/devices") { Content = JsonContent.Create(body) };
         registration.Headers.Host = apiAuthority;
         Assert.Equal(HttpStatusCode.NotFound, (await host.Ingest.SendAsync(registration)).StatusCode);
 
         Assert.Empty(host.ReadAll(host.RawTopic));
-        Assert.Equal(HttpStatusCode.NotFound, (await host.Api.GetAsync($"/v1/devices/{key.Address}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await host.Api.GetAsync($"/v1/devices/{device.Address}")).StatusCode);
 
         // Each on its own port, whatever the Host header says, is answered.
         var onIngest = new HttpRequestMessage(HttpMethod.Post, "/v1/readings") { Content = new ByteArrayContent(device.Next().Envelope) { Headers = { ContentType = new("application/json") } } };
@@ -46,6 +39,4 @@ public sealed class PortRoutingTests(StackFixture fixture)
         onApi.Headers.Host = ingestAuthority;
         Assert.Equal(HttpStatusCode.Created, (await host.Api.SendAsync(onApi)).StatusCode);
     }
-
-    private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(System.Text.Encoding.UTF8.GetBytes(message)));
 }

@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
 using Pipeline.Streams.Registry;
 
@@ -15,8 +14,6 @@ namespace Pipeline.Tests.Integration.Registry;
 [Trait("Category", "Integration")]
 public sealed class RegistryLimitsTests(StackFixture fixture)
 {
-    private static readonly Dictionary<string, string> Car = new() { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "2.1" };
-
     [Fact]
     public async Task RegistrationBody_OverTheLimit_Gets413TooLarge_BeforeItIsBound_Issue10()
     {
@@ -44,8 +41,8 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
             ["Registry:Limits:ClientWritesPerSecond"] = "1",
             ["Registry:Limits:ClientWriteBurst"] = "2",
         }, schema: "it_registry_rate");
-        var (owner, device) = (EthKey.Generate(), EthKey.Generate());
-        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", Registration(owner, device))).StatusCode);
+        var (owner, device) = (EthKey.Generate(), new TestDevice("registry-rate"));
+        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", device.Registration(owner))).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", Registration())).StatusCode);
 
         var third = await host.Api.PostAsJsonAsync("/v1/devices", Registration());
@@ -53,8 +50,8 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
         Assert.NotNull(third.Headers.RetryAfter);
         // Transfers spend the same budget.
         var buyer = EthKey.Generate();
-        var transfer = new TransferMessage(device.Address, owner.Address, buyer.Address, 0, DateTimeOffset.UtcNow).ToJson();
-        var transferred = await host.Api.PostAsJsonAsync($"/v1/devices/{device.Address}/transfers", new TransferDeviceRequest(transfer, Sign(owner, transfer), Sign(buyer, transfer)));
+        var transfer = new TransferMessage(device.Key.Address, owner.Address, buyer.Address, 0, DateTimeOffset.UtcNow).ToJson();
+        var transferred = await host.Api.PostAsJsonAsync($"/v1/devices/{device.Address}/transfers", new TransferDeviceRequest(transfer, TestDevice.Sign(owner, transfer), TestDevice.Sign(buyer, transfer)));
         await AssertProblemAsync(transferred, HttpStatusCode.TooManyRequests, "rate_limited");
         // Reading is not writing.
         Assert.Equal(HttpStatusCode.OK, (await host.Api.GetAsync($"/v1/devices/{device.Address}")).StatusCode);
@@ -70,13 +67,7 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
         return client;
     }
 
-    private static RegisterDeviceRequest Registration() => Registration(EthKey.Generate(), EthKey.Generate());
-
-    private static RegisterDeviceRequest Registration(EthKey owner, EthKey device)
-    {
-        var message = new RegistrationMessage(device.Address, owner.Address, DeviceKind.Vehicle, Car, DateTimeOffset.UtcNow).ToJson();
-        return new RegisterDeviceRequest(message, Sign(owner, message), Sign(device, message));
-    }
+    private static RegisterDeviceRequest Registration() => new TestDevice("registry-limits").Registration();
 
     private static StringContent Padded(RegisterDeviceRequest request, int totalBytes)
     {
@@ -84,8 +75,6 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
         var padding = new string(' ', totalBytes - json.Length - 16);
         return new StringContent(json.TrimEnd('}') + ",\"padding\":\"" + padding + "\"}", Encoding.UTF8, "application/json");
     }
-
-    private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
 
     private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
     {

@@ -1,11 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using Pipeline.Cli.Hosting;
-using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
-using Pipeline.Core.Registry;
-using Pipeline.Streams.Registry;
 using Pipeline.Tests.Integration.Ingest;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 
@@ -31,7 +26,7 @@ public sealed class BacklogTests(StackFixture fixture)
             ["Kafka:Producer:compression.type"] = "none",
         }, schema: "it_backlog");
         var fleet = Enumerable.Range(0, 30).Select(i => new TestDevice($"backlog-{i}")).ToList();
-        foreach (var device in fleet) Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(host, device)).StatusCode);
+        foreach (var device in fleet) Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", device.Registration())).StatusCode);
         var acknowledged = new List<string>();
         var sent = 0;
 
@@ -111,16 +106,6 @@ public sealed class BacklogTests(StackFixture fixture)
         new(V.IntakeTemperature, 25), new(V.AirFlow, 12.5), new(V.RunTime, 600 + device.Seq), new(V.FuelLevel, 55),
         new(V.Odometer, 12_345 + device.Seq / 10.0), new(V.AmbientTemperature, 14), new(V.DistanceSinceCodesCleared, 321),
     ];
-
-    private static Task<HttpResponseMessage> RegisterAsync(TestHost host, TestDevice device)
-    {
-        var owner = EthKey.Generate();
-        var message = new RegistrationMessage(device.Key.Address, owner.Address, DeviceKind.Vehicle,
-            new Dictionary<string, string> { ["make"] = "Volvo", ["model"] = "V40", ["year"] = "2015", ["firmware"] = "2.1" }, DateTimeOffset.UtcNow).ToJson();
-        return host.Api.PostAsJsonAsync("/v1/devices", new RegisterDeviceRequest(message, Sign(owner, message), Sign(device.Key, message)));
-    }
-
-    private static string Sign(EthKey key, string message) => Hex.Encode0x(key.SignPersonal(Encoding.UTF8.GetBytes(message)));
 
     private sealed record ReceiptsBody(List<HttpIngestTests.ReceiptBody>? Receipts);
 }
