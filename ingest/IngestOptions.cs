@@ -81,8 +81,11 @@ public sealed class MqttLimits
     /// <summary>Largest first packet (the CONNECT), checked before anyone is authenticated.</summary>
     public int MaxConnectBytes { get; set; } = 4 * 1024;
 
-    /// <summary>Open connections from one client address; each may hold one packet buffer.</summary>
-    public int ConnectionsPerAddress { get; set; } = 256;
+    /// <summary>
+    /// Open connections from one client address, each holding at most one packet buffer: 64 MiB at worst. Generous,
+    /// because a fleet behind one NAT shares an address.
+    /// </summary>
+    public int ConnectionsPerAddress { get; set; } = 1_024;
 
     /// <summary>How far a login's time may be from the server's clock; a login is refused a second time within it.</summary>
     public TimeSpan LoginWindow { get; set; } = TimeSpan.FromSeconds(30);

@@ -35,7 +35,9 @@ public sealed class BacklogGate
     {
         Interlocked.Add(ref _deliveredBytes, bytes);
         Interlocked.Increment(ref _deliveredRecords);
-        Partition(partition).Delivered(offset, bytes);
+        // A broker that keeps everything needs no record of where each one landed, however long the processors are away:
+        // its backlog is estimated from the offsets alone.
+        if (LimitBytes is not null) Partition(partition).Delivered(offset, bytes);
     }
 
     /// <summary>
