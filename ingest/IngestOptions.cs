@@ -14,7 +14,10 @@ public sealed class IngestOptions
     /// throughput (./depin bench ingest). Turn it on when forgeries flood the broker.</summary>
     public bool VerifySignatures { get; set; }
 
-    /// <summary>Bytes handed to the producer and not yet acknowledged; past this, requests get 503 instead of queueing.</summary>
+    /// <summary>
+    /// Bytes handed to the producer and not yet acknowledged (each reading counted as its envelope and 256 bytes of key,
+    /// headers and framing); past this, requests get 503 instead of queueing.
+    /// </summary>
     public long MaxInFlightBytes { get; set; } = 64L * 1024 * 1024;
 
     /// <summary>How long a request waits for the broker's acknowledgement before it gets 503 (MQTT: disconnect).</summary>
