@@ -9,10 +9,10 @@ public sealed class RegistryLimits
     public const string Section = "Registry:Limits";
 
     /// <summary>
-    /// Largest request body of a registration or transfer, refused 413 before it is read. A message is at most 4,096
-    /// UTF-8 bytes and a JSON writer may escape each byte as \u00XX (six bytes), so 32 KiB fits any real request.
+    /// Largest request body of a registration or transfer, refused 413 before it is read. The typed data may be 4,096
+    /// bytes as sent and two signatures follow, so 16 KiB fits any real request with room for a writer's whitespace.
     /// </summary>
-    public int MaxBodyBytes { get; set; } = 32 * 1024;
+    public int MaxBodyBytes { get; set; } = 16 * 1024;
 
     /// <summary>Registrations and transfers per second from one client address, sustained, and the burst above it.</summary>
     public int ClientWritesPerSecond { get; set; } = 20;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
 
 namespace Pipeline.Tests.Integration.Hosting;
 
@@ -23,7 +24,7 @@ public sealed class PortRoutingTests(StackFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, (await host.Api.SendAsync(reading)).StatusCode);
 
         // A registration sent to the ingest port, claiming to be for the API port.
-        var body = device.Registration();
+        var body = Registration.Request(EthKey.Generate(), device.Key);
         var registration = new HttpRequestMessage(HttpMethod.Post, "/v1/devices") { Content = JsonContent.Create(body) };
         registration.Headers.Host = apiAuthority;
         Assert.Equal(HttpStatusCode.NotFound, (await host.Ingest.SendAsync(registration)).StatusCode);

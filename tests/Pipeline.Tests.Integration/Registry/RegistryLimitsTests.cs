@@ -19,18 +19,18 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_registry_body");
         // A valid registration padded with a field the binder would skip: only a limit on the body refuses it.
-        var padded = await host.Api.PostAsync("/v1/devices", Padded(Registration(), 1024 * 1024));
+        var padded = await host.Api.PostAsync("/v1/devices", Padded(NewRegistration(), 1024 * 1024));
         await AssertProblemAsync(padded, HttpStatusCode.RequestEntityTooLarge, "too_large");
 
         // The same without a declared length: refused once the stream passes the limit.
-        var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(await Padded(Registration(), 1024 * 1024).ReadAsStringAsync())));
+        var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(await Padded(NewRegistration(), 1024 * 1024).ReadAsStringAsync())));
         chunked.Headers.ContentType = new("application/json");
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/devices") { Content = chunked };
         request.Headers.TransferEncodingChunked = true;
         await AssertProblemAsync(await host.Api.SendAsync(request), HttpStatusCode.RequestEntityTooLarge, "too_large");
 
-        // Under the limit, however it is padded, a registration goes through: the limit fits the largest message escaped six-fold.
-        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsync("/v1/devices", Padded(Registration(), 28 * 1024))).StatusCode);
+        // Under the limit, however it is padded, a registration goes through: the limit fits the largest typed data and more.
+        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsync("/v1/devices", Padded(NewRegistration(), 12 * 1024))).StatusCode);
     }
 
     [Fact]
@@ -41,23 +41,20 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
             ["Registry:Limits:ClientWritesPerSecond"] = "1",
             ["Registry:Limits:ClientWriteBurst"] = "2",
         }, schema: "it_registry_rate");
-        var (owner, device) = (EthKey.Generate(), new TestDevice("registry-rate"));
-        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", device.Registration(owner))).StatusCode);
-        Assert.Equal(HttpStatusCode.Created, (await host.Api.PostAsJsonAsync("/v1/devices", Registration())).StatusCode);
+        var (owner, device) = (EthKey.Generate(), EthKey.Generate());
+        Assert.Equal(HttpStatusCode.Created, (await Registration.PostAsync(host, Registration.Request(owner, device))).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await Registration.PostAsync(host, NewRegistration())).StatusCode);
 
-        var third = await host.Api.PostAsJsonAsync("/v1/devices", Registration());
+        var third = await Registration.PostAsync(host, NewRegistration());
         await AssertProblemAsync(third, HttpStatusCode.TooManyRequests, "rate_limited");
         Assert.NotNull(third.Headers.RetryAfter);
         // Transfers spend the same budget.
-        var buyer = EthKey.Generate();
-        var transfer = new TransferMessage(device.Key.Address, owner.Address, buyer.Address, 0, DateTimeOffset.UtcNow).ToJson();
-        var transferred = await host.Api.PostAsJsonAsync($"/v1/devices/{device.Address}/transfers", new TransferDeviceRequest(transfer, TestDevice.Sign(owner, transfer), TestDevice.Sign(buyer, transfer)));
-        await AssertProblemAsync(transferred, HttpStatusCode.TooManyRequests, "rate_limited");
+        await AssertProblemAsync(await Registration.TransferAsync(host, device, owner, EthKey.Generate(), nonce: 0), HttpStatusCode.TooManyRequests, "rate_limited");
         // Reading is not writing.
         Assert.Equal(HttpStatusCode.OK, (await host.Api.GetAsync($"/v1/devices/{device.Address}")).StatusCode);
 
         using var other = ApiClientFrom(host, IPAddress.Parse("127.0.0.2"));
-        Assert.Equal(HttpStatusCode.Created, (await other.PostAsJsonAsync("/v1/devices", Registration())).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await other.PostAsJsonAsync("/v1/devices", NewRegistration())).StatusCode);
     }
 
     private static HttpClient ApiClientFrom(TestHost host, IPAddress local)
@@ -67,7 +64,7 @@ public sealed class RegistryLimitsTests(StackFixture fixture)
         return client;
     }
 
-    private static RegisterDeviceRequest Registration() => new TestDevice("registry-limits").Registration();
+    private static RegisterDeviceRequest NewRegistration() => Registration.Request(EthKey.Generate(), EthKey.Generate());
 
     private static StringContent Padded(RegisterDeviceRequest request, int totalBytes)
     {
