@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
-using Pipeline.Core.Registry;
 using Pipeline.Streams.Registry;
 
 namespace Pipeline.Tests.Integration.Registry;
