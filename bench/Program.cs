@@ -1,7 +1,7 @@
 using Pipeline.Bench;
 using Spectre.Console;
 
-if (args is ["ingest-load", var url, var loadSeconds]) return await IngestBench.LoadAsync(url, TimeSpan.FromSeconds(double.Parse(loadSeconds, System.Globalization.CultureInfo.InvariantCulture)));
+if (args is ["ingest-load", var url, var batchFile, var loadSeconds]) return await IngestBench.LoadAsync(url, batchFile, TimeSpan.FromSeconds(double.Parse(loadSeconds, System.Globalization.CultureInfo.InvariantCulture)));
 
 var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task> Run)>
 {

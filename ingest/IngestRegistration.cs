@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
+using Pipeline.Infra.Http;
 using Pipeline.Ingest.Gateway;
 using Pipeline.Ingest.Http;
 using Pipeline.Ingest.Mqtt;
@@ -31,8 +32,20 @@ public static class IngestRegistration
             .Validate(o => o.MaxInFlightBytes > o.Limits.MaxBatchBytes, "Ingest:MaxInFlightBytes must exceed one batch's bytes.")
             .Validate(o => o.AckTimeout > TimeSpan.Zero && o.RetryAfterSeconds > 0, "Ingest:AckTimeout and RetryAfterSeconds must be positive.")
             .Validate(o => o.DeviceReadingsPerSecond > 0 && o.DeviceBurst > 0 && o.ClientRequestsPerSecond > 0 && o.ClientBurst > 0, "Ingest rate limits must be positive.")
+            .Validate(o => o.Backlog.Headroom is >= 0 and < 1 && o.Backlog.RefreshInterval > TimeSpan.Zero && !string.IsNullOrWhiteSpace(o.Backlog.GroupId),
+                "Ingest:Backlog:Headroom must be in [0, 1), RefreshInterval positive and GroupId set.")
+            .Validate(o => o.RecentReadings > 0 && o.RecentWindow > TimeSpan.Zero, "Ingest:RecentReadings and RecentWindow must be positive.")
+            .Validate(o => o.Mqtt.MaxPacketBytes >= 1024 && o.Mqtt.MaxConnectBytes >= 256 && o.Mqtt.ConnectionsPerAddress > 0 && o.Mqtt.LoginWindow > TimeSpan.Zero && o.Mqtt.RememberedLogins > 0,
+                "Ingest:Mqtt:MaxPacketBytes (at least 1024), MaxConnectBytes (at least 256), ConnectionsPerAddress, LoginWindow and RememberedLogins must be positive.")
             .ValidateOnStart();
+        // The processors' group is the one they are configured with, unless the edge is told otherwise.
+        services.PostConfigure<IngestOptions>(o =>
+        {
+            if (configuration["Ingest:Backlog:GroupId"] is null && configuration["Streams:GroupId"] is { Length: > 0 } group) o.Backlog.GroupId = group;
+        });
         services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<BacklogGate>();
+        services.AddHostedService<BacklogMonitor>();
         services.AddSingleton<ReadingProducer>();
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<ReadingGateway>();
@@ -46,11 +59,11 @@ public static class IngestRegistration
     public static IEndpointRouteBuilder MapIngestEndpoints(this IEndpointRouteBuilder app, int port)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<IngestOptions>>().Value.Limits;
-        var ingest = app.MapGroup("").RequireHost($"*:{port}").WithTags("Ingest");
+        var ingest = app.MapGroupOnPort("", port).WithTags("Ingest");
         ingest.MapPost("/v1/readings", ReadingsEndpoint.HandleAsync)
             .WithName("PostReadings")
             .WithSummary("Submit signed readings")
-            .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading; a problem response otherwise, with a receipt per reading.")
+            .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading (a reading it already acknowledged to this edge is answered duplicate and not produced again); a problem response otherwise, with a receipt per reading.")
             .AddOpenApiOperationTransformer(DescribeBodyAsync)
             .Produces<ReadingsResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)

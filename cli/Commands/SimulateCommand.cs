@@ -127,6 +127,7 @@ public static class SimulateCommand
         table.AddRow("Devices (registered)", $"{result.Fleet.Devices.Count:N0} ({result.Stats.Registered:N0})");
         table.AddRow("Sent", $"{entries.Count:N0}");
         table.AddRow("Acknowledged by the edge", $"[green]{entries.Count(e => e.Edge == "accepted"):N0}[/]");
+        table.AddRow("Answered duplicate (already acknowledged)", $"{entries.Count(e => e.Edge == "duplicate"):N0}");
         foreach (var group in entries.Where(e => e.Edge.StartsWith("refused:", StringComparison.Ordinal)).GroupBy(e => e.Edge[8..]).OrderBy(g => g.Key))
             table.AddRow($"Refused at the edge: {group.Key}", $"[yellow]{group.Count():N0}[/]");
         var unanswered = entries.Count(e => e.Edge == "");

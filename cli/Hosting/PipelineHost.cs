@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
+using Pipeline.Infra.Http;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Stack;
 using Pipeline.Ingest;
@@ -52,6 +53,7 @@ public static class PipelineHost
         builder.Services.AddSingleton(endpoints);
         builder.Services.Configure<KafkaOptions>(configuration.GetSection(KafkaOptions.Section));
         builder.Services.AddProblemResponses();
+        builder.Services.AddLocalPortRouting();
         builder.Services.ConfigureHttpJsonOptions(json => ConfigureWireJson(json.SerializerOptions));
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
@@ -67,7 +69,7 @@ public static class PipelineHost
         var health = builder.Services.AddHealthChecks().AddCheck<KafkaHealthCheck>("kafka");
         if (stack.HasEventStore) health.AddCheck<PostgresHealthCheck>("postgres");
         if (roles.HasFlag(Roles.Ingest)) builder.Services.AddIngest(configuration);
-        if (roles.HasFlag(Roles.Api)) builder.Services.AddDeviceRegistry(configuration);
+        if (roles.HasFlag(Roles.Api)) builder.Services.AddDeviceRegistry(configuration).AddRegistryLimits(configuration);
         if (roles.HasFlag(Roles.Streams)) builder.Services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) builder.Services.AddProjections(configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
@@ -79,6 +81,7 @@ public static class PipelineHost
 
         var app = builder.Build();
         app.UseProblemResponses();
+        if (roles.HasFlag(Roles.Api)) app.UseRateLimiter();
         app.MapHealthChecks("/health", HealthResponse.Options);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");

@@ -9,7 +9,7 @@ namespace Pipeline.Cli.Simulator;
 /// </summary>
 public sealed record LedgerEntry(string Device, long Seq, string? ReadingId, string Transport, string Expected, string? Misbehaviour)
 {
-    /// <summary>What the edge answered: "accepted", "refused:&lt;reason&gt;", or empty while unanswered.</summary>
+    /// <summary>What the edge answered: "accepted", "duplicate" (already acknowledged), "refused:&lt;reason&gt;", or empty while unanswered.</summary>
     public string Edge { get; set; } = "";
 }
 

@@ -37,7 +37,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
         var misbehaver = new Misbehaver(options, fleet, Ledger);
         var lanes = new List<Lane>();
         for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats), Stats));
-        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, $"depin-sim-{options.Seed}-{i}-{Guid.NewGuid():N}"[..40], Stats), Stats));
+        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, Stats), Stats));
         var laneTasks = lanes.Select(lane => lane.RunAsync(cancellation)).ToList();
 
         // Devices are spread over the lanes of their own transport, numbered within it so every lane carries some.
@@ -106,9 +106,19 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
         await Parallel.ForEachAsync(fleet.Devices, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellation }, async (device, token) =>
         {
             var request = RegisterDeviceRequest.Signed(device.RegistrationMessage(clock.GetUtcNow(), network), device.Owner, device.Key);
-            using var response = await client.PostAsJsonAsync("v1/devices", request, token);
-            if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.Conflict))
-                throw new InvalidOperationException($"Registering {device.Name} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");
+            while (true)
+            {
+                using var response = await client.PostAsJsonAsync("v1/devices", request, token);
+                // The registry limits sign-ups per client: wait as told and try again.
+                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1), clock, token);
+                    continue;
+                }
+                if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.Conflict))
+                    throw new InvalidOperationException($"Registering {device.Name} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");
+                break;
+            }
             Stats.AddRegistered();
         });
     }

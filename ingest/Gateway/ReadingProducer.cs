@@ -22,20 +22,33 @@ public enum Delivery
 
 /// <summary>
 /// The process's one Kafka producer at the edge: idempotent, acks=all, batched and compressed. It bounds the bytes
-/// handed over and not yet acknowledged, so a slow or absent broker turns into 503s rather than unbounded memory.
+/// handed over and not yet acknowledged, so a slow or absent broker turns into 503s rather than unbounded memory, and
+/// tells the <see cref="BacklogGate"/> where each acknowledged record landed.
 /// </summary>
 public sealed class ReadingProducer : IDisposable
 {
+    /// <summary>
+    /// What a record costs beyond its envelope: the key (42), the two headers (about 40), the record's framing and, for a
+    /// batch of one, the batch header (61) and compression's own overhead. Counted whole, so a partition's bytes are never
+    /// underestimated, even for an envelope that does not compress.
+    /// </summary>
+    public const int RecordOverheadBytes = 256;
+
+    /// <summary>The bytes one reading is counted as, in flight and on the broker.</summary>
+    public static long RecordBytes(int envelopeBytes) => envelopeBytes + RecordOverheadBytes;
+
     private readonly IProducer<string, byte[]> _producer;
     private readonly long _maxInFlightBytes;
     private readonly ILogger<ReadingProducer> _logger;
     private readonly string _rawTopic;
     private readonly string _rejectedTopic;
+    private readonly BacklogGate _backlog;
     private long _inFlightBytes;
 
-    public ReadingProducer(DevStack stack, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
+    public ReadingProducer(DevStack stack, BacklogGate backlog, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
     {
         _logger = logger;
+        _backlog = backlog;
         _maxInFlightBytes = options.Value.MaxInFlightBytes;
         _rawTopic = kafka.Value.RawTopic;
         _rejectedTopic = kafka.Value.RejectedTopic;
@@ -48,7 +61,7 @@ public sealed class ReadingProducer : IDisposable
 
     public long InFlightBytes => Interlocked.Read(ref _inFlightBytes);
 
-    /// <summary>Reserves room for a request's bytes; false when the budget is spent because the broker is slow or away.</summary>
+    /// <summary>Reserves room for a request's record bytes (<see cref="RecordBytes"/>); false when the budget is spent because the broker is slow or away.</summary>
     public bool TryReserve(long bytes)
     {
         if (Interlocked.Add(ref _inFlightBytes, bytes) <= _maxInFlightBytes) return true;
@@ -73,7 +86,7 @@ public sealed class ReadingProducer : IDisposable
         for (var i = 0; i < readings.Count; i++)
         {
             var index = i;
-            var size = readings[i].Envelope.Length;
+            var size = RecordBytes(readings[i].Envelope.Length);
             var message = new Message<string, byte[]>
             {
                 Key = readings[i].Device,
@@ -84,6 +97,8 @@ public sealed class ReadingProducer : IDisposable
             {
                 _producer.Produce(_rawTopic, message, report =>
                 {
+                    // On the broker before it leaves the in-flight count: in between it would be counted nowhere.
+                    if (!report.Error.IsError) _backlog.Delivered(report.Partition.Value, report.Offset.Value, size);
                     Interlocked.Add(ref _inFlightBytes, -size);
                     batch.Complete(index, report.Error.IsError ? Delivery.Failed : Delivery.Acknowledged);
                 });

@@ -6,8 +6,8 @@ using Pipeline.Ingest.Gateway;
 
 namespace Pipeline.Ingest.Http;
 
-/// <summary>The body of a 202: how many readings were accepted, refused and not acknowledged, and a receipt for each.</summary>
-public sealed record ReadingsResponse(int Accepted, int Refused, int Unavailable, IReadOnlyList<Receipt> Receipts);
+/// <summary>The body of a 202: how many readings were accepted, already there, refused and not acknowledged, and a receipt for each.</summary>
+public sealed record ReadingsResponse(int Accepted, int Duplicate, int Refused, int Unavailable, IReadOnlyList<Receipt> Receipts);
 
 /// <summary>
 /// One signed reading as it travels: the payload's exact JSON text and the EIP-191 signature over its bytes. Here for
@@ -42,12 +42,12 @@ public static class ReadingsEndpoint
             if (batch.Error is { } error) return Refuse(error.Code, error.Detail);
 
             var result = await gateway.SubmitAsync(batch.Items, new Sender(Transport, client), context.RequestAborted);
-            var response = new ReadingsResponse(result.Accepted, result.Refused, result.Unavailable, result.Receipts);
+            var response = new ReadingsResponse(result.Accepted, result.Duplicates, result.Refused, result.Unavailable, result.Receipts);
             if (result.Unavailable > 0)
                 return Problems.For(context, ReasonCode.Unavailable,
                     $"The broker did not acknowledge {result.Unavailable} of {batch.Items.Count} readings; send those again after {settings.RetryAfterSeconds} s. The receipts say which were stored.",
                     settings.RetryAfterSeconds, response.Receipts);
-            if (result.Accepted == 0)
+            if (result.Accepted + result.Duplicates == 0)
                 return RefuseAll(context, batch.Items.Count, result.Receipts, settings.RetryAfterSeconds);
             return Results.Json(response, statusCode: StatusCodes.Status202Accepted);
         }

@@ -1,7 +1,13 @@
 using System.Text.Json;
+using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
@@ -29,12 +35,51 @@ public sealed record NetworkDescription(Eip712Domain Domain, IReadOnlyDictionary
 
 public static class RegistryEndpoints
 {
+    private const string WritesPolicy = "registry-writes";
+
+    /// <summary>The limits on the registry's writes: a token bucket per client address, refused 429 before the body is read.</summary>
+    public static IServiceCollection AddRegistryLimits(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<RegistryLimits>()
+            .Bind(configuration.GetSection(RegistryLimits.Section))
+            .Validate(o => o.MaxBodyBytes > 0 && o.ClientWritesPerSecond > 0 && o.ClientWriteBurst > 0, "Registry:Limits:MaxBodyBytes, ClientWritesPerSecond and ClientWriteBurst must be positive.")
+            .ValidateOnStart();
+        services.AddRateLimiter(o =>
+        {
+            o.AddPolicy(WritesPolicy, context =>
+            {
+                var limits = context.RequestServices.GetRequiredService<IOptions<RegistryLimits>>().Value;
+                return RateLimitPartition.GetTokenBucketLimiter(context.Connection.RemoteIpAddress?.ToString() ?? "unknown", _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = limits.ClientWriteBurst,
+                    TokensPerPeriod = limits.ClientWritesPerSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+            o.OnRejected = (rejected, _) =>
+            {
+                var context = rejected.HttpContext;
+                var limits = context.RequestServices.GetRequiredService<IOptions<RegistryLimits>>().Value;
+                var wait = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)) : 1;
+                var problem = Problems.For(context, ReasonCode.RateLimited,
+                    $"More than {limits.ClientWritesPerSecond} registrations and transfers per second (burst {limits.ClientWriteBurst}) from {context.Connection.RemoteIpAddress}; retry after {wait} s.", wait);
+                return new ValueTask(problem.ExecuteAsync(context));
+            };
+        });
+        return services;
+    }
+
     private static readonly IReadOnlyDictionary<string, IReadOnlyList<Eip712Field>> SigningTypes =
         new[] { Eip712Domain.Type, RegistrationMessage.Types[DeviceKind.Vehicle], RegistrationMessage.Types[DeviceKind.Weather], TransferMessage.Type }.ToDictionary(t => t.Name, t => t.Fields);
 
     public static IEndpointRouteBuilder MapRegistryEndpoints(this IEndpointRouteBuilder app, int port)
     {
-        var devices = app.MapGroup("/v1").RequireHost($"*:{port}").WithTags("Registry");
+        var devices = app.MapGroupOnPort("/v1", port).WithTags("Registry");
+        var limits = app.ServiceProvider.GetRequiredService<IOptions<RegistryLimits>>().Value;
+        // Writes: limited per client first, then the body, before anything is bound.
+        var writes = devices.MapGroup("").RequireRateLimiting(WritesPolicy).WithMetadata(new RequestSizeLimitAttribute(limits.MaxBodyBytes));
 
         devices.MapGet("/network", (DeviceRegistry registry) => Results.Ok(new NetworkDescription(registry.Domain, SigningTypes)))
         .WithName("GetNetwork")
@@ -42,7 +87,7 @@ public static class RegistryEndpoints
         .WithDescription("Registrations and transfers are EIP-712 typed data signed for this domain (name, version, chainId); one signed for another network is refused with wrong_network.")
         .Produces<NetworkDescription>();
 
-        devices.MapPost("/devices", async (HttpContext context, RegisterDeviceRequest request, DeviceRegistry registry) =>
+        writes.MapPost("/devices", async (HttpContext context, RegisterDeviceRequest request, DeviceRegistry registry) =>
         {
             if (Missing(request.TypedData, request.OwnerSignature, request.DeviceSignature)) return Problems.For(context, MissingFields("ownerSignature, deviceSignature"));
             var (device, rejection) = await registry.RegisterAsync(request.TypedData.GetRawText(), request.OwnerSignature, request.DeviceSignature, context.RequestAborted);
@@ -56,9 +101,10 @@ public static class RegistryEndpoints
         .ProducesProblem(StatusCodes.Status403Forbidden)
         .ProducesProblem(StatusCodes.Status409Conflict)
         .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
-        devices.MapPost("/devices/{address}/transfers", async (HttpContext context, string address, TransferDeviceRequest request, DeviceRegistry registry) =>
+        writes.MapPost("/devices/{address}/transfers", async (HttpContext context, string address, TransferDeviceRequest request, DeviceRegistry registry) =>
         {
             if (!EthAddress.TryParse(address.AsSpan(), out _)) return Problems.For(context, BadAddress(address));
             if (Missing(request.TypedData, request.FromSignature, request.ToSignature)) return Problems.For(context, MissingFields("fromSignature, toSignature"));
@@ -74,7 +120,8 @@ public static class RegistryEndpoints
         .ProducesProblem(StatusCodes.Status404NotFound)
         .ProducesProblem(StatusCodes.Status409Conflict)
         .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
         devices.MapGet("/devices/{address}", async (HttpContext context, string address, DeviceRegistry registry) =>
         {

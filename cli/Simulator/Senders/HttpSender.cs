@@ -68,8 +68,9 @@ public sealed class HttpSender(string ingestUrl, SimulationStats stats) : IReadi
                 {
                     switch (receipts[i].Status)
                     {
-                        case "accepted":
-                            pending[i].Entry.Edge = "accepted";
+                        case "accepted" or "duplicate":
+                            // Duplicate: the broker already had it from an earlier send; nothing to resend.
+                            pending[i].Entry.Edge = receipts[i].Status;
                             stats.AddAcknowledged(1);
                             break;
                         case "refused" when receipts[i].Reason == "rate_limited":

@@ -1,16 +1,19 @@
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using Pipeline.Core.Crypto;
 
 namespace Pipeline.Cli.Simulator.Senders;
 
 /// <summary>
-/// Publishes readings over MQTT 5 with QoS 1, one connection per lane so each device's readings stay in order. A
-/// PUBACK reason code says refused; a dropped connection (the edge shedding load) means reconnect and send again.
+/// Publishes readings over MQTT 5 with QoS 1, each device on a connection of its own logged in with its key (the edge
+/// lets a device publish only to its own topic), one lane's devices one after another so each device's readings stay in
+/// order. A PUBACK reason code says refused; a dropped connection (the edge shedding load) means log in again and send
+/// again.
 /// </summary>
-public sealed class MqttSender(string host, int port, string clientId, SimulationStats stats) : IReadingSender
+public sealed class MqttSender(string host, int port, SimulationStats stats) : IReadingSender
 {
-    private IMqttClient _client = new MqttClientFactory().CreateMqttClient();
+    private readonly Dictionary<string, IMqttClient> _clients = [];
 
     public async Task SendAsync(IReadOnlyList<Outgoing> batch, CancellationToken cancellation)
     {
@@ -21,16 +24,17 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
             {
                 try
                 {
-                    await EnsureConnectedAsync(cancellation);
+                    var client = await ConnectedAsync(item.Device, cancellation);
                     var message = new MqttApplicationMessageBuilder()
                         .WithTopic($"devices/{item.Device.Address}/readings")
                         .WithPayload(item.Envelope)
                         .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
                         .Build();
-                    var result = await _client.PublishAsync(message, cancellation);
+                    var result = await client.PublishAsync(message, cancellation);
                     if (result.ReasonCode == MqttClientPublishReasonCode.Success)
                     {
-                        item.Entry.Edge = "accepted";
+                        // The edge says "duplicate: …" in the reason string when the broker already had the reading.
+                        item.Entry.Edge = result.ReasonString?.StartsWith("duplicate", StringComparison.Ordinal) == true ? "duplicate" : "accepted";
                         stats.AddAcknowledged(1);
                     }
                     else if (result.ReasonCode == MqttClientPublishReasonCode.QuotaExceeded)
@@ -54,36 +58,54 @@ public sealed class MqttSender(string host, int port, string clientId, Simulatio
                     // Whatever broke the connection (the edge shedding load, a reset), a fresh one sends the reading again.
                     stats.AddRetried(1);
                     stats.Fail(e, retried: true);
-                    _client.Dispose();
-                    _client = new MqttClientFactory().CreateMqttClient();
+                    Drop(item.Device.Address);
                     await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
                 }
             }
         }
     }
 
-    private async Task EnsureConnectedAsync(CancellationToken cancellation)
+    /// <summary>The device's connection, logged in afresh (a login is good for one connection) when it is not connected.</summary>
+    private async Task<IMqttClient> ConnectedAsync(SimulatedDevice device, CancellationToken cancellation)
     {
-        if (_client.IsConnected) return;
+        if (_clients.TryGetValue(device.Address, out var client) && client.IsConnected) return client;
+        Drop(device.Address);
+        client = new MqttClientFactory().CreateMqttClient();
+        _clients[device.Address] = client;
+        // The client id is the device's address: unique, and the device's own.
         var options = new MqttClientOptionsBuilder()
             .WithTcpServer(host, port)
-            .WithClientId(clientId)
+            .WithClientId(device.Address)
+            .WithCredentials(device.Address, DeviceLogin.Password(device.Key, device.Address, DateTimeOffset.UtcNow))
             .WithProtocolVersion(MqttProtocolVersion.V500)
             .WithTimeout(TimeSpan.FromSeconds(10))
             .Build();
-        await _client.ConnectAsync(options, cancellation);
+        var connected = await client.ConnectAsync(options, cancellation);
+        if (connected.ResultCode != MqttClientConnectResultCode.Success)
+            throw new InvalidOperationException($"The MQTT endpoint refused {device.Address}'s login: {connected.ResultCode} {connected.ReasonString}");
+        return client;
+    }
+
+    private void Drop(string device)
+    {
+        if (!_clients.Remove(device, out var client)) return;
+        client.Dispose();
     }
 
     public async ValueTask DisposeAsync()
     {
-        try
+        foreach (var client in _clients.Values)
         {
-            if (_client.IsConnected) await _client.DisconnectAsync();
+            try
+            {
+                if (client.IsConnected) await client.DisconnectAsync();
+            }
+            catch (MQTTnet.Exceptions.MqttCommunicationException)
+            {
+                // The server went first (depin up stops its MQTT listener with the host): there is nothing left to close.
+            }
+            client.Dispose();
         }
-        catch (MQTTnet.Exceptions.MqttCommunicationException)
-        {
-            // The server went first (depin up stops its MQTT listener with the host): there is nothing left to close.
-        }
-        _client.Dispose();
+        _clients.Clear();
     }
 }

@@ -36,7 +36,7 @@ public sealed class BrokerOutageTests(StackFixture fixture)
                 Assert.All(problem.Receipts, r => Assert.Equal("unavailable", r.Status));
                 notAcknowledged.AddRange(readings.Select(r => (r.Id, r.Envelope)));
             }
-            var (mqttExit, _) = await MqttIngestTests.PublishAsync(host, $"devices/{device.Address}/readings", device.Next().Envelope, "mqttv5");
+            var (mqttExit, _) = await MqttIngestTests.PublishAsync(host, device, device.Next().Envelope, "mqttv5");
             Assert.NotEqual(0, mqttExit);
         }
         finally

@@ -190,8 +190,8 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         string[] Statuses(string path, string method) =>
             [.. paths.GetProperty(path).GetProperty(method).GetProperty("responses").EnumerateObject().Select(r => r.Name).Order()];
 
-        Assert.Equal(["201", "400", "403", "409", "413", "415"], Statuses("/v1/devices", "post"));
-        Assert.Equal(["200", "400", "403", "404", "409", "413", "415"], Statuses("/v1/devices/{address}/transfers", "post"));
+        Assert.Equal(["201", "400", "403", "409", "413", "415", "429"], Statuses("/v1/devices", "post"));
+        Assert.Equal(["200", "400", "403", "404", "409", "413", "415", "429"], Statuses("/v1/devices/{address}/transfers", "post"));
         Assert.Equal(["200", "400", "404"], Statuses("/v1/devices/{address}", "get"));
         Assert.Equal(["200", "400"], Statuses("/v1/owners/{address}/devices", "get"));
         Assert.Equal(["200"], Statuses("/v1/network", "get"));
