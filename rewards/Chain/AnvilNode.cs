@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Nethereum.Web3;
+
+namespace Pipeline.Rewards.Chain;
+
+/// <summary>Where and how to start a local anvil.</summary>
+/// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/>).</param>
+/// <param name="Port">The port on 127.0.0.1; 0 lets anvil pick a free one.</param>
+/// <param name="StateFile">If set, the chain is loaded from this file at start and written to it at a clean stop, so a restart keeps it.</param>
+public sealed record AnvilOptions(string Executable, int Port = 0, string? StateFile = null);
+
+/// <summary>
+/// A local anvil (foundry's development chain, from the npm packages in infra/tools): started on a port, ready once it
+/// answers JSON-RPC, stopped with SIGTERM so that it writes its state file. Its ten default accounts are funded.
+/// </summary>
+public sealed partial class AnvilNode : IAsyncDisposable
+{
+    /// <summary>Anvil's first default account (from its well-known test mnemonic): a development operator, never a real key.</summary>
+    public const string DefaultAccountKey = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    private readonly Process _process;
+    private readonly StringBuilder _output;
+
+    private AnvilNode(Process process, StringBuilder output, int port)
+    {
+        _process = process;
+        _output = output;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public string RpcUrl => $"http://127.0.0.1:{Port}";
+
+    /// <summary>The anvil binary the @foundry-rs/anvil npm package installed under <paramref name="toolsFolder"/> (infra/tools).</summary>
+    public static string FindInTools(string toolsFolder)
+    {
+        // The package's own launcher (node_modules/.bin/anvil) is a Node.js wrapper that exits on SIGTERM before anvil
+        // has written its state; the platform package's binary is started directly instead.
+        var foundry = Path.Combine(toolsFolder, "node_modules", "@foundry-rs");
+        var binary = Directory.Exists(foundry)
+            ? Directory.EnumerateDirectories(foundry, "anvil-*").Select(d => Path.Combine(d, "bin", "anvil")).FirstOrDefault(File.Exists)
+            : null;
+        return binary ?? throw new FileNotFoundException($"No anvil binary under {foundry}: run ./depin, which installs the npm tools in infra/tools.");
+    }
+
+    public static async Task<AnvilNode> StartAsync(AnvilOptions options, CancellationToken cancellationToken = default)
+    {
+        var start = new ProcessStartInfo(options.Executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            ArgumentList = { "--host", "127.0.0.1", "--port", options.Port.ToString() },
+        };
+        if (options.StateFile is not null)
+        {
+            start.ArgumentList.Add("--state");
+            start.ArgumentList.Add(options.StateFile);
+        }
+        var output = new StringBuilder();
+        var listening = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+            if (ListeningLine().Match(e.Data) is { Success: true } match) listening.TrySetResult(int.Parse(match.Groups[1].Value));
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException($"anvil exited with {process.ExitCode} before listening:\n{Tail(output)}"));
+        if (!process.Start()) throw new InvalidOperationException($"Could not start {options.Executable}.");
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        var node = new AnvilNode(process, output, 0);
+        try
+        {
+            var port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+            node = new AnvilNode(process, output, port);
+            // Listening is printed once the socket is bound; one answered request proves the RPC is serving.
+            await new Web3(node.RpcUrl).Eth.ChainId.SendRequestAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Stops anvil with SIGTERM (it writes its state file, if any) and waits for it to exit.</summary>
+    public async Task StopAsync()
+    {
+        if (_process.HasExited) return;
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString()])) await kill.WaitForExitAsync();
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await _process.WaitForExitAsync(patience.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"anvil did not stop within 20 s of SIGTERM and was killed:\n{Tail(_output)}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await StopAsync();
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+
+    private static string Tail(StringBuilder output)
+    {
+        lock (output) return string.Join('\n', output.ToString().Split('\n').TakeLast(20));
+    }
+
+    [GeneratedRegex(@"^Listening on 127\.0\.0\.1:(\d+)")]
+    private static partial Regex ListeningLine();
+}

@@ -1,0 +1,19 @@
+using Nethereum.JsonRpc.Client;
+using Nethereum.RPC.Infrastructure;
+
+namespace Pipeline.Rewards.Chain;
+
+// Development-chain methods anvil (like hardhat) answers, as typed Nethereum requests: the package that carries
+// them (Nethereum.RPC.Extensions) is not served here. Used by tests to mine blocks and to reorganise the chain.
+
+/// <summary><c>evm_snapshot</c>: the id of a snapshot of the chain's current state.</summary>
+public sealed class EvmSnapshot(IClient client) : GenericRpcRequestResponseHandlerNoParam<string>(client, "evm_snapshot");
+
+/// <summary><c>evm_revert</c>: returns the chain to a snapshot, dropping every block mined since.</summary>
+public sealed class EvmRevert(IClient client) : RpcRequestResponseHandler<bool>(client, "evm_revert")
+{
+    public Task<bool> SendRequestAsync(string snapshotId) => SendRequestAsync(null, snapshotId);
+}
+
+/// <summary><c>evm_mine</c>: mines one block now.</summary>
+public sealed class EvmMine(IClient client) : GenericRpcRequestResponseHandlerNoParam<string>(client, "evm_mine");
