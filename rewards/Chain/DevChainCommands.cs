@@ -17,3 +17,9 @@ public sealed class EvmRevert(IClient client) : RpcRequestResponseHandler<bool>(
 
 /// <summary><c>evm_mine</c>: mines one block now.</summary>
 public sealed class EvmMine(IClient client) : GenericRpcRequestResponseHandlerNoParam<string>(client, "evm_mine");
+
+/// <summary><c>anvil_setBalance</c>: gives an account this many wei of ether, for gas.</summary>
+public sealed class AnvilSetBalance(IClient client) : RpcRequestResponseHandler<object>(client, "anvil_setBalance")
+{
+    public Task<object> SendRequestAsync(string address, Nethereum.Hex.HexTypes.HexBigInteger wei) => SendRequestAsync(null, address, wei);
+}

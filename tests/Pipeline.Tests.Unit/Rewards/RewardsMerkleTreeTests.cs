@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Text.Json;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Rewards;
 using Pipeline.Tests.Support;
@@ -16,7 +15,7 @@ public sealed class RewardsMerkleTreeTests
         int[] sizes = [1, 2, 3, 7, 256, 300, 513];
         var sets = sizes.Select(size => RandomLeaves(random, size)).ToList();
 
-        var expected = BuildWithOpenZeppelin(sets);
+        var expected = OpenZeppelinMerkleTree.Build(sets.Select(set => set.Select(l => (l.Account.ToLowerHex(), l.CumulativeAmount.ToString()))));
 
         for (var s = 0; s < sets.Count; s++)
         {
@@ -66,7 +65,7 @@ public sealed class RewardsMerkleTreeTests
     }
 
     /// <summary>Distinct random accounts with amounts of every size: zero, token-sized (18 decimals) and near 2^256.</summary>
-    internal static List<RewardLeaf> RandomLeaves(Random random, int count)
+    private static List<RewardLeaf> RandomLeaves(Random random, int count)
     {
         var accounts = new HashSet<EthAddress>();
         var leaves = new List<RewardLeaf>(count);
@@ -85,21 +84,5 @@ public sealed class RewardsMerkleTreeTests
         var bytes = new byte[count];
         random.NextBytes(bytes);
         return bytes;
-    }
-
-    private sealed record OpenZeppelinTree(string Root, string[][] Proofs);
-
-    private static List<OpenZeppelinTree> BuildWithOpenZeppelin(List<List<RewardLeaf>> sets)
-    {
-        const string script = """
-            const {StandardMerkleTree} = require('@openzeppelin/merkle-tree');
-            const sets = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-            console.log(JSON.stringify(sets.map(values => {
-              const tree = StandardMerkleTree.of(values, ['address', 'uint256']);
-              return {Root: tree.root, Proofs: values.map((_, i) => tree.getProof(i))};
-            })));
-            """;
-        var input = JsonSerializer.Serialize(sets.Select(set => set.Select(l => new[] { l.Account.ToLowerHex(), l.CumulativeAmount.ToString() })));
-        return JsonSerializer.Deserialize<List<OpenZeppelinTree>>(RepositoryTools.Node(script, input))!;
     }
 }
