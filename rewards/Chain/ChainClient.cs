@@ -23,11 +23,14 @@ public sealed class ChainClient
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private BigInteger? _nextNonce;
 
-    private ChainClient(Web3 web3, string address, BigInteger chainId)
+    private readonly TimeSpan _receiptTimeout;
+
+    private ChainClient(Web3 web3, string address, BigInteger chainId, TimeSpan receiptTimeout)
     {
         Web3 = web3;
         Address = address;
         ChainId = chainId;
+        _receiptTimeout = receiptTimeout;
     }
 
     public Web3 Web3 { get; }
@@ -37,15 +40,19 @@ public sealed class ChainClient
 
     public BigInteger ChainId { get; }
 
-    /// <summary>Connects to <paramref name="rpcUrl"/>, reads its chain id, and signs with <paramref name="privateKey"/> (hex).</summary>
-    public static async Task<ChainClient> ConnectAsync(string rpcUrl, string privateKey, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Connects to <paramref name="rpcUrl"/>, reads its chain id, and signs with <paramref name="privateKey"/> (hex). A sent
+    /// transaction not mined within <paramref name="receiptTimeout"/> (two minutes unless given) fails the wait with a
+    /// <see cref="TimeoutException"/>; it may still be mined later.
+    /// </summary>
+    public static async Task<ChainClient> ConnectAsync(string rpcUrl, string privateKey, TimeSpan? receiptTimeout = null, CancellationToken cancellationToken = default)
     {
         var chainId = (await new Web3(rpcUrl).Eth.ChainId.SendRequestAsync().WaitAsync(cancellationToken)).Value;
         var account = new Account(privateKey, chainId);
         var web3 = new Web3(account, rpcUrl);
         // Nethereum sends type-2 (EIP-1559) transactions unless told otherwise; said here so that no default can change it.
         web3.TransactionManager.UseLegacyAsDefault = false;
-        return new ChainClient(web3, account.Address, chainId);
+        return new ChainClient(web3, account.Address, chainId, receiptTimeout ?? TimeSpan.FromMinutes(2));
     }
 
     /// <summary>Deploys a contract and returns its receipt (<c>ContractAddress</c> names it).</summary>
@@ -78,7 +85,17 @@ public sealed class ChainClient
     /// <summary>Polls for the receipt of a sent transaction; a reverted one throws with the contract's named error.</summary>
     public async Task<TransactionReceipt> WaitForReceiptAsync(string transactionHash, CancellationToken cancellationToken = default)
     {
-        var receipt = await Web3.TransactionReceiptPolling.PollForReceiptAsync(transactionHash, cancellationToken);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_receiptTimeout);
+        TransactionReceipt receipt;
+        try
+        {
+            receipt = await Web3.TransactionReceiptPolling.PollForReceiptAsync(transactionHash, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"Transaction {transactionHash} was not mined within {_receiptTimeout.TotalSeconds:0} s; it may still be: look it up by its hash before sending it again.");
+        }
         if (receipt.Succeeded()) return receipt;
         // The receipt says only that it failed: replaying the call in its block yields the revert data.
         try

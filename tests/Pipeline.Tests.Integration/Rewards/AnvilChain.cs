@@ -33,9 +33,9 @@ public sealed class AnvilChain : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _node = await AnvilNode.StartAsync(new AnvilOptions(AnvilExecutable));
-        _operator = await ChainClient.ConnectAsync(_node.RpcUrl, AnvilNode.DefaultAccountKey);
-        _treasury = await ChainClient.ConnectAsync(_node.RpcUrl, TreasuryKey);
-        _buyer = await ChainClient.ConnectAsync(_node.RpcUrl, BuyerKey);
+        _operator = await Connect(AnvilNode.DefaultAccountKey);
+        _treasury = await Connect(TreasuryKey);
+        _buyer = await Connect(BuyerKey);
     }
 
     public async Task DisposeAsync()
@@ -59,6 +59,9 @@ public sealed class AnvilChain : IAsyncLifetime
         }
     }
 
+    /// <summary>A client for <paramref name="key"/>; anvil mines at once, so a receipt that takes seconds means a bug, not a slow chain.</summary>
+    public Task<ChainClient> Connect(string key) => ChainClient.ConnectAsync(Node.RpcUrl, key, TimeSpan.FromSeconds(20));
+
     public Task<BigInteger> BalanceAsync(ChainDeployment deployment, string account) =>
         Operator.QueryAsync<BalanceOfFunction, BigInteger>(deployment.Token.Address, new BalanceOfFunction { Account = account });
 
@@ -70,7 +73,7 @@ public sealed class AnvilChain : IAsyncLifetime
     /// <summary>A new account with one ether for gas.</summary>
     public async Task<ChainClient> NewFundedAccountAsync()
     {
-        var client = await ChainClient.ConnectAsync(Node.RpcUrl, EthKey.Generate().ToHex());
+        var client = await Connect(EthKey.Generate().ToHex());
         await new AnvilSetBalance(Operator.Web3.Client).SendRequestAsync(client.Address, new HexBigInteger(BigInteger.Pow(10, 18)));
         return client;
     }
