@@ -94,6 +94,9 @@ public sealed class ChainClient
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            // A transaction that is not mined may have been dropped (a reorganisation, a node restart): the next send
+            // asks the node for the nonce again instead of counting on from one it may never fill.
+            await ForgetNonceAsync();
             throw new TimeoutException($"Transaction {transactionHash} was not mined within {_receiptTimeout.TotalSeconds:0} s; it may still be: look it up by its hash before sending it again.");
         }
         if (receipt.Succeeded()) return receipt;
@@ -135,6 +138,13 @@ public sealed class ChainClient
         {
             _sendLock.Release();
         }
+    }
+
+    private async Task ForgetNonceAsync()
+    {
+        await _sendLock.WaitAsync();
+        _nextNonce = null;
+        _sendLock.Release();
     }
 
     private static HexBigInteger WithHeadroom(HexBigInteger estimate) => new(estimate.Value * (100 + GasHeadroomPercent) / 100);

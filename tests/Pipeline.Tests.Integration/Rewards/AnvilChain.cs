@@ -71,9 +71,9 @@ public sealed class AnvilChain : IAsyncLifetime
     }
 
     /// <summary>A new account with one ether for gas.</summary>
-    public async Task<ChainClient> NewFundedAccountAsync()
+    public async Task<ChainClient> NewFundedAccountAsync(TimeSpan? receiptTimeout = null)
     {
-        var client = await Connect(EthKey.Generate().ToHex());
+        var client = await ChainClient.ConnectAsync(Node.RpcUrl, EthKey.Generate().ToHex(), receiptTimeout ?? TimeSpan.FromSeconds(20));
         await new AnvilSetBalance(Operator.Web3.Client).SendRequestAsync(client.Address, new HexBigInteger(BigInteger.Pow(10, 18)));
         return client;
     }

@@ -46,6 +46,23 @@ public sealed class ChainClientTests(AnvilChain chain) : IClassFixture<AnvilChai
     }
 
     [Fact]
+    public async Task SendAsync_AfterItsTransactionWasDroppedByARevertedChain_TimesOutOnceThenUsesTheChainsNonce()
+    {
+        var deployment = await chain.DeployAsync();
+        var sender = await chain.NewFundedAccountAsync(receiptTimeout: TimeSpan.FromSeconds(2));
+        var snapshot = await new EvmSnapshot(chain.Operator.Web3.Client).SendRequestAsync();
+        await sender.SendAsync(deployment.Token.Address, new ApproveFunction { Spender = deployment.Payments.Address, Value = 1 });
+        Assert.True(await new EvmRevert(chain.Operator.Web3.Client).SendRequestAsync(snapshot));
+
+        // The client counted on to nonce 1; the chain dropped nonce 0, so that transaction waits for a gap that never fills.
+        await Assert.ThrowsAsync<TimeoutException>(() =>
+            sender.SendAsync(deployment.Token.Address, new ApproveFunction { Spender = deployment.Payments.Address, Value = 2 }));
+
+        var receipt = await sender.SendAsync(deployment.Token.Address, new ApproveFunction { Spender = deployment.Payments.Address, Value = 3 });
+        Assert.Equal(0, (await sender.Web3.Eth.Transactions.GetTransactionByHash.SendRequestAsync(receipt.TransactionHash)).Nonce.Value);
+    }
+
+    [Fact]
     public async Task EnsureDeployed_TwiceOnOneChain_DeploysOnceAndReusesTheRecord()
     {
         var record = Path.Combine(Path.GetTempPath(), $"chain-{Guid.NewGuid():N}.json");

@@ -76,6 +76,30 @@ public sealed class PaymentsFollowerTests(AnvilChain chain) : IClassFixture<Anvi
         Assert.Empty((await follower.PollAsync(after.Cursor)).Logs);
     }
 
+    [Fact]
+    public async Task Follower_WhenTheChainNoLongerHoldsAnyBlockItRemembers_RefusesToGuess()
+    {
+        var deployment = await chain.DeployAsync();
+        var follower = new LogFollower<PaymentReceivedEventDto>(chain.Operator.Web3, deployment.Payments.Address, confirmations: 0, checkpointsKept: 2);
+        var snapshot = await new EvmSnapshot(chain.Operator.Web3.Client).SendRequestAsync();
+        var cursor = LogCursor.StartAt(deployment.DeployedAtBlock);
+        for (var i = 0; i < 3; i++)
+        {
+            await chain.MineAsync(1);
+            cursor = (await follower.PollAsync(cursor)).Cursor;
+        }
+        Assert.Equal(2, cursor.Checkpoints.Count);
+
+        // Back before all of them, and a transaction in the new branch's first block so that no block can hash as before.
+        Assert.True(await new EvmRevert(chain.Operator.Web3.Client).SendRequestAsync(snapshot));
+        var someone = await chain.NewFundedAccountAsync();
+        await someone.SendAsync(deployment.Token.Address, new ApproveFunction { Spender = deployment.Payments.Address, Value = 1 });
+        await chain.MineAsync(4);
+
+        var refused = await Assert.ThrowsAsync<ChainReorganisedBeyondCursorException>(() => follower.PollAsync(cursor));
+        Assert.Equal(cursor.Checkpoints[0].Number, refused.OldestCheckpoint);
+    }
+
     private async Task<ChainClient> FundedBuyerAsync(ChainDeployment deployment)
     {
         var buyer = await chain.NewFundedAccountAsync();
