@@ -23,14 +23,13 @@ public sealed partial class AnvilNode : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output;
 
-    private AnvilNode(Process process, StringBuilder output, int port)
+    private AnvilNode(Process process, StringBuilder output)
     {
         _process = process;
         _output = output;
-        Port = port;
     }
 
-    public int Port { get; }
+    public int Port { get; private set; }
 
     public string RpcUrl => $"http://127.0.0.1:{Port}";
 
@@ -74,11 +73,10 @@ public sealed partial class AnvilNode : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        var node = new AnvilNode(process, output, 0);
+        var node = new AnvilNode(process, output);
         try
         {
-            var port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            node = new AnvilNode(process, output, port);
+            node.Port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
             // Listening is printed once the socket is bound; one answered request proves the RPC is serving.
             await new Web3(node.RpcUrl).Eth.ChainId.SendRequestAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
             return node;
