@@ -157,7 +157,8 @@ public sealed class SqlSandbox : IDisposable
         {
             if (written >= rowsLeft || counted.Written >= byteCap) return (written, true);
             var length = (int)Math.Min(Math.Min(step, batch.Length - offset), rowsLeft - written);
-            using var chunk = batch.Slice(offset, length);
+            // A shared slice holds its own reference to the batch's buffers, which DuckDB's Arrow export owns.
+            using var chunk = batch.SliceShared(offset, length);
             writer.Write(chunk);
             written += length;
         }
@@ -179,7 +180,7 @@ public sealed class SqlSandbox : IDisposable
     public long MemoryInUse()
     {
         using var command = _connection.CreateCommand();
-        command.CommandText = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()";
+        command.CommandText = "SELECT CAST(coalesce(sum(memory_usage_bytes), 0) AS BIGINT) FROM duckdb_memory()";
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 

@@ -16,7 +16,7 @@ public static class SqlValidator
     private static readonly HashSet<string> AllowedNodes = new(StringComparer.Ordinal)
     {
         "SELECT_NODE", "SET_OPERATION_NODE", "BASE_TABLE", "JOIN", "SUBQUERY", "EMPTY", "EXPRESSION_LIST",
-        "ORDER_MODIFIER", "LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER", "DISTINCT_MODIFIER", "ORDER_DEFAULT", "ORDER_ASCENDING", "ORDER_DESCENDING",
+        "ORDER_MODIFIER", "LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER", "DISTINCT_MODIFIER", "ORDER_DEFAULT", "ASCENDING", "DESCENDING",
     };
 
     // Expression classes that compute on values; functions are checked by name on top.
