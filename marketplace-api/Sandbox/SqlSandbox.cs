@@ -17,13 +17,15 @@ public sealed class SqlSandbox : IDisposable
 {
     private readonly DuckDBConnection _connection;
     private readonly SandboxLimits _limits;
+    private readonly Dictionary<string, GrantedTable> _granted;
     private readonly HashSet<string> _tables;
 
-    private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, HashSet<string> tables)
+    private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, IReadOnlyList<GrantedTable> tables)
     {
         _connection = connection;
         _limits = limits;
-        _tables = tables;
+        _granted = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        _tables = _granted.Keys.ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>The views a query may read, by name.</summary>
@@ -56,7 +58,7 @@ public sealed class SqlSandbox : IDisposable
             }) Execute(connection, setting);
             foreach (var table in tables) Execute(connection, ViewSql(table));
             Execute(connection, "SET lock_configuration = true");
-            return new SqlSandbox(connection, limits, tables.Select(t => t.Name).ToHashSet(StringComparer.Ordinal));
+            return new SqlSandbox(connection, limits, tables);
         }
         catch
         {
@@ -175,6 +177,25 @@ public sealed class SqlSandbox : IDisposable
     }
 
     private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
+
+    /// <summary>
+    /// Rows per device and epoch in one grant's slice: the shares an aggregate's charge is attributed by, when the
+    /// result's rows cannot name the devices they came from (see <see cref="Attribution.SalesAttribution"/>).
+    /// </summary>
+    public IReadOnlyList<Attribution.DeviceShare> CountShares(string table, TimeSpan epochLength)
+    {
+        var shape = _granted.TryGetValue(table, out var granted) ? granted.Shape : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
+        var seconds = ((long)epochLength.TotalSeconds) is var s and > 0 ? s.ToString(CultureInfo.InvariantCulture) : throw new ArgumentException("An epoch lasts at least a second.", nameof(epochLength));
+        using var command = _connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {seconds}) AS BIGINT) AS epoch, count(*)
+            FROM {table} GROUP BY ALL ORDER BY ALL
+            """;
+        using var reader = command.ExecuteReader();
+        var shares = new List<Attribution.DeviceShare>();
+        while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+        return shares;
+    }
 
     /// <summary>Bytes DuckDB holds in this sandbox's buffers now (for checking that a stopped query let go of its memory).</summary>
     public long MemoryInUse()

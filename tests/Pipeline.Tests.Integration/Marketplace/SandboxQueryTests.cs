@@ -43,6 +43,33 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
     }
 
     [Theory]
+    [InlineData("SELECT * FROM vehicle_signals WHERE date = DATE '2026-11-25'")]
+    [InlineData("SELECT * FROM vehicle_signals WHERE device_time < TIMESTAMPTZ '2026-11-23 06:00:00+00'")]
+    [InlineData("SELECT * FROM vehicle_signals WHERE device = '0x00000000000000000000000000000000000000b2'")]
+    [InlineData("SELECT * FROM vehicle_signals WHERE latitude > 53.5 OR longitude < -7")]
+    public async Task Query_AskingForRowsOutsideTheGrant_FindsNone(string sql)
+    {
+        var rows = new RowRestriction(Nov23.AddHours(6), null, new BoundingBox(52, -7, 53.5, -5), [MarketLake.Devices[0], MarketLake.Devices[2]]);
+        using var sandbox = SqlSandbox.Open([Lake.Grant(rows: rows)], new SandboxLimits());
+        var (result, _) = await RunJsonAsync(sandbox, sql);
+        Assert.Equal(0, result.Rows);
+    }
+
+    [Fact]
+    public void CountShares_Grant_CountsRowsPerDeviceAndEpochOfTheSliceOnly()
+    {
+        var rows = new RowRestriction(Nov23.AddHours(6), null, null, [MarketLake.Devices[0], MarketLake.Devices[1]]);
+        using var sandbox = SqlSandbox.Open([Lake.Grant(rows: rows)], new SandboxLimits());
+
+        var shares = sandbox.CountShares("vehicle_signals", TimeSpan.FromHours(12));
+
+        var expected = Lake.Expected(rows)
+            .GroupBy(r => (r.Device, Epoch: r.DeviceTime.ToUnixTimeSeconds() / (12 * 3600)))
+            .Select(g => (g.Key.Device, g.Key.Epoch, (long)g.Count())).Order();
+        Assert.Equal(expected, shares.Select(s => (s.Device, s.Epoch, s.Rows)));
+    }
+
+    [Theory]
     [InlineData("WITH fast AS (SELECT * FROM vehicle_signals WHERE speed_kmh > 100) SELECT device, count(*) FROM fast GROUP BY ALL ORDER BY ALL")]
     [InlineData("SELECT device, seq, speed_kmh - lag(speed_kmh) OVER (PARTITION BY device ORDER BY seq) AS delta FROM vehicle_signals QUALIFY delta = 1")]
     [InlineData("SELECT a.device, count(*) FROM vehicle_signals a JOIN vehicle_signals b USING (reading_id) GROUP BY 1")]
