@@ -254,6 +254,41 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         Assert.StartsWith("DuckDB could not run the query: ", failed.Message);
     }
 
+    [Theory]
+    [InlineData(ResultFormat.Json)]
+    [InlineData(ResultFormat.Csv)]
+    [InlineData(ResultFormat.ArrowIpc)]
+    [InlineData(ResultFormat.Parquet)]
+    public async Task Query_EveryCarriedType_WritesInEveryFormat(ResultFormat format)
+    {
+        using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
+        using var output = new MemoryStream();
+        var result = await sandbox.RunAsync(TypesQuery, format, output, 10, 1, CancellationToken.None);
+        Assert.Equal(1, result.Rows);
+        Assert.Equal(output.Length, result.Bytes);
+    }
+
+    private const string TypesQuery = """
+        SELECT NULL AS nothing, true AS yes, 7::TINYINT AS tiny, 7::SMALLINT AS small, 7 AS int, 7::BIGINT AS big, 7::UBIGINT AS ubig,
+               sum(seq)::HUGEINT AS huge, 1.25::DECIMAL(10, 2) AS dec, 1.5::FLOAT AS f, 'nan'::DOUBLE AS nan, 'x' AS text,
+               DATE '2026-11-23' AS day, TIMESTAMPTZ '2026-11-23 10:00:00.5+00' AS at, [1, NULL, 3] AS list, {'a': 1, 'b': 'c'} AS struct
+        FROM vehicle_signals
+        """;
+
+    [Fact]
+    public async Task Query_Json_WritesNestedAndExactValues()
+    {
+        using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
+        var (_, json) = await RunJsonAsync(sandbox, TypesQuery);
+        var row = json[0];
+        Assert.Equal(Lake.Rows.Where(r => r.Date <= MarketLake.Days[1]).Sum(r => r.Seq).ToString(CultureInfo.InvariantCulture), row.GetProperty("huge").GetRawText());
+        Assert.Equal("1.25", row.GetProperty("dec").GetRawText());
+        Assert.Equal("NaN", row.GetProperty("nan").GetString());
+        Assert.Equal("2026-11-23T10:00:00.5Z", row.GetProperty("at").GetString());
+        Assert.Equal("[1,null,3]", row.GetProperty("list").GetRawText());
+        Assert.Equal("""{"a":1,"b":"c"}""", row.GetProperty("struct").GetRawText());
+    }
+
     [Fact]
     public async Task Query_ColumnTypeResultsCannotCarry_IsRefusedBeforeWriting()
     {
