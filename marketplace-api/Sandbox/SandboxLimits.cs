@@ -9,6 +9,14 @@ public sealed record SandboxLimits
     /// <summary>Nesting of the parse tree (JSON levels) past which a statement is refused as too complex.</summary>
     public int MaxParseDepth { get; init; } = 256;
 
+    /// <summary>
+    /// String literals longer than this are refused, and at most <see cref="MaxConcatenated"/> values may be concatenated
+    /// in one query: together they bound how long a row's string can grow (DuckDB allocates scalar strings outside
+    /// <c>memory_limit</c>), to about 256 × 2⁸ = 64 KiB per value with the defaults.
+    /// </summary>
+    public int MaxStringLiteral { get; init; } = 256;
+    public int MaxConcatenated { get; init; } = 16;
+
     public int MemoryLimitMegabytes { get; init; } = 256;
     public int Threads { get; init; } = 1;
 

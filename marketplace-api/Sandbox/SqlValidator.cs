@@ -49,7 +49,28 @@ public static class SqlValidator
         if (statements.GetArrayLength() != 1)
             throw new SandboxRefusedException(SandboxReason.MultipleStatements, $"The query holds {statements.GetArrayLength()} statements; send exactly one SELECT.");
 
-        Check(statements[0], tables, new HashSet<string>(StringComparer.OrdinalIgnoreCase));
+        var cost = new Cost(limits);
+        Check(statements[0], tables, new HashSet<string>(StringComparer.OrdinalIgnoreCase), cost);
+    }
+
+    /// <summary>What one query adds up to across its whole tree.</summary>
+    private sealed class Cost(SandboxLimits limits)
+    {
+        private int _concatenated;
+
+        public void Literal(JsonElement constant)
+        {
+            if (constant.TryGetProperty("value", out var value) && value.TryGetProperty("value", out var text)
+                && text.ValueKind == JsonValueKind.String && text.GetString()!.Length > limits.MaxStringLiteral)
+                throw new SandboxRefusedException(SandboxReason.SqlTooLong, $"A string literal is longer than {limits.MaxStringLiteral} characters; shorten it.");
+        }
+
+        public void Concatenation(JsonElement function)
+        {
+            _concatenated += function.GetProperty("children").GetArrayLength();
+            if (_concatenated > limits.MaxConcatenated)
+                throw new SandboxRefusedException(SandboxReason.SqlTooComplex, $"The query concatenates more than {limits.MaxConcatenated} values; build long strings in your own code from the rows.");
+        }
     }
 
     private static bool IsText(string sql)
@@ -79,11 +100,11 @@ public static class SqlValidator
         }
     }
 
-    private static void Check(JsonElement element, IReadOnlySet<string> tables, HashSet<string> ctes)
+    private static void Check(JsonElement element, IReadOnlySet<string> tables, HashSet<string> ctes, Cost cost)
     {
         if (element.ValueKind == JsonValueKind.Array)
         {
-            foreach (var item in element.EnumerateArray()) Check(item, tables, ctes);
+            foreach (var item in element.EnumerateArray()) Check(item, tables, ctes, cost);
             return;
         }
         if (element.ValueKind != JsonValueKind.Object) return;
@@ -103,15 +124,16 @@ public static class SqlValidator
         }
 
         if (element.TryGetProperty("class", out var expressionClass))
-            CheckExpression(element, expressionClass.GetString()!);
+            CheckExpression(element, expressionClass.GetString()!, cost);
         else if (element.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String)
             CheckNode(element, type.GetString()!, tables, ctes);
 
-        foreach (var property in element.EnumerateObject()) Check(property.Value, tables, ctes);
+        foreach (var property in element.EnumerateObject()) Check(property.Value, tables, ctes, cost);
     }
 
-    private static void CheckExpression(JsonElement expression, string expressionClass)
+    private static void CheckExpression(JsonElement expression, string expressionClass, Cost cost)
     {
+        if (expressionClass == "CONSTANT") cost.Literal(expression);
         if (expressionClass == "PARAMETER")
             throw new SandboxRefusedException(SandboxReason.UnsupportedSyntax, "Parameters ($1, ?) are not supported; write the values into the query.");
         if (!AllowedExpressions.Contains(expressionClass))
@@ -123,6 +145,7 @@ public static class SqlValidator
         var catalog = expression.TryGetProperty("catalog", out var c) ? c.GetString() : "";
         if (!SandboxFunctions.Allowed.Contains(name) || schema is not ("" or "main") || catalog is not "")
             throw new SandboxRefusedException(SandboxReason.FunctionNotAllowed, $"The function '{Printable(name)}' is not allowed in the sandbox; use the documented scalar, aggregate and window functions over your tables.");
+        if (SandboxFunctions.Concatenating.Contains(name)) cost.Concatenation(expression);
     }
 
     private static void CheckNode(JsonElement node, string type, IReadOnlySet<string> tables, HashSet<string> ctes)

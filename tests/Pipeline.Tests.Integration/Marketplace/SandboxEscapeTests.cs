@@ -83,6 +83,14 @@ public sealed class SandboxEscapeTests(MarketLakeFixture lake) : IClassFixture<M
         { "SELECT * FROM main.vehicle_signals", SandboxReason.UnknownTable },
         { "SELECT * FROM vehicle_signals AT (VERSION => 1)", SandboxReason.UnsupportedSyntax },
         { "SELECT * FROM (SELECT * FROM vehicle_signals) WHERE device IN (SELECT secret FROM secrets)", SandboxReason.UnknownTable },
+        // Strings grown past memory_limit (DuckDB allocates scalar strings outside it).
+        { "SELECT length(repeat('x', 1000000000))", SandboxReason.FunctionNotAllowed },
+        { "SELECT lpad('x', 1000000000, 'y')", SandboxReason.FunctionNotAllowed },
+        { "SELECT replace(reading_id, '0', reading_id) FROM vehicle_signals", SandboxReason.FunctionNotAllowed },
+        { "SELECT printf('%1000000000d', 1)", SandboxReason.FunctionNotAllowed },
+        { "SELECT '" + new string('x', 300) + "' AS long", SandboxReason.SqlTooLong },
+        { "WITH s0 AS (SELECT reading_id AS s FROM vehicle_signals)" + string.Concat(Enumerable.Range(1, 20).Select(i => $", s{i} AS (SELECT s || s AS s FROM s{i - 1})")) + " SELECT length(s) FROM s20", SandboxReason.SqlTooComplex },
+        { "SELECT concat(" + string.Join(", ", Enumerable.Repeat("reading_id", 40)) + ") FROM vehicle_signals", SandboxReason.SqlTooComplex },
         // Grant names shadowed or imitated.
         { $"WITH vehicle_signals AS (SELECT * FROM read_parquet('{Secret}')) SELECT * FROM vehicle_signals", SandboxReason.ShadowsGrant },
         { "WITH Vehicle_Signals AS (SELECT 1) SELECT * FROM vehicle_signals", SandboxReason.ShadowsGrant },
