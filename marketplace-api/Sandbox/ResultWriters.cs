@@ -16,22 +16,42 @@ public enum ResultFormat
     Csv,
     /// <summary>An Arrow IPC stream (the "streaming format").</summary>
     ArrowIpc,
-    /// <summary>A Parquet file (zstd), one row group per chunk written.</summary>
+    /// <summary>A Parquet file (zstd), one row group per chunk of at most 1,024 rows.</summary>
     Parquet,
 }
 
-/// <summary>Writes a result's record batches in one format; the output counts its bytes for metering.</summary>
+/// <summary>
+/// Writes a result's record batches in one format; the output counts its bytes for metering. Text formats stop before
+/// the row that would start past the byte cap, binary ones before the chunk (of at most <see cref="ChunkRows"/> rows).
+/// </summary>
 internal abstract class ResultWriter(CountingStream output) : IDisposable
 {
+    public const int ChunkRows = 1024;
+
     protected CountingStream Output { get; } = output;
 
-    /// <summary>Whether the writer can stop between any two rows (text), rather than between chunks (binary formats).</summary>
-    public abstract bool RowByRow { get; }
-
     public abstract void Begin(Schema schema);
-    public abstract void Write(RecordBatch chunk);
+
+    /// <summary>Writes the first <paramref name="count"/> rows of <paramref name="batch"/>, or fewer once <paramref name="byteCap"/> bytes are out; returns how many.</summary>
+    public abstract int Write(RecordBatch batch, int count, long byteCap);
+
     public abstract void End();
     public virtual void Dispose() { }
+
+    /// <summary>Writes whole chunks, for formats that cannot stop inside one.</summary>
+    protected int WriteChunks(RecordBatch batch, int count, long byteCap, Action<RecordBatch> write)
+    {
+        var written = 0;
+        while (written < count && Output.Written < byteCap)
+        {
+            var length = Math.Min(ChunkRows, count - written);
+            // A shared slice holds its own reference to the batch's buffers, which DuckDB's Arrow export owns.
+            using var chunk = batch.SliceShared(written, length);
+            write(chunk);
+            written += length;
+        }
+        return written;
+    }
 
     public static ResultWriter For(ResultFormat format, CountingStream output) => format switch
     {
@@ -149,27 +169,27 @@ internal sealed class JsonResultWriter(CountingStream output) : ResultWriter(out
     private readonly Utf8JsonWriter _json = new(output);
     private Schema? _schema;
 
-    public override bool RowByRow => true;
-
     public override void Begin(Schema schema)
     {
         _schema = schema;
         _json.WriteStartArray();
     }
 
-    public override void Write(RecordBatch chunk)
+    public override int Write(RecordBatch batch, int count, long byteCap)
     {
-        for (var row = 0; row < chunk.Length; row++)
+        var row = 0;
+        for (; row < count && _json.BytesCommitted + _json.BytesPending < byteCap; row++)
         {
             _json.WriteStartObject();
-            for (var column = 0; column < chunk.ColumnCount; column++)
+            for (var column = 0; column < batch.ColumnCount; column++)
             {
                 _json.WritePropertyName(_schema!.FieldsList[column].Name);
-                WriteJson(_json, chunk.Column(column), row);
+                WriteJson(_json, batch.Column(column), row);
             }
             _json.WriteEndObject();
         }
         _json.Flush();
+        return row;
     }
 
     public override void End()
@@ -184,29 +204,32 @@ internal sealed class JsonResultWriter(CountingStream output) : ResultWriter(out
 internal sealed class CsvResultWriter(CountingStream output) : ResultWriter(output)
 {
     private readonly StreamWriter _text = new(output, new UTF8Encoding(false)) { NewLine = "\r\n" };
+    private readonly StringBuilder _line = new();
+    private long _produced;
 
-    public override bool RowByRow => true;
+    public override void Begin(Schema schema) => WriteLine(string.Join(',', schema.FieldsList.Select(f => Quote(f.Name))));
 
-    public override void Begin(Schema schema)
+    public override int Write(RecordBatch batch, int count, long byteCap)
     {
-        _text.WriteLine(string.Join(',', schema.FieldsList.Select(f => Quote(f.Name))));
-        _text.Flush();
-    }
-
-    public override void Write(RecordBatch chunk)
-    {
-        var line = new StringBuilder();
-        for (var row = 0; row < chunk.Length; row++)
+        var row = 0;
+        for (; row < count && _produced < byteCap; row++)
         {
-            line.Clear();
-            for (var column = 0; column < chunk.ColumnCount; column++)
+            _line.Clear();
+            for (var column = 0; column < batch.ColumnCount; column++)
             {
-                if (column > 0) line.Append(',');
-                if (Text(chunk.Column(column), row) is { } value) line.Append(Quote(value));
+                if (column > 0) _line.Append(',');
+                if (Text(batch.Column(column), row) is { } value) _line.Append(Quote(value));
             }
-            _text.WriteLine(line);
+            WriteLine(_line.ToString());
         }
         _text.Flush();
+        return row;
+    }
+
+    private void WriteLine(string line)
+    {
+        _text.WriteLine(line);
+        _produced += Encoding.UTF8.GetByteCount(line) + 2;
     }
 
     public override void End() => _text.Flush();
@@ -221,15 +244,13 @@ internal sealed class ArrowResultWriter(CountingStream output) : ResultWriter(ou
 {
     private ArrowStreamWriter? _writer;
 
-    public override bool RowByRow => false;
-
     public override void Begin(Schema schema)
     {
         _writer = new ArrowStreamWriter(Output, schema, leaveOpen: true);
         _writer.WriteStart();
     }
 
-    public override void Write(RecordBatch chunk) => _writer!.WriteRecordBatch(chunk);
+    public override int Write(RecordBatch batch, int count, long byteCap) => WriteChunks(batch, count, byteCap, _writer!.WriteRecordBatch);
 
     public override void End() => _writer!.WriteEnd();
 
@@ -242,8 +263,6 @@ internal sealed class ParquetResultWriter(CountingStream output) : ResultWriter(
     private ParquetSharp.Arrow.FileWriter? _writer;
     private ParquetSharp.WriterProperties? _properties;
 
-    public override bool RowByRow => false;
-
     public override void Begin(Schema schema)
     {
         _stream = new ParquetSharp.IO.ManagedOutputStream(Output, leaveOpen: true);
@@ -251,7 +270,8 @@ internal sealed class ParquetResultWriter(CountingStream output) : ResultWriter(
         _writer = new ParquetSharp.Arrow.FileWriter(_stream, schema, _properties);
     }
 
-    public override void Write(RecordBatch chunk) => _writer!.WriteRecordBatch(chunk);
+    // Each chunk is a row group of its own, so its bytes are out (and counted) before the next chunk is considered.
+    public override int Write(RecordBatch batch, int count, long byteCap) => WriteChunks(batch, count, byteCap, chunk => _writer!.WriteRecordBatch(chunk));
 
     public override void End() => _writer!.Close();
 

@@ -130,8 +130,9 @@ public sealed class SqlSandbox : IDisposable
             {
                 using (batch)
                 {
-                    (var written, truncated) = WriteCapped(writer, batch, rowCap - rows, byteCap, counted);
+                    var written = writer.Write(batch, (int)Math.Min(batch.Length, rowCap - rows), byteCap);
                     rows += written;
+                    truncated = written < batch.Length;
                 }
             }
             writer.End();
@@ -146,25 +147,6 @@ public sealed class SqlSandbox : IDisposable
         {
             writer?.Dispose();
         }
-    }
-
-    // Text formats stop before the row that would pass a cap; binary ones between chunks of at most ChunkRows rows.
-    private const int ChunkRows = 1024;
-
-    private static (long Rows, bool Truncated) WriteCapped(ResultWriter writer, RecordBatch batch, long rowsLeft, long byteCap, CountingStream counted)
-    {
-        var step = writer.RowByRow ? 1 : ChunkRows;
-        long written = 0;
-        for (var offset = 0; offset < batch.Length; offset += step)
-        {
-            if (written >= rowsLeft || counted.Written >= byteCap) return (written, true);
-            var length = (int)Math.Min(Math.Min(step, batch.Length - offset), rowsLeft - written);
-            // A shared slice holds its own reference to the batch's buffers, which DuckDB's Arrow export owns.
-            using var chunk = batch.SliceShared(offset, length);
-            writer.Write(chunk);
-            written += length;
-        }
-        return (written, false);
     }
 
     private SandboxRefusedException Stopped(Exception e, bool timedOut)
