@@ -36,7 +36,7 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
         foreach (var file in manifest.Files)
         {
             await using var stream = File.OpenRead(Path.Combine(_folder, file.Path));
-            var rows = await ReadRowsAsync(stream);
+            var rows = await MarketLake.ReadParquetAsync(stream);
             Assert.Equal(file.Rows, rows.Count);
             exported.AddRange(rows);
         }
@@ -97,7 +97,7 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
         foreach (var file in export.Manifest.Files)
         {
             await using var stream = File.OpenRead(Path.Combine(_folder, file.Path));
-            ids.AddRange((await ReadRowsAsync(stream)).Select(r => r.Id));
+            ids.AddRange((await MarketLake.ReadParquetAsync(stream)).Select(r => r.Id));
         }
         var expected = Lake.Expected(rows);
         Assert.NotEmpty(expected);
@@ -124,26 +124,6 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
     private static string Recover(string message, string signature) => RepositoryTools.Node(
         "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
         JsonSerializer.Serialize(new { message, signature }));
-
-    private static async Task<List<(long Seq, string Id, double? Speed)>> ReadRowsAsync(Stream stream)
-    {
-        await using var reader = await Parquet.ParquetReader.CreateAsync(stream);
-        var fields = reader.Schema.GetDataFields();
-        var rows = new List<(long, string, double?)>();
-        for (var g = 0; g < reader.RowGroupCount; g++)
-        {
-            using var group = reader.OpenRowGroupReader(g);
-            var count = (int)group.RowCount;
-            var seqs = new long?[count];
-            var ids = new string[count];
-            var speeds = new double?[count];
-            await group.ReadAsync<long>(fields.Single(f => f.Name == "event_seq"), seqs, null);
-            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
-            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
-            for (var i = 0; i < count; i++) rows.Add((seqs[i]!.Value, ids[i], speeds[i]));
-        }
-        return rows;
-    }
 
     /// <summary>Reports on the caller's thread, so the test sees every report before the export returns.</summary>
     private sealed class SynchronousProgress(Action<ExportProgress> report) : IProgress<ExportProgress>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using DuckDB.NET.Data;
 using Pipeline.Marketplace.Sandbox;
 
@@ -76,6 +75,27 @@ public sealed class MarketLake : IDisposable
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
 
+    /// <summary>event_seq, reading_id and speed_kmh of every row of a Parquet file, read by Parquet.Net (not DuckDB, which wrote it).</summary>
+    public static async Task<List<(long Seq, string Id, double? Speed)>> ReadParquetAsync(Stream stream)
+    {
+        await using var reader = await Parquet.ParquetReader.CreateAsync(stream);
+        var fields = reader.Schema.GetDataFields();
+        var rows = new List<(long, string, double?)>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var count = (int)group.RowCount;
+            var seqs = new long?[count];
+            var ids = new string[count];
+            var speeds = new double?[count];
+            await group.ReadAsync<long>(fields.Single(f => f.Name == "event_seq"), seqs, null);
+            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
+            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
+            for (var i = 0; i < count; i++) rows.Add((seqs[i]!.Value, ids[i], speeds[i]));
+        }
+        return rows;
+    }
+
     private static void Execute(DuckDBConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -83,5 +103,4 @@ public sealed class MarketLake : IDisposable
         command.ExecuteNonQuery();
     }
 
-    public static string Invariant(double value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -161,14 +161,13 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
     {
         using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
         using var output = new MemoryStream();
-        var result = await sandbox.RunAsync("SELECT reading_id, speed_kmh FROM vehicle_signals ORDER BY event_seq", ResultFormat.Parquet, output, 5000, 1, CancellationToken.None);
+        var result = await sandbox.RunAsync("SELECT event_seq, reading_id, speed_kmh FROM vehicle_signals ORDER BY event_seq", ResultFormat.Parquet, output, 5000, 1, CancellationToken.None);
 
         output.Position = 0;
-        var (ids, speeds) = await ReadParquetAsync(output);
-        var expected = Lake.Expected(new RowRestriction(Nov23, null)).OrderBy(r => r.EventSeq).ToList();
-        Assert.Equal(expected.Select(r => r.ReadingId), ids);
-        Assert.Equal(expected.Select(r => r.SpeedKmh), speeds);
-        Assert.Equal(expected.Count, result.Rows);
+        var rows = await MarketLake.ReadParquetAsync(output);
+        var expected = Lake.Expected(new RowRestriction(Nov23, null)).OrderBy(r => r.EventSeq).Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh));
+        Assert.Equal(expected, rows);
+        Assert.Equal(rows.Count, result.Rows);
         Assert.Equal(output.Length, result.Bytes);
     }
 
@@ -314,25 +313,5 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         using var output = new MemoryStream();
         var result = await sandbox.RunAsync(sql, ResultFormat.Json, output, 100_000, 1, CancellationToken.None);
         return (result, JsonDocument.Parse(output.ToArray()).RootElement.Clone());
-    }
-
-    internal static async Task<(List<string> Ids, List<double?> Speeds)> ReadParquetAsync(Stream stream)
-    {
-        await using var reader = await Parquet.ParquetReader.CreateAsync(stream);
-        var fields = reader.Schema.GetDataFields();
-        var ids = new List<string>();
-        var speeds = new List<double?>();
-        for (var g = 0; g < reader.RowGroupCount; g++)
-        {
-            using var group = reader.OpenRowGroupReader(g);
-            var count = (int)group.RowCount;
-            var groupIds = new string[count];
-            var groupSpeeds = new double?[count];
-            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), groupIds, null);
-            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), groupSpeeds, null);
-            ids.AddRange(groupIds);
-            speeds.AddRange(groupSpeeds);
-        }
-        return (ids, speeds);
     }
 }
