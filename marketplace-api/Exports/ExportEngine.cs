@@ -40,7 +40,7 @@ public static class ExportEngine
         using (var duck = Open(request))
         {
             schema = Describe(duck, request);
-            if (request.Table.Files.Count > 0) await Task.Run(() => Copy(duck, request, partitions), cancellation);
+            if (request.Table.Files.Count > 0) await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
         }
         progress?.Report(new ExportProgress(ExportStage.Writing, 1, 1));
 
@@ -107,16 +107,26 @@ public static class ExportEngine
         return columns;
     }
 
-    private static void Copy(DuckDBConnection duck, ExportRequest request, string[] partitions)
+    private static void Copy(DuckDBConnection duck, ExportRequest request, string[] partitions, CancellationToken cancellation)
     {
         var sequence = request.Table.Shape.SequenceColumn;
         const string fileNames = "'part-{i}'";
         var shard = request.Shards > 1 ? $", ntile({request.Shards.ToString(CultureInfo.InvariantCulture)}) OVER (ORDER BY {sequence}) - 1 AS shard" : "";
-        SqlSandbox.Execute(duck, $"""
+        using var command = duck.CreateCommand();
+        command.CommandText = $"""
             COPY (SELECT *{shard} FROM {request.Table.Name} ORDER BY {sequence})
             TO {SqlSandbox.Literal(Path.Combine(request.Folder, DataFolder))}
             (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({string.Join(", ", partitions)}), FILENAME_PATTERN {fileNames})
-            """);
+            """;
+        using var interrupt = cancellation.Register(command.Cancel);
+        try
+        {
+            command.ExecuteNonQuery();
+        }
+        catch (DuckDBException) when (cancellation.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancellation);
+        }
     }
 
     private static async Task<ExportFile> DescribeFileAsync(DuckDBConnection counter, string folder, string path, CancellationToken cancellation)

@@ -106,6 +106,15 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Export_CancelledBeforeItStarts_WritesNoManifest()
+    {
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ExportEngine.ExportAsync(new ExportRequest(Lake.Grant(), _folder, 2, 1, 1, 1), _marketplace, TimeProvider.System, null, cancelled.Token));
+        Assert.False(File.Exists(Path.Combine(_folder, ExportEngine.ManifestFile)));
+    }
+
+    [Fact]
     public async Task Export_IntoAFolderThatIsNotEmpty_IsRefused()
     {
         Directory.CreateDirectory(_folder);

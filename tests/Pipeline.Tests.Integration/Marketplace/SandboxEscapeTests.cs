@@ -151,6 +151,39 @@ public sealed class SandboxEscapeTests(MarketLakeFixture lake) : IClassFixture<M
     }
 }
 
+/// <summary>
+/// What DuckDB 1.5's lockdown still allows, shown with the validator bypassed: the reasons the validator exists. Should a
+/// DuckDB version close these, this test fails and says the first wall may be loosened.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class LockedDuckDbGapTests(MarketLakeFixture lake) : IClassFixture<MarketLakeFixture>
+{
+    [Fact]
+    public async Task LockedDuckDb_GrantedFileReadDirectly_YieldsRowsOutsideTheGrantsRestriction()
+    {
+        var from = new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+        using var sandbox = SqlSandbox.Open([lake.Lake.Grant(rows: new RowRestriction(from, null))], new SandboxLimits());
+        using var output = new MemoryStream();
+
+        await sandbox.RunValidatedAsync($"SELECT count(*) AS n FROM read_parquet('{lake.Lake.Files[0]}') WHERE device_time < TIMESTAMPTZ '2026-11-23 12:00:00+00'", ResultFormat.Json, output, 10, 1, CancellationToken.None);
+
+        Assert.True(System.Text.Json.JsonDocument.Parse(output.ToArray()).RootElement[0].GetProperty("n").GetInt64() > 0);
+        var refused = await Assert.ThrowsAsync<SandboxRefusedException>(() => sandbox.RunAsync($"SELECT count(*) FROM read_parquet('{lake.Lake.Files[0]}')", ResultFormat.Json, new MemoryStream(), 10, 1, CancellationToken.None));
+        Assert.Equal(SandboxReason.TableFunction, refused.Reason);
+    }
+
+    [Fact]
+    public async Task LockedDuckDb_CurrentSetting_RevealsTheAllowedPaths()
+    {
+        using var sandbox = SqlSandbox.Open([lake.Lake.Grant()], new SandboxLimits());
+        using var output = new MemoryStream();
+
+        await sandbox.RunValidatedAsync("SELECT CAST(current_setting('allowed_paths') AS VARCHAR) AS paths", ResultFormat.Csv, output, 10, 1, CancellationToken.None);
+
+        Assert.Contains(lake.Lake.Root, System.Text.Encoding.UTF8.GetString(output.ToArray()));
+    }
+}
+
 /// <summary>One lake for a test class.</summary>
 public sealed class MarketLakeFixture : IDisposable
 {
