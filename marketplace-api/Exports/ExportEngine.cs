@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using DuckDB.NET.Data;
+using Pipeline.Core.Crypto;
+using Pipeline.Marketplace.Sandbox;
+
+namespace Pipeline.Marketplace.Exports;
+
+/// <summary>What to export: a grant's slice, into a new folder, in how many equal shards, cut from which part of the log.</summary>
+public sealed record ExportRequest(GrantedTable Table, string Folder, int Shards, long FirstEventSequence, long LastEventSequence, long LakeCheckpoint, JsonElement? Quality = null)
+{
+    public const int MaxShards = 256;
+}
+
+/// <summary>
+/// Writes a grant's slice as hive-partitioned Parquet (zstd) with DuckDB's COPY — by <c>shard</c> (when more than one)
+/// and <c>date</c>, under <c>data/</c> — from a DuckDB that can read only the granted files and write only the export folder. Shards are
+/// equal by rows (they differ by at most one), cut in event order. Then every file is counted, hashed (SHA-256 and its
+/// IPFS CID) and listed in a manifest signed with the marketplace's key.
+/// </summary>
+public static class ExportEngine
+{
+    public const string ManifestFile = "manifest.json";
+    public const string SignatureFile = "manifest.json.sig";
+    public const string DataFolder = "data";
+
+    public static async Task<ExportResult> ExportAsync(ExportRequest request, EthKey signer, TimeProvider time, IProgress<ExportProgress>? progress, CancellationToken cancellation)
+    {
+        var errors = request.Table.Errors().ToList();
+        if (request.Shards is < 1 or > ExportRequest.MaxShards) errors.Add($"Shards must be between 1 and {ExportRequest.MaxShards}.");
+        if (!Path.IsPathFullyQualified(request.Folder) || request.Folder.Contains('\'', StringComparison.Ordinal)) errors.Add("The export folder must be an absolute path without quotes.");
+        else if (Directory.Exists(request.Folder) && Directory.EnumerateFileSystemEntries(request.Folder).Any()) errors.Add($"The export folder {request.Folder} is not empty.");
+        if (errors.Count > 0) throw new ArgumentException(string.Join(" ", errors), nameof(request));
+
+        Directory.CreateDirectory(request.Folder);
+        var partitions = request.Shards > 1 ? new[] { "shard", "date" } : ["date"];
+        List<ExportColumn> schema;
+        progress?.Report(new ExportProgress(ExportStage.Writing, 0, 1));
+        using (var duck = Open(request))
+        {
+            schema = Describe(duck, request);
+            if (request.Table.Files.Count > 0) await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
+        }
+        progress?.Report(new ExportProgress(ExportStage.Writing, 1, 1));
+
+        var paths = Directory.EnumerateFiles(request.Folder, "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        var files = new List<ExportFile>();
+        using (var counter = new DuckDBConnection("DataSource=:memory:"))
+        {
+            counter.Open();
+            foreach (var path in paths)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                files.Add(await DescribeFileAsync(counter, request.Folder, path, cancellation));
+                progress?.Report(new ExportProgress(ExportStage.Hashing, files.Count, paths.Count));
+            }
+        }
+
+        progress?.Report(new ExportProgress(ExportStage.Signing, 0, 1));
+        var manifest = new ExportManifest(1, request.Table.Name, request.Table.Rows, schema, partitions, request.Shards, files, files.Sum(f => f.Rows),
+            request.FirstEventSequence, request.LastEventSequence, request.LakeCheckpoint, time.GetUtcNow(), signer.Address.ToString(), request.Quality);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ExportManifest.Json);
+        var signature = Hex.Encode0x(signer.SignPersonal(bytes));
+        await File.WriteAllBytesAsync(Path.Combine(request.Folder, ManifestFile), bytes, cancellation);
+        await File.WriteAllTextAsync(Path.Combine(request.Folder, SignatureFile), signature, cancellation);
+        progress?.Report(new ExportProgress(ExportStage.Done, 1, 1));
+        return new ExportResult(manifest, request.Folder, bytes, signature);
+    }
+
+    // Reads only the granted files, writes only into the export folder; the statements are ours, never a buyer's.
+    private static DuckDBConnection Open(ExportRequest request)
+    {
+        var duck = new DuckDBConnection("DataSource=:memory:");
+        try
+        {
+            duck.Open();
+            foreach (var setting in new[]
+            {
+                "SET TimeZone = 'UTC'",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                $"SET allowed_paths = [{string.Join(", ", request.Table.Files.Select(SqlSandbox.Literal))}]",
+                // DuckDB allows what lies under an allowed directory, not the directory itself: COPY writes into a subfolder.
+                $"SET allowed_directories = [{SqlSandbox.Literal(request.Folder + "/")}]",
+                "SET enable_external_access = false",
+                SqlSandbox.ViewSql(request.Table),
+                "SET lock_configuration = true",
+            }) SqlSandbox.Execute(duck, setting);
+            return duck;
+        }
+        catch
+        {
+            duck.Dispose();
+            throw;
+        }
+    }
+
+    private static List<ExportColumn> Describe(DuckDBConnection duck, ExportRequest request)
+    {
+        using var command = duck.CreateCommand();
+        command.CommandText = $"SELECT column_name, column_type FROM (DESCRIBE {request.Table.Name})";
+        using var reader = command.ExecuteReader();
+        var columns = new List<ExportColumn>();
+        while (reader.Read()) columns.Add(new ExportColumn(reader.GetString(0), reader.GetString(1)));
+        if (request.Shards > 1) columns.Add(new ExportColumn("shard", "BIGINT"));
+        return columns;
+    }
+
+    private static void Copy(DuckDBConnection duck, ExportRequest request, string[] partitions, CancellationToken cancellation)
+    {
+        var sequence = request.Table.Shape.SequenceColumn;
+        const string fileNames = "'part-{i}'";
+        var shard = request.Shards > 1 ? $", ntile({request.Shards.ToString(CultureInfo.InvariantCulture)}) OVER (ORDER BY {sequence}) - 1 AS shard" : "";
+        using var command = duck.CreateCommand();
+        command.CommandText = $"""
+            COPY (SELECT *{shard} FROM {request.Table.Name} ORDER BY {sequence})
+            TO {SqlSandbox.Literal(Path.Combine(request.Folder, DataFolder))}
+            (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({string.Join(", ", partitions)}), FILENAME_PATTERN {fileNames})
+            """;
+        using var interrupt = cancellation.Register(command.Cancel);
+        try
+        {
+            command.ExecuteNonQuery();
+        }
+        catch (DuckDBException) when (cancellation.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancellation);
+        }
+    }
+
+    private static async Task<ExportFile> DescribeFileAsync(DuckDBConnection counter, string folder, string path, CancellationToken cancellation)
+    {
+        long rows;
+        using (var command = counter.CreateCommand())
+        {
+            command.CommandText = $"SELECT count(*) FROM read_parquet({SqlSandbox.Literal(path)})";
+            rows = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+        await using var stream = File.OpenRead(path);
+        var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellation));
+        stream.Position = 0;
+        var cid = await UnixFsCid.ComputeAsync(stream, cancellation);
+        return new ExportFile(Path.GetRelativePath(folder, path).Replace('\\', '/'), rows, stream.Length, sha256, cid);
+    }
+}

@@ -1,0 +1,204 @@
+using System.Globalization;
+using Apache.Arrow;
+using DuckDB.NET.Data;
+
+namespace Pipeline.Marketplace.Sandbox;
+
+/// <summary>What a query delivered: rows and bytes written (what is metered), whether a cap cut it short, and the lake checkpoint it was read at.</summary>
+public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns);
+
+/// <summary>
+/// A fresh in-memory DuckDB for one buyer's queries: a view per grant restricted to the granted rows over exactly the
+/// granted files, then locked down — external access off except those files, no extensions installed or loaded,
+/// memory and threads bounded, configuration locked. Each statement is validated (<see cref="SqlValidator"/>) before it
+/// runs, interrupted at the time limit, and its result is cut at the row and byte caps. Not thread-safe: one query at a time.
+/// </summary>
+public sealed class SqlSandbox : IDisposable
+{
+    private readonly DuckDBConnection _connection;
+    private readonly SandboxLimits _limits;
+    private readonly Dictionary<string, GrantedTable> _granted;
+    private readonly HashSet<string> _tables;
+
+    private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, IReadOnlyList<GrantedTable> tables)
+    {
+        _connection = connection;
+        _limits = limits;
+        _granted = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        _tables = _granted.Keys.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>The views a query may read, by name.</summary>
+    public IReadOnlySet<string> Tables => _tables;
+
+    /// <summary>Opens a sandbox over <paramref name="tables"/>; throws <see cref="ArgumentException"/> when a description is invalid.</summary>
+    public static SqlSandbox Open(IReadOnlyList<GrantedTable> tables, SandboxLimits limits)
+    {
+        var errors = tables.SelectMany(t => t.Errors()).Concat(limits.Errors()).ToList();
+        if (tables.Select(t => t.Name).Distinct().Count() != tables.Count) errors.Add("Table names must be distinct.");
+        if (errors.Count > 0) throw new ArgumentException(string.Join(" ", errors), nameof(tables));
+
+        var connection = new DuckDBConnection("DataSource=:memory:");
+        try
+        {
+            connection.Open();
+            var files = tables.SelectMany(t => t.Files).Distinct().ToList();
+            // Order matters: what external access forbids must be set before it is switched off, and the lock comes last.
+            foreach (var setting in new[]
+            {
+                "SET TimeZone = 'UTC'",
+                "SET temp_directory = ''", // nothing spills to disk: memory_limit is the bound
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET allow_community_extensions = false",
+                $"SET memory_limit = '{limits.MemoryLimitMegabytes.ToString(CultureInfo.InvariantCulture)}MB'",
+                $"SET threads = {limits.Threads.ToString(CultureInfo.InvariantCulture)}",
+                $"SET allowed_paths = [{string.Join(", ", files.Select(Literal))}]",
+                "SET enable_external_access = false",
+            }) Execute(connection, setting);
+            foreach (var table in tables) Execute(connection, ViewSql(table));
+            Execute(connection, "SET lock_configuration = true");
+            return new SqlSandbox(connection, limits, tables);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The view of one grant: its files, its rows.</summary>
+    public static string ViewSql(GrantedTable table)
+    {
+        var shape = table.Shape;
+        var source = table.Files.Count == 0
+            // No file yet (a subscription before its first data): an empty view with the columns the restriction names.
+            ? $"(SELECT CAST(NULL AS VARCHAR) AS {shape.DeviceColumn}, CAST(NULL AS TIMESTAMPTZ) AS {shape.TimeColumn}, CAST(NULL AS BIGINT) AS {shape.SequenceColumn}" +
+              (shape.LatitudeColumn is null ? "" : $", CAST(NULL AS DOUBLE) AS {shape.LatitudeColumn}, CAST(NULL AS DOUBLE) AS {shape.LongitudeColumn}") + " WHERE false)"
+            : $"read_parquet([{string.Join(", ", table.Files.Select(Literal))}], hive_partitioning = true, hive_types = {{'date': DATE}})";
+        var rows = table.Rows;
+        var conditions = new List<string> { $"{shape.TimeColumn} >= {Time(rows.From)}" };
+        if (rows.Until is { } until) conditions.Add($"{shape.TimeColumn} < {Time(until)}");
+        if (rows.Box is { } box)
+        {
+            conditions.Add($"{shape.LatitudeColumn} BETWEEN {Number(box.South)} AND {Number(box.North)}");
+            conditions.Add($"{shape.LongitudeColumn} BETWEEN {Number(box.West)} AND {Number(box.East)}");
+        }
+        if (rows.Devices is { } devices)
+            conditions.Add(devices.Count == 0 ? "false" : $"{shape.DeviceColumn} IN ({string.Join(", ", devices.Select(Literal))})");
+        return $"CREATE VIEW {table.Name} AS SELECT * FROM {source} WHERE {string.Join(" AND ", conditions)}";
+    }
+
+    /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing.</summary>
+    public void Validate(string sql) => SqlValidator.Validate(_connection, sql, _tables, _limits);
+
+    /// <summary>
+    /// Validates and runs one SELECT, streaming its result to <paramref name="output"/> in <paramref name="format"/>.
+    /// At most <paramref name="maxRows"/> rows (the grant's remaining quota) and the sandbox's caps are delivered; a
+    /// result cut short says so. Throws <see cref="SandboxRefusedException"/> when refused, timed out, out of memory or
+    /// failed (bad column, division error, …), and <see cref="OperationCanceledException"/> when the caller cancels.
+    /// </summary>
+    public Task<QueryResult> RunAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation)
+    {
+        Validate(sql);
+        return RunValidatedAsync(sql, format, output, maxRows, lakeCheckpoint, cancellation);
+    }
+
+    // Tests call this directly to show that the locked-down DuckDB refuses on its own what the validator refuses first.
+    internal async Task<QueryResult> RunValidatedAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation)
+    {
+        var rowCap = Math.Min(Math.Max(0, maxRows), _limits.MaxResultRows);
+        var byteCap = _limits.MaxResultBytes;
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(_limits.Timeout);
+        using var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        await using var interrupt = timeout.Token.Register(command.Cancel);
+
+        var counted = new CountingStream(output);
+        ResultWriter? writer = null;
+        long rows = 0;
+        var truncated = false;
+        try
+        {
+            using var batches = command.ExecuteArrowStream();
+            ResultWriter.CheckTypes(batches.Schema);
+            writer = ResultWriter.For(format, counted);
+            writer.Begin(batches.Schema);
+            while (!truncated && await batches.ReadNextRecordBatchAsync(timeout.Token) is { } batch)
+            {
+                using (batch)
+                {
+                    var written = writer.Write(batch, (int)Math.Min(batch.Length, rowCap - rows), byteCap);
+                    rows += written;
+                    truncated = written < batch.Length;
+                }
+            }
+            writer.End();
+            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, batches.Schema.FieldsList.Select(f => f.Name).ToList());
+        }
+        catch (Exception e) when (e is DuckDBException or OperationCanceledException)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            throw Stopped(e, timeout.IsCancellationRequested);
+        }
+        finally
+        {
+            writer?.Dispose();
+        }
+    }
+
+    private SandboxRefusedException Stopped(Exception e, bool timedOut)
+    {
+        if (timedOut)
+            return new SandboxRefusedException(SandboxReason.Timeout, $"The query ran longer than {_limits.Timeout.TotalSeconds:0.#} s and was stopped; filter earlier (time range, devices) or aggregate less.", e);
+        if (e.Message.Contains("Out of Memory", StringComparison.OrdinalIgnoreCase))
+            return new SandboxRefusedException(SandboxReason.OutOfMemory, $"The query needed more than {_limits.MemoryLimitMegabytes} MB and was stopped; filter earlier or aggregate before joining.", e);
+        return new SandboxRefusedException(SandboxReason.QueryFailed, $"DuckDB could not run the query: {FirstLine(e.Message)}", e);
+    }
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
+
+    /// <summary>
+    /// Rows per device and epoch in one grant's slice: the shares an aggregate's charge is attributed by, when the
+    /// result's rows cannot name the devices they came from (see <see cref="Attribution.SalesAttribution"/>).
+    /// </summary>
+    public IReadOnlyList<Attribution.DeviceShare> CountShares(string table, TimeSpan epochLength)
+    {
+        var shape = _granted.TryGetValue(table, out var granted) ? granted.Shape : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
+        var seconds = ((long)epochLength.TotalSeconds) is var s and > 0 ? s.ToString(CultureInfo.InvariantCulture) : throw new ArgumentException("An epoch lasts at least a second.", nameof(epochLength));
+        using var command = _connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {seconds}) AS BIGINT) AS epoch, count(*)
+            FROM {table} GROUP BY ALL ORDER BY ALL
+            """;
+        using var reader = command.ExecuteReader();
+        var shares = new List<Attribution.DeviceShare>();
+        while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+        return shares;
+    }
+
+    /// <summary>Bytes DuckDB holds in this sandbox's buffers now (for checking that a stopped query let go of its memory).</summary>
+    public long MemoryInUse()
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = "SELECT CAST(coalesce(sum(memory_usage_bytes), 0) AS BIGINT) FROM duckdb_memory()";
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose() => _connection.Dispose();
+
+    internal static void Execute(DuckDBConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    internal static string Literal(string text) => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    private static string Time(DateTimeOffset time) => $"TIMESTAMPTZ '{time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'";
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,106 @@
+using DuckDB.NET.Data;
+using Pipeline.Marketplace.Sandbox;
+
+namespace Pipeline.Tests.Integration.Marketplace;
+
+/// <summary>One vehicle reading as the lake stores it (a subset of the signal columns).</summary>
+public sealed record VehicleRow(string Device, string ReadingId, long Seq, DateTimeOffset DeviceTime, DateTimeOffset ReceivedAt, long EventSeq, double? SpeedKmh, double Latitude, double Longitude)
+{
+    public DateOnly Date => DateOnly.FromDateTime(DeviceTime.UtcDateTime);
+}
+
+/// <summary>
+/// A lake-shaped folder in a temp directory: <c>vehicle_signals/date=…/part-first-last.parquet</c> over three days
+/// and three devices, written by a DuckDB of the test's own, plus a file outside any grant. The rows are kept so tests
+/// compute what a grant must return without asking the code under test.
+/// </summary>
+public sealed class MarketLake : IDisposable
+{
+    public static readonly string[] Devices = ["0x00000000000000000000000000000000000000a1", "0x00000000000000000000000000000000000000b2", "0x00000000000000000000000000000000000000c3"];
+    public static readonly DateOnly[] Days = [new(2026, 11, 23), new(2026, 11, 24), new(2026, 11, 25)];
+    public const int RowsPerDevicePerDay = 200;
+
+    public MarketLake()
+    {
+        Root = Path.Combine(Path.GetTempPath(), "market-lake-" + Guid.NewGuid().ToString("n"));
+        long eventSeq = 0;
+        foreach (var day in Days)
+            for (var i = 0; i < RowsPerDevicePerDay; i++)
+                foreach (var device in Devices)
+                {
+                    eventSeq++;
+                    var time = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero).AddSeconds(i * 300 + device[^1]);
+                    Rows.Add(new VehicleRow(device, $"0x{eventSeq:x64}", i + 1 + day.DayNumber * 1000L, time, time.AddSeconds(2), eventSeq,
+                        i % 10 == 0 ? null : i % 130, Math.Round(52 + i * 0.01, 2), Math.Round(-7 + (device[^1] - '0') * 0.1 + i * 0.005, 3)));
+                }
+        using var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        Execute(duck, "SET TimeZone = 'UTC'");
+        Execute(duck, "CREATE TABLE v (device VARCHAR, reading_id VARCHAR, seq BIGINT, device_time TIMESTAMPTZ, received_at TIMESTAMPTZ, event_seq BIGINT, speed_kmh DOUBLE, latitude DOUBLE, longitude DOUBLE)");
+        using (var appender = duck.CreateAppender("v"))
+            foreach (var r in Rows)
+                appender.CreateRow().AppendValue(r.Device).AppendValue(r.ReadingId).AppendValue(r.Seq).AppendValue(r.DeviceTime).AppendValue(r.ReceivedAt)
+                    .AppendValue(r.EventSeq).AppendValue(r.SpeedKmh).AppendValue(r.Latitude).AppendValue(r.Longitude).EndRow();
+        foreach (var day in Days)
+        {
+            var first = Rows.Where(r => r.Date == day).Min(r => r.EventSeq);
+            var last = Rows.Where(r => r.Date == day).Max(r => r.EventSeq);
+            var path = Path.Combine(Root, "vehicle_signals", $"date={day:yyyy-MM-dd}", $"part-{first}-{last}.parquet");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            Execute(duck, $"COPY (SELECT * FROM v WHERE CAST(device_time AS DATE) = DATE '{day:yyyy-MM-dd}' ORDER BY event_seq) TO '{path}' (FORMAT parquet, COMPRESSION zstd)");
+            Files.Add(path);
+        }
+        // Not part of any grant: a query must never see it, even though it lies beside the granted files.
+        Secret = Path.Combine(Root, "secrets", "date=2026-11-23", "part-1-1.parquet");
+        Directory.CreateDirectory(Path.GetDirectoryName(Secret)!);
+        Execute(duck, $"COPY (SELECT 'do not read' AS secret) TO '{Secret}' (FORMAT parquet)");
+    }
+
+    public string Root { get; }
+    public List<VehicleRow> Rows { get; } = [];
+    public List<string> Files { get; } = [];
+    public string Secret { get; }
+
+    /// <summary>A grant on the first two days' files (the third day's file is outside it).</summary>
+    public GrantedTable Grant(string name = "vehicle_signals", RowRestriction? rows = null) =>
+        new(name, TableShape.VehicleSignals, Files.Take(2).ToList(), rows ?? new RowRestriction(new DateTimeOffset(2026, 11, 23, 0, 0, 0, TimeSpan.Zero), null));
+
+    /// <summary>The rows a restriction selects from the granted days, computed here from the generated rows.</summary>
+    public List<VehicleRow> Expected(RowRestriction rows) => Rows
+        .Where(r => r.Date <= Days[1])
+        .Where(r => r.DeviceTime >= rows.From && (rows.Until is not { } until || r.DeviceTime < until))
+        .Where(r => rows.Box is not { } box || r.Latitude >= box.South && r.Latitude <= box.North && r.Longitude >= box.West && r.Longitude <= box.East)
+        .Where(r => rows.Devices is null || rows.Devices.Contains(r.Device))
+        .ToList();
+
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+
+    /// <summary>event_seq, reading_id and speed_kmh of every row of a Parquet file, read by Parquet.Net (not DuckDB, which wrote it).</summary>
+    public static async Task<List<(long Seq, string Id, double? Speed)>> ReadParquetAsync(Stream stream)
+    {
+        await using var reader = await Parquet.ParquetReader.CreateAsync(stream);
+        var fields = reader.Schema.GetDataFields();
+        var rows = new List<(long, string, double?)>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var count = (int)group.RowCount;
+            var seqs = new long?[count];
+            var ids = new string[count];
+            var speeds = new double?[count];
+            await group.ReadAsync<long>(fields.Single(f => f.Name == "event_seq"), seqs, null);
+            await group.ReadAsync(fields.Single(f => f.Name == "reading_id"), ids, null);
+            await group.ReadAsync<double>(fields.Single(f => f.Name == "speed_kmh"), speeds, null);
+            for (var i = 0; i < count; i++) rows.Add((seqs[i]!.Value, ids[i], speeds[i]));
+        }
+        return rows;
+    }
+
+    private static void Execute(DuckDBConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+}
