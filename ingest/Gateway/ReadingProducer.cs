@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Ingest.Gateway;
 
@@ -45,14 +44,14 @@ public sealed class ReadingProducer : IDisposable
     private readonly BacklogGate _backlog;
     private long _inFlightBytes;
 
-    public ReadingProducer(DevStack stack, BacklogGate backlog, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
+    public ReadingProducer(BacklogGate backlog, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
     {
         _logger = logger;
         _backlog = backlog;
         _maxInFlightBytes = options.Value.MaxInFlightBytes;
         _rawTopic = kafka.Value.RawTopic;
         _rejectedTopic = kafka.Value.RejectedTopic;
-        var config = kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-ingest");
+        var config = kafka.Value.ProducerConfig("depin-ingest");
         _producer = new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, message) => logger.Log(KafkaLog.Level(message.Level), "librdkafka {Facility}: {Message}", message.Facility, message.Message))
             .SetErrorHandler((_, error) => logger.Log(error.IsFatal ? LogLevel.Critical : LogLevel.Warning, "Kafka producer: {Reason} ({Code})", error.Reason, error.Code))

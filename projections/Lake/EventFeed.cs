@@ -3,7 +3,6 @@ using System.Text.Json.Serialization;
 using Npgsql;
 using NpgsqlTypes;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Projections.Lake;
 
@@ -17,22 +16,21 @@ public sealed record FeedEvent(long Sequence, string Device, object Data);
 /// it returns is final: nothing can later appear below its end. Only those transactions are waited for — not the rest
 /// of the server's (another database's report or migration does not hold the lake back).
 /// </summary>
-public sealed class EventFeed(DevStack stack)
+public sealed class EventFeed(NpgsqlDataSource dataSource, string schema)
 {
     private static readonly string[] Types = [EventNames.All[typeof(ReadingAccepted)], EventNames.All[typeof(ReadingRejected)]];
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
 
-    private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
+    private readonly string _schema = schema;
 
-    // Named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.
-    private readonly string _connectionString = new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { ApplicationName = $"depin-lake-feed:{stack.Store.Options.DatabaseSchemaName}" }.ConnectionString;
+    /// <summary>What the feed's connections are named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.</summary>
+    public static string ApplicationName(string schema) => $"depin-lake-feed:{schema}";
 
     /// <summary>The events after <paramref name="after"/> up to a safe ceiling (at most <paramref name="max"/>), and the sequence the caller may checkpoint.</summary>
     public async Task<(IReadOnlyList<FeedEvent> Events, long Through)> ReadAsync(long after, int max, long? until, CancellationToken cancellation)
     {
-        await using var connection = new NpgsqlConnection(_connectionString);
-        await connection.OpenAsync(cancellation);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellation);
         var ceiling = await SafeCeilingAsync(connection, cancellation);
         if (until is { } limit) ceiling = Math.Min(ceiling, limit);
         if (ceiling <= after) return ([], after);

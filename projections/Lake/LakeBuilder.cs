@@ -1,6 +1,6 @@
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Projections.Lake;
 

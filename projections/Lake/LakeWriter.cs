@@ -1,7 +1,6 @@
 using Marten;
 using Microsoft.Extensions.Logging;
-using Pipeline.Infra.Stack;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Projections.Lake;
 
@@ -15,12 +14,12 @@ public sealed class LakeTakenOverException() : Exception("Another projector comm
 /// files and files the manifest does not name, and writes again a committed file that was lost (a rename that power
 /// failure undid before the folder reached the disk).
 /// </summary>
-public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string directory, LakeOptions options, LakeMetrics? metrics, ILogger logger)
+public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string directory, LakeOptions options, LakeMetrics? metrics, ILogger logger)
 {
     private readonly LakeOptions _options = options.Errors() is { Count: > 0 } errors
         ? throw new ArgumentException(string.Join(" ", errors), nameof(options))
         : options;
-    private readonly EventFeed _feed = new(stack);
+    private readonly EventFeed _feed = store.Feed();
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
     private readonly List<(string Path, DateTime RetiredAt)> _retired = [];
@@ -152,7 +151,7 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
     {
         var missing = devices.Where(d => !_devices.ContainsKey(d)).Distinct().ToList();
         if (missing.Count == 0) return;
-        await using var session = stack.Store.QuerySession();
+        await using var session = store.Events.QuerySession();
         foreach (var device in await session.LoadManyAsync<Device>(cancellation, missing)) _devices[device.Id] = device;
     }
 }

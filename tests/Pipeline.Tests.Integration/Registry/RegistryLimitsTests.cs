@@ -4,7 +4,8 @@ using System.Text;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
-using Pipeline.Streams.Registry;
+using Pipeline.Core.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Tests.Integration.Registry;
 
