@@ -45,7 +45,6 @@ public static class PipelineHost
         });
 
         var services = builder.Services;
-        services.AddSingleton(endpoints);
         services.AddServiceDefaults(configuration);
         if (NeedsEventStore(roles)) services.AddEventStore(configuration);
         if (roles.HasFlag(Roles.Ingest)) services.AddIngest(configuration);

@@ -38,6 +38,7 @@ public static class ServiceDefaults
             .ValidateOnStart();
         services.AddHostedService<KafkaTopicsInitializer>();
         services.AddOptions<DataOptions>().Bind(configuration.GetSection(DataOptions.Section));
+        services.TryAddSingleton(configuration.GetSection(EndpointsOptions.Section).Get<EndpointsOptions>() ?? new EndpointsOptions());
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemResponses();
         services.AddLocalPortRouting();
