@@ -47,6 +47,7 @@ public static class IngestRegistration
         services.AddSingleton<BacklogGate>();
         services.AddHostedService<BacklogMonitor>();
         services.AddSingleton<ReadingProducer>();
+        services.AddSingleton<IReadingBroker>(provider => provider.GetRequiredService<ReadingProducer>());
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<ReadingGateway>();
         services.AddSingleton<ClientRateLimiter>();

@@ -37,7 +37,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
         var misbehaver = new Misbehaver(options, fleet, Ledger);
         var lanes = new List<Lane>();
         for (var i = 0; i < HttpLanes; i++) lanes.Add(new Lane(new HttpSender(options.IngestUrl, Stats), Stats));
-        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, Stats), Stats));
+        for (var i = 0; i < MqttLanes; i++) lanes.Add(new Lane(new MqttSender(options.MqttHost, options.MqttPort, Stats, clock), Stats));
         var laneTasks = lanes.Select(lane => lane.RunAsync(cancellation)).ToList();
 
         // Devices are spread over the lanes of their own transport, numbered within it so every lane carries some.

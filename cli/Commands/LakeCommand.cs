@@ -61,11 +61,11 @@ public static class LakeCommand
     {
         if (Console.IsOutputRedirected)
         {
-            var lastLine = DateTime.UtcNow;
+            var sinceLastLine = System.Diagnostics.Stopwatch.StartNew();
             return await LakeRebuild.RunAsync(lakeHost.Store, lakeHost.DataDirectory, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
             {
-                if (DateTime.UtcNow - lastLine < TimeSpan.FromSeconds(5)) return;
-                lastLine = DateTime.UtcNow;
+                if (sinceLastLine.Elapsed < TimeSpan.FromSeconds(5)) return;
+                sinceLastLine.Restart();
                 Console.WriteLine($"Rebuilding: through event {p.Through:N0} of {p.Target:N0}");
             }), cancellation);
         }

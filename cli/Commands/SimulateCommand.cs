@@ -75,7 +75,7 @@ public static class SimulateCommand
             AnsiConsole.MarkupLine("[yellow]Replaying a vehicle trace faster than recorded compresses its timestamps: its GPS fixes then imply speeds × the speed-up, which the processors refuse as teleports. Replay vehicle traces at --speedup 1.[/]");
         var simulation = new Simulation(options, TimeProvider.System);
         var run = simulation.RunAsync(cancellation);
-        var started = DateTime.UtcNow;
+        var started = System.Diagnostics.Stopwatch.StartNew();
         if (options.ShowProgress && !Console.IsOutputRedirected)
         {
             await AnsiConsole.Live(Progress(simulation.Stats, options, TimeSpan.Zero)).StartAsync(async live =>
@@ -83,7 +83,7 @@ public static class SimulateCommand
                 while (!run.IsCompleted)
                 {
                     await Task.WhenAny(run, Task.Delay(500, CancellationToken.None));
-                    live.UpdateTarget(Progress(simulation.Stats, options, DateTime.UtcNow - started));
+                    live.UpdateTarget(Progress(simulation.Stats, options, started.Elapsed));
                 }
             });
         }
@@ -93,7 +93,7 @@ public static class SimulateCommand
             while (!run.IsCompleted)
             {
                 await Task.WhenAny(run, Task.Delay(ProgressLineInterval, CancellationToken.None));
-                if (!run.IsCompleted) Console.WriteLine(ProgressLine(simulation.Stats, DateTime.UtcNow - started));
+                if (!run.IsCompleted) Console.WriteLine(ProgressLine(simulation.Stats, started.Elapsed));
             }
         }
         var result = await run;

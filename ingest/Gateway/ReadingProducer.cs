@@ -20,11 +20,33 @@ public enum Delivery
 }
 
 /// <summary>
+/// What the gateway hands readings to: a budget of bytes in flight, and the broker behind it. The Kafka producer is the
+/// one implementation; the gateway's decisions are tested against an in-memory one.
+/// </summary>
+public interface IReadingBroker
+{
+    /// <summary>Bytes handed over and not yet acknowledged.</summary>
+    long InFlightBytes { get; }
+
+    /// <summary>Reserves room for a request's record bytes; false when the budget is spent because the broker is slow or away.</summary>
+    bool TryReserve(long bytes);
+
+    /// <summary>Gives back reserved bytes that will not be produced after all.</summary>
+    void Release(long bytes);
+
+    /// <summary>Produces readings whose bytes were reserved, in order, waiting up to <paramref name="wait"/> for every acknowledgement.</summary>
+    Task<Delivery[]> ProduceAsync(IReadOnlyList<OutgoingReading> readings, string transport, DateTimeOffset receivedAt, TimeSpan wait, CancellationToken cancellation);
+
+    /// <summary>Sends a refused reading to the dead-letter topic.</summary>
+    Task DeadLetterAsync(string? device, ReadOnlyMemory<byte> original, string reason, string detail, string source, CancellationToken cancellation);
+}
+
+/// <summary>
 /// The process's one Kafka producer at the edge: idempotent, acks=all, batched and compressed. It bounds the bytes
 /// handed over and not yet acknowledged, so a slow or absent broker turns into 503s rather than unbounded memory, and
 /// tells the <see cref="BacklogGate"/> where each acknowledged record landed.
 /// </summary>
-public sealed class ReadingProducer : IDisposable
+public sealed class ReadingProducer : IReadingBroker, IDisposable
 {
     /// <summary>
     /// What a record costs beyond its envelope: the key (42), the two headers (about 40), the record's framing and, for a

@@ -8,8 +8,11 @@ namespace Pipeline.Projections.Lake;
 /// What the lake reads and records in PostgreSQL, from dependency injection: the event store it projects, the
 /// manifests of its lakes, the feed of reading events, and the lead of one projector per lake.
 /// </summary>
-public sealed class LakeStore(IDocumentStore store, NpgsqlDataSource dataSource, PostgresSessions sessions, LeaderElection leaders)
+public sealed class LakeStore(IDocumentStore store, NpgsqlDataSource dataSource, PostgresSessions sessions, LeaderElection leaders, TimeProvider clock)
 {
+    /// <summary>The clock compaction and the retiring of replaced files go by.</summary>
+    public TimeProvider Clock => clock;
+
     public IDocumentStore Events => store;
 
     public string Schema => store.Schema();

@@ -11,7 +11,7 @@ namespace Pipeline.Simulator.Senders;
 /// order. A PUBACK reason code says refused; a dropped connection (the edge shedding load) means log in again and send
 /// again.
 /// </summary>
-public sealed class MqttSender(string host, int port, SimulationStats stats) : IReadingSender
+public sealed class MqttSender(string host, int port, SimulationStats stats, TimeProvider clock) : IReadingSender
 {
     private readonly Dictionary<string, IMqttClient> _clients = [];
 
@@ -76,7 +76,7 @@ public sealed class MqttSender(string host, int port, SimulationStats stats) : I
         var options = new MqttClientOptionsBuilder()
             .WithTcpServer(host, port)
             .WithClientId(device.Address)
-            .WithCredentials(device.Address, DeviceLogin.Password(device.Key, device.Address, DateTimeOffset.UtcNow))
+            .WithCredentials(device.Address, DeviceLogin.Password(device.Key, device.Address, clock.GetUtcNow()))
             .WithProtocolVersion(MqttProtocolVersion.V500)
             .WithTimeout(TimeSpan.FromSeconds(10))
             .Build();
