@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Marten;
-using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Registry;

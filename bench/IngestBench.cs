@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;

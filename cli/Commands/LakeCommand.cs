@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Files;
 using Pipeline.Infra.Development;
-using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Postgres;
 using Pipeline.Projections;
 using Pipeline.Projections.Lake;

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Pipeline.Infra.Development;
 using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Kafka;

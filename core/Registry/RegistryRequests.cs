@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Pipeline.Core.Crypto;
-using Pipeline.Core.Envelope;
 
 namespace Pipeline.Core.Registry;
 

@@ -5,7 +5,6 @@ using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using Pipeline.Cli.Hosting;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;

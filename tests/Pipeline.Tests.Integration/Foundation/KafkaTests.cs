@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Confluent.Kafka;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;

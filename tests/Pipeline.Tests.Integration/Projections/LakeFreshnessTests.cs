@@ -1,9 +1,7 @@
-using Marten;
 using Marten.Services;
 using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Events;
-using Pipeline.Projections.Lake;
 using Pipeline.Tests.Integration.Ingest;
 
 namespace Pipeline.Tests.Integration.Projections;

@@ -1,6 +1,5 @@
 using DuckDB.NET.Data;
 using Npgsql;
-using Pipeline.Infra.Postgres;
 using Pipeline.Projections.Lake;
 
 namespace Pipeline.Tests.Integration.Projections;

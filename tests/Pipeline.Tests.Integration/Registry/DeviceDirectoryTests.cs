@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;

@@ -5,7 +5,6 @@ using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Registry;
-using Pipeline.Registry;
 
 namespace Pipeline.Tests.Integration.Registry;
 

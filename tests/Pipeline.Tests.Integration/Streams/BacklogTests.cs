@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Http.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Tests.Integration.Ingest;

@@ -5,7 +5,6 @@ using Npgsql;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
-using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Tests.Integration.Streams;
 
