@@ -160,9 +160,13 @@ public sealed class ReadingProducer : IReadingBroker, IDisposable
         await _producer.ProduceAsync(_rejectedTopic, message, cancellation);
     }
 
+    private int _disposed;
+
     /// <summary>Flushes what is queued before the process exits: graceful shutdown loses nothing it acknowledged.</summary>
     public void Dispose()
     {
+        // The container disposes it once as itself and once as the IReadingBroker it also serves as.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         var left = _producer.Flush(TimeSpan.FromSeconds(10));
         if (left > 0) _logger.LogWarning("{Count} readings were still unacknowledged at shutdown; their senders were not told they were accepted", left);
         _producer.Dispose();
