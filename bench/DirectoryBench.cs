@@ -1,11 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Marten;
-using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Infra.Stack;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 using Spectre.Console;
 
 namespace Pipeline.Bench;
@@ -26,7 +24,7 @@ public static class DirectoryBench
     public static async Task RunAsync(TimeSpan duration)
     {
         await using var scratch = await Scratch.StartAsync();
-        var stack = scratch.Stack;
+        var stack = scratch;
         var random = new Random(10);
         var registered = Enumerable.Range(0, Devices).Select(_ => RandomAddress(random)).ToArray();
         var strangers = Enumerable.Range(0, Batch).Select(_ => RandomAddress(random)).ToArray();
@@ -64,7 +62,7 @@ public static class DirectoryBench
         return new Figures(null, bytes / (double)Devices, Lookups(duration, texts, plain.ContainsKey), Lookups(duration, strangerTexts, plain.ContainsKey));
     }
 
-    private static async Task<Figures> DocumentsAsync(TimeSpan duration, DevStack stack, EthAddress[] registered, EthAddress[] strangers)
+    private static async Task<Figures> DocumentsAsync(TimeSpan duration, Scratch stack, EthAddress[] registered, EthAddress[] strangers)
     {
         var clock = Stopwatch.StartNew();
         var (documents, bytes) = await AllocatedAsync(async () =>
@@ -79,9 +77,9 @@ public static class DirectoryBench
         return new Figures(load, bytes / (double)Devices, Lookups(duration, texts, documents.ContainsKey), Lookups(duration, strangerTexts, documents.ContainsKey));
     }
 
-    private static async Task<Figures> DirectoryAsync(TimeSpan duration, DevStack stack, EthAddress[] registered, EthAddress[] strangers)
+    private static async Task<Figures> DirectoryAsync(TimeSpan duration, Scratch stack, EthAddress[] registered, EthAddress[] strangers)
     {
-        using var directory = new DeviceDirectory(stack, TimeProvider.System, NullLogger<DeviceDirectory>.Instance);
+        using var directory = stack.Create<DeviceDirectory>();
         var clock = Stopwatch.StartNew();
         var (_, bytes) = await AllocatedAsync(async () =>
         {
@@ -108,7 +106,7 @@ public static class DirectoryBench
         return new EthAddress(bytes);
     }
 
-    private static async Task StoreAsync(DevStack stack, EthAddress[] addresses)
+    private static async Task StoreAsync(Scratch stack, EthAddress[] addresses)
     {
         var owner = EthKey.FromSeed("directory-bench-owner"u8).Address.ToLowerHex();
         var now = DateTimeOffset.UtcNow;

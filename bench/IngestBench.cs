@@ -3,13 +3,11 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
 using Spectre.Console;
 
 namespace Pipeline.Bench;
@@ -33,7 +31,7 @@ public static class IngestBench
     public static async Task RunAsync(TimeSpan duration)
     {
         await using var scratch = await Scratch.StartAsync(withEventStore: false);
-        var stack = scratch.Stack;
+        var stack = scratch;
         var perDevice = (int)Math.Ceiling(duration.TotalSeconds * ReadingsPerSecond / Devices);
         var batches = AnsiConsole.Status().Start($"Signing {perDevice * Devices:N0} readings…", _ => SignedBatches(perDevice).ToList());
         var batchFile = Path.Combine(scratch.Folder, "batches.bin");
@@ -42,16 +40,15 @@ public static class IngestBench
         foreach (var verify in new[] { false, true })
         {
             var port = Scratch.FreePort();
-            var configuration = PipelineConfiguration.Build([
+            var configuration = stack.Configuration(
                 new("Endpoints:IngestPort", $"{port}"), new("Endpoints:MqttPort", "0"), new("LOG_FORMAT", "json"),
                 new("Ingest:VerifySignatures", verify ? "true" : "false"),
                 new("Ingest:DeviceReadingsPerSecond", "1000000"), new("Ingest:DeviceBurst", "1000000"),
                 new("Ingest:ClientRequestsPerSecond", "1000000"), new("Ingest:ClientBurst", "1000000"),
                 // No processors drain the topic here: a retention this large keeps the backlog gate's bookkeeping in the
                 // path without ever closing it.
-                new("Ingest:Backlog:RetentionBytes", $"{1L << 40}"),
-            ]);
-            var app = PipelineHost.Build(configuration, stack, Roles.Ingest);
+                new("Ingest:Backlog:RetentionBytes", $"{1L << 40}"));
+            var app = PipelineHost.Build(configuration, Roles.Ingest);
             await app.StartAsync();
             AnsiConsole.MarkupLineInterpolated($"Load process: posting signed batches over HTTP (edge signature check {(verify ? "on" : "off")})…");
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -64,7 +61,7 @@ public static class IngestBench
         AnsiConsole.MarkupLine("Baseline: raw Confluent.Kafka produce of the same envelopes…");
         var envelopes = batches.SelectMany(b => b.Envelopes).ToList();
         // The same partitioning as the gateway's topic, so the baseline does the same work.
-        await KafkaTopics.EnsureAsync(stack.KafkaBootstrapServers, stack.EmbeddedKafka, stack.Options.Kafka.Partitions, [RawTopic]);
+        await stack.Servers.CreateTopicsAsync(new KafkaOptions().Partitions, RawTopic);
         var rawCpu = Process.GetCurrentProcess().TotalProcessorTime;
         var raw = ProduceRaw(stack, envelopes, duration);
         var rawCpuPerReading = MicrosecondsEach(rawCpu, raw.Operations);
@@ -133,9 +130,9 @@ public static class IngestBench
 
     private const string RawTopic = "bench.raw";
 
-    private static Throughput ProduceRaw(DevStack stack, List<(string Device, byte[] Envelope)> envelopes, TimeSpan duration)
+    private static Throughput ProduceRaw(Scratch stack, List<(string Device, byte[] Envelope)> envelopes, TimeSpan duration)
     {
-        var config = new KafkaOptions().ProducerConfig(stack.KafkaBootstrapServers, "bench-raw");
+        var config = new KafkaOptions { BootstrapServers = stack.KafkaBootstrapServers }.ProducerConfig("bench-raw");
         using var producer = new ProducerBuilder<string, byte[]>(config).Build();
         long delivered = 0;
         // The two headers the gateway adds to every message.

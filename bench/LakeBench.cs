@@ -7,9 +7,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Stack;
 using Pipeline.Projections.Lake;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 using Spectre.Console;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 
@@ -27,16 +26,17 @@ public static class LakeBench
     {
         var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
         await using var scratch = await Scratch.StartAsync();
-        var (stack, data) = (scratch.Stack, scratch.Folder);
+        var (stack, data) = (scratch, scratch.Folder);
 
         await AnsiConsole.Status().StartAsync($"Storing {readings:N0} reading events (bulk insert)…", _ => StoreEventsAsync(stack, readings));
 
         // Rounds of 100,000 events (under CompactBelowRows, as LakeOptions requires); every partition compacted at the end.
         var lakeOptions = new LakeOptions { Directory = Path.Combine(data, "lake"), MaxEventsPerRound = 100_000, CompactAtFiles = 2 };
         var lakeDirectory = lakeOptions.ResolveDirectory(data);
-        var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
+        var lakeStore = stack.Services.GetRequiredService<LakeStore>();
+        var manifest = lakeStore.Manifest(LakeProjector.LiveLake);
         await manifest.EnsureSchemaAsync(CancellationToken.None);
-        var writer = new LakeWriter(stack, manifest, lakeDirectory, lakeOptions, null, NullLogger.Instance);
+        var writer = new LakeWriter(lakeStore, manifest, lakeDirectory, lakeOptions, null, NullLogger.Instance);
         var clock = Stopwatch.StartNew();
         await AnsiConsole.Progress().StartAsync(async progress =>
         {
@@ -63,7 +63,7 @@ public static class LakeBench
     }
 
     /// <summary>Device streams written with Marten's bulk insert: a registration and then the readings of each car.</summary>
-    private static async Task StoreEventsAsync(DevStack stack, int readings)
+    private static async Task StoreEventsAsync(Scratch stack, int readings)
     {
         var start = DateTimeOffset.UtcNow.AddDays(-2);
         var perDevice = readings / Devices;
@@ -84,7 +84,7 @@ public static class LakeBench
                     [V.EngineSpeed] = 1500 + (i % 1500), [V.CoolantTemperature] = 88, [V.FuelLevel] = 80 - i * 1e-3,
                 }, 0, i));
             }
-            streams.Add(StreamAction.Start(stack.Store.Events, address, [.. events]));
+            streams.Add(StreamAction.Start(((DocumentStore)stack.Store).Events, address, [.. events]));
         }
         await stack.Store.BulkInsertDocumentsAsync(devices);
         await stack.Store.BulkInsertEventsAsync(streams, batchSize: 20_000);

@@ -1,35 +1,62 @@
+using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
+using Pipeline.Infra.Development;
 using Pipeline.Infra.Postgres;
-using Pipeline.Infra.Stack;
+using Pipeline.Projections;
+using Pipeline.Registry;
 using Spectre.Console;
 
 namespace Pipeline.Bench;
 
-/// <summary>A throw-away stack for one benchmark: its own PostgreSQL cluster on a free port and an embedded broker, in a temporary folder.</summary>
+/// <summary>
+/// Throw-away servers for one benchmark: their own PostgreSQL cluster on a free port and an embedded broker, in a
+/// temporary folder; and the areas' services composed from DI against them, as a host would.
+/// </summary>
 public sealed class Scratch : IAsyncDisposable
 {
-    private Scratch(string folder, DevStack stack)
+    private readonly ServiceProvider? _services;
+
+    private Scratch(string folder, DevServers servers, ServiceProvider? services)
     {
         Folder = folder;
-        Stack = stack;
+        Servers = servers;
+        _services = services;
     }
 
     public string Folder { get; }
-    public DevStack Stack { get; }
+    public DevServers Servers { get; }
+    public string KafkaBootstrapServers => Servers.KafkaBootstrapServers!;
+    public IServiceProvider Services => _services ?? throw new InvalidOperationException("This scratch runs without the event store.");
+    public IDocumentStore Store => Services.GetRequiredService<IDocumentStore>();
+
+    /// <summary>A service of the scratch's composition, or one made from its services.</summary>
+    public T Create<T>() where T : notnull => ActivatorUtilities.GetServiceOrCreateInstance<T>(Services);
+
+    /// <summary>Configuration for a host on these servers: the given settings over where PostgreSQL and Kafka are.</summary>
+    public IConfiguration Configuration(params KeyValuePair<string, string?>[] settings) =>
+        PipelineConfiguration.With(PipelineConfiguration.Build(settings), Servers);
 
     public static async Task<Scratch> StartAsync(bool withEventStore = true)
     {
         var folder = Directory.CreateTempSubdirectory("depin-bench-").FullName;
-        var options = new StackOptions
+        var options = new DevServerOptions
         {
             DataDirectory = folder,
-            WithEventStore = withEventStore,
+            WithPostgres = withEventStore,
             Postgres = new PostgresOptions { Port = FreePort() },
-            ConfigureStore = PipelineStore.Configure,
         };
-        var stack = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevStack.StartAsync(options, NullLogger.Instance, CancellationToken.None));
-        return new Scratch(folder, stack);
+        var servers = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevServers.StartAsync(options, NullLogger.Instance, CancellationToken.None));
+        ServiceProvider? services = null;
+        if (withEventStore)
+        {
+            var configuration = PipelineConfiguration.With(PipelineConfiguration.Build([]), servers);
+            services = new ServiceCollection().AddLogging().AddSingleton(TimeProvider.System)
+                .AddEventStore(configuration).AddRegistry(configuration).AddLakeStore()
+                .BuildServiceProvider();
+            await services.GetRequiredService<IDocumentStore>().ApplySchemaAsync();
+        }
+        return new Scratch(folder, servers, services);
     }
 
     public static int FreePort()
@@ -41,7 +68,8 @@ public sealed class Scratch : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Stack.DisposeAsync();
+        if (_services is not null) await _services.DisposeAsync();
+        await Servers.DisposeAsync();
         Directory.Delete(Folder, recursive: true);
     }
 }

@@ -2,8 +2,6 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Pipeline.Cli.Hosting;
@@ -13,9 +11,8 @@ using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
 using Pipeline.Core.Registry;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
 using Pipeline.Streams.Processing;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 using Spectre.Console;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 
@@ -34,11 +31,11 @@ public static class StreamsBench
     {
         var readingsCount = (int)Math.Clamp(duration.TotalSeconds * 3_000, 6_000, 30_000);
         await using var scratch = await Scratch.StartAsync();
-        var stack = scratch.Stack;
+        var stack = scratch;
 
         var keys = Enumerable.Range(0, Devices).Select(i => EthKey.FromSeed(Encoding.UTF8.GetBytes($"bench-streams-{i}"))).ToArray();
         var owner = EthKey.FromSeed("bench-owner"u8);
-        var registry = new DeviceRegistry(stack, Options.Create(new NetworkOptions()), TimeProvider.System);
+        var registry = stack.Create<DeviceRegistry>();
         foreach (var key in keys)
         {
             var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle, new Dictionary<string, string> { ["make"] = "Bench", ["model"] = "B", ["year"] = "2020", ["firmware"] = "1" }, DateTimeOffset.UtcNow, registry.Domain);
@@ -78,9 +75,9 @@ public static class StreamsBench
         return [.. result];
     }
 
-    private static void Produce(DevStack stack, List<(string Device, byte[] Envelope)> readings)
+    private static void Produce(Scratch stack, List<(string Device, byte[] Envelope)> readings)
     {
-        using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions().ProducerConfig(stack.KafkaBootstrapServers, "bench")).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions { BootstrapServers = stack.KafkaBootstrapServers }.ProducerConfig("bench")).Build();
         var now = Encoding.ASCII.GetBytes(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
         var failed = 0;
         foreach (var (device, envelope) in readings)
@@ -88,10 +85,10 @@ public static class StreamsBench
         if (producer.Flush(TimeSpan.FromMinutes(1)) > 0 || failed > 0) throw new InvalidOperationException($"{failed} bench readings were not delivered to {Topics.Raw}.");
     }
 
-    private static async Task<Throughput> ProcessAsync(DevStack stack, int count)
+    private static async Task<Throughput> ProcessAsync(Scratch stack, int count)
     {
-        var configuration = PipelineConfiguration.Build([new("Endpoints:StatusPort", "0"), new("LOG_FORMAT", "json"), new("Logging:LogLevel:Default", "Warning")]);
-        var app = PipelineHost.Build(configuration, stack, Roles.Streams);
+        var configuration = stack.Configuration(new("Endpoints:StatusPort", "0"), new("LOG_FORMAT", "json"), new("Logging:LogLevel:Default", "Warning"));
+        var app = PipelineHost.Build(configuration, Roles.Streams);
         await app.StartAsync();
         var processor = app.Services.GetRequiredService<ReadingProcessor>();
         // Timed from the first batch on, as the baselines exclude their set-up: schema, registry load and group join are not throughput.
@@ -123,7 +120,7 @@ public static class StreamsBench
     }
 
     /// <summary>The rows the processors write, as one binary COPY: stream id, sequence, type, JSON body.</summary>
-    private static async Task<Throughput> CopyAsync(DevStack stack, List<(string Device, byte[] Envelope)> readings)
+    private static async Task<Throughput> CopyAsync(Scratch stack, List<(string Device, byte[] Envelope)> readings)
     {
         var rows = readings.Select(r =>
         {
@@ -132,8 +129,7 @@ public static class StreamsBench
                 reading.Content.Signals.ToDictionary(), 0, 0), JsonSerializerOptions.Web);
             return (r.Device, reading.Content.Seq, body);
         }).ToList();
-        await using var connection = new NpgsqlConnection(stack.PostgresConnectionString);
-        await connection.OpenAsync();
+        await using var connection = await stack.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
         await using (var create = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS bench_copy (stream_id text, version bigint, type text, data jsonb); TRUNCATE bench_copy", connection))
             await create.ExecuteNonQueryAsync();
         var clock = Stopwatch.StartNew();

@@ -16,7 +16,7 @@ public sealed class IngestMetrics
     private readonly Counter<long> _mqttRefused;
     private readonly Histogram<double> _produceLatency;
 
-    public IngestMetrics(IMeterFactory meters, ReadingProducer producer, BacklogGate backlog)
+    public IngestMetrics(IMeterFactory meters, IReadingBroker producer, BacklogGate backlog)
     {
         var meter = meters.Create(MeterName);
         _received = meter.CreateCounter<long>("pipeline.ingest.readings.received", "{reading}", "Readings that reached the edge.");

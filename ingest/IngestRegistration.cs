@@ -8,7 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
-using Pipeline.Infra.Http;
+using Pipeline.Infra.Hosting;
 using Pipeline.Ingest.Gateway;
 using Pipeline.Ingest.Http;
 using Pipeline.Ingest.Mqtt;
@@ -47,6 +47,7 @@ public static class IngestRegistration
         services.AddSingleton<BacklogGate>();
         services.AddHostedService<BacklogMonitor>();
         services.AddSingleton<ReadingProducer>();
+        services.AddSingleton<IReadingBroker>(provider => provider.GetRequiredService<ReadingProducer>());
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<ReadingGateway>();
         services.AddSingleton<ClientRateLimiter>();
@@ -56,7 +57,7 @@ public static class IngestRegistration
     }
 
     /// <summary>POST /v1/readings, answered only on the ingest port.</summary>
-    public static IEndpointRouteBuilder MapIngestEndpoints(this IEndpointRouteBuilder app, int port)
+    public static IEndpointRouteBuilder MapIngestApi(this IEndpointRouteBuilder app, int port)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<IngestOptions>>().Value.Limits;
         var ingest = app.MapGroupOnPort("", port).WithTags("Ingest");
@@ -65,7 +66,6 @@ public static class IngestRegistration
             .WithSummary("Submit signed readings")
             .WithDescription("One envelope {\"payload\": \"<JSON text>\", \"sig\": \"0x…\"}, a JSON array of them, or NDJSON (application/x-ndjson); gzip with Content-Encoding. 202 once the broker acknowledged every accepted reading (a reading it already acknowledged to this edge is answered duplicate and not produced again); a problem response otherwise, with a receipt per reading.")
             .AddOpenApiOperationTransformer(DescribeBodyAsync)
-            .Produces<ReadingsResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)

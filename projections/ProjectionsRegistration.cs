@@ -1,21 +1,32 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Pipeline.Projections.Lake;
+using Pipeline.Registry;
 
 namespace Pipeline.Projections;
 
 public static class ProjectionsRegistration
 {
-    /// <summary>The lake projector and its metrics.</summary>
+    /// <summary>The lake projector, its metrics, and what it reads (events and the registry's devices).</summary>
     public static IServiceCollection AddProjections(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<LakeOptions>()
             .Bind(configuration.GetSection(LakeOptions.Section))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<LakeOptions>, LakeOptionsValidation>();
+        services.AddLakeStore();
         services.AddSingleton<LakeMetrics>();
         services.AddHostedService<LakeProjector>();
+        return services;
+    }
+
+    /// <summary>The lake's store alone, for commands that rebuild or query the lake without projecting it.</summary>
+    public static IServiceCollection AddLakeStore(this IServiceCollection services)
+    {
+        services.AddRegistryDocuments();
+        services.TryAddSingleton<LakeStore>();
         return services;
     }
 }

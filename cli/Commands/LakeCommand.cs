@@ -1,8 +1,10 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
-using Pipeline.Infra.Files;
-using Pipeline.Infra.Stack;
+using Pipeline.Core.Files;
+using Pipeline.Infra.Development;
+using Pipeline.Infra.Postgres;
+using Pipeline.Projections;
 using Pipeline.Projections.Lake;
 using Spectre.Console;
 
@@ -32,11 +34,11 @@ public static class LakeCommand
             var replacing = result.GetValue(replace);
             // Replacing takes the live lake over: refused at once, before any rebuilding, while anything else could write it.
             using var folder = replacing
-                ? DataFolderLock.Acquire(PipelineConfiguration.StackOptions(configuration).DataDirectory, _ => "stop it before replacing the lake, or leave out --replace to rebuild and compare only")
+                ? DataFolderLock.Acquire(PipelineConfiguration.DataDirectory(configuration), _ => "stop it before replacing the lake, or leave out --replace to rebuild and compare only")
                 : null;
-            await using var stack = await StartAsync(configuration, cancellation, folder);
-            if (replacing) await LakeRebuild.EnsureNoProjectorAsync(stack, cancellation);
-            var (partitions, through, directory) = await RebuildWithProgressAsync(stack, options, cancellation);
+            await using var lakeHost = await LakeHost.StartAsync(configuration, cancellation, folder);
+            if (replacing) await LakeRebuild.EnsureNoProjectorAsync(lakeHost.Store, cancellation);
+            var (partitions, through, directory) = await RebuildWithProgressAsync(lakeHost, options, cancellation);
             var table = new Table().AddColumn("Dataset").AddColumn("Date").AddColumn(new TableColumn("Live rows").RightAligned()).AddColumn(new TableColumn("Rebuilt rows").RightAligned()).AddColumn("Content");
             foreach (var p in partitions)
                 table.AddRow(new Text(p.Dataset), new Text($"{p.Date:yyyy-MM-dd}"), new Text($"{p.LiveRows:N0}"), new Text($"{p.RebuiltRows:N0}"), p.Equal ? new Markup("[green]same[/]") : new Markup("[red]differs[/]"));
@@ -46,7 +48,7 @@ public static class LakeCommand
             AnsiConsole.MarkupLine(same ? "[green]Every partition has the same rows.[/]" : "[red]Partitions differ.[/]");
             if (!replacing) return same ? 0 : 1;
             if (!same) return 1;
-            var previous = await LakeRebuild.ReplaceAsync(stack, options, through, cancellation);
+            var previous = await LakeRebuild.ReplaceAsync(lakeHost.Store, lakeHost.DataDirectory, options, through, cancellation);
             AnsiConsole.MarkupLineInterpolated($"The rebuilt lake is now the live one; the previous one is in [blue]{previous}[/].");
             return 0;
         });
@@ -54,22 +56,22 @@ public static class LakeCommand
     }
 
     /// <summary>The rebuild, with a bar that follows the event sequence on a terminal, or a line every few seconds when piped.</summary>
-    private static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RebuildWithProgressAsync(DevStack stack, LakeOptions options, CancellationToken cancellation)
+    private static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RebuildWithProgressAsync(LakeHost lakeHost, LakeOptions options, CancellationToken cancellation)
     {
         if (Console.IsOutputRedirected)
         {
-            var lastLine = DateTime.UtcNow;
-            return await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
+            var sinceLastLine = System.Diagnostics.Stopwatch.StartNew();
+            return await LakeRebuild.RunAsync(lakeHost.Store, lakeHost.DataDirectory, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
             {
-                if (DateTime.UtcNow - lastLine < TimeSpan.FromSeconds(5)) return;
-                lastLine = DateTime.UtcNow;
+                if (sinceLastLine.Elapsed < TimeSpan.FromSeconds(5)) return;
+                sinceLastLine.Restart();
                 Console.WriteLine($"Rebuilding: through event {p.Through:N0} of {p.Target:N0}");
             }), cancellation);
         }
         return await AnsiConsole.Progress().StartAsync(async progress =>
         {
             var task = progress.AddTask("Rebuilding from the event store", maxValue: 1);
-            var rebuilt = await LakeRebuild.RunAsync(stack, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
+            var rebuilt = await LakeRebuild.RunAsync(lakeHost.Store, lakeHost.DataDirectory, options, NullLogger.Instance, new Progress<RebuildProgress>(p =>
             {
                 task.MaxValue = Math.Max(1, p.Target);
                 task.Value = p.Through;
@@ -97,11 +99,11 @@ public static class LakeCommand
             var configuration = PipelineConfiguration.Build(arguments.Values(result));
             if (LakeOptionsFrom(configuration) is not { } options) return 2;
             QueryResult rows;
-            await using (var stack = await StartAsync(configuration, cancellation))
+            await using (var lakeHost = await LakeHost.StartAsync(configuration, cancellation))
             {
-                var manifest = new LakeManifest(stack, LakeProjector.LiveLake);
+                var manifest = lakeHost.Store.Manifest(LakeProjector.LiveLake);
                 await manifest.EnsureSchemaAsync(cancellation);
-                using var connection = LakeCatalog.Open(options.ResolveDirectory(stack.DataDirectory), await manifest.FilesAsync(cancellation), options.EpochLength);
+                using var connection = LakeCatalog.Open(options.ResolveDirectory(lakeHost.DataDirectory), await manifest.FilesAsync(cancellation), options.EpochLength);
                 using var query = connection.CreateCommand();
                 query.CommandText = result.GetValue(sql)!;
                 using var reader = query.ExecuteReader();
@@ -136,14 +138,43 @@ public static class LakeCommand
         return errors.Count == 0 ? options : null;
     }
 
-    /// <summary>The event store the lake comes from, without a broker (the lake needs none), holding <paramref name="folder"/> if given.</summary>
-    private static async Task<DevStack> StartAsync(IConfiguration configuration, CancellationToken cancellation, LockFile? folder = null)
+    /// <summary>The event store the lake comes from, composed like any host, without a broker (the lake needs none).</summary>
+    private sealed class LakeHost(DevServers servers, IHost host) : IAsyncDisposable
     {
-        var options = PipelineConfiguration.StackOptions(configuration);
-        options.WithKafka = false;
-        options.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
-        var stack = await DevStack.StartAsync(options, NullLogger.Instance, cancellation);
-        if (folder is not null) DataFolderLock.NoteStarted(folder, stack);
-        return stack;
+        public LakeStore Store { get; } = host.Services.GetRequiredService<LakeStore>();
+
+        public string DataDirectory => servers.DataDirectory;
+
+        public static async Task<LakeHost> StartAsync(IConfiguration configuration, CancellationToken cancellation, LockFile? folder = null)
+        {
+            var options = PipelineConfiguration.DevServers(configuration);
+            options.WithKafka = false;
+            options.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
+            var servers = await DevServers.StartAsync(options, NullLogger.Instance, cancellation);
+            if (folder is not null) DataFolderLock.NoteStarted(folder, servers);
+            var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+            builder.Configuration.AddConfiguration(PipelineConfiguration.With(configuration, servers));
+            builder.Services.AddEventStore(builder.Configuration).AddLakeStore();
+            var host = builder.Build();
+            try
+            {
+                // Starting applies the store's schema, as in every other process.
+                await host.StartAsync(cancellation);
+            }
+            catch
+            {
+                host.Dispose();
+                await servers.DisposeAsync();
+                throw;
+            }
+            return new LakeHost(servers, host);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await host.StopAsync();
+            host.Dispose();
+            await servers.DisposeAsync();
+        }
     }
 }

@@ -2,7 +2,6 @@ using System.Collections;
 using System.Data.Common;
 using System.Globalization;
 using System.Numerics;
-using System.Text;
 using System.Text.Json;
 
 namespace Pipeline.Cli.Commands;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
-using Pipeline.Infra.Postgres;
+using Pipeline.Infra.Development;
 
 namespace Pipeline.Cli.Commands;
 
@@ -15,7 +15,7 @@ public static class ResetCommand
         arguments.AddTo(command);
         command.SetAction(async (result, cancellation) =>
         {
-            var options = PipelineConfiguration.StackOptions(PipelineConfiguration.Build(arguments.Values(result)));
+            var options = PipelineConfiguration.DevServers(PipelineConfiguration.Build(arguments.Values(result)));
             if (!Directory.Exists(options.DataDirectory))
             {
                 Console.WriteLine($"Nothing to reset: {options.DataDirectory} does not exist.");

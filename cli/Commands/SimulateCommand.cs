@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 using Spectre.Console;
 
 namespace Pipeline.Cli.Commands;
@@ -20,7 +20,7 @@ public static class SimulateCommand
         var misbehave = new Option<string>("--misbehave") { Description = "all, or any of dup,old,seq,sig,unregistered,range,skew,teleport,malformed." };
         var misbehaveRate = new Option<double>("--misbehave-rate") { Description = "Share of readings that misbehave when --misbehave is on.", DefaultValueFactory = _ => 0.05 };
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed is the same fleet, keys and physics.", DefaultValueFactory = _ => 1 };
-        var replay = new Option<string[]>("--replay") { Description = "Recorded files to replay as signed readings (cli/Simulator/Replay/Recorded holds the bundled ones).", AllowMultipleArgumentsPerToken = true };
+        var replay = new Option<string[]>("--replay") { Description = "Recorded files to replay as signed readings (simulator/Replay/Recorded holds the bundled ones).", AllowMultipleArgumentsPerToken = true };
         var speedup = new Option<double>("--speedup") { Description = "Replay this many times faster than recorded.", DefaultValueFactory = _ => 1 };
         var api = new Option<string>("--api") { Description = "Registry API URL (default from PIPELINE_API_PORT, http://127.0.0.1:5080)." };
         var ingest = new Option<string>("--ingest") { Description = "Ingest URL (default from PIPELINE_INGEST_PORT, http://127.0.0.1:5081)." };
@@ -35,8 +35,7 @@ public static class SimulateCommand
         {
             var configuration = PipelineConfiguration.Build([]);
             var endpoints = PipelineConfiguration.Endpoints(configuration);
-            var stack = PipelineConfiguration.StackOptions(configuration);
-            var mqttAddress = result.GetValue(mqtt) ?? $"{endpoints.ListenAddress}:{endpoints.MqttPort}";
+                        var mqttAddress = result.GetValue(mqtt) ?? $"{endpoints.ListenAddress}:{endpoints.MqttPort}";
             SimulatorOptions options;
             try
             {
@@ -56,7 +55,7 @@ public static class SimulateCommand
                     IngestUrl = result.GetValue(ingest) ?? endpoints.IngestUrl,
                     MqttHost = mqttAddress[..mqttAddress.LastIndexOf(':')],
                     MqttPort = int.Parse(mqttAddress[(mqttAddress.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture),
-                    StateDirectory = Path.Combine(stack.DataDirectory, "simulator"),
+                    StateDirectory = Path.Combine(PipelineConfiguration.DataDirectory(configuration), "simulator"),
                     ShowProgress = !result.GetValue(quiet),
                 };
             }
@@ -76,7 +75,7 @@ public static class SimulateCommand
             AnsiConsole.MarkupLine("[yellow]Replaying a vehicle trace faster than recorded compresses its timestamps: its GPS fixes then imply speeds × the speed-up, which the processors refuse as teleports. Replay vehicle traces at --speedup 1.[/]");
         var simulation = new Simulation(options, TimeProvider.System);
         var run = simulation.RunAsync(cancellation);
-        var started = DateTime.UtcNow;
+        var started = System.Diagnostics.Stopwatch.StartNew();
         if (options.ShowProgress && !Console.IsOutputRedirected)
         {
             await AnsiConsole.Live(Progress(simulation.Stats, options, TimeSpan.Zero)).StartAsync(async live =>
@@ -84,7 +83,7 @@ public static class SimulateCommand
                 while (!run.IsCompleted)
                 {
                     await Task.WhenAny(run, Task.Delay(500, CancellationToken.None));
-                    live.UpdateTarget(Progress(simulation.Stats, options, DateTime.UtcNow - started));
+                    live.UpdateTarget(Progress(simulation.Stats, options, started.Elapsed));
                 }
             });
         }
@@ -94,7 +93,7 @@ public static class SimulateCommand
             while (!run.IsCompleted)
             {
                 await Task.WhenAny(run, Task.Delay(ProgressLineInterval, CancellationToken.None));
-                if (!run.IsCompleted) Console.WriteLine(ProgressLine(simulation.Stats, DateTime.UtcNow - started));
+                if (!run.IsCompleted) Console.WriteLine(ProgressLine(simulation.Stats, started.Elapsed));
             }
         }
         var result = await run;

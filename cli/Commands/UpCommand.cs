@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Net.Sockets;
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
-using Pipeline.Infra.Stack;
+using Pipeline.Simulator;
+using Pipeline.Infra.Development;
+using Pipeline.Infra.Hosting;
 using Spectre.Console;
 
 namespace Pipeline.Cli.Commands;
@@ -29,29 +30,25 @@ public static class UpCommand
 
     public static async Task<int> RunAsync(IConfiguration configuration, Roles roles, CancellationToken cancellation, SimulatorOptions? fleet = null)
     {
-        using var loggerFactory = LoggerFactory.Create(logging => PipelineHost.ConfigureLogging(logging, configuration));
+        using var loggerFactory = LoggerFactory.Create(logging => ServiceDefaults.ConfigureLogging(logging, configuration));
         var logger = loggerFactory.CreateLogger("depin");
-        var stackOptions = PipelineConfiguration.StackOptions(configuration);
+        var serverOptions = PipelineConfiguration.DevServers(configuration);
         // The whole pipeline owns the data folder, the embedded broker (which it publishes) and the local cluster it
         // starts; a single stage joins a running one. A second owner is refused before it touches anything.
         using var folder = roles == Roles.All
-            ? DataFolderLock.Acquire(stackOptions.DataDirectory, _ => "stop it first (Ctrl-C in its terminal), or run this one with its own --data folder and ports")
+            ? DataFolderLock.Acquire(serverOptions.DataDirectory, _ => "stop it first (Ctrl-C in its terminal), or run this one with its own --data folder and ports")
             : null;
-        stackOptions.PublishBootstrapFile = roles == Roles.All;
-        stackOptions.JoinPublishedBroker = roles != Roles.All;
-        stackOptions.WithEventStore = roles != Roles.Ingest;
-        stackOptions.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
+        serverOptions.PublishBootstrapFile = roles == Roles.All;
+        serverOptions.JoinPublishedBroker = roles != Roles.All;
+        serverOptions.WithPostgres = PipelineHost.NeedsEventStore(roles);
+        serverOptions.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
 
-        DevStack stack;
+        // The local servers start only what configuration does not name, and fill in where they are.
+        DevServers servers;
         try
         {
-            stack = await AnsiConsole.Status().StartAsync("Starting PostgreSQL and Kafka…", _ => DevStack.StartAsync(stackOptions, logger, cancellation));
-            if (folder is not null) DataFolderLock.NoteStarted(folder, stack);
-        }
-        catch (Confluent.Kafka.KafkaException e)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]Cannot use Kafka at {stackOptions.Kafka.BootstrapServers ?? "the embedded broker"}:[/] {e.Message}. Check PIPELINE_KAFKA.");
-            return 2;
+            servers = await AnsiConsole.Status().StartAsync("Starting PostgreSQL and Kafka…", _ => DevServers.StartAsync(serverOptions, logger, cancellation));
+            if (folder is not null) DataFolderLock.NoteStarted(folder, servers);
         }
         catch (InvalidOperationException e)
         {
@@ -59,12 +56,18 @@ public static class UpCommand
             return 2;
         }
 
-        await using (stack)
+        await using (servers)
         {
-            await using var app = PipelineHost.Build(configuration, stack, roles);
+            await using var app = PipelineHost.Build(PipelineConfiguration.With(configuration, servers), roles);
             try
             {
                 await app.StartAsync(cancellation);
+            }
+            catch (Confluent.Kafka.KafkaException e)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[red]Cannot use Kafka at {servers.KafkaBootstrapServers}:[/] {e.Message}. Check PIPELINE_KAFKA.");
+                await StopStartedAsync(app);
+                return 2;
             }
             catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
             {
@@ -79,7 +82,7 @@ public static class UpCommand
                 return 2;
             }
             var endpoints = PipelineConfiguration.Endpoints(configuration);
-            PrintWhereEverythingIs(stack, endpoints, roles, HealthUrl(app, endpoints, roles));
+            PrintWhereEverythingIs(servers, endpoints, roles, HealthUrl(app, endpoints, roles));
             using var stopFleet = new CancellationTokenSource();
             var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
             {
@@ -87,7 +90,7 @@ public static class UpCommand
                 IngestUrl = endpoints.IngestUrl,
                 MqttHost = endpoints.ListenAddress,
                 MqttPort = endpoints.MqttPort,
-                StateDirectory = Path.Combine(stack.DataDirectory, "simulator"),
+                StateDirectory = Path.Combine(servers.DataDirectory, "simulator"),
             }, logger, stopFleet.Token);
             // The fleet stops sending as soon as the host starts stopping, before the endpoints it sends to go away.
             using (app.Lifetime.ApplicationStopping.Register(stopFleet.Cancel))
@@ -169,7 +172,7 @@ public static class UpCommand
         return builder.ConnectionString;
     }
 
-    private static void PrintWhereEverythingIs(DevStack stack, EndpointsOptions endpoints, Roles roles, string healthUrl)
+    private static void PrintWhereEverythingIs(DevServers servers, EndpointsOptions endpoints, Roles roles, string healthUrl)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
@@ -183,9 +186,9 @@ public static class UpCommand
             table.AddRow("Ingest (MQTT)", $"mqtt://{endpoints.MqttAddress}  topic devices/{{address}}/readings");
         }
         table.AddRow("Health / metrics", $"{healthUrl}/health  ·  {healthUrl}/metrics");
-        if (stack.HasEventStore) table.AddRow("PostgreSQL", Markup.Escape(WithoutPassword(stack.PostgresConnectionString)) + (stack.UsesLocalPostgres ? Markup.Escape($" (local cluster; password in {Shown(stack.LocalPostgresPasswordFile!)})") : ""));
-        table.AddRow("Kafka", Markup.Escape(stack.KafkaBootstrapServers) + (stack.EmbeddedKafka is not null ? Markup.Escape($" (embedded; also in {Shown(Path.Combine(stack.DataDirectory, "kafka.bootstrap"))})") : ""));
-        table.AddRow("Data folder", Markup.Escape(stack.DataDirectory));
+        if (servers.PostgresConnectionString is { } postgres) table.AddRow("PostgreSQL", Markup.Escape(WithoutPassword(postgres)) + (servers.UsesLocalPostgres ? Markup.Escape($" (local cluster; password in {Shown(servers.LocalPostgresPasswordFile!)})") : ""));
+        table.AddRow("Kafka", Markup.Escape(servers.KafkaBootstrapServers ?? "") + (servers.EmbeddedKafka is not null ? Markup.Escape($" (embedded; also in {Shown(Path.Combine(servers.DataDirectory, "kafka.bootstrap"))})") : ""));
+        table.AddRow("Data folder", Markup.Escape(servers.DataDirectory));
         AnsiConsole.Write(new Panel(table).Header("[green]depin is up[/]").BorderColor(Color.Green));
         AnsiConsole.MarkupLineInterpolated($"Try: [blue]curl -s {healthUrl}/health[/]    Stop: [blue]Ctrl-C[/]");
     }

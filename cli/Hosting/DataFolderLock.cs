@@ -1,5 +1,5 @@
-using Pipeline.Infra.Files;
-using Pipeline.Infra.Stack;
+using Pipeline.Core.Files;
+using Pipeline.Infra.Development;
 
 namespace Pipeline.Cli.Hosting;
 
@@ -27,8 +27,8 @@ public static class DataFolderLock
     public static bool LeftPostgresRunning(LockFile folder) => folder.Previous.TryGetValue("postgres", out var state) && state == "started";
 
     /// <summary>Records what the holder started, for whoever takes the folder over after a crash.</summary>
-    public static void NoteStarted(LockFile folder, DevStack stack)
+    public static void NoteStarted(LockFile folder, DevServers servers)
     {
-        if (stack.OwnsLocalPostgres) folder.Note("postgres", "started");
+        if (servers.OwnsLocalPostgres) folder.Note("postgres", "started");
     }
 }

@@ -1,8 +1,7 @@
-using Microsoft.Extensions.Configuration;
-using Pipeline.Infra.EventStore;
+using Pipeline.Infra.Development;
+using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Postgres;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Cli.Hosting;
 
@@ -19,7 +18,7 @@ public static class PipelineConfiguration
         ["PIPELINE_POSTGRES_PORT"] = $"{PostgresOptions.Section}:Port",
         ["PIPELINE_KAFKA"] = $"{KafkaOptions.Section}:BootstrapServers",
         ["PIPELINE_PARTITIONS"] = $"{KafkaOptions.Section}:Partitions",
-        ["PIPELINE_DATA"] = "Data:Directory",
+        ["PIPELINE_DATA"] = $"{DataOptions.Section}:Directory",
         ["PIPELINE_LISTEN"] = $"{EndpointsOptions.Section}:ListenAddress",
         ["PIPELINE_API_PORT"] = $"{EndpointsOptions.Section}:ApiPort",
         ["PIPELINE_INGEST_PORT"] = $"{EndpointsOptions.Section}:IngestPort",
@@ -40,14 +39,21 @@ public static class PipelineConfiguration
             .Build();
     }
 
-    public static StackOptions StackOptions(IConfiguration configuration) => new()
+    /// <summary>The data folder, as configured, in full.</summary>
+    public static string DataDirectory(IConfiguration configuration) =>
+        (configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new()).FullPath;
+
+    /// <summary>What the local dev servers start from: the data folder, and the Postgres and Kafka sections (a server named there is used, not started).</summary>
+    public static DevServerOptions DevServers(IConfiguration configuration) => new()
     {
-        DataDirectory = Path.GetFullPath(configuration["Data:Directory"] ?? ".data"),
+        DataDirectory = DataDirectory(configuration),
         Postgres = configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new(),
         Kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new(),
-        EventStoreSchema = configuration["EventStore:Schema"] ?? EventStoreConfiguration.DefaultSchema,
-        ConfigureStore = PipelineStore.Configure,
     };
+
+    /// <summary>The configuration with what the dev servers filled in (where PostgreSQL and Kafka are) on top.</summary>
+    public static IConfiguration With(IConfiguration configuration, DevServers servers) =>
+        new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(servers.Configuration).Build();
 
     public static EndpointsOptions Endpoints(IConfiguration configuration) =>
         configuration.GetSection(EndpointsOptions.Section).Get<EndpointsOptions>() ?? new();

@@ -12,8 +12,28 @@ public sealed class KafkaOptions
 {
     public const string Section = "Kafka";
 
-    /// <summary>Real brokers to use. Empty: start the embedded broker.</summary>
+    /// <summary>The brokers (PIPELINE_KAFKA). Left empty, the local dev servers start an embedded broker and fill it in.</summary>
     public string? BootstrapServers { get; set; }
+
+    /// <summary>The brokers are librdkafka's mock cluster (set by the local dev servers): it keeps 5 MiB per partition and cannot describe its configs.</summary>
+    public bool Embedded { get; set; }
+
+    /// <summary>
+    /// Which Kafka cluster this is, for state kept beside the events that names Kafka offsets: a digest of the bootstrap
+    /// list as configured (order and case aside). An embedded broker starts empty each time on new random ports, so
+    /// offsets recorded against an earlier one are never mistaken for its own. Not taken from live metadata, which
+    /// leaves out brokers that are down: a rolling restart would otherwise look like a new cluster and replay the topic.
+    /// </summary>
+    public string BrokerIdentity
+    {
+        get
+        {
+            var brokers = (BootstrapServers ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(b => b.ToLowerInvariant()).Order(StringComparer.Ordinal);
+            var digest = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(",", brokers)));
+            return "kafka:" + Convert.ToHexStringLower(digest)[..16];
+        }
+    }
 
     /// <summary>Names of the raw and dead-letter topics; deployments and tests may prefix them.</summary>
     public string RawTopic { get; set; } = Topics.Raw;
@@ -25,16 +45,19 @@ public sealed class KafkaOptions
     /// <summary>Brokers of the embedded cluster.</summary>
     public int EmbeddedBrokers { get; set; } = 3;
 
+    /// <summary>An admin client on these brokers.</summary>
+    public AdminClientConfig AdminConfig() => new() { BootstrapServers = BootstrapServers };
+
     public Dictionary<string, string> Producer { get; set; } = [];
 
     public Dictionary<string, string> Consumer { get; set; } = [];
 
     /// <summary>The pipeline's producer defaults (durable, ordered per key, batched) with configured overrides.</summary>
-    public ProducerConfig ProducerConfig(string bootstrapServers, string clientId)
+    public ProducerConfig ProducerConfig(string clientId)
     {
         var config = new ProducerConfig
         {
-            BootstrapServers = bootstrapServers,
+            BootstrapServers = BootstrapServers,
             ClientId = clientId,
             Acks = Acks.All,
             EnableIdempotence = true,
@@ -49,11 +72,11 @@ public sealed class KafkaOptions
     }
 
     /// <summary>Consumer defaults: offsets stored by the application only after its work is durable.</summary>
-    public ConsumerConfig ConsumerConfig(string bootstrapServers, string groupId, string clientId)
+    public ConsumerConfig ConsumerConfig(string groupId, string clientId)
     {
         var config = new ConsumerConfig
         {
-            BootstrapServers = bootstrapServers,
+            BootstrapServers = BootstrapServers,
             GroupId = groupId,
             ClientId = clientId,
             EnableAutoCommit = false,

@@ -1,23 +1,19 @@
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Pipeline.Infra.Kafka;
 
-/// <summary>Creates the pipeline's topics: through the native API on the embedded broker, CreateTopics on real Kafka.</summary>
+/// <summary>Creates the topics that are missing, with CreateTopics (an embedded broker's are made through its native API beforehand).</summary>
 public static class KafkaTopics
 {
-    public static async Task EnsureAsync(string bootstrapServers, EmbeddedKafka? embedded, int partitions, IEnumerable<string> topics)
+    public static async Task EnsureAsync(string bootstrapServers, int partitions, IEnumerable<string> topics)
     {
-        var names = topics.ToList();
-        if (embedded is not null)
-        {
-            foreach (var topic in names) embedded.CreateTopic(topic, partitions);
-            return;
-        }
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).Build();
-        // Only what is missing: a broker that lacks CreateTopics (another process's embedded one) already has them.
+        // Only what is missing: a broker that lacks CreateTopics (an embedded one) already has them.
         var existing = admin.GetMetadata(TimeSpan.FromSeconds(10)).Topics.Where(t => t.Error.Code == ErrorCode.NoError).Select(t => t.Topic).ToHashSet();
-        var missing = names.Where(n => !existing.Contains(n)).ToList();
+        var missing = topics.Where(n => !existing.Contains(n)).ToList();
         if (missing.Count == 0) return;
         try
         {
@@ -28,4 +24,16 @@ public static class KafkaTopics
             // Already there from an earlier run.
         }
     }
+}
+
+/// <summary>The pipeline's topics exist before any stage starts, whoever runs the brokers.</summary>
+internal sealed class KafkaTopicsInitializer(IOptions<KafkaOptions> options) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var kafka = options.Value;
+        return KafkaTopics.EnsureAsync(kafka.BootstrapServers!, kafka.Partitions, [kafka.RawTopic, kafka.RejectedTopic]);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -8,10 +8,9 @@ namespace Pipeline.Infra.Postgres;
 /// </summary>
 public static class SchemaScript
 {
-    public static async Task ApplyAsync(string connectionString, string lockName, string ddl, CancellationToken cancellation)
+    public static async Task ApplyAsync(NpgsqlDataSource dataSource, string lockName, string ddl, CancellationToken cancellation)
     {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellation);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellation);
         await using var transaction = await connection.BeginTransactionAsync(cancellation);
         await using (var serialise = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", connection, transaction) { Parameters = { new() { Value = lockName } } })
             await serialise.ExecuteNonQueryAsync(cancellation);

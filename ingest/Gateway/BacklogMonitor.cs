@@ -4,7 +4,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Ingest.Gateway;
 
@@ -14,7 +13,7 @@ namespace Pipeline.Ingest.Gateway;
 /// At start it also learns what the broker keeps per partition: the configured value, the embedded broker's fixed 5 MiB,
 /// or real Kafka's retention.bytes.
 /// </summary>
-public sealed class BacklogMonitor(BacklogGate gate, DevStack stack, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, TimeProvider clock, ILogger<BacklogMonitor> logger) : BackgroundService
+public sealed class BacklogMonitor(BacklogGate gate, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, TimeProvider clock, ILogger<BacklogMonitor> logger) : BackgroundService
 {
     /// <summary>
     /// librdkafka's mock cluster (src/rdkafka_mock.c) drops a partition's oldest message sets once it holds more than
@@ -24,7 +23,7 @@ public sealed class BacklogMonitor(BacklogGate gate, DevStack stack, IOptions<Ka
 
     private readonly BacklogOptions _options = options.Value.Backlog;
     private readonly string _topic = kafka.Value.RawTopic;
-    private readonly IAdminClient _admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = stack.KafkaBootstrapServers })
+    private readonly IAdminClient _admin = new AdminClientBuilder(kafka.Value.AdminConfig())
         .SetLogHandler((_, m) => logger.Log(KafkaLog.Level(m.Level) > LogLevel.Information ? LogLevel.Information : LogLevel.Debug, "librdkafka {Facility}: {Message}", m.Facility, m.Message))
         .Build();
     private readonly Dictionary<int, long> _reportedLoss = [];
@@ -102,7 +101,7 @@ public sealed class BacklogMonitor(BacklogGate gate, DevStack stack, IOptions<Ka
     private async Task<long?> RetentionAsync()
     {
         if (_options.RetentionBytes is { } configured) return configured < 0 ? null : configured;
-        if (stack.EmbeddedKafka is not null) return EmbeddedRetentionBytes;
+        if (kafka.Value.Embedded) return EmbeddedRetentionBytes;
         try
         {
             var described = await _admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = _topic }],

@@ -48,7 +48,7 @@ public readonly record struct Sender(string Transport, string Client, EthAddress
 /// the broker already has, optionally the signature, the device's rate), then every surviving reading to the broker,
 /// each receipt saying what became of it.
 /// </summary>
-public sealed class ReadingGateway(ReadingProducer producer, BacklogGate backlog, IngestMetrics metrics, IOptions<IngestOptions> options, TimeProvider clock) : IDisposable
+public sealed class ReadingGateway(IReadingBroker producer, BacklogGate backlog, IngestMetrics metrics, IOptions<IngestOptions> options, TimeProvider clock) : IDisposable
 {
     private readonly IngestOptions _options = options.Value;
 

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Ingest.Gateway;
 
@@ -21,11 +20,33 @@ public enum Delivery
 }
 
 /// <summary>
+/// What the gateway hands readings to: a budget of bytes in flight, and the broker behind it. The Kafka producer is the
+/// one implementation; the gateway's decisions are tested against an in-memory one.
+/// </summary>
+public interface IReadingBroker
+{
+    /// <summary>Bytes handed over and not yet acknowledged.</summary>
+    long InFlightBytes { get; }
+
+    /// <summary>Reserves room for a request's record bytes; false when the budget is spent because the broker is slow or away.</summary>
+    bool TryReserve(long bytes);
+
+    /// <summary>Gives back reserved bytes that will not be produced after all.</summary>
+    void Release(long bytes);
+
+    /// <summary>Produces readings whose bytes were reserved, in order, waiting up to <paramref name="wait"/> for every acknowledgement.</summary>
+    Task<Delivery[]> ProduceAsync(IReadOnlyList<OutgoingReading> readings, string transport, DateTimeOffset receivedAt, TimeSpan wait, CancellationToken cancellation);
+
+    /// <summary>Sends a refused reading to the dead-letter topic.</summary>
+    Task DeadLetterAsync(string? device, ReadOnlyMemory<byte> original, string reason, string detail, string source, CancellationToken cancellation);
+}
+
+/// <summary>
 /// The process's one Kafka producer at the edge: idempotent, acks=all, batched and compressed. It bounds the bytes
 /// handed over and not yet acknowledged, so a slow or absent broker turns into 503s rather than unbounded memory, and
 /// tells the <see cref="BacklogGate"/> where each acknowledged record landed.
 /// </summary>
-public sealed class ReadingProducer : IDisposable
+public sealed class ReadingProducer : IReadingBroker, IDisposable
 {
     /// <summary>
     /// What a record costs beyond its envelope: the key (42), the two headers (about 40), the record's framing and, for a
@@ -45,14 +66,14 @@ public sealed class ReadingProducer : IDisposable
     private readonly BacklogGate _backlog;
     private long _inFlightBytes;
 
-    public ReadingProducer(DevStack stack, BacklogGate backlog, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
+    public ReadingProducer(BacklogGate backlog, IOptions<KafkaOptions> kafka, IOptions<IngestOptions> options, ILogger<ReadingProducer> logger)
     {
         _logger = logger;
         _backlog = backlog;
         _maxInFlightBytes = options.Value.MaxInFlightBytes;
         _rawTopic = kafka.Value.RawTopic;
         _rejectedTopic = kafka.Value.RejectedTopic;
-        var config = kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-ingest");
+        var config = kafka.Value.ProducerConfig("depin-ingest");
         _producer = new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, message) => logger.Log(KafkaLog.Level(message.Level), "librdkafka {Facility}: {Message}", message.Facility, message.Message))
             .SetErrorHandler((_, error) => logger.Log(error.IsFatal ? LogLevel.Critical : LogLevel.Warning, "Kafka producer: {Reason} ({Code})", error.Reason, error.Code))
@@ -139,9 +160,13 @@ public sealed class ReadingProducer : IDisposable
         await _producer.ProduceAsync(_rejectedTopic, message, cancellation);
     }
 
+    private int _disposed;
+
     /// <summary>Flushes what is queued before the process exits: graceful shutdown loses nothing it acknowledged.</summary>
     public void Dispose()
     {
+        // The container disposes it once as itself and once as the IReadingBroker it also serves as.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         var left = _producer.Flush(TimeSpan.FromSeconds(10));
         if (left > 0) _logger.LogWarning("{Count} readings were still unacknowledged at shutdown; their senders were not told they were accepted", left);
         _producer.Dispose();

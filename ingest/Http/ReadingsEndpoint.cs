@@ -1,7 +1,8 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Pipeline.Core.Envelope;
-using Pipeline.Infra.Http;
+using Pipeline.Infra.Hosting;
 using Pipeline.Ingest.Gateway;
 
 namespace Pipeline.Ingest.Http;
@@ -23,7 +24,7 @@ public static class ReadingsEndpoint
 {
     public const string Transport = "http";
 
-    public static async Task<IResult> HandleAsync(HttpContext context, ReadingGateway gateway, ClientRateLimiter clients, IOptions<IngestOptions> options, IngestMetrics metrics)
+    public static async Task<Results<Accepted<ReadingsResponse>, ProblemHttpResult>> HandleAsync(HttpContext context, ReadingGateway gateway, ClientRateLimiter clients, IOptions<IngestOptions> options, IngestMetrics metrics)
     {
         var settings = options.Value;
         var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
@@ -49,10 +50,10 @@ public static class ReadingsEndpoint
                     settings.RetryAfterSeconds, response.Receipts);
             if (result.Accepted + result.Duplicates == 0)
                 return RefuseAll(context, batch.Items.Count, result.Receipts, settings.RetryAfterSeconds);
-            return Results.Json(response, statusCode: StatusCodes.Status202Accepted);
+            return TypedResults.Accepted((string?)null, response);
         }
 
-        IResult Refuse(ReasonCode reason, string detail)
+        ProblemHttpResult Refuse(ReasonCode reason, string detail)
         {
             metrics.Refused(Transport, reason.ToWire());
             return Problems.For(context, reason, detail, settings.RetryAfterSeconds);
@@ -60,7 +61,7 @@ public static class ReadingsEndpoint
     }
 
     /// <summary>No reading was accepted: the problem's reason is the readings' common reason, or the most frequent one.</summary>
-    private static IResult RefuseAll(HttpContext context, int count, IReadOnlyList<Receipt> receipts, int retryAfterSeconds)
+    private static ProblemHttpResult RefuseAll(HttpContext context, int count, IReadOnlyList<Receipt> receipts, int retryAfterSeconds)
     {
         var reasons = receipts.GroupBy(r => r.Reason!).OrderByDescending(g => g.Count()).ToList();
         ReasonCodes.TryParse(reasons[0].Key, out var reason);

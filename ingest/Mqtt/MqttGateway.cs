@@ -9,7 +9,7 @@ using MQTTnet.Protocol;
 using MQTTnet.Server;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Infra.Stack;
+using Pipeline.Infra.Hosting;
 using Pipeline.Ingest.Gateway;
 
 namespace Pipeline.Ingest.Mqtt;

@@ -1,9 +1,8 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using Marten;
+using Marten.Services;
 using Npgsql;
-using NpgsqlTypes;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Stack;
+using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Projections.Lake;
 
@@ -17,48 +16,33 @@ public sealed record FeedEvent(long Sequence, string Device, object Data);
 /// it returns is final: nothing can later appear below its end. Only those transactions are waited for — not the rest
 /// of the server's (another database's report or migration does not hold the lake back).
 /// </summary>
-public sealed class EventFeed(DevStack stack)
+public sealed class EventFeed(IDocumentStore store, NpgsqlDataSource dataSource)
 {
-    private static readonly string[] Types = [EventNames.All[typeof(ReadingAccepted)], EventNames.All[typeof(ReadingRejected)]];
+    private static readonly string AcceptedType = EventNames.All[typeof(ReadingAccepted)];
+    private static readonly string RejectedType = EventNames.All[typeof(ReadingRejected)];
 
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+    private readonly string _schema = store.Schema();
 
-    private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
-
-    // Named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.
-    private readonly string _connectionString = new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { ApplicationName = $"depin-lake-feed:{stack.Store.Options.DatabaseSchemaName}" }.ConnectionString;
+    /// <summary>What the feed's connections are named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.</summary>
+    public static string ApplicationName(string schema) => $"depin-lake-feed:{schema}";
 
     /// <summary>The events after <paramref name="after"/> up to a safe ceiling (at most <paramref name="max"/>), and the sequence the caller may checkpoint.</summary>
     public async Task<(IReadOnlyList<FeedEvent> Events, long Through)> ReadAsync(long after, int max, long? until, CancellationToken cancellation)
     {
-        await using var connection = new NpgsqlConnection(_connectionString);
-        await connection.OpenAsync(cancellation);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellation);
         var ceiling = await SafeCeilingAsync(connection, cancellation);
         if (until is { } limit) ceiling = Math.Min(ceiling, limit);
         if (ceiling <= after) return ([], after);
 
-        await using var command = new NpgsqlCommand($"""
-            SELECT seq_id, stream_id, type, data::text FROM {_schema}.mt_events
-            WHERE seq_id > $1 AND seq_id <= $2 AND type = ANY($3)
-            ORDER BY seq_id LIMIT $4
-            """, connection)
-        {
-            Parameters =
-            {
-                new() { Value = after }, new() { Value = ceiling },
-                new() { Value = Types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text }, new() { Value = max },
-            },
-        };
-        var events = new List<FeedEvent>();
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        while (await reader.ReadAsync(cancellation))
-        {
-            var json = reader.GetString(3);
-            object data = reader.GetString(2) == Types[0]
-                ? JsonSerializer.Deserialize<ReadingAccepted>(json, Json)!
-                : JsonSerializer.Deserialize<ReadingRejected>(json, Json)!;
-            events.Add(new FeedEvent(reader.GetInt64(0), reader.GetString(1), data));
-        }
+        // Marten's event query and serializer, on the connection that found the ceiling.
+        await using var session = store.QuerySession(SessionOptions.ForConnection(connection));
+        var read = await session.Events.QueryAllRawEvents()
+            .Where(e => e.Sequence > after && e.Sequence <= ceiling && (e.EventTypeName == AcceptedType || e.EventTypeName == RejectedType))
+            .OrderBy(e => e.Sequence)
+            .Take(max)
+            .ToListAsync(cancellation);
+        var events = new List<FeedEvent>(read.Count);
+        foreach (var e in read) events.Add(new FeedEvent(e.Sequence, e.StreamKey!, e.Data));
         // A full page ends at its last event; otherwise everything up to the ceiling has been seen.
         return (events, events.Count == max ? events[^1].Sequence : ceiling);
     }

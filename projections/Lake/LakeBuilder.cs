@@ -1,6 +1,6 @@
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Projections.Lake;
 
@@ -27,45 +27,44 @@ public sealed class LakeBuilder(int locationDecimals)
             switch (e.Data)
             {
                 case ReadingAccepted accepted when device.Kind == DeviceKind.Vehicle:
-                    RowsFor(LakeDatasets.Vehicle, accepted.DeviceTime).Append(e.Sequence, VehicleRow(e, accepted));
+                    AppendVehicle(RowsFor(LakeDatasets.Vehicle, accepted.DeviceTime), e, accepted);
                     break;
                 case ReadingAccepted accepted:
-                    RowsFor(LakeDatasets.Weather, accepted.DeviceTime).Append(e.Sequence, WeatherRow(e, accepted, device));
+                    AppendWeather(RowsFor(LakeDatasets.Weather, accepted.DeviceTime), e, accepted, device);
                     break;
                 case ReadingRejected rejected:
-                    RowsFor(LakeDatasets.Rejections, rejected.ReceivedAt).Append(e.Sequence,
-                        e.Device, device.Kind.ToWire(), rejected.ReadingId, rejected.Seq, rejected.Reason, rejected.Detail, rejected.ReceivedAt, e.Sequence);
+                    RowsFor(LakeDatasets.Rejections, rejected.ReceivedAt)
+                        .Text(e.Device).Text(device.Kind.ToWire()).Text(rejected.ReadingId).Integer(rejected.Seq).Text(rejected.Reason).Text(rejected.Detail)
+                        .Time(rejected.ReceivedAt).Integer(e.Sequence)
+                        .EndRow(e.Sequence);
                     break;
             }
         }
         return groups.Values.OrderBy(g => g.Item1.Name, StringComparer.Ordinal).ThenBy(g => g.Item2.Date).ToList();
     }
 
-    private object?[] VehicleRow(FeedEvent e, ReadingAccepted reading)
+    private void AppendVehicle(DatasetRows rows, FeedEvent e, ReadingAccepted reading)
     {
-        var row = new List<object?> { e.Device, reading.ReadingId, reading.Seq, reading.DeviceTime, reading.ReceivedAt, e.Sequence };
+        rows.Text(e.Device).Text(reading.ReadingId).Integer(reading.Seq).Time(reading.DeviceTime).Time(reading.ReceivedAt).Integer(e.Sequence);
         foreach (var signal in LakeDatasets.Vehicle.Signals)
         {
             if (!reading.Signals.TryGetValue(signal.Name, out var value))
             {
-                row.Add(null);
+                rows.Number(null);
                 continue;
             }
             // Coarsened: a buyer sees the neighbourhood, never the driveway.
-            row.Add(signal.Name is Core.Signals.SignalCatalog.Vehicle.Latitude or Core.Signals.SignalCatalog.Vehicle.Longitude ? Math.Round(value, locationDecimals, MidpointRounding.AwayFromZero) : value);
+            rows.Number(signal.Name is Core.Signals.SignalCatalog.Vehicle.Latitude or Core.Signals.SignalCatalog.Vehicle.Longitude ? Math.Round(value, locationDecimals, MidpointRounding.AwayFromZero) : value);
         }
-        return [.. row];
+        rows.EndRow(e.Sequence);
     }
 
-    private static object?[] WeatherRow(FeedEvent e, ReadingAccepted reading, Device station)
+    private static void AppendWeather(DatasetRows rows, FeedEvent e, ReadingAccepted reading, Device station)
     {
-        var row = new List<object?>
-        {
-            e.Device, reading.ReadingId, reading.Seq, reading.DeviceTime, reading.ReceivedAt, e.Sequence,
-            Metadata(station, "latitude"), Metadata(station, "longitude"), Metadata(station, "elevation"),
-        };
-        foreach (var signal in LakeDatasets.Weather.Signals) row.Add(reading.Signals.TryGetValue(signal.Name, out var value) ? value : null);
-        return [.. row];
+        rows.Text(e.Device).Text(reading.ReadingId).Integer(reading.Seq).Time(reading.DeviceTime).Time(reading.ReceivedAt).Integer(e.Sequence)
+            .Number(Metadata(station, "latitude")).Number(Metadata(station, "longitude")).Number(Metadata(station, "elevation"));
+        foreach (var signal in LakeDatasets.Weather.Signals) rows.Number(reading.Signals.TryGetValue(signal.Name, out var value) ? value : null);
+        rows.EndRow(e.Sequence);
     }
 
     private static double? Metadata(Device device, string key) =>

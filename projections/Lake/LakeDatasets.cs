@@ -76,21 +76,41 @@ public sealed class DatasetRows
     public long FirstSequence { get; private set; } = long.MaxValue;
     public long LastSequence { get; private set; }
 
-    /// <summary>Appends a row: values in schema order (string, long, DateTimeOffset, double or null).</summary>
-    public void Append(long eventSequence, params object?[] values)
+    // A row is appended column by column, in schema order, each value straight into its column's builder: no row of
+    // boxed values per reading. EndRow checks that every column got its value.
+    private int _column;
+
+    public DatasetRows Text(string value)
     {
-        for (var i = 0; i < _builders.Length; i++)
-        {
-            var value = i < values.Length ? values[i] : null;
-            switch (_builders[i])
-            {
-                case StringArray.Builder b: b.Append((string)value!); break;
-                case Int64Array.Builder b: b.Append((long)value!); break;
-                case TimestampArray.Builder b: b.Append((DateTimeOffset)value!); break;
-                case DoubleArray.Builder b when value is double d: b.Append(d); break;
-                case DoubleArray.Builder b: b.AppendNull(); break;
-            }
-        }
+        ((StringArray.Builder)_builders[_column++]).Append(value);
+        return this;
+    }
+
+    public DatasetRows Integer(long value)
+    {
+        ((Int64Array.Builder)_builders[_column++]).Append(value);
+        return this;
+    }
+
+    public DatasetRows Time(DateTimeOffset value)
+    {
+        ((TimestampArray.Builder)_builders[_column++]).Append(value);
+        return this;
+    }
+
+    public DatasetRows Number(double? value)
+    {
+        var builder = (DoubleArray.Builder)_builders[_column++];
+        if (value is { } number) builder.Append(number);
+        else builder.AppendNull();
+        return this;
+    }
+
+    /// <summary>Ends the row begun by the appends since the last one; it came from the event at <paramref name="eventSequence"/>.</summary>
+    public void EndRow(long eventSequence)
+    {
+        if (_column != _builders.Length) throw new InvalidOperationException($"A row of {_dataset.Name} got {_column} of its {_builders.Length} columns.");
+        _column = 0;
         Count++;
         FirstSequence = Math.Min(FirstSequence, eventSequence);
         LastSequence = Math.Max(LastSequence, eventSequence);

@@ -1,6 +1,5 @@
 using Npgsql;
 using Pipeline.Infra.Postgres;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Projections.Lake;
 
@@ -12,13 +11,13 @@ public sealed record LakeFile(string Path, string Dataset, DateOnly Date, long F
 /// checkpoint change together in one transaction, fenced on the checkpoint, so two projectors can never both extend the
 /// same lake, and the views only ever see committed files.
 /// </summary>
-public sealed class LakeManifest(DevStack stack, string lake)
+public sealed class LakeManifest(NpgsqlDataSource dataSource, string schema, string lake)
 {
-    private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
+    private readonly string _schema = schema;
 
     public async Task EnsureSchemaAsync(CancellationToken cancellation)
     {
-        await SchemaScript.ApplyAsync(stack.PostgresConnectionString, "depin:lake-schema", $"""
+        await SchemaScript.ApplyAsync(dataSource, "depin:lake-schema", $"""
             CREATE TABLE IF NOT EXISTS {_schema}.lake_checkpoints (lake text PRIMARY KEY, last_seq bigint NOT NULL);
             CREATE TABLE IF NOT EXISTS {_schema}.lake_files (
                 lake text NOT NULL,
@@ -39,12 +38,7 @@ public sealed class LakeManifest(DevStack stack, string lake)
         await checkpoint.ExecuteNonQueryAsync(cancellation);
     }
 
-    public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)
-    {
-        var connection = new NpgsqlConnection(stack.PostgresConnectionString);
-        await connection.OpenAsync(cancellation);
-        return connection;
-    }
+    public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellation) => dataSource.OpenConnectionAsync(cancellation);
 
     public async Task<long> CheckpointAsync(CancellationToken cancellation)
     {

@@ -10,10 +10,12 @@ public sealed class LakeMetrics
 
     private readonly Counter<long> _rows;
     private readonly Counter<long> _files;
+    private readonly TimeProvider _clock;
     private double _lagSeconds;
 
-    public LakeMetrics(IMeterFactory meters)
+    public LakeMetrics(IMeterFactory meters, TimeProvider clock)
     {
+        _clock = clock;
         var meter = meters.Create(MeterName);
         _rows = meter.CreateCounter<long>("pipeline.lake.rows", "{row}", "Rows written to the lake, by dataset.");
         _files = meter.CreateCounter<long>("pipeline.lake.files", "{file}", "Parquet files written.");
@@ -30,6 +32,6 @@ public sealed class LakeMetrics
             ReadingRejected r => r.ReceivedAt,
             _ => (DateTimeOffset?)null,
         };
-        if (receivedAt is { } time) Volatile.Write(ref _lagSeconds, (DateTimeOffset.UtcNow - time).TotalSeconds);
+        if (receivedAt is { } time) Volatile.Write(ref _lagSeconds, (_clock.GetUtcNow() - time).TotalSeconds);
     }
 }

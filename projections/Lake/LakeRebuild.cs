@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Projections.Lake;
 
@@ -27,20 +26,20 @@ public static class LakeRebuild
     private static string PreviousDirectory(string liveDirectory) => liveDirectory + "-previous";
 
     /// <summary>Rebuilds and compares; <paramref name="progress"/> hears the sequence reached after each round.</summary>
-    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(DevStack stack, LakeOptions options, ILogger logger, IProgress<RebuildProgress>? progress, CancellationToken cancellation)
+    public static async Task<(IReadOnlyList<PartitionComparison> Partitions, long Through, string Directory)> RunAsync(LakeStore store, string dataDirectory, LakeOptions options, ILogger logger, IProgress<RebuildProgress>? progress, CancellationToken cancellation)
     {
-        var live = new LakeManifest(stack, LakeProjector.LiveLake);
+        var live = store.Manifest(LakeProjector.LiveLake);
         await live.EnsureSchemaAsync(cancellation);
-        var liveDirectory = options.ResolveDirectory(stack.DataDirectory);
+        var liveDirectory = options.ResolveDirectory(dataDirectory);
         var through = await live.CheckpointAsync(cancellation);
 
-        var rebuilt = new LakeManifest(stack, RebuildLake);
+        var rebuilt = store.Manifest(RebuildLake);
         await rebuilt.EnsureSchemaAsync(cancellation);
         await rebuilt.ResetAsync(cancellation);
         var directory = RebuildDirectory(liveDirectory);
         if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         Directory.CreateDirectory(directory);
-        var writer = new LakeWriter(stack, rebuilt, directory, options, metrics: null, logger);
+        var writer = new LakeWriter(store, rebuilt, directory, options, metrics: null, logger);
         progress?.Report(new(0, through));
         while (await writer.ProjectAsync(until: through, cancellation) > 0) progress?.Report(new(await rebuilt.CheckpointAsync(cancellation), through));
         await writer.CompactAsync(force: true, cancellation);
@@ -59,14 +58,11 @@ public static class LakeRebuild
     }
 
     /// <summary>Refuses (one line) while a projector leads the live lake: a rebuild could not replace it afterwards.</summary>
-    public static async Task EnsureNoProjectorAsync(DevStack stack, CancellationToken cancellation)
+    public static async Task EnsureNoProjectorAsync(LakeStore store, CancellationToken cancellation)
     {
-        var live = new LakeManifest(stack, LakeProjector.LiveLake);
-        await live.EnsureSchemaAsync(cancellation);
-        // The lock is the session's: closing the connection (reset on return to the pool) lets it go again.
-        await using var probe = await live.OpenAsync(cancellation);
-        if (!await LakeProjector.LeadAsync(probe, LakeProjector.LiveLake, cancellation))
-            throw new InvalidOperationException(ProjectorRunning);
+        await store.Manifest(LakeProjector.LiveLake).EnsureSchemaAsync(cancellation);
+        // The lead is the session's: closing it lets the lead go again.
+        await using var probe = await store.TryLeadAsync(LakeProjector.LiveLake, cancellation) ?? throw new InvalidOperationException(ProjectorRunning);
     }
 
     private const string ProjectorRunning = "A projector is running on this lake (depin up or depin projections); stop it before replacing the lake, or leave out --replace to rebuild and compare only.";
@@ -75,16 +71,13 @@ public static class LakeRebuild
     /// Makes the rebuilt lake the live one: needs the live lake's lock, so no projector may be running. Returns the
     /// folder the previous live lake moved to.
     /// </summary>
-    public static async Task<string> ReplaceAsync(DevStack stack, LakeOptions options, long through, CancellationToken cancellation)
+    public static async Task<string> ReplaceAsync(LakeStore store, string dataDirectory, LakeOptions options, long through, CancellationToken cancellation)
     {
-        var live = new LakeManifest(stack, LakeProjector.LiveLake);
-        await using var leadership = await live.OpenAsync(cancellation);
-        if (!await LakeProjector.LeadAsync(leadership, LakeProjector.LiveLake, cancellation))
-            throw new InvalidOperationException(ProjectorRunning);
-        var liveDirectory = options.ResolveDirectory(stack.DataDirectory);
+        await using var leadership = await store.TryLeadAsync(LakeProjector.LiveLake, cancellation) ?? throw new InvalidOperationException(ProjectorRunning);
+        var liveDirectory = options.ResolveDirectory(dataDirectory);
         var rebuiltDirectory = RebuildDirectory(liveDirectory);
         if (!Directory.Exists(rebuiltDirectory)) throw new InvalidOperationException($"There is no rebuilt lake in {rebuiltDirectory}; run depin lake rebuild first.");
-        var schema = stack.Store.Options.DatabaseSchemaName;
+        var schema = store.Schema;
         await using var transaction = await leadership.BeginTransactionAsync(cancellation);
         await using (var swap = new NpgsqlBatch(leadership, transaction)
         {

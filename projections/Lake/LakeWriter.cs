@@ -1,7 +1,6 @@
 using Marten;
 using Microsoft.Extensions.Logging;
-using Pipeline.Infra.Stack;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Projections.Lake;
 
@@ -15,16 +14,16 @@ public sealed class LakeTakenOverException() : Exception("Another projector comm
 /// files and files the manifest does not name, and writes again a committed file that was lost (a rename that power
 /// failure undid before the folder reached the disk).
 /// </summary>
-public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string directory, LakeOptions options, LakeMetrics? metrics, ILogger logger)
+public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string directory, LakeOptions options, LakeMetrics? metrics, ILogger logger)
 {
     private readonly LakeOptions _options = options.Errors() is { Count: > 0 } errors
         ? throw new ArgumentException(string.Join(" ", errors), nameof(options))
         : options;
-    private readonly EventFeed _feed = new(stack);
+    private readonly EventFeed _feed = store.Feed();
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
-    private readonly List<(string Path, DateTime RetiredAt)> _retired = [];
-    private DateTime _lastCompaction = DateTime.MinValue;
+    private readonly List<(string Path, DateTimeOffset RetiredAt)> _retired = [];
+    private DateTimeOffset _lastCompaction = DateTimeOffset.MinValue;
 
     private string Staging => Path.Combine(directory, ".staging");
 
@@ -87,8 +86,9 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
     public async Task CompactAsync(bool force, CancellationToken cancellation)
     {
         DeleteRetired(force);
-        if (!force && DateTime.UtcNow - _lastCompaction < _options.CompactionInterval) return;
-        _lastCompaction = DateTime.UtcNow;
+        var now = store.Clock.GetUtcNow();
+        if (!force && now - _lastCompaction < _options.CompactionInterval) return;
+        _lastCompaction = now;
         var checkpoint = await manifest.CheckpointAsync(cancellation);
         var files = await manifest.FilesAsync(cancellation);
         foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
@@ -113,14 +113,15 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
                 throw new LakeTakenOverException();
             }
             // Queries that listed the old files a moment ago may still read them: they go a little later.
-            _retired.AddRange(inputs.Select(f => (Path.Combine(directory, f.Path), DateTime.UtcNow)));
+            _retired.AddRange(inputs.Select(f => (Path.Combine(directory, f.Path), store.Clock.GetUtcNow())));
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
         }
     }
 
     private void DeleteRetired(bool all)
     {
-        var due = _retired.Where(r => all || DateTime.UtcNow - r.RetiredAt > TimeSpan.FromSeconds(30)).ToList();
+        var now = store.Clock.GetUtcNow();
+        var due = _retired.Where(r => all || now - r.RetiredAt > TimeSpan.FromSeconds(30)).ToList();
         foreach (var (path, _) in due) File.Delete(path);
         _retired.RemoveAll(due.Contains);
     }
@@ -152,7 +153,7 @@ public sealed class LakeWriter(DevStack stack, LakeManifest manifest, string dir
     {
         var missing = devices.Where(d => !_devices.ContainsKey(d)).Distinct().ToList();
         if (missing.Count == 0) return;
-        await using var session = stack.Store.QuerySession();
+        await using var session = store.Events.QuerySession();
         foreach (var device in await session.LoadManyAsync<Device>(cancellation, missing)) _devices[device.Id] = device;
     }
 }

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
+using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Streams.Processing;
 
@@ -19,7 +19,7 @@ namespace Pipeline.Streams.Processing;
 /// broker acknowledged it; a relay taking over lets its predecessor's last sends land or expire, then reads the topic
 /// from the last verified offsets, so letters sent just before a crash or a lost session are not sent twice.
 /// </summary>
-public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, StreamsMetrics metrics, IOptions<KafkaOptions> kafka, ILogger<DeadLetterRelay> logger) : BackgroundService
+public sealed class DeadLetterRelay(LeaderElection leaders, ProcessingStore store, StreamsMetrics metrics, IOptions<KafkaOptions> kafka, ILogger<DeadLetterRelay> logger) : BackgroundService
 {
     /// <summary>A relay's send gives up after this, whatever Kafka:Producer says: it bounds how long a page can stay in flight.</summary>
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(15);
@@ -41,14 +41,14 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         {
             try
             {
-                // The lock lives as long as this session; it is used for everything below, so losing it fails the work.
-                await using var session = await store.OpenSessionAsync(stoppingToken);
-                if (!await TryLeadAsync(session, stoppingToken))
+                // The lead lives as long as this session; it is used for everything below, so losing it fails the work.
+                await using var session = await leaders.TryLeadAsync($"depin:dead-letter-relay:{store.Schema}", stoppingToken);
+                if (session is null)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(5), stoppingToken);
                     continue;
                 }
-                var config = kafka.Value.ProducerConfig(stack.KafkaBootstrapServers, "depin-dead-letters");
+                var config = kafka.Value.ProducerConfig("depin-dead-letters");
                 config.MessageTimeoutMs = (int)SendTimeout.TotalMilliseconds;
                 using var producer = new ProducerBuilder<string?, byte[]>(config).Build();
                 await ReconcileAsync(session, stoppingToken);
@@ -70,15 +70,6 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         }
     }
 
-    private async Task<bool> TryLeadAsync(NpgsqlConnection session, CancellationToken cancellation)
-    {
-        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtextextended('depin:dead-letter-relay:' || $1, 0))", session)
-        {
-            Parameters = { new() { Value = store.Schema } },
-        };
-        return (bool)(await command.ExecuteScalarAsync(cancellation))!;
-    }
-
     /// <summary>Marks as written the pending letters that a previous relay delivered but could not mark before it stopped.</summary>
     private async Task ReconcileAsync(NpgsqlConnection session, CancellationToken cancellation)
     {
@@ -96,10 +87,10 @@ public sealed class DeadLetterRelay(DevStack stack, ProcessingStore store, Strea
         await Task.Delay(TakeoverWait, cancellation);
         var topic = kafka.Value.RejectedTopic;
         var checkpoints = await CheckpointsAsync(session, topic, cancellation);
-        var config = kafka.Value.ConsumerConfig(stack.KafkaBootstrapServers, "depin-dead-letter-reconcile", "depin-dead-letter-reconcile");
+        var config = kafka.Value.ConsumerConfig("depin-dead-letter-reconcile", "depin-dead-letter-reconcile");
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = stack.KafkaBootstrapServers }).Build();
+        using var admin = new AdminClientBuilder(kafka.Value.AdminConfig()).Build();
         var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions.Select(p => p.PartitionId).ToList();
         consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p, checkpoints.TryGetValue(p, out var from) ? new Offset(from) : Offset.Beginning)));
         var delivered = new List<string>();

@@ -7,7 +7,8 @@ using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
 using Pipeline.Core.Signals;
 using Pipeline.Infra.Postgres;
-using Pipeline.Infra.Stack;
+using Microsoft.Extensions.Options;
+using Pipeline.Infra.Kafka;
 
 namespace Pipeline.Streams.Processing;
 
@@ -16,12 +17,12 @@ namespace Pipeline.Streams.Processing;
 /// processed (the store is the authority on duplicates, across restarts and instances), the seqs accepted per device,
 /// each vehicle's last fix, the consumer offsets themselves, and the dead letters waiting for the relay.
 /// </summary>
-public sealed class ProcessingStore(DevStack stack)
+public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataSource, IOptions<KafkaOptions> kafka)
 {
-    private readonly string _schema = stack.Store.Options.DatabaseSchemaName;
+    private readonly string _schema = store.Schema();
 
     /// <summary>Offsets and dead letters are kept per broker: an embedded broker restarts empty, with offsets from 0.</summary>
-    public string Broker => stack.BrokerIdentity;
+    public string Broker { get; } = kafka.Value.BrokerIdentity;
 
     private Task? _schemaReady;
 
@@ -29,7 +30,7 @@ public sealed class ProcessingStore(DevStack stack)
     public Task EnsureSchemaAsync(CancellationToken cancellation) => LazyInitializer.EnsureInitialized(ref _schemaReady, () => CreateSchemaAsync(cancellation));
 
     private Task CreateSchemaAsync(CancellationToken cancellation) =>
-        SchemaScript.ApplyAsync(stack.PostgresConnectionString, "depin:processing-schema", $"""
+        SchemaScript.ApplyAsync(dataSource, "depin:processing-schema", $"""
             CREATE TABLE IF NOT EXISTS {_schema}.processed_readings (
                 reading_id bytea PRIMARY KEY,
                 device text NOT NULL,
@@ -72,23 +73,7 @@ public sealed class ProcessingStore(DevStack stack)
 
     public string Schema => _schema;
 
-    public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellation)
-    {
-        var connection = new NpgsqlConnection(stack.PostgresConnectionString);
-        await connection.OpenAsync(cancellation);
-        return connection;
-    }
-
-    /// <summary>
-    /// A server session of its own, outside the pool: closing it ends the session and every session-level advisory
-    /// lock with it, instead of leaving them held by an idle pooled connection.
-    /// </summary>
-    public async Task<NpgsqlConnection> OpenSessionAsync(CancellationToken cancellation)
-    {
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(stack.PostgresConnectionString) { Pooling = false }.ConnectionString);
-        await connection.OpenAsync(cancellation);
-        return connection;
-    }
+    public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellation) => dataSource.OpenConnectionAsync(cancellation);
 
     /// <summary>The next offset to read for each partition, as committed with the events; absent partitions start at the beginning.</summary>
     public async Task<Dictionary<int, long>> OffsetsAsync(string group, string topic, CancellationToken cancellation)
@@ -164,7 +149,7 @@ public sealed class ProcessingStore(DevStack stack)
             insert.Parameters.Add(new NpgsqlParameter { Value = stored.Select(o => o.Verdict == Verdict.Accepted).ToArray() });
             if (await insert.ExecuteNonQueryAsync(cancellation) != stored.Count) return false;
 
-            await using var session = stack.Store.LightweightSession(SessionOptions.ForTransaction(transaction));
+            await using var session = store.LightweightSession(SessionOptions.ForTransaction(transaction));
             foreach (var outcome in stored)
             {
                 var message = outcome.Message;

@@ -10,8 +10,7 @@ using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
 using Pipeline.Core.Signals;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 
 namespace Pipeline.Streams.Processing;
 
@@ -22,7 +21,6 @@ namespace Pipeline.Streams.Processing;
 /// that transaction, so a crash anywhere replays from exactly where the events end: nothing lost, nothing twice.
 /// </summary>
 public sealed class ReadingProcessor(
-    DevStack stack,
     DeviceDirectory directory,
     ProcessingStore store,
     DeadLetterRelay relay,
@@ -49,7 +47,7 @@ public sealed class ReadingProcessor(
     {
         await store.EnsureSchemaAsync(stoppingToken);
         var topic = kafka.Value.RawTopic;
-        var config = kafka.Value.ConsumerConfig(stack.KafkaBootstrapServers, _options.GroupId, $"depin-streams-{Environment.ProcessId}");
+        var config = kafka.Value.ConsumerConfig(_options.GroupId, $"depin-streams-{Environment.ProcessId}");
         using var consumer = new ConsumerBuilder<string, byte[]>(config)
             .SetLogHandler((_, m) => logger.Log(KafkaLog.Level(m.Level), "librdkafka {Facility}: {Message}", m.Facility, m.Message))
             .SetErrorHandler((_, e) => logger.Log(e.IsFatal ? LogLevel.Critical : LogLevel.Warning, "Kafka consumer: {Reason}", e.Reason))

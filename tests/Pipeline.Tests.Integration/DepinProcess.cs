@@ -37,11 +37,11 @@ public sealed class DepinProcess : IDisposable
             WorkingDirectory = AppContext.BaseDirectory,
             Environment =
             {
-                ["PIPELINE_POSTGRES"] = host.Stack.PostgresConnectionString,
-                ["PIPELINE_KAFKA"] = host.Stack.KafkaBootstrapServers,
+                ["PIPELINE_POSTGRES"] = host.PostgresConnectionString,
+                ["PIPELINE_KAFKA"] = host.KafkaBootstrapServers,
                 ["PIPELINE_Kafka__RawTopic"] = host.RawTopic,
                 ["PIPELINE_Kafka__RejectedTopic"] = host.RejectedTopic,
-                ["PIPELINE_EventStore__Schema"] = host.Stack.Store.Options.DatabaseSchemaName,
+                ["PIPELINE_EventStore__Schema"] = host.Schema,
                 ["PIPELINE_STATUS_PORT"] = "0",
                 ["PIPELINE_DATA"] = Path.Combine(Path.GetTempPath(), "depin-processor-" + Guid.NewGuid().ToString("N")),
                 ["PIPELINE_LOG_FORMAT"] = "json",

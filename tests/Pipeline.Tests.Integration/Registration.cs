@@ -3,7 +3,6 @@ using System.Net.Http.Json;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Registry;
-using Pipeline.Streams.Registry;
 
 namespace Pipeline.Tests.Integration;
 

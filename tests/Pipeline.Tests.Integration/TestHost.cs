@@ -1,29 +1,45 @@
 using System.Net;
 using System.Net.Sockets;
 using Confluent.Kafka;
+using Marten;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Kafka;
-using Pipeline.Infra.Stack;
+using Pipeline.Infra.Postgres;
 using Pipeline.Ingest.Mqtt;
+using Pipeline.Projections.Lake;
+using Pipeline.Simulator;
 
 namespace Pipeline.Tests.Integration;
 
-/// <summary>
-/// The depin host (PipelineHost, as `depin up` builds it) with the given roles on free ports, on the fixture's stack,
-/// with topics of its own so tests never see each other's messages.
-/// </summary>
-public sealed class TestHost : IAsyncDisposable
+/// <summary>What a probe needs to look at a running pipeline from outside: its servers, its event store and its schema.</summary>
+public interface IPipelineView
 {
-    private TestHost(WebApplication app, StackFixture fixture, DevStack stack, string rawTopic, string rejectedTopic, int apiPort, int ingestPort)
+    string PostgresConnectionString { get; }
+    string KafkaBootstrapServers { get; }
+    IDocumentStore Store { get; }
+    string Schema => Store.Schema();
+
+    /// <summary>Which broker the processors' offsets and dead letters are kept for.</summary>
+    string BrokerIdentity => new KafkaOptions { BootstrapServers = KafkaBootstrapServers }.BrokerIdentity;
+}
+
+/// <summary>
+/// The depin host (PipelineHost, as `depin up` composes it) with the given roles on free ports, configured with the
+/// fixture's servers, with topics of its own so tests never see each other's messages, and its own event store schema
+/// when one is asked for.
+/// </summary>
+public sealed class TestHost : IPipelineView, IAsyncDisposable
+{
+    private TestHost(WebApplication app, StackFixture fixture, string rawTopic, string rejectedTopic, int apiPort, int ingestPort)
     {
         App = app;
         Fixture = fixture;
-        Stack = stack;
         RawTopic = rawTopic;
         RejectedTopic = rejectedTopic;
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
@@ -32,14 +48,25 @@ public sealed class TestHost : IAsyncDisposable
 
     public WebApplication App { get; }
     public StackFixture Fixture { get; }
-
-    /// <summary>The stack this host runs on: the fixture's servers, and its own event store schema when one was asked for.</summary>
-    public DevStack Stack { get; }
     public string RawTopic { get; }
     public string RejectedTopic { get; }
     public HttpClient Api { get; }
     public HttpClient Ingest { get; }
     public int MqttPort => App.Services.GetRequiredService<MqttGateway>().Port;
+
+    public string PostgresConnectionString => Fixture.PostgresConnectionString;
+    public string KafkaBootstrapServers => Fixture.KafkaBootstrapServers;
+    public IDocumentStore Store => App.Services.GetRequiredService<IDocumentStore>();
+    public string Schema => Store.Schema();
+    public string BrokerIdentity => App.Services.GetRequiredService<IOptions<KafkaOptions>>().Value.BrokerIdentity;
+    public string DataDirectory => App.Services.GetRequiredService<IOptions<DataOptions>>().Value.FullPath;
+
+    /// <summary>The lake's store as this host's projector has it (or would).</summary>
+    public LakeStore Lake => Create<LakeStore>();
+
+    /// <summary>A service of this host, or one made from its services (a second instance of a stage's worker, say).</summary>
+    public T Create<T>() where T : notnull => ActivatorUtilities.GetServiceOrCreateInstance<T>(App.Services);
+
     private readonly List<string> _fleetStates = [];
 
     /// <summary>A simulated fleet aimed at this host, keeping its keys in a temporary folder that goes with the host, quietly.</summary>
@@ -59,7 +86,7 @@ public sealed class TestHost : IAsyncDisposable
 
     public static async Task<TestHost> StartAsync(StackFixture fixture, Roles roles, IDictionary<string, string?>? settings = null, string? schema = null)
     {
-        var stack = schema is null ? fixture.Stack : await fixture.CreateStackAsync(schema);
+        if (schema is not null) await fixture.DropSchemaAsync(schema);
         var rawTopic = await fixture.CreateTopicAsync("raw", partitions: 3);
         var rejectedTopic = await fixture.CreateTopicAsync("rejected", partitions: 3);
         var apiPort = FreePort();
@@ -72,20 +99,22 @@ public sealed class TestHost : IAsyncDisposable
             ["Kafka:RawTopic"] = rawTopic,
             ["Kafka:RejectedTopic"] = rejectedTopic,
         };
+        if (schema is not null) values["EventStore:Schema"] = schema;
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) values[key] = value;
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var app = PipelineHost.Build(configuration, stack, roles);
+        var configuration = new ConfigurationBuilder().AddConfiguration(fixture.Settings).AddInMemoryCollection(values).Build();
+        var app = PipelineHost.Build(configuration, roles);
         await app.StartAsync();
-        return new TestHost(app, fixture, stack, rawTopic, rejectedTopic, apiPort, ingestPort);
+        return new TestHost(app, fixture, rawTopic, rejectedTopic, apiPort, ingestPort);
     }
 
     /// <summary>Everything in a topic, from the beginning of every partition to its current end.</summary>
     public List<ConsumeResult<string, byte[]>> ReadAll(string topic)
     {
-        var config = new KafkaOptions().ConsumerConfig(Fixture.Stack.KafkaBootstrapServers, "reader-" + Guid.NewGuid().ToString("N"), "test-reader");
+        var kafka = new KafkaOptions { BootstrapServers = KafkaBootstrapServers };
+        var config = kafka.ConsumerConfig("reader-" + Guid.NewGuid().ToString("N"), "test-reader");
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Fixture.Stack.KafkaBootstrapServers }).Build();
+        using var admin = new AdminClientBuilder(kafka.AdminConfig()).Build();
         var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions.Select(p => p.PartitionId).ToList();
         consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         var messages = new List<ConsumeResult<string, byte[]>>();
@@ -105,7 +134,7 @@ public sealed class TestHost : IAsyncDisposable
     /// <summary>Runs one SQL statement against the host's database, as an operator (or a failure) would.</summary>
     public async Task ExecuteAsync(string sql)
     {
-        await using var connection = new NpgsqlConnection(Stack.PostgresConnectionString);
+        await using var connection = new NpgsqlConnection(PostgresConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
@@ -124,7 +153,6 @@ public sealed class TestHost : IAsyncDisposable
         Ingest.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
-        if (Stack != Fixture.Stack) await Stack.DisposeAsync();
         foreach (var state in _fleetStates) Directory.Delete(state, recursive: true);
     }
 }

@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 
 namespace Pipeline.Tests.Integration.Api;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Infra.Development;
 using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Tests.Integration.Cli;

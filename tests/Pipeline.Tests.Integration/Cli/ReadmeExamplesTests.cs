@@ -1,14 +1,15 @@
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
+using Marten;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using Pipeline.Cli.Hosting;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Development;
 using Pipeline.Infra.Postgres;
-using Pipeline.Infra.Stack;
 using Pipeline.Tests.Integration.Streams;
 using Pipeline.Tests.Support;
 
@@ -82,38 +83,45 @@ public sealed class ReadmeExamplesTests
     }
 
     /// <summary>
-    /// The working folder a user has, as links into the repository (`./depin`, `infra/tools`, `cli/Simulator`), with
+    /// The working folder a user has, as links into the repository (`./depin`, `infra/tools`, `simulator`), with
     /// `.data` of its own: the README's relative paths hold there.
     /// </summary>
     private static void LinkRepository(string folder)
     {
         File.CreateSymbolicLink(Path.Combine(folder, "depin"), Path.Combine(RepositoryTools.Root, "depin"));
         File.CreateSymbolicLink(Path.Combine(folder, "infra"), Path.Combine(RepositoryTools.Root, "infra"));
-        File.CreateSymbolicLink(Path.Combine(folder, "cli"), Path.Combine(RepositoryTools.Root, "cli"));
+        File.CreateSymbolicLink(Path.Combine(folder, "simulator"), Path.Combine(RepositoryTools.Root, "simulator"));
     }
 
-    /// <summary>The servers of that up, opened as any other process would (owning nothing).</summary>
-    private static async Task<DevStack> ObserveAsync(DepinUp folder)
+    /// <summary>The servers of that up, opened as any other process would (owning nothing): its cluster and its published broker.</summary>
+    private static async Task<ObservedPipeline> ObserveAsync(DepinUp folder)
     {
         var local = new LocalPostgres(new PostgresOptions { Port = folder.PostgresPort }, Path.Combine(folder.DataDirectory, "postgres"), NullLogger.Instance);
-        var options = PipelineConfiguration.StackOptions(PipelineConfiguration.Build([]));
-        options.DataDirectory = folder.DataDirectory;
-        options.Postgres = new PostgresOptions { ConnectionString = local.ConnectionString };
-        options.Kafka = new KafkaOptions { BootstrapServers = (await File.ReadAllTextAsync(Path.Combine(folder.DataDirectory, "kafka.bootstrap"))).Trim() };
-        return await DevStack.StartAsync(options, NullLogger.Instance, CancellationToken.None);
+        var kafka = (await File.ReadAllTextAsync(Path.Combine(folder.DataDirectory, "kafka.bootstrap"))).Trim();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Postgres:ConnectionString", local.ConnectionString)]).Build();
+        return new ObservedPipeline(local.ConnectionString, kafka, await EventStoreScope.StartAsync(configuration));
+    }
+
+    private sealed class ObservedPipeline(string postgres, string kafka, EventStoreScope scope) : IPipelineView, IAsyncDisposable
+    {
+        public string PostgresConnectionString => postgres;
+        public string KafkaBootstrapServers => kafka;
+        public IDocumentStore Store => scope.Store;
+
+        public ValueTask DisposeAsync() => scope.DisposeAsync();
     }
 
     /// <summary>
     /// Waits until the processors have stored offsets past everything on the raw topic now (up's fleet keeps sending, so
     /// the ends are taken once) and the relay has written every dead letter recorded by then.
     /// </summary>
-    private static async Task WaitForProcessorsAsync(DevStack stack)
+    private static async Task WaitForProcessorsAsync(IPipelineView stack)
     {
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = stack.KafkaBootstrapServers, GroupId = "readme-probe" }).Build();
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = stack.KafkaBootstrapServers }).Build();
         var ends = admin.GetMetadata(Topics.Raw, TimeSpan.FromSeconds(10)).Topics.Single().Partitions
             .ToDictionary(p => p.PartitionId, p => consumer.QueryWatermarkOffsets(new TopicPartition(Topics.Raw, p.PartitionId), TimeSpan.FromSeconds(5)).High.Value);
-        var schema = stack.Store.Options.DatabaseSchemaName;
+        var schema = stack.Schema;
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         while (true)
         {
@@ -137,7 +145,7 @@ public sealed class ReadmeExamplesTests
     /// <summary>Everything on the dead-letter topic, from the beginning of every partition to its end now.</summary>
     private static List<DeadLetter> DeadLetters(string bootstrap)
     {
-        var config = new KafkaOptions().ConsumerConfig(bootstrap, "readme-" + Guid.NewGuid().ToString("N"), "readme-test");
+        var config = new KafkaOptions { BootstrapServers = bootstrap }.ConsumerConfig("readme-" + Guid.NewGuid().ToString("N"), "readme-test");
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).Build();

@@ -15,8 +15,8 @@ public sealed class EventStoreTests(StackFixture fixture)
     [Fact]
     public async Task AppendAndRead_StoresEventsUnderTheirWireNames()
     {
-        await using var stack = await fixture.CreateStackAsync("it_event_store_append");
-        var store = stack.Store;
+        await using var scope = await fixture.CreateEventStoreAsync("it_event_store_append");
+        var store = scope.Store;
         var registered = new DeviceRegistered(Device, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", DeviceKind.Vehicle,
             new Dictionary<string, string> { ["make"] = "Volvo" }, "message", "0x01", "0x02", DateTimeOffset.UtcNow);
         var accepted = new ReadingAccepted("0xabc", 1, DateTimeOffset.UtcNow.AddSeconds(-1), DateTimeOffset.UtcNow,
@@ -40,7 +40,7 @@ public sealed class EventStoreTests(StackFixture fixture)
             Assert.Equal((2, 17L), (read.Partition, read.Offset));
         }
 
-        await using var connection = new NpgsqlConnection(fixture.Stack.PostgresConnectionString);
+        await using var connection = new NpgsqlConnection(fixture.PostgresConnectionString);
         await connection.OpenAsync();
         await using var types = new NpgsqlCommand("SELECT type FROM it_event_store_append.mt_events ORDER BY seq_id", connection);
         await using var reader = await types.ExecuteReaderAsync();
@@ -52,8 +52,8 @@ public sealed class EventStoreTests(StackFixture fixture)
     [Fact]
     public async Task Append_WithAnEventIdAlreadyStored_IsRefusedByTheStore()
     {
-        await using var stack = await fixture.CreateStackAsync("it_event_store_unique");
-        var store = stack.Store;
+        await using var scope = await fixture.CreateEventStoreAsync("it_event_store_unique");
+        var store = scope.Store;
         var id = Guid.NewGuid();
         await AppendWithId(store, id);
         var error = await Assert.ThrowsAsync<MartenCommandException>(() => AppendWithId(store, id));
@@ -63,7 +63,7 @@ public sealed class EventStoreTests(StackFixture fixture)
         Assert.Single(await query.Events.FetchStreamAsync(Device));
     }
 
-    private static async Task AppendWithId(DocumentStore store, Guid id)
+    private static async Task AppendWithId(IDocumentStore store, Guid id)
     {
         await using var session = store.LightweightSession();
         var e = session.Events.BuildEvent(new ReadingAccepted("0xabc", 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, new Dictionary<string, double>(), 0, 0));

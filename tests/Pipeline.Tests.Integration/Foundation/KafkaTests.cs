@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Confluent.Kafka;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
@@ -10,13 +9,13 @@ namespace Pipeline.Tests.Integration.Foundation;
 [Trait("Category", "Integration")]
 public sealed class KafkaTests(StackFixture fixture)
 {
-    private readonly KafkaOptions _kafka = new();
+    private KafkaOptions Kafka => new() { BootstrapServers = fixture.KafkaBootstrapServers };
 
     [Fact]
     public async Task ProduceAndConsume_WithConsumerGroup_DeliversEachMessageOnceInKeyOrder()
     {
         var topic = await fixture.CreateTopicAsync("group", partitions: 3);
-        using (var producer = new ProducerBuilder<string, string>(_kafka.ProducerConfig(fixture.Stack.KafkaBootstrapServers, "test")).Build())
+        using (var producer = new ProducerBuilder<string, string>(Kafka.ProducerConfig("test")).Build())
         {
             for (var i = 0; i < 300; i++)
             {
@@ -42,27 +41,27 @@ public sealed class KafkaTests(StackFixture fixture)
     [Fact]
     public async Task PipelineTopics_ExistWithTheConfiguredPartitions()
     {
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = fixture.Stack.KafkaBootstrapServers }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = fixture.KafkaBootstrapServers }).Build();
         var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
         foreach (var topic in Topics.All)
         {
             var found = Assert.Single(metadata.Topics, t => t.Topic == topic);
-            Assert.Equal(fixture.Stack.Options.Kafka.Partitions, found.Partitions.Count);
+            Assert.Equal(fixture.Kafka.Partitions, found.Partitions.Count);
         }
-        Assert.Equal(fixture.Stack.Options.Kafka.EmbeddedBrokers, metadata.Brokers.Count);
+        Assert.Equal(fixture.Kafka.EmbeddedBrokers, metadata.Brokers.Count);
     }
 
     [Fact]
     public async Task Kcat_ReadsWhatConfluentKafkaProduced()
     {
         var topic = await fixture.CreateTopicAsync("kcat", partitions: 1);
-        using (var producer = new ProducerBuilder<string, string>(_kafka.ProducerConfig(fixture.Stack.KafkaBootstrapServers, "test")).Build())
+        using (var producer = new ProducerBuilder<string, string>(Kafka.ProducerConfig("test")).Build())
         {
             for (var i = 0; i < 5; i++)
                 await producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = $"v{i}", Headers = new() { { HeaderNames.Transport, "http"u8.ToArray() } } });
         }
         var start = new ProcessStartInfo("kcat") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-b", fixture.Stack.KafkaBootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k=%s %h\\n" })
+        foreach (var argument in new[] { "-b", fixture.KafkaBootstrapServers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k=%s %h\\n" })
             start.ArgumentList.Add(argument);
         using var kcat = Process.Start(start)!;
         var output = await kcat.StandardOutput.ReadToEndAsync();
@@ -73,7 +72,7 @@ public sealed class KafkaTests(StackFixture fixture)
 
     private List<Message<string, string>> Consume(string topic, string group, int expected)
     {
-        var config = _kafka.ConsumerConfig(fixture.Stack.KafkaBootstrapServers, group, "test");
+        var config = Kafka.ConsumerConfig(group, "test");
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<string, string>(config).Build();
         consumer.Subscribe(topic);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Pipeline.Infra.Development;
 using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Tests.Integration.Foundation;

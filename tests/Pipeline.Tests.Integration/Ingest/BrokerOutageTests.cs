@@ -13,7 +13,7 @@ public sealed class BrokerOutageTests(StackFixture fixture)
     [Fact]
     public async Task BrokersDown_RequestsGet503WithRetryAfter_AndEveryAcknowledgedReadingIsInTheTopicOnceTheyReturn()
     {
-        var broker = fixture.Stack.EmbeddedKafka ?? throw new InvalidOperationException("This test takes brokers down through the embedded broker's mock API; unset PIPELINE_KAFKA.");
+        var broker = fixture.EmbeddedKafka ?? throw new InvalidOperationException("This test takes brokers down through the embedded broker's mock API; unset PIPELINE_KAFKA.");
         await using var host = await TestHost.StartAsync(fixture, Roles.Ingest, new Dictionary<string, string?> { ["Ingest:AckTimeout"] = "00:00:02" });
         var device = new TestDevice("outage");
         var acknowledged = new List<string>();

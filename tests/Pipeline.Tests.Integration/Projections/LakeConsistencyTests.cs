@@ -1,5 +1,5 @@
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 using Pipeline.Projections.Lake;
 
 namespace Pipeline.Tests.Integration.Projections;
@@ -17,7 +17,7 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
     /// <summary>Until no partition holds three or more small files: compaction has merged what the many short-lived projectors wrote.</summary>
     private static async Task WaitForCompactionAsync(TestHost host)
     {
-        var manifest = new LakeManifest(host.Stack, LakeProjector.LiveLake);
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((await manifest.FilesAsync(CancellationToken.None)).GroupBy(f => (f.Dataset, f.Date)).Any(g => g.Count() >= 3))
         {
@@ -57,10 +57,10 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
                 projector = DepinProcess.Start(host, "projections", environment);
             }
             await simulation;
-            await Streams.PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+            await Streams.PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
             try
             {
-                await LakeProbe.WaitForLakeAsync(host.Stack, timeout: TimeSpan.FromSeconds(90));
+                await LakeProbe.WaitForLakeAsync(host, timeout: TimeSpan.FromSeconds(90));
                 await WaitForCompactionAsync(host);
             }
             catch (TimeoutException e)
@@ -75,7 +75,7 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
         Assert.True(kills >= 5, $"only {kills} kills");
 
         // Killed last, and nothing has recovered since: a commit publishes its files before recording them.
-        var manifest = new LakeManifest(host.Stack, LakeProjector.LiveLake);
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
         var committed = await manifest.FilesAsync(CancellationToken.None);
         Assert.All(committed, f => Assert.True(File.Exists(Path.Combine(lakeDirectory, f.Path)), $"{f.Path} is committed but not on disk"));
 
@@ -89,22 +89,22 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
         var staged = Path.Combine(lakeDirectory, ".staging", lost.Path);
         Directory.CreateDirectory(Path.GetDirectoryName(staged)!);
         await File.WriteAllBytesAsync(staged, [1, 2, 3]);
-        await new LakeWriter(host.Stack, manifest, lakeDirectory, options, null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).RecoverAsync(CancellationToken.None);
+        await new LakeWriter(host.Lake, manifest, lakeDirectory, options, null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).RecoverAsync(CancellationToken.None);
         var restored = Assert.Single(await manifest.FilesAsync(CancellationToken.None), f => f.Path == lost.Path);
         Assert.Equal(lost with { Sha256 = restored.Sha256 }, restored);
         Assert.Equal(restored.Sha256, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(Path.Combine(lakeDirectory, lost.Path)))));
         Assert.False(File.Exists(stray));
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(lakeDirectory, ".staging"), "*", SearchOption.AllDirectories));
 
-        var (partitions, through, rebuilt) = await LakeRebuild.RunAsync(host.Stack, options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, null, CancellationToken.None);
-        Assert.Equal(await LakeProbe.LastEventAsync(host.Stack), through);
+        var (partitions, through, rebuilt) = await LakeRebuild.RunAsync(host.Lake, host.DataDirectory, options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, null, CancellationToken.None);
+        Assert.Equal(await LakeProbe.LastEventAsync(host), through);
         Assert.Contains(partitions, p => p.Dataset == LakeDatasets.VehicleSignals && p.LiveRows > 100);
         Assert.Contains(partitions, p => p.Dataset == LakeDatasets.ReadingRejections && p.LiveRows > 0);
         Assert.All(partitions, p => Assert.True(p.Equal, $"{p.Dataset} {p.Date}: live {p.LiveRows} rows {p.LiveHash}, rebuilt {p.RebuiltRows} rows {p.RebuiltHash}"));
 
-        using var lake = await LakeProbe.OpenAsync(host.Stack, lakeDirectory);
-        var accepted = (await Streams.PipelineProbe.AcceptedAsync(host.Stack)).Count;
-        var rejected = (await Streams.PipelineProbe.RejectedAsync(host.Stack)).Count;
+        using var lake = await LakeProbe.OpenAsync(host, lakeDirectory);
+        var accepted = (await Streams.PipelineProbe.AcceptedAsync(host)).Count;
+        var rejected = (await Streams.PipelineProbe.RejectedAsync(host)).Count;
         var counts = LakeProbe.Query(lake, """
             SELECT (SELECT count(*) FROM vehicle_signals) + (SELECT count(*) FROM weather_observations) AS readings,
                    (SELECT count(DISTINCT reading_id) FROM vehicle_signals) + (SELECT count(DISTINCT reading_id) FROM weather_observations) AS distinct_readings,

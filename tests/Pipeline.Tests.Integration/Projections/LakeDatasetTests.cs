@@ -40,8 +40,8 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
         await SendAsync("wx2", _station, 2, _t0.AddSeconds(60), DeviceKind.Weather, new() { [W.Temperature] = 12, [W.Humidity] = 70, [W.Pressure] = 1013.5, [W.WindSpeed] = 4, [W.WindGust] = 7 }, []);
         await SendAsync("wx3", _station, 3, _t0.AddSeconds(120), DeviceKind.Weather, new() { [W.Temperature] = 11, [W.Humidity] = 75, [W.Pressure] = 1013.0, [W.WindSpeed] = 5, [W.WindGust] = 6 }, []);
 
-        await Streams.PipelineProbe.WaitForProcessorsAsync(_host.Stack, _host.RawTopic);
-        await LakeProbe.WaitForLakeAsync(_host.Stack);
+        await Streams.PipelineProbe.WaitForProcessorsAsync(_host, _host.RawTopic);
+        await LakeProbe.WaitForLakeAsync(_host);
     }
 
     public async Task DisposeAsync()
@@ -53,7 +53,7 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task VehicleSignals_HaveDecodedObdTypedColumnsAndCoarsenedPositions()
     {
-        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        using var lake = await LakeProbe.OpenAsync(_host, _lake);
         var rows = LakeProbe.Query(lake, $"SELECT * FROM vehicle_signals WHERE device = '{_car.Address.ToLowerHex()}' ORDER BY seq");
         Assert.Equal(2, rows.Count);
         var first = rows[0];
@@ -75,7 +75,7 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task WeatherObservations_CarryTheStationsPlace_AndHourlyAggregatesAreExactUtcHours()
     {
-        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        using var lake = await LakeProbe.OpenAsync(_host, _lake);
         var station = _station.Address.ToLowerHex();
         var rows = LakeProbe.Query(lake, $"SELECT * FROM weather_observations WHERE station = '{station}' ORDER BY seq");
         Assert.Equal([10.0, 12.0, 11.0], rows.Select(r => (double)r["temperature_c"]!));
@@ -104,7 +104,7 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task VehicleDaily_AndDeviceQuality_CountWhatWasAcceptedAndRejected()
     {
-        using var lake = await LakeProbe.OpenAsync(_host.Stack, _lake);
+        using var lake = await LakeProbe.OpenAsync(_host, _lake);
         var car = _car.Address.ToLowerHex();
         var day = Assert.Single(LakeProbe.Query(lake, $"SELECT * FROM vehicle_daily WHERE device = '{car}'"));
         Assert.Equal(2L, day["readings"]);
@@ -160,7 +160,7 @@ public sealed class LakeDatasetTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task ParquetFiles_ReadBackByParquetNet_HaveTheSchemaRowsAndValues()
     {
-        var files = await new LakeManifest(_host.Stack, LakeProjector.LiveLake).FilesAsync(CancellationToken.None);
+        var files = await _host.Lake.Manifest(LakeProjector.LiveLake).FilesAsync(CancellationToken.None);
         Assert.Contains(files, f => f.Dataset == LakeDatasets.VehicleSignals);
         var car1Rows = 0;
         foreach (var file in files)

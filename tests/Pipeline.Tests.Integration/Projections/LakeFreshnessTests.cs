@@ -1,9 +1,7 @@
-using Marten;
 using Marten.Services;
 using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Events;
-using Pipeline.Projections.Lake;
 using Pipeline.Tests.Integration.Ingest;
 
 namespace Pipeline.Tests.Integration.Projections;
@@ -30,15 +28,15 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
             // this database that writes no event.
             var otherDatabase = await CreateDatabaseAsync(host, "depin_lake_freshness_other");
             await using var elsewhere = await HoldTransactionAsync(otherDatabase);
-            await using var alongside = await HoldTransactionAsync(host.Stack.PostgresConnectionString);
+            await using var alongside = await HoldTransactionAsync(host.PostgresConnectionString);
 
             var reading = device.Next();
             await HttpIngestTests.PostAsync(host, reading.Envelope, "application/json");
-            await Streams.PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+            await Streams.PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
             // Well within the 30 s the lake gives a transaction before starting over.
-            await LakeProbe.WaitForLakeAsync(host.Stack, timeout: TimeSpan.FromSeconds(15));
+            await LakeProbe.WaitForLakeAsync(host, timeout: TimeSpan.FromSeconds(15));
 
-            using var duck = await LakeProbe.OpenAsync(host.Stack, lake);
+            using var duck = await LakeProbe.OpenAsync(host, lake);
             Assert.Equal(1L, LakeProbe.Query(duck, $"SELECT count(*) AS n FROM vehicle_signals WHERE reading_id = '{reading.Id}'").Single()["n"]);
         }
         finally
@@ -52,13 +50,13 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
     {
         await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_lake_ceiling");
         // One transaction takes a sequence number and stays open; a later one commits a higher number.
-        await using var held = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+        await using var held = new NpgsqlConnection(host.PostgresConnectionString);
         await held.OpenAsync();
         await using var transaction = await held.BeginTransactionAsync();
         await AppendAsync(host, "0x00000000000000000000000000000000000000a1", seq: 1, transaction);
         await AppendAsync(host, "0x00000000000000000000000000000000000000a2", seq: 2, transaction: null);
 
-        var feed = new EventFeed(host.Stack);
+        var feed = host.Lake.Feed();
         var read = feed.ReadAsync(after: 0, max: 100, until: null, CancellationToken.None);
         await WaitUntilTheFeedWaitsAsync(host);
         Assert.False(read.IsCompleted, "The feed read past a sequence number whose transaction is still open.");
@@ -72,7 +70,7 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
 
     private static async Task AppendAsync(TestHost host, string device, long seq, NpgsqlTransaction? transaction)
     {
-        await using var session = transaction is null ? host.Stack.Store.LightweightSession() : host.Stack.Store.LightweightSession(SessionOptions.ForTransaction(transaction));
+        await using var session = transaction is null ? host.Store.LightweightSession() : host.Store.LightweightSession(SessionOptions.ForTransaction(transaction));
         session.Events.Append(device, new ReadingAccepted($"0x{seq:x64}", seq, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, new Dictionary<string, double> { ["Vehicle.Speed"] = 50 }, 0, seq));
         await session.SaveChangesAsync();
     }
@@ -81,11 +79,11 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
     private static async Task WaitUntilTheFeedWaitsAsync(TestHost host)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+        await using var connection = new NpgsqlConnection(host.PostgresConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%virtualtransaction = ANY%'", connection)
         {
-            Parameters = { new() { Value = $"depin-lake-feed:{host.Stack.Store.Options.DatabaseSchemaName}" } },
+            Parameters = { new() { Value = $"depin-lake-feed:{host.Schema}" } },
         };
         while ((long)(await command.ExecuteScalarAsync())! == 0)
         {
@@ -96,7 +94,7 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
 
     private static async Task<string> CreateDatabaseAsync(TestHost host, string name)
     {
-        var admin = new NpgsqlConnectionStringBuilder(host.Stack.PostgresConnectionString) { Database = "postgres", Pooling = false };
+        var admin = new NpgsqlConnectionStringBuilder(host.PostgresConnectionString) { Database = "postgres", Pooling = false };
         await using var connection = new NpgsqlConnection(admin.ConnectionString);
         await connection.OpenAsync();
         await using var exists = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname = $1", connection) { Parameters = { new() { Value = name } } };
@@ -105,7 +103,7 @@ public sealed class LakeFreshnessTests(StackFixture fixture)
             await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
             await create.ExecuteNonQueryAsync();
         }
-        return new NpgsqlConnectionStringBuilder(host.Stack.PostgresConnectionString) { Database = name }.ConnectionString;
+        return new NpgsqlConnectionStringBuilder(host.PostgresConnectionString) { Database = name }.ConnectionString;
     }
 
     /// <summary>A transaction with an xid (as any write has), open until disposed: a session of its own, ended on dispose.</summary>

@@ -1,6 +1,5 @@
 using DuckDB.NET.Data;
 using Npgsql;
-using Pipeline.Infra.Stack;
 using Pipeline.Projections.Lake;
 
 namespace Pipeline.Tests.Integration.Projections;
@@ -8,18 +7,18 @@ namespace Pipeline.Tests.Integration.Projections;
 /// <summary>Waits for the lake to catch up with the event store, and opens DuckDB over it as the marketplace would.</summary>
 public static class LakeProbe
 {
-    public static async Task<long> LastEventAsync(DevStack stack)
+    public static async Task<long> LastEventAsync(IPipelineView stack)
     {
         await using var connection = new NpgsqlConnection(stack.PostgresConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"SELECT coalesce(max(seq_id), 0) FROM {stack.Store.Options.DatabaseSchemaName}.mt_events", connection);
+        await using var command = new NpgsqlCommand($"SELECT coalesce(max(seq_id), 0) FROM {stack.Schema}.mt_events", connection);
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>Until the live lake's checkpoint reaches the last event in the store.</summary>
-    public static async Task WaitForLakeAsync(DevStack stack, string lake = LakeProjector.LiveLake, TimeSpan? timeout = null)
+    public static async Task WaitForLakeAsync(TestHost stack, string lake = LakeProjector.LiveLake, TimeSpan? timeout = null)
     {
-        var manifest = new LakeManifest(stack, lake);
+        var manifest = stack.Lake.Manifest(lake);
         await manifest.EnsureSchemaAsync(CancellationToken.None);
         var target = await LastEventAsync(stack);
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
@@ -30,8 +29,8 @@ public static class LakeProbe
         }
     }
 
-    public static async Task<DuckDBConnection> OpenAsync(DevStack stack, string directory, string lake = LakeProjector.LiveLake, TimeSpan? epoch = null) =>
-        LakeCatalog.Open(directory, await new LakeManifest(stack, lake).FilesAsync(CancellationToken.None), epoch ?? TimeSpan.FromHours(1));
+    public static async Task<DuckDBConnection> OpenAsync(TestHost stack, string directory, string lake = LakeProjector.LiveLake, TimeSpan? epoch = null) =>
+        LakeCatalog.Open(directory, await stack.Lake.Manifest(lake).FilesAsync(CancellationToken.None), epoch ?? TimeSpan.FromHours(1));
 
     public static List<Dictionary<string, object?>> Query(DuckDBConnection connection, string sql)
     {

@@ -1,10 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Streams.Registry;
+using Pipeline.Registry;
 using Pipeline.Tests.Integration.Ingest;
 using Pipeline.Tests.Integration.Streams;
 
@@ -65,20 +64,20 @@ public sealed class DeviceDirectoryTests(StackFixture fixture)
         var device = new TestDevice("registers-late");
         var early = device.Next();
         await HttpIngestTests.PostAsync(host, early.Envelope, "application/json");
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
         Assert.Equal([(early.Id, "unknown_device")], PipelineProbe.DeadLetters(host).Select(d => (d.ReadingId, d.Reason)));
         Assert.Equal(1, host.App.Services.GetRequiredService<DeviceDirectory>().RememberedMisses);
 
         await Registration.RegisterAsync(host, device.Key);
         var late = device.Next();
         await HttpIngestTests.PostAsync(host, late.Envelope, "application/json");
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
-        Assert.Equal([late.Id], (await PipelineProbe.AcceptedAsync(host.Stack)).Select(a => a.ReadingId));
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
+        Assert.Equal([late.Id], (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId));
     }
 
     private static async Task<RunningDirectory> StartAsync(TestHost host)
     {
-        var directory = new DeviceDirectory(host.Stack, TimeProvider.System, NullLogger<DeviceDirectory>.Instance);
+        var directory = host.Create<DeviceDirectory>();
         await directory.StartAsync(CancellationToken.None);
         await WaitAsync(() => directory.Listening, "the directory to listen");
         return new RunningDirectory(directory);
@@ -87,7 +86,7 @@ public sealed class DeviceDirectoryTests(StackFixture fixture)
     /// <summary>The server process of the directory's listening session.</summary>
     private static async Task<int> ListenerAsync(TestHost host)
     {
-        await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+        await using var connection = new NpgsqlConnection(host.PostgresConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE application_name = $1", connection) { Parameters = { new() { Value = $"depin-directory:{Schema}" } } };
         return (int)(await command.ExecuteScalarAsync())!;

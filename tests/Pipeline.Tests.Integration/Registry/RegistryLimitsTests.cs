@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
-using Pipeline.Streams.Registry;
+using Pipeline.Core.Registry;
 
 namespace Pipeline.Tests.Integration.Registry;
 

@@ -2,10 +2,12 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Pipeline.Infra.Hosting;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
-using Pipeline.Streams.Registry;
+using Pipeline.Core.Registry;
+using Pipeline.Registry;
 using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration.Registry;
@@ -30,11 +32,11 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         Assert.Equal($"/v1/devices/{device.Address.ToLowerHex()}", response.Headers.Location?.ToString());
 
-        var found = await _host.Api.GetFromJsonAsync<Device>($"/v1/devices/{device.Address}", PipelineHost.WireJson);
+        var found = await _host.Api.GetFromJsonAsync<Device>($"/v1/devices/{device.Address}", ServiceDefaults.WireJson);
         Assert.Equal(owner.Address.ToLowerHex(), found!.Owner);
         Assert.Equal(DeviceKind.Vehicle, found.Kind);
         Assert.Equal("V40 D2", found.Metadata["model"]);
-        var owned = await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", PipelineHost.WireJson);
+        var owned = await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", ServiceDefaults.WireJson);
         Assert.Equal([device.Address.ToLowerHex()], owned!.Select(d => d.Id));
     }
 
@@ -62,7 +64,7 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
 
         var response = await Registration.PostAsync(_host, new RegisterDeviceRequest(JsonSerializer.Deserialize<JsonElement>(typedData), ownerSignature, deviceSignature));
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-        Assert.Equal("53.35", (await response.Content.ReadFromJsonAsync<Device>(PipelineHost.WireJson))!.Metadata["latitude"]);
+        Assert.Equal("53.35", (await response.Content.ReadFromJsonAsync<Device>(ServiceDefaults.WireJson))!.Metadata["latitude"]);
     }
 
     [Fact]
@@ -89,10 +91,10 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
 
         var transfer = await Registration.TransferAsync(_host, device, owner, buyer, nonce: 0);
         Assert.Equal(HttpStatusCode.OK, transfer.StatusCode);
-        var moved = await transfer.Content.ReadFromJsonAsync<Device>(PipelineHost.WireJson);
+        var moved = await transfer.Content.ReadFromJsonAsync<Device>(ServiceDefaults.WireJson);
         Assert.Equal((buyer.Address.ToLowerHex(), 1), (moved!.Owner, moved.Transfers));
-        Assert.Empty((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", PipelineHost.WireJson))!);
-        Assert.Single((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{buyer.Address}/devices", PipelineHost.WireJson))!);
+        Assert.Empty((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{owner.Address}/devices", ServiceDefaults.WireJson))!);
+        Assert.Single((await _host.Api.GetFromJsonAsync<List<Device>>($"/v1/owners/{buyer.Address}/devices", ServiceDefaults.WireJson))!);
 
         // Back to the first owner, then the first transfer's signatures again: its nonce is spent.
         Assert.Equal(HttpStatusCode.OK, (await Registration.TransferAsync(_host, device, buyer, owner, nonce: 1)).StatusCode);
@@ -165,7 +167,7 @@ public sealed class RegistryTests(StackFixture fixture) : IAsyncLifetime
 
         Assert.Single(responses, r => r.StatusCode == HttpStatusCode.Created);
         Assert.All(responses.Where(r => r.StatusCode != HttpStatusCode.Created), r => Assert.Equal(HttpStatusCode.Conflict, r.StatusCode));
-        await using var session = _host.Stack.Store.QuerySession();
+        await using var session = _host.Store.QuerySession();
         Assert.Single(await session.Events.FetchStreamAsync(device.Address.ToLowerHex()));
     }
 

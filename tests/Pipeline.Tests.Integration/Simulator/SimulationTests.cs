@@ -1,5 +1,5 @@
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 using Pipeline.Core.Envelope;
 
 namespace Pipeline.Tests.Integration.Simulator;

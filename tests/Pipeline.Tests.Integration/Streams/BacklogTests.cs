@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Http.Json;
 using Pipeline.Cli.Hosting;
 using Pipeline.Tests.Integration.Ingest;
@@ -16,7 +15,7 @@ public sealed class BacklogTests(StackFixture fixture)
     [Fact]
     public async Task ProcessorsStopped_FleetSendsMoreThanTheBrokerKeeps_EveryAcknowledgedReadingReachesTheStore_Issue10()
     {
-        if (fixture.Stack.EmbeddedKafka is null) throw new InvalidOperationException("This test relies on the embedded broker's 5 MiB per partition; unset PIPELINE_KAFKA.");
+        if (fixture.EmbeddedKafka is null) throw new InvalidOperationException("This test relies on the embedded broker's 5 MiB per partition; unset PIPELINE_KAFKA.");
         await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Ingest, new Dictionary<string, string?>
         {
             // Not a test of rates: every device may send as fast as it likes.
@@ -36,7 +35,7 @@ public sealed class BacklogTests(StackFixture fixture)
         {
             acknowledged.AddRange(await SendAsync(host, fleet.Select(d => d.Next(Signals(d))).ToList(), []));
             sent += fleet.Count;
-            await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+            await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
         }
         finally
         {
@@ -66,7 +65,7 @@ public sealed class BacklogTests(StackFixture fixture)
                 foreach (var chunk in again.Chunk(500)) acknowledged.AddRange(await SendAsync(host, [.. chunk.Select(r => (r.Id, r.Envelope, ""))], refused));
                 if (refused.Count > 0) await Task.Delay(TimeSpan.FromSeconds(1));
             }
-            await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic, timeout: TimeSpan.FromMinutes(3));
+            await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromMinutes(3));
         }
         finally
         {
@@ -74,7 +73,7 @@ public sealed class BacklogTests(StackFixture fixture)
         }
 
         // The broker did evict (it keeps 5 MiB whatever was processed), but only what the processors already had.
-        var stored = (await PipelineProbe.AcceptedAsync(host.Stack)).Select(a => a.ReadingId).ToHashSet();
+        var stored = (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId).ToHashSet();
         Assert.Equal(sent, acknowledged.Distinct().Count());
         Assert.DoesNotContain(acknowledged, id => !stored.Contains(id));
         // It held out by refusing, not because the processors happened to keep up.

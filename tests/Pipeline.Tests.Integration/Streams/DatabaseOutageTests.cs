@@ -20,7 +20,7 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
         // One reading through first: the processors' tables and Marten's exist, and the directory knows the device.
         var warmUp = device.Next();
         await HttpIngestTests.PostAsync(host, warmUp.Envelope, "application/json");
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
 
         // Appending the events fails (Marten wraps the PostgreSQL error) until the table is back.
         var duringOutage = device.Next();
@@ -29,8 +29,8 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
             await HttpIngestTests.PostAsync(host, duringOutage.Envelope, "application/json");
             await WaitForRetryAsync(host, "record");
         }
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
-        Assert.Equal([warmUp.Id, duringOutage.Id], (await PipelineProbe.AcceptedAsync(host.Stack)).Select(a => a.ReadingId));
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
+        Assert.Equal([warmUp.Id, duringOutage.Id], (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId));
 
         // Looking up a device the directory has not seen fails the same way, in the check stage.
         var stranger = new TestDevice("db-outage-stranger").Next();
@@ -39,7 +39,7 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
             await HttpIngestTests.PostAsync(host, stranger.Envelope, "application/json");
             await WaitForRetryAsync(host, "lookup");
         }
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
         var dead = PipelineProbe.DeadLetters(host);
         Assert.Equal([(stranger.Id, "unknown_device")], dead.Select(d => (d.ReadingId, d.Reason)));
 
@@ -49,7 +49,7 @@ public sealed class DatabaseOutageTests(StackFixture fixture)
     /// <summary>Renames a table of the host's schema away; disposing the result brings it back.</summary>
     private static async Task<IAsyncDisposable> AwayAsync(TestHost host, string table)
     {
-        var schema = host.Stack.Store.Options.DatabaseSchemaName;
+        var schema = host.Schema;
         await host.ExecuteAsync($"ALTER TABLE {schema}.{table} RENAME TO {table}_away");
         return new Restore(() => host.ExecuteAsync($"ALTER TABLE {schema}.{table}_away RENAME TO {table}"));
     }

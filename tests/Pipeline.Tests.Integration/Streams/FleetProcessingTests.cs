@@ -1,5 +1,5 @@
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 
 namespace Pipeline.Tests.Integration.Streams;
 
@@ -29,7 +29,7 @@ public sealed class FleetProcessingTests(StackFixture fixture)
             MisbehaveRate = 0.25,
             Seed = 7,
         }), TimeProvider.System).RunAsync(CancellationToken.None);
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic);
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
 
         var ledger = run.Ledger.Entries;
         Assert.Empty(run.Stats.Failures);
@@ -38,13 +38,13 @@ public sealed class FleetProcessingTests(StackFixture fixture)
             Assert.Contains(ledger, e => e.Misbehaviour == kind);
 
         // One ReadingAccepted per valid unique reading, none twice.
-        var accepted = await PipelineProbe.AcceptedAsync(host.Stack);
+        var accepted = await PipelineProbe.AcceptedAsync(host);
         var expectedAccepted = ledger.Where(e => e.Expected == "accepted").Select(e => e.ReadingId!).ToHashSet();
         Assert.Equal(accepted.Count, accepted.Select(a => a.ReadingId).Distinct().Count());
         Assert.Equal(expectedAccepted.Order(), accepted.Select(a => a.ReadingId).Order());
 
         // Readings the device really signed that failed a check: a ReadingRejected with the reason, on the device's stream.
-        var rejected = await PipelineProbe.RejectedAsync(host.Stack);
+        var rejected = await PipelineProbe.RejectedAsync(host);
         var expectedSigned = ledger.Where(e => SignedRejections.Contains(e.Expected)).ToList();
         Assert.Equal(expectedSigned.Select(e => (e.ReadingId!, e.Expected, e.Device)).Order(), rejected.Select(r => (r.Event.ReadingId, r.Event.Reason, r.Device)).Order());
 

@@ -5,7 +5,6 @@ using Npgsql;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
-using Pipeline.Infra.Stack;
 
 namespace Pipeline.Tests.Integration.Streams;
 
@@ -15,13 +14,13 @@ public static class PipelineProbe
     public sealed record DeadLetter(string Reason, string Source, string? ReadingId, string Detail, byte[] Value);
 
     /// <summary>Waits until the processors' offsets (in the store) reach the end of every partition of the raw topic and no dead letter is pending.</summary>
-    public static async Task WaitForProcessorsAsync(DevStack stack, string rawTopic, string group = "depin-streams", TimeSpan? timeout = null)
+    public static async Task WaitForProcessorsAsync(IPipelineView stack, string rawTopic, string group = "depin-streams", TimeSpan? timeout = null)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = stack.KafkaBootstrapServers }).Build();
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = stack.KafkaBootstrapServers, GroupId = "probe" }).Build();
         var partitions = admin.GetMetadata(rawTopic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions.Select(p => p.PartitionId).ToList();
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
-        var schema = stack.Store.Options.DatabaseSchemaName;
+        var schema = stack.Schema;
         while (true)
         {
             var ends = partitions.ToDictionary(p => p, p => consumer.QueryWatermarkOffsets(new TopicPartition(rawTopic, p), TimeSpan.FromSeconds(5)).High.Value);
@@ -50,13 +49,13 @@ public static class PipelineProbe
         }
     }
 
-    public static async Task<List<ReadingAccepted>> AcceptedAsync(DevStack stack) =>
+    public static async Task<List<ReadingAccepted>> AcceptedAsync(IPipelineView stack) =>
         (await EventsAsync(stack, "reading_accepted.v1")).Select(e => (ReadingAccepted)e.Data).ToList();
 
-    public static async Task<List<(string Device, ReadingRejected Event)>> RejectedAsync(DevStack stack) =>
+    public static async Task<List<(string Device, ReadingRejected Event)>> RejectedAsync(IPipelineView stack) =>
         (await EventsAsync(stack, "reading_rejected.v1")).Select(e => (e.StreamKey!, (ReadingRejected)e.Data)).ToList();
 
-    private static async Task<IReadOnlyList<JasperFx.Events.IEvent>> EventsAsync(DevStack stack, string type)
+    private static async Task<IReadOnlyList<JasperFx.Events.IEvent>> EventsAsync(IPipelineView stack, string type)
     {
         await using var session = stack.Store.QuerySession();
         return await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName == type).OrderBy(e => e.Sequence).ToListAsync();

@@ -47,8 +47,8 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         var honest = device.Next();
         await HttpIngestTests.PostAsync(host, honest.Envelope, "application/json");
 
-        await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
-        Assert.Equal([honest.Id], (await PipelineProbe.AcceptedAsync(host.Stack)).Select(a => a.ReadingId));
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
+        Assert.Equal([honest.Id], (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId));
         // Unreadable, so no reading id: the dead letters carry the bytes as they were sent.
         var dead = PipelineProbe.DeadLetters(host);
         Assert.Equal(poison.Select(p => Convert.ToHexString(p.Envelope)).Order(), dead.Select(d => Convert.ToHexString(d.Value)).Order());
@@ -64,7 +64,7 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         var readings = Enumerable.Range(0, 24).Select(_ => device.Next()).ToList();
 
         // Genuine refusals by PostgreSQL of what two readings carry: one from a plain Npgsql insert, one from Marten's append.
-        var store = new ProcessingStore(host.Stack);
+        var store = host.Create<ProcessingStore>();
         await store.EnsureSchemaAsync(CancellationToken.None);
         await host.ExecuteAsync($"ALTER TABLE {store.Schema}.processed_readings ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
         await host.ExecuteAsync($"ALTER TABLE {store.Schema}.mt_events ADD CONSTRAINT no_seq_19 CHECK (type <> 'reading_accepted.v1' OR (data ->> 'seq')::bigint <> 19)");
@@ -74,7 +74,7 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         using var processor = DepinProcess.Start(host);
         try
         {
-            await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
+            await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
         }
         catch (TimeoutException e)
         {
@@ -82,7 +82,7 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         }
 
         string[] refused = [readings[6].Id, readings[18].Id];
-        Assert.Equal(readings.Select(r => r.Id).Except(refused).Order(), (await PipelineProbe.AcceptedAsync(host.Stack)).Select(a => a.ReadingId).Order());
+        Assert.Equal(readings.Select(r => r.Id).Except(refused).Order(), (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId).Order());
         var dead = PipelineProbe.DeadLetters(host);
         Assert.Equal(refused.Order(), dead.Select(d => d.ReadingId!).Order());
         Assert.All(dead, d => Assert.Equal("unstorable", d.Reason));
@@ -95,7 +95,7 @@ public sealed class PoisonMessageTests(StackFixture fixture)
 
     private static void Produce(TestHost host, string key, IEnumerable<byte[]> values)
     {
-        using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions().ProducerConfig(host.Stack.KafkaBootstrapServers, "test-poison")).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions { BootstrapServers = host.KafkaBootstrapServers }.ProducerConfig("test-poison")).Build();
         var receivedAt = Encoding.ASCII.GetBytes(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         foreach (var value in values)
             producer.Produce(host.RawTopic, new Message<string, byte[]> { Key = key, Value = value, Headers = new Headers { { HeaderNames.ReceivedAt, receivedAt } } });

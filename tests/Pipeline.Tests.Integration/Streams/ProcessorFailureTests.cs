@@ -1,6 +1,6 @@
 using Npgsql;
 using Pipeline.Cli.Hosting;
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 
 namespace Pipeline.Tests.Integration.Streams;
 
@@ -94,13 +94,13 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            await using var connection = new NpgsqlConnection(host.Stack.PostgresConnectionString);
+            await using var connection = new NpgsqlConnection(host.PostgresConnectionString);
             await connection.OpenAsync();
             await using var command = new NpgsqlCommand("""
                 SELECT l.pid FROM pg_locks l, (SELECT hashtextextended('depin:dead-letter-relay:' || $1, 0) AS key) k
                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                   AND l.classid::bigint = (k.key >> 32) & 4294967295 AND l.objid::bigint = k.key & 4294967295
-                """, connection) { Parameters = { new() { Value = host.Stack.Store.Options.DatabaseSchemaName } } };
+                """, connection) { Parameters = { new() { Value = host.Schema } } };
             if (await command.ExecuteScalarAsync() is int pid) return pid;
             if (DateTime.UtcNow > deadline) throw new TimeoutException("No dead-letter relay took the lock.");
             await Task.Delay(100);
@@ -124,7 +124,7 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
     {
         try
         {
-            await PipelineProbe.WaitForProcessorsAsync(host.Stack, host.RawTopic, timeout: TimeSpan.FromMinutes(2));
+            await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromMinutes(2));
         }
         catch (TimeoutException e)
         {
@@ -152,9 +152,9 @@ public sealed class ProcessorFailureTests(StackFixture fixture)
     {
         var ledger = run.Ledger.Entries;
         Assert.All(ledger, e => Assert.Contains(e.Edge, e.Expected == "duplicate" ? ["accepted", "duplicate"] : (string[])["accepted"]));
-        var accepted = await PipelineProbe.AcceptedAsync(host.Stack);
+        var accepted = await PipelineProbe.AcceptedAsync(host);
         Assert.Equal(ledger.Where(e => e.Expected == "accepted").Select(e => e.ReadingId!).Order(), accepted.Select(a => a.ReadingId).Order());
-        var rejected = await PipelineProbe.RejectedAsync(host.Stack);
+        var rejected = await PipelineProbe.RejectedAsync(host);
         string[] signed = ["seq_conflict", "out_of_range", "stale", "future", "teleport"];
         Assert.Equal(ledger.Where(e => signed.Contains(e.Expected)).Select(e => (e.ReadingId!, e.Expected)).Order(), rejected.Select(r => (r.Event.ReadingId, r.Event.Reason)).Order());
         var dead = PipelineProbe.DeadLetters(host);

@@ -1,4 +1,4 @@
-using Pipeline.Cli.Simulator;
+using Pipeline.Simulator;
 
 namespace Pipeline.Tests.Unit.Simulator;
 

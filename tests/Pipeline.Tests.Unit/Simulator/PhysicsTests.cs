@@ -1,5 +1,5 @@
 using Pipeline.Core.Signals;
-using Pipeline.Cli.Simulator.Models;
+using Pipeline.Simulator.Models;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 using W = Pipeline.Core.Signals.SignalCatalog.Weather;
 

@@ -3,7 +3,6 @@ using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Signals;
 using Pipeline.Streams.Processing;
-using Pipeline.Streams.Registry;
 using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
 
 namespace Pipeline.Tests.Unit.Streams;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Pipeline.Cli.Simulator.Replay;
+using Pipeline.Simulator.Replay;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Signals;
 

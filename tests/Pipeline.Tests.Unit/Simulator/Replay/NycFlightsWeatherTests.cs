@@ -1,4 +1,4 @@
-using Pipeline.Cli.Simulator.Replay;
+using Pipeline.Simulator.Replay;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Signals;
 

@@ -1,13 +1,13 @@
 using Pipeline.Tests.Support;
 using System.Collections.Concurrent;
-using Pipeline.Cli.Simulator.Replay;
+using Pipeline.Simulator.Replay;
 
 namespace Pipeline.Tests.Unit.Simulator.Replay;
 
 /// <summary>The recorded files as committed in the repository, each loaded once per test run.</summary>
 internal static class RecordedData
 {
-    public static string Folder { get; } = Path.Combine(RepositoryTools.Root, "cli", "Simulator", "Replay", "Recorded");
+    public static string Folder { get; } = Path.Combine(RepositoryTools.Root, "simulator", "Replay", "Recorded");
 
     /// <summary>The data files Load reads (the station lists are companions, not loaded alone).</summary>
     public static TheoryData<string> DataFiles => new()

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
-using Pipeline.Cli.Simulator.Replay;
+using Pipeline.Simulator.Replay;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Signals;
 

@@ -1,0 +1,73 @@
+using JasperFx;
+using JasperFx.Events;
+using Marten;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Pipeline.Core.Events;
+using Pipeline.Infra.Hosting;
+using Weasel.Core;
+
+namespace Pipeline.Infra.Postgres;
+
+/// <summary>Which schema of the database holds the pipeline's events, documents and tables. Bound from "EventStore".</summary>
+public sealed class EventStoreOptions
+{
+    public const string Section = "EventStore";
+    public const string DefaultSchema = "depin";
+
+    public string Schema { get; set; } = DefaultSchema;
+}
+
+/// <summary>
+/// The Marten event store as every stage opens it, from dependency injection: one <see cref="NpgsqlDataSource"/> for
+/// the configured server, Marten on that data source (one stream per device keyed by its lower-case address, events
+/// stored under their versioned wire names), each area adding its documents, projections and tables with
+/// <c>ConfigureMarten</c>, and the schema applied by Marten when the host starts.
+/// </summary>
+public static class EventStore
+{
+    public static IServiceCollection AddEventStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<PostgresOptions>()
+            .Bind(configuration.GetSection(PostgresOptions.Section))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString), "Postgres:ConnectionString must name the PostgreSQL server (PIPELINE_POSTGRES).")
+            .ValidateOnStart();
+        services.AddOptions<EventStoreOptions>()
+            .Bind(configuration.GetSection(EventStoreOptions.Section))
+            .Validate(o => System.Text.RegularExpressions.Regex.IsMatch(o.Schema, "^[a-z_][a-z0-9_]{0,62}$"), "EventStore:Schema must be a lower-case SQL identifier.")
+            .ValidateOnStart();
+        services.AddSingleton(provider => NpgsqlDataSource.Create(provider.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString!));
+        services.AddSingleton<PostgresSessions>();
+        services.AddSingleton<LeaderElection>();
+        services.AddMarten(provider => Options(provider.GetRequiredService<IOptions<EventStoreOptions>>().Value.Schema))
+            .UseNpgsqlDataSource()
+            .ApplyAllDatabaseChangesOnStartup();
+        services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
+        return services;
+    }
+
+    /// <summary>The store's options before the areas add theirs.</summary>
+    public static StoreOptions Options(string schema)
+    {
+        var options = new StoreOptions { DatabaseSchemaName = schema };
+        options.Events.StreamIdentity = StreamIdentity.AsString;
+        // One function call per stream per batch, timestamps from the application clock (not the session time zone).
+        options.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
+        // Event ids derive from reading ids: a replay that slipped past every other check still cannot store twice.
+        options.Events.EnableUniqueIndexOnEventId = true;
+        // Applied once at start (ApplyAllDatabaseChangesOnStartup), never on the hot path.
+        options.AutoCreateSchemaObjects = AutoCreate.None;
+        options.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);
+        foreach (var (type, name) in EventNames.All) options.Events.MapEventType(type, name);
+        return options;
+    }
+
+    /// <summary>Creates or updates every table, function and index the store needs (what the host does at start).</summary>
+    public static Task ApplySchemaAsync(this IDocumentStore store) =>
+        store.Storage.ApplyAllConfiguredChangesToDatabaseAsync(AutoCreate.CreateOrUpdate);
+
+    /// <summary>The schema the store lives in: every hand-written statement names its tables with it.</summary>
+    public static string Schema(this IDocumentStore store) => store.Options.DatabaseSchemaName;
+}
