@@ -1,5 +1,4 @@
 using System.Globalization;
-using Apache.Arrow;
 using DuckDB.NET.Data;
 
 namespace Pipeline.Marketplace.Sandbox;
