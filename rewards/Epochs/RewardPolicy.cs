@@ -79,7 +79,8 @@ public sealed record RewardPolicy(
 
     private IEnumerable<string> Problems()
     {
-        if (string.IsNullOrWhiteSpace(Name) || Name.Length > 64) yield return "name: 1 to 64 characters, e.g. \"v2\"";
+        if (Name.Length is 0 or > 64 || !Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_'))
+            yield return "name: 1 to 64 of A-Z, a-z, 0-9, '.', '-' and '_', e.g. \"v2\"";
         if (EmissionPerEpoch.Sign < 0 || EmissionPerEpoch >= Uint256Limit) yield return "emissionPerEpoch: a uint256 in base units (18 decimals)";
         if (Treasury == default) yield return "treasury: the zero address would burn the remainder; name the treasury's address";
         if (VolumeCap.Vehicle <= 0 || VolumeCap.Weather <= 0) yield return "volumeCap: readings per device and epoch, above 0 for vehicle and weather";
