@@ -28,13 +28,6 @@ public static class CanonicalJson
     /// <summary>keccak256 of the canonical bytes, as 0x + 64 hex digits.</summary>
     public static string Hash<T>(T value) => Hex.Encode0x(Keccak256.Hash(Serialize(value)));
 
-    /// <summary>Readable form for files people open; hashing always re-serialises canonically.</summary>
-    public static string Indented<T>(T value)
-    {
-        var node = Sorted(JsonSerializer.SerializeToNode(value, Options));
-        return node?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "null";
-    }
-
     private static JsonNode? Sorted(JsonNode? node) => node switch
     {
         JsonObject obj => new JsonObject(obj.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Sorted(p.Value)))),

@@ -40,7 +40,11 @@ public sealed record RewardFile(
         try
         {
             var file = JsonSerializer.Deserialize<RewardFile>(json, CanonicalJson.Options) ?? throw new JsonException("the document is null");
-            return file.Format == CurrentFormat ? file : throw new JsonException($"format '{file.Format}' is not {CurrentFormat}");
+            if (file.Format != CurrentFormat) throw new JsonException($"format '{file.Format}' is not {CurrentFormat}");
+            // The content hash is over these bytes: a file that is not the canonical form of what it holds (reformatted, or
+            // a derived figure such as an amount edited) would not hash to the published one.
+            if (!file.ToCanonicalJson().AsSpan().SequenceEqual(json)) throw new JsonException("it is not in canonical form (reformatted, or a derived figure such as an amount edited)");
+            return file;
         }
         catch (JsonException e)
         {

@@ -96,6 +96,7 @@ public sealed record RewardPolicy(
         }
         if (Agreement.RadiusMeters is <= 0 or > 1_000_000) yield return "agreement.radiusMeters: 1 to 1000000";
         if (Agreement.MinNeighbours < 1) yield return "agreement.minNeighbours: 1 or more";
+        if (Agreement.UnjudgedPpm is < 0 or > Ppm) yield return "agreement.unjudgedPpm: 0 to 1000000";
         if (Agreement.ToleranceMilli.Count == 0) yield return "agreement.toleranceMilli: name at least one weather signal, e.g. \"temperature_c\": 3000";
         foreach (var (signal, tolerance) in Agreement.ToleranceMilli)
         {
@@ -119,8 +120,9 @@ public sealed record QualityWeights(long Uptime, long Completeness, long Timelin
 /// <summary>
 /// A station agrees on a signal when its epoch mean is within the tolerance of the median of its neighbours' means;
 /// neighbours are stations within the radius with a mean for that signal, and it takes at least the minimum of them.
+/// A station with nothing to compare gets <see cref="UnjudgedPpm"/>: below 1000000, claiming a lonely spot stops paying.
 /// </summary>
-public sealed record StationAgreementRule(long RadiusMeters, int MinNeighbours, IReadOnlyDictionary<string, long> ToleranceMilli);
+public sealed record StationAgreementRule(long RadiusMeters, int MinNeighbours, IReadOnlyDictionary<string, long> ToleranceMilli, long UnjudgedPpm);
 
 /// <summary>
 /// The contributors' part of an epoch's sales: credits are worth <see cref="BaseUnitsPerCredit"/> token base units, and

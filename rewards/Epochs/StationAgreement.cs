@@ -5,7 +5,7 @@ namespace Pipeline.Rewards.Epochs;
 /// <summary>
 /// How far each weather station agrees with its neighbours, in ppm: of the signals the policy names that the station
 /// and enough neighbours report, the share on which the station's mean lies within the tolerance of their median.
-/// A station with no such signal is not judged (1000000). Distances use only IEEE-754 +, −, ×, ÷ (exactly rounded on
+/// A station with no such signal gets the rule's unjudged value. Distances use only IEEE-754 +, −, ×, ÷ (exactly rounded on
 /// every machine) and a cosine series built from them, so the neighbour sets are the same wherever it is computed.
 /// </summary>
 public static class StationAgreement
@@ -32,7 +32,7 @@ public static class StationAgreement
                 var twiceMedian = others.Count % 2 == 1 ? 2 * others[middle] : others[middle - 1] + others[middle];
                 if (Math.Abs(2 * mean - twiceMedian) <= 2 * tolerance) agreed++;
             }
-            agreement[station.Station] = compared == 0 ? RewardPolicy.Ppm : agreed * RewardPolicy.Ppm / compared;
+            agreement[station.Station] = compared == 0 ? rule.UnjudgedPpm : agreed * RewardPolicy.Ppm / compared;
         }
         return agreement;
     }

@@ -125,6 +125,21 @@ public sealed class EpochCalculatorTests
     }
 
     [Fact]
+    public void Calculate_PolicyThatDistrustsLoneStations_GivesAStationWithoutNeighboursItsUnjudgedAgreement()
+    {
+        var policy = DefaultPolicy with { Agreement = DefaultPolicy.Agreement with { UnjudgedPpm = 250_000 } };
+        var rewards = new EpochScenario()
+            .Station("ws-1", "alice", 40.0150, -105.2705, 21_000, 40_000)
+            .Station("ws-2", "bob", 40.0500, -105.2000, 21_800, 42_500)
+            .Station("ws-3", "carol", 39.9900, -105.2500, 20_400, 38_000)
+            .Station("ws-far", "dave", 42.8000, -105.2705, -5_000, 90_000)
+            .Calculate(policy);
+
+        Assert.Equal(1_000_000, DeviceOf(rewards, "ws-1").AgreementPpm);
+        Assert.Equal(250_000, DeviceOf(rewards, "ws-far").AgreementPpm);
+    }
+
+    [Fact]
     public void Calculate_Sales_ArePaidByCreditsAtThePolicysShareEvenToADeviceWithoutScore()
     {
         var rewards = new EpochScenario()

@@ -31,7 +31,7 @@ public sealed class RewardFileTests : IDisposable
     }
 
     [Fact]
-    public void Recompute_AFileWhoseAmountsOrInputsWereAltered_SaysWhatDiffers()
+    public void ParseAndRecompute_AFileWhoseAmountsOrInputsWereAltered_SayWhatDiffers()
     {
         var (file, _) = TwoEpochs(seed: 12);
         var json = JsonNode.Parse(file.ToCanonicalJson())!;
@@ -41,6 +41,12 @@ public sealed class RewardFileTests : IDisposable
         var inputs = JsonNode.Parse(file.ToCanonicalJson())!;
         inputs["inputs"]!["devices"]![0]!["accepted"] = 1;
         var altered = RewardFile.Parse(Encoding.UTF8.GetBytes(inputs.ToJsonString()));
+
+        var amount = JsonNode.Parse(file.ToCanonicalJson())!;
+        amount["rewards"]!["devices"]![0]!["amount"] = "1";
+        var derived = Assert.Throws<InvalidDataException>(() => RewardFile.Parse(Encoding.UTF8.GetBytes(amount.ToJsonString())));
+        Assert.Contains("canonical form", derived.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidDataException>(() => RewardFile.Parse(Encoding.UTF8.GetBytes(JsonNode.Parse(file.ToCanonicalJson())!.ToJsonString(new() { WriteIndented = true }))));
 
         Assert.False(inflated.Recompute().Matches);
         Assert.Contains(inflated.Recompute().Problems, p => p.StartsWith("figures", StringComparison.Ordinal));

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Text.Json.Nodes;
-using Pipeline.Core.Crypto;
 using Pipeline.Rewards.Epochs;
 using Pipeline.Tests.Support;
 using static Pipeline.Tests.Unit.Rewards.EpochScenario;
@@ -57,6 +56,7 @@ public sealed class RewardPolicyTests
             p with { EquivocationZeroesDevice = !p.EquivocationZeroesDevice },
             p with { Agreement = p.Agreement with { RadiusMeters = p.Agreement.RadiusMeters + 1 } },
             p with { Agreement = p.Agreement with { MinNeighbours = p.Agreement.MinNeighbours + 1 } },
+            p with { Agreement = p.Agreement with { UnjudgedPpm = p.Agreement.UnjudgedPpm - 1 } },
             p with { Agreement = p.Agreement with { ToleranceMilli = Changed(p.Agreement.ToleranceMilli, "temperature_c", 1) } },
             p with { Sales = p.Sales with { ContributorSharePpm = p.Sales.ContributorSharePpm + 1 } },
             p with { Sales = p.Sales with { BaseUnitsPerCredit = p.Sales.BaseUnitsPerCredit + 1 } },
