@@ -1,8 +1,7 @@
 using System.Globalization;
+using System.Buffers;
 using System.Numerics;
-using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
@@ -21,19 +20,38 @@ public static class CanonicalJson
 
     public static byte[] Serialize<T>(T value)
     {
-        var node = JsonSerializer.SerializeToNode(value, Options);
-        return Encoding.UTF8.GetBytes(Sorted(node)?.ToJsonString() ?? "null");
+        using var document = JsonSerializer.SerializeToDocument(value, Options);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer)) WriteSorted(writer, document.RootElement);
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>keccak256 of the canonical bytes, as 0x + 64 hex digits.</summary>
     public static string Hash<T>(T value) => Hex.Encode0x(Keccak256.Hash(Serialize(value)));
 
-    private static JsonNode? Sorted(JsonNode? node) => node switch
+    private static void WriteSorted(Utf8JsonWriter writer, JsonElement element)
     {
-        JsonObject obj => new JsonObject(obj.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Sorted(p.Value)))),
-        JsonArray array => new JsonArray([.. array.Select(Sorted)]),
-        _ => node?.DeepClone(),
-    };
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                writer.WriteStartObject();
+                foreach (var property in element.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
+                {
+                    writer.WritePropertyName(property.Name);
+                    WriteSorted(writer, property.Value);
+                }
+                writer.WriteEndObject();
+                break;
+            case JsonValueKind.Array:
+                writer.WriteStartArray();
+                foreach (var item in element.EnumerateArray()) WriteSorted(writer, item);
+                writer.WriteEndArray();
+                break;
+            default:
+                element.WriteTo(writer);
+                break;
+        }
+    }
 
     private static JsonSerializerOptions CreateOptions()
     {
