@@ -1,8 +1,8 @@
-using Marten;
-using Marten.Services;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Npgsql;
+using NpgsqlTypes;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Projections.Lake;
 
@@ -16,12 +16,13 @@ public sealed record FeedEvent(long Sequence, string Device, object Data);
 /// it returns is final: nothing can later appear below its end. Only those transactions are waited for — not the rest
 /// of the server's (another database's report or migration does not hold the lake back).
 /// </summary>
-public sealed class EventFeed(IDocumentStore store, NpgsqlDataSource dataSource)
+public sealed class EventFeed(NpgsqlDataSource dataSource, string schema)
 {
-    private static readonly string AcceptedType = EventNames.All[typeof(ReadingAccepted)];
-    private static readonly string RejectedType = EventNames.All[typeof(ReadingRejected)];
+    private static readonly string[] Types = [EventNames.All[typeof(ReadingAccepted)], EventNames.All[typeof(ReadingRejected)]];
 
-    private readonly string _schema = store.Schema();
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    private readonly string _schema = schema;
 
     /// <summary>What the feed's connections are named, so an operator (or a test) sees in pg_stat_activity which session the lake reads and waits with.</summary>
     public static string ApplicationName(string schema) => $"depin-lake-feed:{schema}";
@@ -34,15 +35,28 @@ public sealed class EventFeed(IDocumentStore store, NpgsqlDataSource dataSource)
         if (until is { } limit) ceiling = Math.Min(ceiling, limit);
         if (ceiling <= after) return ([], after);
 
-        // Marten's event query and serializer, on the connection that found the ceiling.
-        await using var session = store.QuerySession(SessionOptions.ForConnection(connection));
-        var read = await session.Events.QueryAllRawEvents()
-            .Where(e => e.Sequence > after && e.Sequence <= ceiling && (e.EventTypeName == AcceptedType || e.EventTypeName == RejectedType))
-            .OrderBy(e => e.Sequence)
-            .Take(max)
-            .ToListAsync(cancellation);
-        var events = new List<FeedEvent>(read.Count);
-        foreach (var e in read) events.Add(new FeedEvent(e.Sequence, e.StreamKey!, e.Data));
+        await using var command = new NpgsqlCommand($"""
+            SELECT seq_id, stream_id, type, data::text FROM {_schema}.mt_events
+            WHERE seq_id > $1 AND seq_id <= $2 AND type = ANY($3)
+            ORDER BY seq_id LIMIT $4
+            """, connection)
+        {
+            Parameters =
+            {
+                new() { Value = after }, new() { Value = ceiling },
+                new() { Value = Types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text }, new() { Value = max },
+            },
+        };
+        var events = new List<FeedEvent>();
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation))
+        {
+            var json = reader.GetString(3);
+            object data = reader.GetString(2) == Types[0]
+                ? JsonSerializer.Deserialize<ReadingAccepted>(json, Json)!
+                : JsonSerializer.Deserialize<ReadingRejected>(json, Json)!;
+            events.Add(new FeedEvent(reader.GetInt64(0), reader.GetString(1), data));
+        }
         // A full page ends at its last event; otherwise everything up to the ceiling has been seen.
         return (events, events.Count == max ? events[^1].Sequence : ceiling);
     }

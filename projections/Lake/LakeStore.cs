@@ -19,7 +19,7 @@ public sealed class LakeStore(IDocumentStore store, NpgsqlDataSource dataSource,
 
     public LakeManifest Manifest(string lake) => new(dataSource, Schema, lake);
 
-    public EventFeed Feed() => new(store, sessions.Pool(EventFeed.ApplicationName(Schema)));
+    public EventFeed Feed() => new(sessions.Pool(EventFeed.ApplicationName(Schema)), Schema);
 
     /// <summary>The session holding the lead of <paramref name="lake"/>, or null while another one holds it.</summary>
     public Task<NpgsqlConnection?> TryLeadAsync(string lake, CancellationToken cancellation) => leaders.TryLeadAsync($"depin:lake:{lake}", cancellation);
