@@ -10,7 +10,7 @@ public sealed record OpenZeppelinMerkleTree(string Root, string[][] Proofs)
     {
         const string script = """
             const {StandardMerkleTree} = require('@openzeppelin/merkle-tree');
-            const sets = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            const sets = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
             console.log(JSON.stringify(sets.map(values => {
               const tree = StandardMerkleTree.of(values, ['address', 'uint256']);
               return {Root: tree.root, Proofs: values.map((_, i) => tree.getProof(i))};

@@ -35,9 +35,25 @@ public static class RepositoryTools
         return output.Result.Trim();
     }
 
-    /// <summary>Runs a Node.js script with infra/tools/node_modules on its module path.</summary>
-    public static string Node(string script, string? standardInput = null) =>
-        Run("node", ["--input-type=commonjs", "-e", script], standardInput, ToolsFolder);
+    /// <summary>
+    /// Runs a Node.js script with infra/tools/node_modules on its module path; the input, if any, is a file whose path
+    /// is <c>process.argv[1]</c>. Not stdin: node's synchronous read of a pipe fails with EAGAIN when the pipe is
+    /// non-blocking, which it sometimes is.
+    /// </summary>
+    public static string Node(string script, string? input = null)
+    {
+        if (input is null) return Run("node", ["--input-type=commonjs", "-e", script], null, ToolsFolder);
+        var inputFile = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(inputFile, input);
+            return Run("node", ["--input-type=commonjs", "-e", script, inputFile], null, ToolsFolder);
+        }
+        finally
+        {
+            File.Delete(inputFile);
+        }
+    }
 
     private static string FindRoot()
     {

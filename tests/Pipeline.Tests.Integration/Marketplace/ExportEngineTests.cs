@@ -131,7 +131,7 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
     }
 
     private static string Recover(string message, string signature) => RepositoryTools.Node(
-        "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
+        "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
         JsonSerializer.Serialize(new { message, signature }));
 
     /// <summary>Reports on the caller's thread, so the test sees every report before the export returns.</summary>

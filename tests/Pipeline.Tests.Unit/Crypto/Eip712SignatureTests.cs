@@ -52,7 +52,7 @@ public sealed class Eip712SignatureTests
     {
         const string script = """
             const {Wallet, TypedDataEncoder} = require('ethers');
-            const {keys, messages} = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            const {keys, messages} = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
             (async () => {
               const out = [];
               for (const m of messages) {

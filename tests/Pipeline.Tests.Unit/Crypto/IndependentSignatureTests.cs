@@ -80,7 +80,7 @@ public sealed class IndependentSignatureTests
     public void Addresses_RoundTripEip55_AsEthersWritesThem()
     {
         var lower = Enumerable.Range(0, 20).Select(i => EthKey.FromSeed(BitConverter.GetBytes(i)).Address.ToLowerHex()).ToArray();
-        var script = "const {getAddress}=require('ethers');const input=require('fs').readFileSync(0,'utf8').trim().split('\\n');console.log(JSON.stringify(input.map(a=>getAddress(a))));";
+        var script = "const {getAddress}=require('ethers');const input=require('fs').readFileSync(process.argv[1],'utf8').trim().split('\\n');console.log(JSON.stringify(input.map(a=>getAddress(a))));";
         var checksummed = JsonSerializer.Deserialize<string[]>(RepositoryTools.Node(script, string.Join('\n', lower)))!;
         for (var i = 0; i < lower.Length; i++)
         {
@@ -98,7 +98,7 @@ public sealed class IndependentSignatureTests
     {
         const string script = """
             const {Wallet} = require('ethers');
-            const {keys, payloads} = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            const {keys, payloads} = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
             (async () => {
               const out = [];
               for (const k of keys) { const w = new Wallet(k); for (const p of payloads) out.push([w.address, p, await w.signMessage(p)]); }

@@ -19,7 +19,7 @@ public sealed class RewardPolicyTests
             const {keccak256, toUtf8Bytes} = require('ethers');
             const sort = v => Array.isArray(v) ? v.map(sort) : v && typeof v === 'object'
               ? Object.fromEntries(Object.keys(v).sort().map(k => [k, sort(v[k])])) : v;
-            const policy = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            const policy = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
             console.log(keccak256(toUtf8Bytes(JSON.stringify(sort(policy)))));
             """;
         var expected = RepositoryTools.Node(script, File.ReadAllText(DefaultPolicyPath));
