@@ -10,6 +10,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signe
     StageCommands.Streams(),
     StageCommands.Projections(),
     LakeCommand.Create(),
+    OperatorKeyCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
     ScriptCommands.Test(),
