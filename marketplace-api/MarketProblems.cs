@@ -20,7 +20,8 @@ public static class MarketReason
     public const string QuotaExhausted = "quota_exhausted";
     public const string GrantExpired = "grant_expired";
     public const string NotAcceptable = "not_acceptable";
-    public const string Busy = "busy";
+    public const string UnknownExport = "unknown_export";
+    public const string UnknownFile = "unknown_file";
 }
 
 /// <summary>RFC 9457 problem responses with a <c>reason</c>, as the rest of the API answers.</summary>

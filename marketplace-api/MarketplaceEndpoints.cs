@@ -8,6 +8,9 @@ using Microsoft.Extensions.Options;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.ExportJobs;
+using Pipeline.Marketplace.Exports;
+using System.Text.Json;
 using Pipeline.Marketplace.Grants;
 using Pipeline.Marketplace.Query;
 using Pipeline.Marketplace.Sandbox;
@@ -18,6 +21,8 @@ public sealed record CreateBuyerRequest(string? Name, long? Credits);
 public sealed record AddCreditsRequest(long? Credits, string? Note);
 public sealed record IssueKeyRequest(string? Label);
 public sealed record QueryRequest(string? Grant, string? Sql, string? Format);
+public sealed record ExportRequestBody(string? Grant, int? Shards);
+public sealed record MarketplaceDescription(string Signer, IReadOnlyList<string> Formats, int PreviewRows);
 
 public sealed record KeyView(string Id, string Label, DateTimeOffset IssuedAt, DateTimeOffset? RevokedAt);
 public sealed record IssuedKey(KeyView Key, string ApiKey);
@@ -65,6 +70,10 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
         MapCatalog(v1);
+        v1.MapGet("/marketplace", (MarketSigner signer) => TypedResults.Ok(new MarketplaceDescription(signer.Key.Address.ToString(), Formats.Keys.ToList(), PreviewRows)))
+            .WithName("DescribeMarketplace")
+            .WithSummary("The marketplace's signing address and result formats")
+            .WithDescription("Export manifests are signed (EIP-191) by this address: `cast wallet verify --address <signer> \"$(cat manifest.json)\" $(cat manifest.json.sig)`.");
         MapOperator(v1.MapGroup("/buyers").RequireAuthorization(MarketKeyHandler.OperatorPolicy).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden));
         MapBuyer(v1.MapGroup("").RequireAuthorization(MarketKeyHandler.BuyerPolicy).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden));
         return app;
@@ -145,6 +154,7 @@ public static class MarketplaceEndpoints
 
     private static void MapBuyer(RouteGroupBuilder buyer)
     {
+        MapExports(buyer);
         buyer.MapGet("/account", async Task<Results<Ok<AccountView>, ProblemHttpResult>> (HttpContext context, MarketAccounts accounts, CancellationToken cancellation) =>
                 await accounts.FindAsync(context.User.BuyerId(), cancellation) is { } account
                     ? TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()))
@@ -205,6 +215,57 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
     }
+
+    private static void MapExports(RouteGroupBuilder buyer)
+    {
+        buyer.MapPost("/exports", async (HttpContext context, ExportRequestBody request, ExportQueue jobs, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
+            {
+                if (string.IsNullOrEmpty(request.Grant)) return (IResult)MarketProblems.Invalid(context, "grant (a grant id) is required.");
+                var job = await jobs.StartAsync(context.User.BuyerId(), request.Grant, request.Shards ?? 1, options.Value, cancellation);
+                return TypedResults.Accepted($"/v1/exports/{job.Id}", job);
+            })
+            .WithName("StartExport")
+            .WithSummary("Export a grant's slice as Parquet")
+            .WithDescription("Starts a job writing the grant's rows as hive-partitioned Parquet (zstd), optionally in N shards equal by rows, with a manifest (schema, files, rows, SHA-256, IPFS CIDv1, event-sequence range, lake checkpoint, quality report) signed by the marketplace (GET /v1/marketplace). The slice must fit the grant's rows left; it is charged when the files are written, before they can be downloaded.")
+            .Produces<ExportJob>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        buyer.MapGet("/exports/{exportId}", Results<Ok<ExportJob>, ProblemHttpResult> (HttpContext context, string exportId, ExportQueue jobs) =>
+                jobs.Find(context.User.BuyerId(), exportId) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
+            .WithName("GetExport")
+            .WithSummary("An export's status and progress");
+
+        buyer.MapGet("/exports/{exportId}/manifest", (HttpContext context, string exportId, ExportQueue jobs) =>
+                Download(context, jobs, exportId, ExportEngine.ManifestFile, "application/json"))
+            .WithName("GetExportManifest")
+            .WithSummary("A finished export's manifest.json, exactly the bytes that were signed");
+
+        buyer.MapGet("/exports/{exportId}/manifest.sig", (HttpContext context, string exportId, ExportQueue jobs) =>
+                Download(context, jobs, exportId, ExportEngine.SignatureFile, "text/plain"))
+            .WithName("GetExportSignature")
+            .WithSummary("The EIP-191 signature of the manifest's bytes (0x, 65 bytes)");
+
+        buyer.MapGet("/exports/{exportId}/files/{**path}", (HttpContext context, string exportId, string path, ExportQueue jobs) =>
+            {
+                // Only files the manifest lists: a path is never resolved against the folder unless it is one of them.
+                if (jobs.OutputOf(context.User.BuyerId(), exportId) is not { } output) return UnknownExport(context, exportId);
+                var manifest = JsonSerializer.Deserialize<ExportManifest>(File.ReadAllBytes(Path.Combine(output, ExportEngine.ManifestFile)), ExportManifest.Json)!;
+                return manifest.Files.Any(f => f.Path == path)
+                    ? Download(context, jobs, exportId, path, "application/vnd.apache.parquet")
+                    : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownFile, $"The export has no file '{path}'; its manifest lists them.");
+            })
+            .WithName("GetExportFile")
+            .WithSummary("One Parquet file of a finished export, by its path in the manifest");
+    }
+
+    private static IResult Download(HttpContext context, ExportQueue jobs, string exportId, string relative, string contentType) =>
+        jobs.OutputOf(context.User.BuyerId(), exportId) is { } output
+            ? TypedResults.PhysicalFile(Path.Combine(output, relative), contentType, Path.GetFileName(relative))
+            : UnknownExport(context, exportId);
+
+    private static ProblemHttpResult UnknownExport(HttpContext context, string exportId) =>
+        MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownExport, $"You have no finished export '{exportId}'; GET /v1/exports/{{id}} says where it is.");
 
     private static async Task<Results<Ok<IssuedKey>, ProblemHttpResult>> IssueAsync(string buyerId, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation)
     {

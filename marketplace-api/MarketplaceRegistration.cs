@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.ExportJobs;
 using Pipeline.Marketplace.Grants;
 using Pipeline.Marketplace.Query;
 using Pipeline.Projections;
@@ -42,6 +43,8 @@ public static class MarketplaceRegistration
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
+        services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));
+        services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<ExportQueue>(provider, Path.Combine(MarketFolder(provider), "exports")));
 
         services.AddAuthentication(MarketKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, MarketKeyHandler>(MarketKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -50,6 +53,9 @@ public static class MarketplaceRegistration
         services.AddRateLimiter(o => o.AddPolicy<string, MarketRateLimit>(MarketRateLimit.Policy));
         return services;
     }
+
+    /// <summary>The marketplace's files: its signing key and the exports, beside the lake in the data folder.</summary>
+    private static string MarketFolder(IServiceProvider provider) => Path.Combine(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath, "marketplace");
 
     private sealed class MarketDocuments : IConfigureMarten
     {

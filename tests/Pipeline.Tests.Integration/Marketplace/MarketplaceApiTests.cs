@@ -12,6 +12,7 @@ using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.Sandbox;
 using Pipeline.Projections.Lake;
+using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration.Marketplace;
 
@@ -225,6 +226,60 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1", format = "xml" }), HttpStatusCode.NotAcceptable, "not_acceptable");
     }
 
+    [Fact]
+    public async Task Export_OverHttp_IsSignedByTheMarketplaceMatchesItsDigestsAndIsChargedAndAttributed()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 2000);
+        var devices = new[] { MarketLake.Devices[1] };
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 2000, devices: devices));
+        var expected = _lake.Rows.Where(r => r.Device == devices[0]).OrderBy(r => r.EventSeq).ToList();
+
+        var started = await Send(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 2 });
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        var job = (await started.Content.ReadFromJsonAsync<JsonElement>());
+        var id = job.GetProperty("id").GetString()!;
+        // The job's own status is the condition waited on.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string status;
+        do
+        {
+            job = await (await Send(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
+            status = job.GetProperty("status").GetString()!;
+        } while (status is "queued" or "running" && DateTime.UtcNow < deadline);
+        Assert.True(status == "done", job.ToString());
+
+        var manifestText = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();
+        var signature = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest.sig", key)).Content.ReadAsStringAsync();
+        var signer = JsonDocument.Parse(await _host.Api.GetStringAsync("/v1/marketplace")).RootElement.GetProperty("signer").GetString()!;
+        Assert.Equal(signer.ToLowerInvariant(), RepositoryTools.Node(
+            "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
+            JsonSerializer.Serialize(new { message = manifestText, signature })));
+
+        var manifest = JsonDocument.Parse(manifestText).RootElement;
+        Assert.Equal(expected.Count, manifest.GetProperty("rows").GetInt64());
+        var read = new List<(long Seq, string Id, double? Speed)>();
+        foreach (var file in manifest.GetProperty("files").EnumerateArray())
+        {
+            var bytes = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}", key)).Content.ReadAsByteArrayAsync();
+            Assert.Equal(file.GetProperty("sha256").GetString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
+            read.AddRange(await MarketLake.ReadParquetAsync(new MemoryStream(bytes)));
+        }
+        Assert.Equal(expected.Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read.OrderBy(r => r.Seq));
+        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/files/..%2F..%2Fjob.json", key), HttpStatusCode.NotFound, "unknown_file");
+
+        // Another buyer sees nothing of it.
+        var (_, otherKey) = await CreateBuyerAsync(credits: 0);
+        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", otherKey), HttpStatusCode.NotFound, "unknown_export");
+
+        var account = await AccountAsync(key);
+        Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
+        await using var session = _host.Store.QuerySession();
+        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
+        Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
+        Assert.All(sold, s => Assert.Equal(devices[0], s.Device));
+        Assert.Equal(account.Grants.Single().CreditsUsed, sold.Sum(s => s.Credits));
+    }
+
     [Theory]
     [InlineData("SELECT * FROM read_csv('/etc/passwd')", "table_function")]
     [InlineData("SELECT * FROM '/etc/passwd'", "unknown_table")]
@@ -285,7 +340,8 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     {
         var document = JsonDocument.Parse(await _host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
         foreach (var path in new[] { "/v1/datasets", "/v1/datasets/{name}", "/v1/datasets/{name}/preview", "/v1/buyers", "/v1/buyers/{buyerId}", "/v1/buyers/{buyerId}/credits",
-                     "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query" })
+                     "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query", "/v1/marketplace",
+                     "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}" })
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
     }
 
