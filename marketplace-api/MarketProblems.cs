@@ -21,6 +21,8 @@ public static class MarketReason
     public const string GrantExpired = "grant_expired";
     public const string NotAcceptable = "not_acceptable";
     public const string UnknownExport = "unknown_export";
+    public const string StaleChallenge = "stale_challenge";
+    public const string BadSignature = "bad_signature";
     public const string UnknownFile = "unknown_file";
 }
 

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.Contributors;
 using Pipeline.Marketplace.ExportJobs;
 using Pipeline.Marketplace.Exports;
 using System.Text.Json;
@@ -22,6 +23,8 @@ public sealed record AddCreditsRequest(long? Credits, string? Note);
 public sealed record IssueKeyRequest(string? Label);
 public sealed record QueryRequest(string? Grant, string? Sql, string? Format);
 public sealed record ExportRequestBody(string? Grant, int? Shards);
+public sealed record ChallengeRequest(string? Address);
+public sealed record LoginRequest(string? Message, string? Signature);
 public sealed record MarketplaceDescription(string Signer, IReadOnlyList<string> Formats, int PreviewRows);
 
 public sealed record KeyView(string Id, string Label, DateTimeOffset IssuedAt, DateTimeOffset? RevokedAt);
@@ -75,6 +78,7 @@ public static class MarketplaceEndpoints
             .WithSummary("The marketplace's signing address and result formats")
             .WithDescription("Export manifests are signed (EIP-191) by this address: `cast wallet verify --address <signer> \"$(cat manifest.json)\" $(cat manifest.json.sig)`.");
         MapOperator(v1.MapGroup("/buyers").RequireAuthorization(MarketKeyHandler.OperatorPolicy).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden));
+        MapContributors(v1);
         MapBuyer(v1.MapGroup("").RequireAuthorization(MarketKeyHandler.BuyerPolicy).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden));
         return app;
     }
@@ -214,6 +218,33 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status406NotAcceptable)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+    }
+
+    private static void MapContributors(RouteGroupBuilder v1)
+    {
+        var login = v1.MapGroup("/contributors").WithTags("Contributors");
+        login.MapPost("/challenge", (ChallengeRequest request, ContributorLogin logins) => TypedResults.Ok(logins.Challenge(request.Address ?? "")))
+            .WithName("ContributorChallenge")
+            .WithSummary("A login challenge for a device owner's wallet")
+            .WithDescription("Sign the message with EIP-191 (personal_sign; `cast wallet sign --private-key … \"$message\"`) within five minutes and send it to POST /v1/contributors/session.");
+        login.MapPost("/session", (LoginRequest request, ContributorLogin logins) =>
+                TypedResults.Ok(logins.Login(request.Message ?? "", request.Signature ?? "")))
+            .WithName("ContributorLogin")
+            .WithSummary("Trade a signed challenge for a session token (an hour)")
+            .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once.")
+            .ProducesProblem(StatusCodes.Status401Unauthorized);
+
+        var contributor = v1.MapGroup("/contributor").WithTags("Contributors").RequireAuthorization(MarketKeyHandler.ContributorPolicy)
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        contributor.MapGet("/devices", async (HttpContext context, ContributorData data, CancellationToken cancellation) =>
+                TypedResults.Ok(await data.DevicesAsync(context.User.ContributorAddress(), cancellation)))
+            .WithName("ContributorDevices")
+            .WithSummary("The devices your wallet owns");
+        contributor.MapGet("/sales", async (HttpContext context, ContributorData data, CancellationToken cancellation) =>
+                TypedResults.Ok(await data.SalesAsync(context.User.ContributorAddress(), cancellation)))
+            .WithName("ContributorSales")
+            .WithSummary("What of your devices' data was sold: rows and credits per device and dataset")
+            .WithDescription("From every charge's DataSold events (queries and exports), for the devices you own now.");
     }
 
     private static void MapExports(RouteGroupBuilder buyer)

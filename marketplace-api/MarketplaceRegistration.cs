@@ -43,13 +43,16 @@ public static class MarketplaceRegistration
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
+        services.AddSingleton<Contributors.ContributorLogin>();
+        services.AddSingleton<Contributors.ContributorData>();
         services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));
         services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<ExportQueue>(provider, Path.Combine(MarketFolder(provider), "exports")));
 
         services.AddAuthentication(MarketKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, MarketKeyHandler>(MarketKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(MarketKeyHandler.OperatorPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("operator"))
-            .AddPolicy(MarketKeyHandler.BuyerPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("buyer"));
+            .AddPolicy(MarketKeyHandler.BuyerPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("buyer"))
+            .AddPolicy(MarketKeyHandler.ContributorPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("contributor"));
         services.AddRateLimiter(o => o.AddPolicy<string, MarketRateLimit>(MarketRateLimit.Policy));
         return services;
     }

@@ -13,12 +13,14 @@ namespace Pipeline.Marketplace.Accounts;
 /// by their prefix and checked against their stored SHA-256. A refusal is a problem response whose reason says which:
 /// no key, a key nobody holds, a revoked key, or a key of the wrong role.
 /// </summary>
-public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IDocumentStore store, OperatorKey operatorKey)
+public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IDocumentStore store, OperatorKey operatorKey, Contributors.ContributorLogin contributors)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "market-key";
     public const string OperatorPolicy = "market-operator";
     public const string BuyerPolicy = "market-buyer";
+    public const string ContributorPolicy = "market-contributor";
+    public const string AddressClaim = "address";
     public const string BuyerIdClaim = "buyer_id";
     public const string KeyIdClaim = "key_id";
     private const string FailureItem = "market-key-failure";
@@ -34,6 +36,10 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
             return operatorKey.Matches(key)
                 ? Success(new Claim(ClaimTypes.Role, "operator"), new Claim(KeyIdClaim, "operator"))
                 : Fail(MarketReason.UnknownKey, "This is not the operator key.");
+        if (key.StartsWith(Contributors.ContributorLogin.SessionPrefix, StringComparison.Ordinal))
+            return contributors.Authenticate(key) is { } address
+                ? Success(new Claim(ClaimTypes.Role, "contributor"), new Claim(AddressClaim, address), new Claim(KeyIdClaim, "session:" + address))
+                : Fail(MarketReason.UnknownKey, "This contributor session is unknown or expired; log in again (POST /v1/contributors/challenge).");
         if (!key.StartsWith(ApiKeys.BuyerPrefix, StringComparison.Ordinal) || key.Length > 100)
             return Fail(MarketReason.UnknownKey, $"An API key starts with {ApiKeys.BuyerPrefix} (a buyer) or {ApiKeys.OperatorPrefix} (the operator).");
 
@@ -64,10 +70,12 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         MarketProblems.For(Context, StatusCodes.Status403Forbidden, MarketReason.WrongRole,
-            Context.User.IsInRole("operator") ? "This is a buyer's request: use a buyer API key." : "Only the operator key may do this.").ExecuteAsync(Context);
+            "This key's role (operator, buyer or contributor) may not do this; use the key the route's documentation names.").ExecuteAsync(Context);
 }
 
 public static class MarketClaims
 {
     public static string BuyerId(this ClaimsPrincipal user) => user.FindFirstValue(MarketKeyHandler.BuyerIdClaim) ?? throw new InvalidOperationException("Not a buyer.");
+
+    public static string ContributorAddress(this ClaimsPrincipal user) => user.FindFirstValue(MarketKeyHandler.AddressClaim) ?? throw new InvalidOperationException("Not a contributor.");
 }

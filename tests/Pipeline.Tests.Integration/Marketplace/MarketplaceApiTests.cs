@@ -329,6 +329,49 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Contributor_LoggingInWithACastSignature_SeesTheirDevicesAndSales_AndAChallengeServesOnce()
+    {
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var device = Pipeline.Core.Crypto.EthKey.Generate();
+        await Registration.RegisterAsync(_host, device, owner: owner);
+        var address = owner.Address.ToLowerHex();
+
+        var challenge = await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>();
+        var message = challenge.GetProperty("message").GetString()!;
+        Assert.Contains(address, message, StringComparison.Ordinal);
+        var signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        var forged = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", device.ToHex(), message]).Trim();
+
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature = forged }), HttpStatusCode.Unauthorized, "bad_signature");
+        // A refused attempt used the challenge up too: ask again.
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+        message = (await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+        signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        var session = await (await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature })).Content.ReadFromJsonAsync<JsonElement>();
+        var token = session.GetProperty("token").GetString()!;
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+
+        var devices = await (await Send(HttpMethod.Get, "/v1/contributor/devices", token)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal([device.Address.ToLowerHex()], devices.EnumerateArray().Select(d => d.GetProperty("id").GetString()));
+
+        // Sales come from the charges' DataSold events of the devices the wallet owns, and of no other device.
+        await using (var events = _host.Store.LightweightSession())
+        {
+            events.Events.Append("0x" + new string('c', 64), new DataSold(device.Address.ToLowerHex(), 5, "vehicle_signals", 7, 3, "grant_a", "charge_a"),
+                new DataSold(device.Address.ToLowerHex(), 6, "vehicle_signals", 5, 2, "grant_a", "charge_b"), new DataSold(MarketLake.Devices[0], 5, "vehicle_signals", 100, 50, "grant_a", "charge_a"));
+            await events.SaveChangesAsync();
+        }
+        var sales = await (await Send(HttpMethod.Get, "/v1/contributor/sales", token)).Content.ReadFromJsonAsync<JsonElement>();
+        var only = Assert.Single(sales.EnumerateArray());
+        Assert.Equal(12, only.GetProperty("rows").GetInt64());
+        Assert.Equal(5, only.GetProperty("credits").GetInt64());
+        Assert.Equal(2, only.GetProperty("charges").GetInt64());
+
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", token), HttpStatusCode.Forbidden, "wrong_role");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/contributor/devices", "dcs_forged"), HttpStatusCode.Unauthorized, "unknown_key");
+    }
+
+    [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
         var (_, key) = await CreateBuyerAsync(credits: 0);
@@ -341,7 +384,8 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var document = JsonDocument.Parse(await _host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
         foreach (var path in new[] { "/v1/datasets", "/v1/datasets/{name}", "/v1/datasets/{name}/preview", "/v1/buyers", "/v1/buyers/{buyerId}", "/v1/buyers/{buyerId}/credits",
                      "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query", "/v1/marketplace",
-                     "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}" })
+                     "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}",
+                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales" })
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
     }
 
@@ -381,7 +425,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     private async Task<HttpResponseMessage> Send(HttpMethod method, string path, string? key, object? body = null)
     {
         using var request = new HttpRequestMessage(method, path);
-        if (key is not null) request.Headers.TryAddWithoutValidation("Authorization", key.StartsWith("dm", StringComparison.Ordinal) ? $"Bearer {key}" : key);
+        if (key is not null) request.Headers.TryAddWithoutValidation("Authorization", key.StartsWith("dm", StringComparison.Ordinal) || key.StartsWith("dcs_", StringComparison.Ordinal) ? $"Bearer {key}" : key);
         if (body is not null) request.Content = JsonContent.Create(body, options: ServiceDefaults.WireJson);
         return await _host.Api.SendAsync(request);
     }
