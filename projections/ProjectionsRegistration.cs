@@ -26,6 +26,7 @@ public static class ProjectionsRegistration
     public static IServiceCollection AddLakeStore(this IServiceCollection services)
     {
         services.AddRegistryDocuments();
+        services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LakeStore>();
         return services;
     }

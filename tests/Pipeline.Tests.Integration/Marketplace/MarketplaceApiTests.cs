@@ -372,6 +372,38 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RateLimit_PerKey_RefusesPastTheBurstWithRetryAfter_AndLeavesOtherKeysAlone()
+    {
+        await using var limited = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Lake:Directory"] = _lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Marketplace:RequestsPerSecond"] = "1",
+            ["Marketplace:RequestBurst"] = "3",
+        }, schema: "it_market_api_limits");
+        async Task<HttpResponseMessage> Send(HttpMethod method, string path, string key, object? body = null)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            if (body is not null) request.Content = JsonContent.Create(body);
+            return await limited.Api.SendAsync(request);
+        }
+        var keys = new List<string>();
+        for (var i = 0; i < 2; i++)
+            keys.Add((await (await Send(HttpMethod.Post, "/v1/buyers", _operatorKey, new { name = $"buyer {i}" })).Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson))!.ApiKey);
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 6; i++) statuses.Add((await Send(HttpMethod.Get, "/v1/account", keys[0])).StatusCode);
+        Assert.Contains(HttpStatusCode.OK, statuses);
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        var refused = await Send(HttpMethod.Get, "/v1/account", keys[0]);
+        await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "rate_limited");
+        Assert.NotNull(refused.Headers.RetryAfter);
+        // Another key has a bucket of its own.
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, "/v1/account", keys[1])).StatusCode);
+    }
+
+    [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
         var (_, key) = await CreateBuyerAsync(credits: 0);
