@@ -27,6 +27,8 @@ public static class ApiKeys
 
     public static string NewChargeId() => "charge_" + Random(12);
 
+    public static string NewExportId() => "export_" + Random(12);
+
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     /// <summary>Compares hashes in constant time.</summary>

@@ -47,7 +47,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
                 $"The grant's slice has {rows} rows and the grant {grant.RowsLeft(accounts.Clock.GetUtcNow())} left; buy a grant with a larger quota.");
 
-        var job = new ExportJob("export_" + ApiKeys.NewChargeId()["charge_".Length..], grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
+        var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
         Directory.CreateDirectory(FolderOf(job.Id));
         Save(buyerId, job);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
