@@ -5,10 +5,12 @@ using Pipeline.Cli.Commands;
 var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signed readings, validate them into an event store, project them into a Parquet lake.")
 {
     UpCommand.Create(),
+    StageCommands.Api(),
     StageCommands.Ingest(),
     StageCommands.Streams(),
     StageCommands.Projections(),
     LakeCommand.Create(),
+    OperatorKeyCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
     ScriptCommands.Test(),

@@ -6,6 +6,8 @@ namespace Pipeline.Cli.Commands;
 /// <summary>One stage alone in its own process, against the brokers and database in configuration.</summary>
 public static class StageCommands
 {
+    public static Command Api() => Create("api", "Run only the API (registry and marketplace) on --api-port (PIPELINE_API_PORT, default 5080); it prints the marketplace's operator key the first time.", Roles.Api);
+
     public static Command Ingest() => Create("ingest", "Run only the ingest edge (HTTP and MQTT into Kafka).", Roles.Ingest);
 
     public static Command Projections() => Create("projections", "Run only the lake projector (events into Parquet; one leads at a time, others wait). Health and metrics on --status-port (PIPELINE_STATUS_PORT, default 5082).", Roles.Projections);

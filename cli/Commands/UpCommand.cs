@@ -4,6 +4,7 @@ using Pipeline.Cli.Hosting;
 using Pipeline.Simulator;
 using Pipeline.Infra.Development;
 using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace.Accounts;
 using Spectre.Console;
 
 namespace Pipeline.Cli.Commands;
@@ -83,6 +84,7 @@ public static class UpCommand
             }
             var endpoints = PipelineConfiguration.Endpoints(configuration);
             PrintWhereEverythingIs(servers, endpoints, roles, HealthUrl(app, endpoints, roles));
+            if (roles.HasFlag(Roles.Api)) PrintNewOperatorKey(app.Services.GetRequiredService<OperatorKey>());
             using var stopFleet = new CancellationTokenSource();
             var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
             {
@@ -172,12 +174,23 @@ public static class UpCommand
         return builder.ConnectionString;
     }
 
+    /// <summary>The operator key exists from the first start on; it is shown that once, and only its hash is kept.</summary>
+    private static void PrintNewOperatorKey(OperatorKey operatorKey)
+    {
+        if (operatorKey.CreateIfMissing() is not { } key)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[grey]Marketplace operator key: as printed at the first start (its hash is in {operatorKey.Path}; delete that file and restart for a new one).[/]");
+            return;
+        }
+        AnsiConsole.MarkupLineInterpolated($"Marketplace operator key (shown once, keep it): [yellow]{key}[/]");
+    }
+
     private static void PrintWhereEverythingIs(DevServers servers, EndpointsOptions endpoints, Roles roles, string healthUrl)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
         {
-            table.AddRow("Registry API", endpoints.ApiUrl);
+            table.AddRow("Registry and marketplace API", endpoints.ApiUrl);
             table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
         }
         if (roles.HasFlag(Roles.Ingest))

@@ -2,6 +2,7 @@ using System.Net;
 using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Postgres;
 using Pipeline.Ingest;
+using Pipeline.Marketplace;
 using Pipeline.Projections;
 using Pipeline.Registry;
 using Pipeline.Streams;
@@ -49,6 +50,7 @@ public static class PipelineHost
         if (NeedsEventStore(roles)) services.AddEventStore(configuration);
         if (roles.HasFlag(Roles.Ingest)) services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddRegistry(configuration);
+        if (roles.HasFlag(Roles.Api)) services.AddMarketplace(configuration);
         if (roles.HasFlag(Roles.Streams)) services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) services.AddProjections(configuration);
 
@@ -58,6 +60,7 @@ public static class PipelineHost
         app.MapServiceDefaults();
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestApi(endpoints.IngestPort);
         if (roles.HasFlag(Roles.Api)) app.MapRegistryApi(endpoints.ApiPort);
+        if (roles.HasFlag(Roles.Api)) app.MapMarketplaceApi(endpoints.ApiPort);
         return app;
     }
 

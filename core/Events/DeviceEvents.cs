@@ -55,5 +55,15 @@ public static class EventNames
         [typeof(OwnershipTransferred)] = "ownership_transferred.v1",
         [typeof(ReadingAccepted)] = "reading_accepted.v1",
         [typeof(ReadingRejected)] = "reading_rejected.v1",
+        [typeof(BuyerCreated)] = "buyer_created.v1",
+        [typeof(ApiKeyIssued)] = "api_key_issued.v1",
+        [typeof(ApiKeyRevoked)] = "api_key_revoked.v1",
+        [typeof(CreditsAdded)] = "credits_added.v1",
+        [typeof(PaymentReceived)] = "payment_received.v1",
+        [typeof(GrantPurchased)] = "grant_purchased.v1",
+        [typeof(QueryCharged)] = "query_charged.v1",
+        [typeof(ExportCharged)] = "export_charged.v1",
+        [typeof(FeedCharged)] = "feed_charged.v1",
+        [typeof(DataSold)] = "data_sold.v1",
     };
 }

@@ -1,0 +1,153 @@
+using Marten.Events.Aggregation;
+using Pipeline.Core.Events;
+
+namespace Pipeline.Marketplace.Accounts;
+
+/// <summary>A buyer API key as the account keeps it: the SHA-256 of the key, never the key.</summary>
+public sealed class BuyerKey
+{
+    public string Id { get; set; } = "";
+    public string Hash { get; set; } = "";
+    public string Label { get; set; } = "";
+    public DateTimeOffset IssuedAt { get; set; }
+    public DateTimeOffset? RevokedAt { get; set; }
+}
+
+/// <summary>A grant and how much of it was used: rows in total, or per calendar month (UTC) for a subscription.</summary>
+public sealed class Grant
+{
+    public string Id { get; set; } = "";
+    public string Dataset { get; set; } = "";
+    public DateTimeOffset From { get; set; }
+    public DateTimeOffset? Until { get; set; }
+    public double? South { get; set; }
+    public double? West { get; set; }
+    public double? North { get; set; }
+    public double? East { get; set; }
+    public List<string>? Devices { get; set; }
+    public string? Make { get; set; }
+    public long RowQuota { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public long Credits { get; set; }
+    public DateTimeOffset PurchasedAt { get; set; }
+
+    /// <summary>Rows delivered and credits used, by period: "all" for a fixed range, "yyyy-MM" for a subscription.</summary>
+    public Dictionary<string, GrantUsage> Usage { get; set; } = [];
+
+    public bool Subscription => Until is null;
+
+    public string Period(DateTimeOffset now) => Subscription ? now.UtcDateTime.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture) : "all";
+
+    public GrantUsage UsageIn(string period) => Usage.TryGetValue(period, out var usage) ? usage : new GrantUsage();
+
+    public long RowsLeft(DateTimeOffset now) => Math.Max(0, RowQuota - UsageIn(Period(now)).Rows);
+
+    /// <summary>
+    /// The credits a period's first <paramref name="rows"/> rows are worth: rows × price ÷ quota, rounded down, where the
+    /// price is the grant's (a fixed range) or one month's (a subscription). Charging the difference before and after a
+    /// delivery makes a period's charges add up to exactly its price once the quota is used.
+    /// </summary>
+    public long CreditsFor(long rows) => RowQuota == 0 ? 0 : (long)((Int128)rows * PeriodCredits / RowQuota);
+
+    /// <summary>What one period costs: the whole price, or for a subscription the price ÷ the months bought.</summary>
+    public long PeriodCredits => Subscription ? Credits / Math.Max(1, MonthsBought) : Credits;
+
+    public int MonthsBought { get; set; } = 1;
+
+    public void Record(string period, long rows, long bytes, long credits)
+    {
+        var usage = UsageIn(period);
+        Usage[period] = new GrantUsage { Rows = usage.Rows + rows, Bytes = usage.Bytes + bytes, Credits = usage.Credits + credits, Charges = usage.Charges + 1 };
+    }
+}
+
+public sealed class GrantUsage
+{
+    public long Rows { get; set; }
+    public long Bytes { get; set; }
+    public long Credits { get; set; }
+    public int Charges { get; set; }
+}
+
+/// <summary>
+/// A buyer's account, one document per buyer stream kept in the transaction that appends to it: keys, credits, grants
+/// and their usage. Charges and purchases go through Marten's FetchForWriting, so two at once cannot both spend the
+/// same credits or rows: the second fails its version check and is retried on the new state.
+/// </summary>
+public sealed class BuyerAccount
+{
+    public string Id { get; set; } = "";
+    public string Name { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>Credits added and paid, less credits spent on grants.</summary>
+    public long Balance { get; set; }
+
+    public List<BuyerKey> Keys { get; set; } = [];
+    public List<Grant> Grants { get; set; } = [];
+
+    /// <summary>Payments counted, as "chainId:txHash:logIndex", so a payment followed twice is counted once.</summary>
+    public List<string> Payments { get; set; } = [];
+
+    public Grant? FindGrant(string id) => Grants.FirstOrDefault(g => g.Id == id);
+
+    public static string PaymentKey(long chainId, string txHash, long logIndex) => $"{chainId}:{txHash.ToLowerInvariant()}:{logIndex}";
+}
+
+/// <summary>The buyer documents, from each buyer's stream.</summary>
+public sealed partial class BuyerAccountProjection : SingleStreamProjection<BuyerAccount, string>
+{
+    public BuyerAccount Create(BuyerCreated created) => new() { Id = created.BuyerId, Name = created.Name, CreatedAt = created.CreatedAt };
+
+    public void Apply(ApiKeyIssued issued, BuyerAccount account) =>
+        account.Keys.Add(new BuyerKey { Id = issued.KeyId, Hash = issued.KeyHash, Label = issued.Label, IssuedAt = issued.IssuedAt });
+
+    public void Apply(ApiKeyRevoked revoked, BuyerAccount account)
+    {
+        if (account.Keys.FirstOrDefault(k => k.Id == revoked.KeyId) is { RevokedAt: null } key) key.RevokedAt = revoked.RevokedAt;
+    }
+
+    public void Apply(CreditsAdded added, BuyerAccount account) => account.Balance += added.Credits;
+
+    public void Apply(PaymentReceived paid, BuyerAccount account)
+    {
+        var key = BuyerAccount.PaymentKey(paid.ChainId, paid.TxHash, paid.LogIndex);
+        if (account.Payments.Contains(key)) return;
+        account.Payments.Add(key);
+        account.Balance += paid.Credits;
+    }
+
+    public void Apply(GrantPurchased purchased, BuyerAccount account)
+    {
+        account.Balance -= purchased.Credits;
+        account.Grants.Add(new Grant
+        {
+            Id = purchased.GrantId,
+            Dataset = purchased.Dataset,
+            From = purchased.From,
+            Until = purchased.Until,
+            South = purchased.South,
+            West = purchased.West,
+            North = purchased.North,
+            East = purchased.East,
+            Devices = purchased.Devices?.ToList(),
+            Make = purchased.Make,
+            RowQuota = purchased.RowQuota,
+            ExpiresAt = purchased.ExpiresAt,
+            Credits = purchased.Credits,
+            PurchasedAt = purchased.PurchasedAt,
+            MonthsBought = purchased.Until is null ? GrantPricing.MonthsBetween(purchased.PurchasedAt, purchased.ExpiresAt) : 1,
+        });
+    }
+
+    public void Apply(QueryCharged charged, BuyerAccount account) => Charge(account, charged.GrantId, charged.ChargedAt, charged.Rows, charged.Bytes, charged.Credits);
+
+    public void Apply(ExportCharged charged, BuyerAccount account) => Charge(account, charged.GrantId, charged.ChargedAt, charged.Rows, charged.Bytes, charged.Credits);
+
+    public void Apply(FeedCharged charged, BuyerAccount account) => Charge(account, charged.GrantId, charged.ChargedAt, charged.Rows, charged.Bytes, charged.Credits);
+
+    private static void Charge(BuyerAccount account, string grantId, DateTimeOffset at, long rows, long bytes, long credits)
+    {
+        if (account.FindGrant(grantId) is { } grant) grant.Record(grant.Period(at), rows, bytes, credits);
+    }
+}

@@ -1,0 +1,84 @@
+using Marten;
+using Microsoft.AspNetCore.Http;
+using Pipeline.Core.Events;
+
+namespace Pipeline.Marketplace.Accounts;
+
+/// <summary>
+/// Changes to buyer accounts. Each is a decision on the account as it stands (a pure function returning events), appended
+/// with Marten's optimistic concurrency: when another change got in first, the decision is made again on the new state.
+/// </summary>
+public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
+{
+    private const int Attempts = 8;
+
+    public TimeProvider Clock => clock;
+
+    public async Task<(BuyerAccount Account, string ApiKey)> CreateBuyerAsync(string name, long credits, CancellationToken cancellation)
+    {
+        var now = clock.GetUtcNow();
+        var buyerId = ApiKeys.NewBuyerId();
+        var key = ApiKeys.NewBuyerKey();
+        var events = new List<object> { new BuyerCreated(buyerId, name, now), new ApiKeyIssued(buyerId, ApiKeys.NewKeyId(), ApiKeys.Hash(key), "first key", now) };
+        if (credits > 0) events.Add(new CreditsAdded(buyerId, credits, "opening balance", now));
+        await using var session = store.LightweightSession();
+        session.Events.StartStream<BuyerAccount>(buyerId, events);
+        await session.SaveChangesAsync(cancellation);
+        return ((await FindAsync(buyerId, cancellation))!, key);
+    }
+
+    public async Task<BuyerAccount?> FindAsync(string buyerId, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        return await session.LoadAsync<BuyerAccount>(buyerId, cancellation);
+    }
+
+    public async Task<BuyerAccount> AddCreditsAsync(string buyerId, long credits, string note, CancellationToken cancellation) =>
+        await UpdateAsync(buyerId, (_, now) => [new CreditsAdded(buyerId, credits, note, now)], cancellation);
+
+    public async Task<(BuyerKey Key, string Secret)> IssueKeyAsync(string buyerId, string label, CancellationToken cancellation)
+    {
+        var secret = ApiKeys.NewBuyerKey();
+        var keyId = ApiKeys.NewKeyId();
+        var account = await UpdateAsync(buyerId, (_, now) => [new ApiKeyIssued(buyerId, keyId, ApiKeys.Hash(secret), label, now)], cancellation);
+        return (account.Keys.Single(k => k.Id == keyId), secret);
+    }
+
+    public async Task<BuyerKey> RevokeKeyAsync(string buyerId, string keyId, CancellationToken cancellation)
+    {
+        var account = await UpdateAsync(buyerId, (account, now) => account.Keys.FirstOrDefault(k => k.Id == keyId) switch
+        {
+            null => throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownKeyId, $"The account has no key {keyId}."),
+            { RevokedAt: not null } => [], // revoking twice changes nothing
+            _ => [new ApiKeyRevoked(buyerId, keyId, now)],
+        }, cancellation);
+        return account.Keys.Single(k => k.Id == keyId);
+    }
+
+    /// <summary>
+    /// Decides on the account as stored and appends the decision's events with an expected version; retried on a
+    /// concurrent change (so <paramref name="decide"/> may run more than once). The account returned includes the new events.
+    /// </summary>
+    public async Task<BuyerAccount> UpdateAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var session = store.LightweightSession();
+            var stream = await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation);
+            if (stream.Aggregate is not { } account)
+                throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, $"There is no buyer {buyerId}.");
+            var events = decide(account, clock.GetUtcNow());
+            if (events.Count == 0) return account;
+            stream.AppendMany(events);
+            try
+            {
+                await session.SaveChangesAsync(cancellation);
+                return (await FindAsync(buyerId, cancellation))!;
+            }
+            catch (JasperFx.ConcurrencyException) when (attempt < Attempts)
+            {
+                // Another charge or purchase changed the account first: decide again on what it is now.
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Options;
+using Pipeline.Infra.Hosting;
+using Pipeline.Projections.Lake;
+
+namespace Pipeline.Marketplace.Catalog;
+
+/// <summary>The lake's committed files at one checkpoint, with absolute paths, by dataset.</summary>
+public sealed record LakeSnapshot(long Checkpoint, IReadOnlyList<LakeFile> Files, string Directory)
+{
+    public IReadOnlyList<string> PathsOf(string dataset) =>
+        Files.Where(f => f.Dataset == dataset).Select(f => Path.Combine(Directory, f.Path)).ToList();
+}
+
+/// <summary>Reads the live lake's manifest for the marketplace: which files a query or the catalog reads, at which checkpoint.</summary>
+public sealed class MarketLake(LakeStore store, IOptions<LakeOptions> lake, IOptions<DataOptions> data)
+{
+    private readonly LakeManifest _manifest = store.Manifest(LakeProjector.LiveLake);
+    private readonly Lazy<Task> _schema = new(() => store.Manifest(LakeProjector.LiveLake).EnsureSchemaAsync(CancellationToken.None));
+
+    public TimeSpan EpochLength => lake.Value.EpochLength;
+
+    public string Directory => lake.Value.ResolveDirectory(data.Value.FullPath);
+
+    /// <summary>The files and the checkpoint they were committed with: read until the checkpoint stands still across the read.</summary>
+    public async Task<LakeSnapshot> SnapshotAsync(CancellationToken cancellation)
+    {
+        await _schema.Value.WaitAsync(cancellation);
+        while (true)
+        {
+            var before = await _manifest.CheckpointAsync(cancellation);
+            var files = await _manifest.FilesAsync(cancellation);
+            if (await _manifest.CheckpointAsync(cancellation) == before) return new LakeSnapshot(before, files, Directory);
+        }
+    }
+}

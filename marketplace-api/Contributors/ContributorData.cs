@@ -1,0 +1,44 @@
+using Marten;
+using Npgsql;
+using Pipeline.Core.Events;
+using Pipeline.Infra.Postgres;
+using Pipeline.Registry;
+
+namespace Pipeline.Marketplace.Contributors;
+
+public sealed record ContributorDevice(string Id, string Kind, IReadOnlyDictionary<string, string> Metadata, DateTimeOffset RegisteredAt);
+
+/// <summary>Rows of one device sold in one dataset, and the credits they earned, over every charge.</summary>
+public sealed record DeviceSales(string Device, string Dataset, long Rows, long Credits, long Charges);
+
+/// <summary>What a contributor may read about themself: the devices they own now and what of those devices' data was sold.</summary>
+public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataSource)
+{
+    private static readonly string DataSoldType = EventNames.All[typeof(DataSold)];
+
+    public async Task<IReadOnlyList<ContributorDevice>> DevicesAsync(string owner, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        var devices = await session.Query<Device>().Where(d => d.Owner == owner).OrderBy(d => d.Id).ToListAsync(cancellation);
+        return devices.Select(d => new ContributorDevice(d.Id, d.Kind.ToString().ToLowerInvariant(), d.Metadata, d.RegisteredAt)).ToList();
+    }
+
+    /// <summary>Summed in PostgreSQL from the DataSold events' JSON (camelCase, as the store writes events).</summary>
+    public async Task<IReadOnlyList<DeviceSales>> SalesAsync(string owner, CancellationToken cancellation)
+    {
+        var devices = (await DevicesAsync(owner, cancellation)).Select(d => d.Id).ToArray();
+        if (devices.Length == 0) return [];
+        await using var command = dataSource.CreateCommand($"""
+            SELECT data ->> 'device', data ->> 'dataset', sum((data ->> 'rows')::bigint), sum((data ->> 'credits')::bigint), count(DISTINCT data ->> 'chargeId')
+            FROM {store.Schema()}.mt_events WHERE type = $1 AND data ->> 'device' = ANY($2)
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = DataSoldType });
+        command.Parameters.Add(new NpgsqlParameter { Value = devices });
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var sales = new List<DeviceSales>();
+        while (await reader.ReadAsync(cancellation))
+            sales.Add(new DeviceSales(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+        return sales;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http;
+using Pipeline.Core.Events;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.Sandbox;
+
+namespace Pipeline.Marketplace.Grants;
+
+/// <summary>
+/// What a buyer asks to buy. A subscription leaves Until out: it covers data from From on, as it arrives, with
+/// RowQuota rows per calendar month (UTC), until ExpiresAt. Devices and Make narrow it to some devices.
+/// </summary>
+public sealed record GrantRequest(
+    string? Dataset,
+    DateTimeOffset? From,
+    DateTimeOffset? Until,
+    BoundingBox? Box,
+    IReadOnlyList<string>? Devices,
+    string? Make,
+    long? RowQuota,
+    DateTimeOffset? ExpiresAt);
+
+/// <summary>Buys grants: checks the request, prices it from the catalog, and pays it from the balance in one append.</summary>
+public sealed partial class GrantPurchases(MarketAccounts accounts)
+{
+    public async Task<Grant> BuyAsync(string buyerId, GrantRequest request, MarketplaceOptions options, CancellationToken cancellation)
+    {
+        var now = accounts.Clock.GetUtcNow();
+        var errors = Errors(request, now, options).ToList();
+        if (errors.Count > 0) throw new MarketRefusedException(StatusCodes.Status400BadRequest, MarketReason.InvalidRequest, string.Join(" ", errors));
+        if (MarketDatasets.Find(request.Dataset!) is null)
+            throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownDataset, $"There is no dataset '{request.Dataset}'; GET /v1/datasets lists them.");
+
+        var grantId = ApiKeys.NewGrantId();
+        var bought = await accounts.UpdateAsync(buyerId, (account, at) =>
+        {
+            var months = request.Until is null ? GrantPricing.MonthsBetween(at, request.ExpiresAt!.Value) : 1;
+            var price = GrantPricing.Price(request.RowQuota!.Value, options.PriceOf(request.Dataset!), months);
+            if (price > account.Balance)
+                throw new MarketRefusedException(StatusCodes.Status402PaymentRequired, MarketReason.InsufficientCredit,
+                    $"The grant costs {price} credits and the balance is {account.Balance}; add credits or buy fewer rows.");
+            var box = request.Box;
+            return [new GrantPurchased(buyerId, grantId, request.Dataset!, request.From!.Value, request.Until, box?.South, box?.West, box?.North, box?.East,
+                request.Devices?.Select(d => d.ToLowerInvariant()).Distinct().Order(StringComparer.Ordinal).ToList(), request.Make, request.RowQuota!.Value,
+                request.ExpiresAt!.Value, price, at)];
+        }, cancellation);
+        return bought.FindGrant(grantId)!;
+    }
+
+    private static IEnumerable<string> Errors(GrantRequest request, DateTimeOffset now, MarketplaceOptions options)
+    {
+        if (string.IsNullOrEmpty(request.Dataset)) yield return "dataset is required.";
+        if (request.From is not { } from) yield return "from (the first device time covered) is required.";
+        else if (request.Until is { } until && until <= from) yield return "until must be after from.";
+        if (request.RowQuota is not { } quota || quota < 1 || quota > options.MaxGrantRows) yield return $"rowQuota must be between 1 and {options.MaxGrantRows}.";
+        if (request.ExpiresAt is not { } expires || expires <= now) yield return "expiresAt must be in the future.";
+        else if (expires > now.AddYears(5)) yield return "expiresAt may be at most 5 years ahead.";
+        if (request.Box is { } box) foreach (var error in box.Errors()) yield return error;
+        if (request.Devices is { } devices)
+        {
+            if (devices.Count is 0 or > 1000) yield return "devices, when given, lists 1 to 1000 device addresses.";
+            foreach (var device in devices.Where(d => d is null || !DeviceAddress().IsMatch(d)).Take(3)) yield return $"Device '{device}' is not 0x and 40 hex digits.";
+        }
+        if (request.Make is { } make && (make.Length is 0 or > 64 || make.Any(char.IsControl))) yield return "make, when given, is 1 to 64 printable characters.";
+    }
+
+    [GeneratedRegex("^0x[0-9a-fA-F]{40}$")]
+    private static partial Regex DeviceAddress();
+}

@@ -1,0 +1,43 @@
+namespace Pipeline.Marketplace;
+
+/// <summary>The marketplace's settings, bound from the "Marketplace" section.</summary>
+public sealed class MarketplaceOptions
+{
+    public const string Section = "Marketplace";
+
+    /// <summary>Where the operator key's hash is kept; empty: "marketplace/operator-key.sha256" in the data folder.</summary>
+    public string? OperatorKeyFile { get; set; }
+
+    /// <summary>The price of a dataset's rows, in credits per 1,000 rows, by dataset; datasets not named cost <see cref="DefaultCreditsPerThousandRows"/>.</summary>
+    public Dictionary<string, long> CreditsPerThousandRows { get; set; } = [];
+    public long DefaultCreditsPerThousandRows { get; set; } = 10;
+
+    /// <summary>Most rows one grant may cover (per month for a subscription).</summary>
+    public long MaxGrantRows { get; set; } = 100_000_000;
+
+    /// <summary>Requests per second (and burst) one key — or, without a key, one client address — may make.</summary>
+    public int RequestsPerSecond { get; set; } = 20;
+    public int RequestBurst { get; set; } = 40;
+
+    /// <summary>Largest request body (a query's SQL is at most 16 KiB).</summary>
+    public long MaxBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>The per-query DuckDB limits.</summary>
+    public int QueryMemoryLimitMegabytes { get; set; } = 256;
+    public int QueryThreads { get; set; } = 1;
+    public TimeSpan QueryTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    public long PriceOf(string dataset) => CreditsPerThousandRows.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerThousandRows;
+
+    public string ResolveOperatorKeyFile(string dataDirectory) =>
+        Path.GetFullPath(string.IsNullOrWhiteSpace(OperatorKeyFile) ? Path.Combine(dataDirectory, "marketplace", "operator-key.sha256") : OperatorKeyFile);
+
+    public IEnumerable<string> Errors()
+    {
+        if (DefaultCreditsPerThousandRows < 0 || CreditsPerThousandRows.Values.Any(p => p < 0)) yield return "Marketplace prices cannot be negative.";
+        if (MaxGrantRows < 1) yield return "Marketplace:MaxGrantRows must be positive.";
+        if (RequestsPerSecond < 1 || RequestBurst < 1) yield return "Marketplace:RequestsPerSecond and RequestBurst must be positive.";
+        if (MaxBodyBytes < 1024) yield return "Marketplace:MaxBodyBytes must be at least 1024.";
+        if (QueryMemoryLimitMegabytes < 16 || QueryThreads < 1 || QueryTimeout <= TimeSpan.Zero) yield return "Marketplace:QueryMemoryLimitMegabytes must be at least 16, QueryThreads at least 1 and QueryTimeout positive.";
+    }
+}

@@ -1,0 +1,72 @@
+using JasperFx.Events.Projections;
+using Marten;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.ExportJobs;
+using Pipeline.Marketplace.Grants;
+using Pipeline.Marketplace.Query;
+using Pipeline.Projections;
+using Pipeline.Projections.Lake;
+
+namespace Pipeline.Marketplace;
+
+public static class MarketplaceRegistration
+{
+    /// <summary>The buyer accounts in the event store; adding them twice adds them once.</summary>
+    public static IServiceCollection AddMarketplaceDocuments(this IServiceCollection services)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, MarketDocuments>());
+        return services;
+    }
+
+    /// <summary>The marketplace API's services: accounts and their keys, the catalog over the lake, grants, the query sandbox, its limits.</summary>
+    public static IServiceCollection AddMarketplace(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddMarketplaceDocuments();
+        services.AddOptions<MarketplaceOptions>()
+            .Bind(configuration.GetSection(MarketplaceOptions.Section))
+            .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits).")
+            .ValidateOnStart();
+        services.AddOptions<LakeOptions>().Bind(configuration.GetSection(LakeOptions.Section));
+        services.AddLakeStore();
+        services.TryAddSingleton(provider => new OperatorKey(provider.GetRequiredService<IOptions<MarketplaceOptions>>().Value
+            .ResolveOperatorKeyFile(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath)));
+        services.AddSingleton<MarketAccounts>();
+        services.AddSingleton<MarketLake>();
+        services.AddSingleton<DatasetCatalog>();
+        services.AddSingleton<GrantPurchases>();
+        services.AddSingleton<GrantedQueries>();
+        services.AddSingleton<Contributors.ContributorLogin>();
+        services.AddSingleton<Contributors.ContributorData>();
+        services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));
+        services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<ExportQueue>(provider, Path.Combine(MarketFolder(provider), "exports")));
+
+        services.AddAuthentication(MarketKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, MarketKeyHandler>(MarketKeyHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(MarketKeyHandler.OperatorPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("operator"))
+            .AddPolicy(MarketKeyHandler.BuyerPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("buyer"))
+            .AddPolicy(MarketKeyHandler.ContributorPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("contributor"));
+        services.AddRateLimiter(o => o.AddPolicy<string, MarketRateLimit>(MarketRateLimit.Policy));
+        return services;
+    }
+
+    /// <summary>The marketplace's files: its signing key and the exports, beside the lake in the data folder.</summary>
+    private static string MarketFolder(IServiceProvider provider) => Path.Combine(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath, "marketplace");
+
+    private sealed class MarketDocuments : IConfigureMarten
+    {
+        public void Configure(IServiceProvider services, StoreOptions options)
+        {
+            options.Projections.Add<BuyerAccountProjection>(ProjectionLifecycle.Inline);
+            // Every authenticated request looks its key up by hash.
+            options.Schema.For<BuyerAccount>().GinIndexJsonData();
+        }
+    }
+}

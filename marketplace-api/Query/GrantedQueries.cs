@@ -1,0 +1,100 @@
+using Marten;
+using Microsoft.AspNetCore.Http;
+using Pipeline.Core.Events;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Attribution;
+using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.Sandbox;
+using Pipeline.Registry;
+
+namespace Pipeline.Marketplace.Query;
+
+/// <summary>A query's result, written and paid for: the file holding it, what was delivered, and the charge.</summary>
+public sealed record ChargedResult(Stream Content, QueryResult Result, string ChargeId, long Credits) : IDisposable
+{
+    public void Dispose() => Content.Dispose();
+}
+
+/// <summary>
+/// Runs a buyer's SQL over one grant in the sandbox and charges it. The result is written to a temporary file first and
+/// handed out only once the charge is stored, so a buyer never reads a row that was not paid for: when a concurrent
+/// charge used the quota in the meantime, the result is dropped and the request refused.
+/// </summary>
+public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store)
+{
+    public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, MarketplaceOptions options, CancellationToken cancellation)
+    {
+        var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
+        var grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
+        var snapshot = await lake.SnapshotAsync(cancellation);
+        var table = await TableAsync(grant, snapshot, cancellation);
+
+        using var sandbox = SqlSandbox.Open([table], Limits(options));
+        sandbox.Validate(sql);
+        var content = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        try
+        {
+            var result = await sandbox.RunAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation);
+            var shares = result.Rows > 0 ? sandbox.CountShares(table.Name, lake.EpochLength) : [];
+            var chargeId = ApiKeys.NewChargeId();
+            long credits = 0;
+            await accounts.UpdateAsync(buyerId, (current, now) =>
+            {
+                var charged = Usable(current, grantId, now);
+                if (charged.RowsLeft(now) < result.Rows)
+                    throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.QuotaExhausted,
+                        $"Other requests used the grant's quota while this query ran: {charged.RowsLeft(now)} rows are left and the result has {result.Rows}. Nothing was charged; narrow the query.");
+                var used = charged.UsageIn(charged.Period(now)).Rows;
+                var cost = credits = charged.CreditsFor(used + result.Rows) - charged.CreditsFor(used);
+                var events = new List<object> { new QueryCharged(buyerId, grantId, chargeId, result.Rows, result.Bytes, cost, snapshot.Checkpoint, now) };
+                // Rows of a query that read nothing of the grant (SELECT 1) sold nobody's data.
+                if (shares.Sum(s => s.Rows) > 0)
+                    events.AddRange(SalesAttribution.Allocate(shares, result.Rows, cost)
+                        .Where(a => a.Rows > 0 || a.Credits > 0)
+                        .Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)));
+                return events;
+            }, cancellation);
+            content.Position = 0;
+            return new ChargedResult(content, result, chargeId, credits);
+        }
+        catch
+        {
+            await content.DisposeAsync();
+            throw;
+        }
+    }
+
+    public static SandboxLimits Limits(MarketplaceOptions options) => new()
+    {
+        MemoryLimitMegabytes = options.QueryMemoryLimitMegabytes,
+        Threads = options.QueryThreads,
+        Timeout = options.QueryTimeout,
+    };
+
+    /// <summary>The grant, if it may be read now: it exists, has not expired, and has rows left in its quota.</summary>
+    public static Grant Usable(BuyerAccount account, string grantId, DateTimeOffset now)
+    {
+        var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}'; GET /v1/account lists yours.");
+        if (grant.ExpiresAt <= now) throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.GrantExpired, $"The grant expired at {grant.ExpiresAt:O}; buy a new one.");
+        if (grant.RowsLeft(now) == 0)
+            throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
+                grant.Subscription ? $"The grant's {grant.RowQuota} rows for this month are used; more come on the 1st (UTC)." : $"The grant's {grant.RowQuota} rows are used; buy a new grant.");
+        return grant;
+    }
+
+    /// <summary>The sandbox's view of a grant: its dataset's files, restricted to its rows; a make becomes its devices.</summary>
+    public async Task<GrantedTable> TableAsync(Grant grant, LakeSnapshot snapshot, CancellationToken cancellation)
+    {
+        var dataset = MarketDatasets.Find(grant.Dataset)!;
+        IReadOnlyCollection<string>? devices = grant.Devices;
+        if (grant.Make is { } make)
+        {
+            await using var session = store.QuerySession();
+            var ofKind = await session.Query<Device>().Where(d => d.Kind == dataset.Kind).ToListAsync(cancellation);
+            var ofMake = ofKind.Where(d => d.Metadata.TryGetValue("make", out var m) && string.Equals(m, make, StringComparison.OrdinalIgnoreCase)).Select(d => d.Id);
+            devices = devices is null ? ofMake.ToList() : ofMake.Intersect(devices).ToList();
+        }
+        var box = grant.South is { } s ? new BoundingBox(s, grant.West!.Value, grant.North!.Value, grant.East!.Value) : null;
+        return new GrantedTable(dataset.Name, dataset.Shape, snapshot.PathsOf(dataset.Name), new RowRestriction(grant.From, grant.Until, box, devices));
+    }
+}

@@ -1,0 +1,475 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Marten;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Events;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Catalog;
+using Pipeline.Marketplace.Sandbox;
+using Pipeline.Projections.Lake;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Integration.Marketplace;
+
+/// <summary>
+/// The marketplace over HTTP on the API port of a real host: the lake is the test's own Parquet files recorded in the
+/// real manifest (PostgreSQL), accounts are Marten streams, queries run in the sandbox. Every test makes its own buyer.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
+    private readonly MarketLake _lake = new();
+    private readonly string _operatorKeyFile = Path.Combine(Path.GetTempPath(), "market-op-" + Guid.NewGuid().ToString("n"), "operator-key.sha256");
+    private TestHost _host = null!;
+    private string _operatorKey = "";
+
+    public async Task InitializeAsync()
+    {
+        _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
+        WithTheLakesFullSchema(_lake.Files);
+        _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Lake:Directory"] = _lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: easy sums
+            ["Marketplace:RequestsPerSecond"] = "1000",
+            ["Marketplace:RequestBurst"] = "1000",
+            ["Marketplace:QueryTimeout"] = "00:00:02",
+        }, schema: "it_market_api");
+        // The test's files become the live lake: recorded in the manifest as the projector records its own (paths relative to the lake).
+        var manifest = _host.Lake.Manifest(LakeProjector.LiveLake);
+        await manifest.EnsureSchemaAsync(CancellationToken.None);
+        var files = _lake.Files.Select(path =>
+        {
+            var day = _lake.Rows.Where(r => path.Contains($"date={r.Date:yyyy-MM-dd}", StringComparison.Ordinal)).ToList();
+            return new LakeFile(Path.GetRelativePath(_lake.Root, path), LakeDatasets.VehicleSignals, day[0].Date, day.Min(r => r.EventSeq), day.Max(r => r.EventSeq), day.Count, "test");
+        }).ToList();
+        Assert.True(await manifest.CommitAsync(0, _lake.Rows.Max(r => r.EventSeq), files, [], () => { }, CancellationToken.None));
+    }
+
+    /// <summary>The test lake's files carry a few columns; the lake's views (the catalog reads them) need every one, so the rest are added as nulls.</summary>
+    private static void WithTheLakesFullSchema(IEnumerable<string> files)
+    {
+        using var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        foreach (var file in files)
+        {
+            using var columns = duck.CreateCommand();
+            columns.CommandText = $"SELECT name FROM parquet_schema('{file}')";
+            var present = new HashSet<string>();
+            using (var reader = columns.ExecuteReader()) while (reader.Read()) present.Add(reader.GetString(0));
+            var select = string.Join(", ", LakeDatasets.Vehicle.Schema.FieldsList.Select(f => present.Contains(f.Name) ? f.Name : $"CAST(NULL AS DOUBLE) AS {f.Name}"));
+            using var copy = duck.CreateCommand();
+            copy.CommandText = $"COPY (SELECT {select} FROM read_parquet('{file}') ORDER BY event_seq) TO '{file}.full' (FORMAT parquet, COMPRESSION zstd)";
+            copy.ExecuteNonQuery();
+            File.Move(file + ".full", file, overwrite: true);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        _lake.Dispose();
+        Directory.Delete(Path.GetDirectoryName(_operatorKeyFile)!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Catalog_WithoutKey_DescribesTheLakeAndPreviewsTwentyRows()
+    {
+        var datasets = await _host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson);
+        var vehicles = datasets!.Single(d => d.Name == "vehicle_signals");
+        Assert.Equal(_lake.Rows.Count, vehicles.Rows);
+        Assert.Equal(3, vehicles.Devices);
+        Assert.Equal(_lake.Rows.Min(r => r.DeviceTime), vehicles.From);
+        Assert.Equal(_lake.Rows.Max(r => r.EventSeq), vehicles.LakeCheckpoint);
+        Assert.Equal(0, datasets!.Single(d => d.Name == "weather_observations").Rows);
+
+        var detail = await _host.Api.GetFromJsonAsync<DatasetDetail>("/v1/datasets/vehicle_signals", ServiceDefaults.WireJson);
+        Assert.Contains(detail!.Schema, c => c.Name == "speed_kmh" && c.Unit == "km/h");
+        Assert.Equal(_lake.Rows.Count, detail.Regions.Sum(r => r.Rows));
+
+        var preview = await _host.Api.GetAsync("/v1/datasets/vehicle_signals/preview");
+        var rows = JsonDocument.Parse(await preview.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(MarketplaceEndpoints.PreviewRows, rows.GetArrayLength());
+        Assert.Equal(_lake.Rows.Max(r => r.EventSeq), rows[0].GetProperty("event_seq").GetInt64());
+
+        await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/secrets"), HttpStatusCode.NotFound, "unknown_dataset");
+        await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/reading_rejections/preview"), HttpStatusCode.NotFound, "unknown_dataset");
+    }
+
+    [Fact]
+    public async Task Keys_MissingWrongRevokedOrOfTheWrongRole_AreRefusedWithTheirReason()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 0);
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", null), HttpStatusCode.Unauthorized, "no_key");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "dmk_" + new string('A', 43)), HttpStatusCode.Unauthorized, "unknown_key");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "Bearer-less"), HttpStatusCode.Unauthorized, "unknown_key");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "dmo_not-the-operator"), HttpStatusCode.Unauthorized, "unknown_key");
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/buyers", key, new { name = "x" }), HttpStatusCode.Forbidden, "wrong_role");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", _operatorKey), HttpStatusCode.Forbidden, "wrong_role");
+
+        // A second key works alongside the first; revoking the first stops it at once and leaves the second working.
+        var issued = await (await Send(HttpMethod.Post, "/v1/account/keys", key, new { label = "ci" })).Content.ReadFromJsonAsync<IssuedKey>(ServiceDefaults.WireJson);
+        var first = (await AccountAsync(key)).Keys.Single(k => k.Id != issued!.Key.Id);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Delete, $"/v1/account/keys/{first.Id}", issued!.ApiKey)).StatusCode);
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", key), HttpStatusCode.Unauthorized, "revoked_key");
+        Assert.Equal(buyer, (await AccountAsync(issued.ApiKey)).Id);
+
+        // Only hashes are stored.
+        await using var session = _host.Store.QuerySession();
+        var stored = await session.LoadAsync<BuyerAccount>(buyer);
+        Assert.DoesNotContain(stored!.Keys, k => k.Hash.Contains(key[4..], StringComparison.Ordinal) || k.Hash == key);
+        Assert.Equal(ApiKeys.Hash(issued.ApiKey), stored.Keys.Single(k => k.Id == issued.Key.Id).Hash);
+    }
+
+    [Fact]
+    public async Task Grant_PricedAboveTheBalance_IsRefusedAndNothingIsSpent()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 99);
+        var response = await Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100));
+        await AssertProblemAsync(response, HttpStatusCode.PaymentRequired, "insufficient_credit");
+        var account = await AccountAsync(key);
+        Assert.Equal(99, account.Balance);
+        Assert.Empty(account.Grants);
+    }
+
+    [Fact]
+    public async Task Grants_BoughtConcurrently_NeverSpendMoreThanTheBalance()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 300);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100))));
+        Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.PaymentRequired));
+        var account = await AccountAsync(key);
+        Assert.Equal(0, account.Balance);
+        Assert.Equal(3, account.Grants.Count);
+    }
+
+    [Fact]
+    public async Task PaymentReceived_AppendedByTheChainFollower_CountsAsCreditsOnce()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 0);
+        var payment = new PaymentReceived(buyer, 31337, "0x" + new string('a', 64), 3, "0x" + new string('b', 40), "5000000000000000000", 500, 12);
+        await using (var session = _host.Store.LightweightSession())
+        {
+            session.Events.Append(buyer, payment, payment); // followed twice (a restart before its cursor moved)
+            await session.SaveChangesAsync();
+        }
+        Assert.Equal(500, (await AccountAsync(key)).Balance);
+        Assert.Equal(HttpStatusCode.Created, (await Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 500))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Query_OverAGrant_ReturnsExactlyItsRowsChargesThemAndAttributesEveryRowAndCredit()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 1000);
+        var devices = new[] { MarketLake.Devices[0], MarketLake.Devices[2] };
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 1000, from: Nov23.AddHours(6), until: Nov23.AddHours(30), devices: devices));
+        var expected = _lake.Expected(new RowRestriction(Nov23.AddHours(6), Nov23.AddHours(30), null, devices));
+        Assert.InRange(expected.Count, 100, 999);
+
+        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT reading_id, device FROM vehicle_signals ORDER BY event_seq" });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var rows = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(expected.Select(r => r.ReadingId), rows.EnumerateArray().Select(r => r.GetProperty("reading_id").GetString()));
+        Assert.Equal($"{expected.Count}", Header(response, "X-Rows"));
+        Assert.Equal($"{_lake.Rows.Max(r => r.EventSeq)}", Header(response, MarketplaceEndpoints.LakeCheckpointHeader));
+
+        // A credit per row (the price), so the charge is the rows; the attribution adds up to both, device by device.
+        var account = await AccountAsync(key);
+        Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
+        Assert.Equal(expected.Count, account.Grants.Single().CreditsUsed);
+        var chargeId = Header(response, "X-Charge-Id");
+        await using var session = _host.Store.QuerySession();
+        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
+        Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
+        Assert.Equal(expected.Count, sold.Sum(s => s.Credits));
+        foreach (var device in devices)
+            Assert.Equal(expected.Count(r => r.Device == device), sold.Where(s => s.Device == device).Sum(s => s.Rows));
+        Assert.DoesNotContain(sold, s => s.Device == MarketLake.Devices[1]);
+    }
+
+    [Fact]
+    public async Task Query_PastTheQuota_IsCutAtTheQuotaThenRefused()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 25));
+        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals", format = "csv" });
+        Assert.Equal("25", Header(response, "X-Rows"));
+        Assert.Equal("true", Header(response, "X-Truncated"));
+        Assert.Equal(26, (await response.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length);
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1" }), HttpStatusCode.Forbidden, "quota_exhausted");
+        Assert.Equal(25, (await AccountAsync(key)).Grants.Single().CreditsUsed);
+    }
+
+    [Fact]
+    public async Task Query_AsParquetByAccept_IsReadBackByAnIndependentReader()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 5000);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 5000));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/query") { Content = JsonContent.Create(new { grant = grant.Id, sql = "SELECT event_seq, reading_id, speed_kmh FROM vehicle_signals ORDER BY event_seq" }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        request.Headers.Accept.ParseAdd("application/vnd.apache.parquet");
+        var response = await _host.Api.SendAsync(request);
+        Assert.Equal("application/vnd.apache.parquet", response.Content.Headers.ContentType?.MediaType);
+        var read = await MarketLake.ReadParquetAsync(new MemoryStream(await response.Content.ReadAsByteArrayAsync()));
+        // The grant covers the whole lake: all three days.
+        Assert.Equal(_lake.Rows.OrderBy(r => r.EventSeq).Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read);
+
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1", format = "xml" }), HttpStatusCode.NotAcceptable, "not_acceptable");
+    }
+
+    [Fact]
+    public async Task Export_OverHttp_IsSignedByTheMarketplaceMatchesItsDigestsAndIsChargedAndAttributed()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 2000);
+        var devices = new[] { MarketLake.Devices[1] };
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 2000, devices: devices));
+        var expected = _lake.Rows.Where(r => r.Device == devices[0]).OrderBy(r => r.EventSeq).ToList();
+
+        var started = await Send(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 2 });
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        var job = (await started.Content.ReadFromJsonAsync<JsonElement>());
+        var id = job.GetProperty("id").GetString()!;
+        // The job's own status is the condition waited on.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string status;
+        do
+        {
+            job = await (await Send(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
+            status = job.GetProperty("status").GetString()!;
+        } while (status is "queued" or "running" && DateTime.UtcNow < deadline);
+        Assert.True(status == "done", job.ToString());
+
+        var manifestText = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();
+        var signature = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest.sig", key)).Content.ReadAsStringAsync();
+        var signer = JsonDocument.Parse(await _host.Api.GetStringAsync("/v1/marketplace")).RootElement.GetProperty("signer").GetString()!;
+        Assert.Equal(signer.ToLowerInvariant(), RepositoryTools.Node(
+            "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
+            JsonSerializer.Serialize(new { message = manifestText, signature })));
+
+        var manifest = JsonDocument.Parse(manifestText).RootElement;
+        Assert.Equal(expected.Count, manifest.GetProperty("rows").GetInt64());
+        var read = new List<(long Seq, string Id, double? Speed)>();
+        foreach (var file in manifest.GetProperty("files").EnumerateArray())
+        {
+            var bytes = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}", key)).Content.ReadAsByteArrayAsync();
+            Assert.Equal(file.GetProperty("sha256").GetString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
+            read.AddRange(await MarketLake.ReadParquetAsync(new MemoryStream(bytes)));
+        }
+        Assert.Equal(expected.Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read.OrderBy(r => r.Seq));
+        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/files/..%2F..%2Fjob.json", key), HttpStatusCode.NotFound, "unknown_file");
+
+        // Another buyer sees nothing of it.
+        var (_, otherKey) = await CreateBuyerAsync(credits: 0);
+        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", otherKey), HttpStatusCode.NotFound, "unknown_export");
+
+        var account = await AccountAsync(key);
+        Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
+        await using var session = _host.Store.QuerySession();
+        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
+        Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
+        Assert.All(sold, s => Assert.Equal(devices[0], s.Device));
+        Assert.Equal(account.Grants.Single().CreditsUsed, sold.Sum(s => s.Credits));
+    }
+
+    [Theory]
+    [InlineData("SELECT * FROM read_csv('/etc/passwd')", "table_function")]
+    [InlineData("SELECT * FROM '/etc/passwd'", "unknown_table")]
+    [InlineData("SELECT * FROM read_parquet('{secret}')", "table_function")]
+    [InlineData("SELECT * FROM weather_observations", "unknown_table")]
+    [InlineData("COPY vehicle_signals TO '/tmp/stolen.csv'", "not_select")]
+    [InlineData("ATTACH '/tmp/x.db'", "not_select")]
+    [InlineData("INSTALL httpfs", "not_select")]
+    [InlineData("SET enable_external_access = true", "not_select")]
+    [InlineData("SELECT getenv('HOME')", "function_not_allowed")]
+    [InlineData("SELECT * FROM duckdb_settings()", "table_function")]
+    [InlineData("SELECT 1; SELECT 2", "multiple_statements")]
+    [InlineData("SELECT count(*) FROM vehicle_signals a, vehicle_signals b, vehicle_signals c, vehicle_signals d", "timeout")]
+    public async Task Query_SandboxEscapeThroughHttp_IsRefusedWithItsReasonAndCharged_Nothing(string sql, string reason)
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 100));
+        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = sql.Replace("{secret}", _lake.Secret, StringComparison.Ordinal) });
+        var body = await AssertProblemAsync(response, reason == "timeout" ? HttpStatusCode.UnprocessableEntity : HttpStatusCode.BadRequest, reason);
+        Assert.DoesNotContain("do not read", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("root:", body, StringComparison.Ordinal);
+        Assert.Equal(0, (await AccountAsync(key)).Grants.Single().RowsUsed);
+    }
+
+    [Theory]
+    [InlineData("/v1/grants", "{not json")]
+    [InlineData("/v1/grants", "{\"dataset\": 5}")]
+    [InlineData("/v1/grants", "{\"dataset\": \"vehicle_signals\"}")]
+    [InlineData("/v1/grants", "{\"dataset\": \"vehicle_signals\", \"from\": \"2026-11-23T00:00:00Z\", \"rowQuota\": -1, \"expiresAt\": \"2099-01-01T00:00:00Z\"}")]
+    [InlineData("/v1/grants", "{\"dataset\": \"vehicle_signals\", \"from\": \"2026-11-23T00:00:00Z\", \"rowQuota\": 10, \"expiresAt\": \"2099-01-01T00:00:00Z\", \"box\": {\"south\": 91, \"west\": 0, \"north\": 0, \"east\": 0}}")]
+    [InlineData("/v1/grants", "{\"dataset\": \"vehicle_signals\", \"from\": \"2026-11-23T00:00:00Z\", \"rowQuota\": 10, \"expiresAt\": \"2099-01-01T00:00:00Z\", \"devices\": [\"0x12'--\"]}")]
+    [InlineData("/v1/grants", "{\"dataset\": \"vehicle_signals\", \"from\": \"2026-11-23T00:00:00Z\", \"rowQuota\": 99999999999999999999, \"expiresAt\": \"2099-01-01T00:00:00Z\"}")]
+    [InlineData("/v1/query", "[]")]
+    [InlineData("/v1/query", "{\"grant\": null, \"sql\": \"SELECT 1\"}")]
+    [InlineData("/v1/query", "{\"grant\": \"grant_x\"}")]
+    [InlineData("/v1/account/keys", "{\"label\": 7}")]
+    public async Task MalformedBody_IsRefusedWithAReason_NeverA500(string path, string body)
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 0);
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        var response = await _host.Api.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.True(problem.TryGetProperty("reason", out var reason), await response.Content.ReadAsStringAsync());
+        Assert.False(string.IsNullOrEmpty(reason.GetString()));
+    }
+
+    [Fact]
+    public async Task Contributor_LoggingInWithACastSignature_SeesTheirDevicesAndSales_AndAChallengeServesOnce()
+    {
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var device = Pipeline.Core.Crypto.EthKey.Generate();
+        await Registration.RegisterAsync(_host, device, owner: owner);
+        var address = owner.Address.ToLowerHex();
+
+        var challenge = await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>();
+        var message = challenge.GetProperty("message").GetString()!;
+        Assert.Contains(address, message, StringComparison.Ordinal);
+        var signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        var forged = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", device.ToHex(), message]).Trim();
+
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature = forged }), HttpStatusCode.Unauthorized, "bad_signature");
+        // A refused attempt used the challenge up too: ask again.
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+        message = (await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+        signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        var session = await (await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature })).Content.ReadFromJsonAsync<JsonElement>();
+        var token = session.GetProperty("token").GetString()!;
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+
+        var devices = await (await Send(HttpMethod.Get, "/v1/contributor/devices", token)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal([device.Address.ToLowerHex()], devices.EnumerateArray().Select(d => d.GetProperty("id").GetString()));
+
+        // Sales come from the charges' DataSold events of the devices the wallet owns, and of no other device.
+        await using (var events = _host.Store.LightweightSession())
+        {
+            events.Events.Append("0x" + new string('c', 64), new DataSold(device.Address.ToLowerHex(), 5, "vehicle_signals", 7, 3, "grant_a", "charge_a"),
+                new DataSold(device.Address.ToLowerHex(), 6, "vehicle_signals", 5, 2, "grant_a", "charge_b"), new DataSold(MarketLake.Devices[0], 5, "vehicle_signals", 100, 50, "grant_a", "charge_a"));
+            await events.SaveChangesAsync();
+        }
+        var sales = await (await Send(HttpMethod.Get, "/v1/contributor/sales", token)).Content.ReadFromJsonAsync<JsonElement>();
+        var only = Assert.Single(sales.EnumerateArray());
+        Assert.Equal(12, only.GetProperty("rows").GetInt64());
+        Assert.Equal(5, only.GetProperty("credits").GetInt64());
+        Assert.Equal(2, only.GetProperty("charges").GetInt64());
+
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", token), HttpStatusCode.Forbidden, "wrong_role");
+        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/contributor/devices", "dcs_forged"), HttpStatusCode.Unauthorized, "unknown_key");
+    }
+
+    [Fact]
+    public async Task RateLimit_PerKey_RefusesPastTheBurstWithRetryAfter_AndLeavesOtherKeysAlone()
+    {
+        await using var limited = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Lake:Directory"] = _lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Marketplace:RequestsPerSecond"] = "1",
+            ["Marketplace:RequestBurst"] = "3",
+        }, schema: "it_market_api_limits");
+        async Task<HttpResponseMessage> Send(HttpMethod method, string path, string key, object? body = null)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            if (body is not null) request.Content = JsonContent.Create(body);
+            return await limited.Api.SendAsync(request);
+        }
+        var keys = new List<string>();
+        for (var i = 0; i < 2; i++)
+            keys.Add((await (await Send(HttpMethod.Post, "/v1/buyers", _operatorKey, new { name = $"buyer {i}" })).Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson))!.ApiKey);
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 6; i++) statuses.Add((await Send(HttpMethod.Get, "/v1/account", keys[0])).StatusCode);
+        Assert.Contains(HttpStatusCode.OK, statuses);
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        var refused = await Send(HttpMethod.Get, "/v1/account", keys[0]);
+        await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "rate_limited");
+        Assert.NotNull(refused.Headers.RetryAfter);
+        // Another key has a bucket of its own.
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, "/v1/account", keys[1])).StatusCode);
+    }
+
+    [Fact]
+    public async Task Query_UnknownGrant_IsNotFound()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 0);
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = "grant_nope", sql = "SELECT 1" }), HttpStatusCode.NotFound, "unknown_grant");
+    }
+
+    [Fact]
+    public async Task OpenApi_DocumentsEveryMarketplaceEndpoint()
+    {
+        var document = JsonDocument.Parse(await _host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
+        foreach (var path in new[] { "/v1/datasets", "/v1/datasets/{name}", "/v1/datasets/{name}/preview", "/v1/buyers", "/v1/buyers/{buyerId}", "/v1/buyers/{buyerId}/credits",
+                     "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query", "/v1/marketplace",
+                     "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}",
+                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales" })
+            Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
+    }
+
+    private async Task<(string BuyerId, string Key)> CreateBuyerAsync(long credits)
+    {
+        var response = await Send(HttpMethod.Post, "/v1/buyers", _operatorKey, new { name = "test buyer", credits });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var created = await response.Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson);
+        Assert.StartsWith(ApiKeys.BuyerPrefix, created!.ApiKey, StringComparison.Ordinal);
+        return (created.Buyer.Id, created.ApiKey);
+    }
+
+    private async Task<GrantView> BuyAsync(string key, object body)
+    {
+        var response = await Send(HttpMethod.Post, "/v1/grants", key, body);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!;
+    }
+
+    private async Task<AccountView> AccountAsync(string key)
+    {
+        var response = await Send(HttpMethod.Get, "/v1/account", key);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
+    }
+
+    private static object GrantBody(long rowQuota, DateTimeOffset? from = null, DateTimeOffset? until = null, string[]? devices = null) => new
+    {
+        dataset = "vehicle_signals",
+        from = from ?? Nov23,
+        until,
+        devices,
+        rowQuota,
+        expiresAt = DateTimeOffset.UtcNow.AddDays(7),
+    };
+
+    private async Task<HttpResponseMessage> Send(HttpMethod method, string path, string? key, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (key is not null) request.Headers.TryAddWithoutValidation("Authorization", key.StartsWith("dm", StringComparison.Ordinal) || key.StartsWith("dcs_", StringComparison.Ordinal) ? $"Bearer {key}" : key);
+        if (body is not null) request.Content = JsonContent.Create(body, options: ServiceDefaults.WireJson);
+        return await _host.Api.SendAsync(request);
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) => response.Headers.TryGetValues(name, out var values) ? values.Single() : null;
+
+    private static async Task<string> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"Expected {status}, got {response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
+        return body;
+    }
+}
