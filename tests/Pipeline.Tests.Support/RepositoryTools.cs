@@ -55,6 +55,11 @@ public static class RepositoryTools
         }
     }
 
+    /// <summary>The address (lower-case hex) that ethers' <c>verifyMessage</c> recovers from an EIP-191 signature over the message.</summary>
+    public static string EthersRecover(string message, string signature) => Node(
+        "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
+        System.Text.Json.JsonSerializer.Serialize(new { message, signature }));
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -77,8 +77,8 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
         var text = await File.ReadAllTextAsync(Path.Combine(_folder, ExportEngine.ManifestFile));
         var signature = await File.ReadAllTextAsync(Path.Combine(_folder, ExportEngine.SignatureFile));
         Assert.Equal(export.ManifestBytes, Encoding.UTF8.GetBytes(text));
-        Assert.Equal(_marketplace.Address.ToString().ToLowerInvariant(), Recover(text, signature));
-        Assert.NotEqual(_marketplace.Address.ToString().ToLowerInvariant(), Recover(text.Replace("\"rows\":1200", "\"rows\":1201", StringComparison.Ordinal), signature));
+        Assert.Equal(_marketplace.Address.ToString().ToLowerInvariant(), RepositoryTools.EthersRecover(text, signature));
+        Assert.NotEqual(_marketplace.Address.ToString().ToLowerInvariant(), RepositoryTools.EthersRecover(text.Replace("\"rows\":1200", "\"rows\":1201", StringComparison.Ordinal), signature));
 
         var manifest = JsonDocument.Parse(text).RootElement;
         Assert.Equal(11, manifest.GetProperty("firstEventSequence").GetInt64());
@@ -129,10 +129,6 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
     {
         if (Directory.Exists(_folder)) Directory.Delete(_folder, recursive: true);
     }
-
-    private static string Recover(string message, string signature) => RepositoryTools.Node(
-        "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
-        JsonSerializer.Serialize(new { message, signature }));
 
     /// <summary>Reports on the caller's thread, so the test sees every report before the export returns.</summary>
     private sealed class SynchronousProgress(Action<ExportProgress> report) : IProgress<ExportProgress>

@@ -251,9 +251,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var manifestText = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();
         var signature = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest.sig", key)).Content.ReadAsStringAsync();
         var signer = JsonDocument.Parse(await _host.Api.GetStringAsync("/v1/marketplace")).RootElement.GetProperty("signer").GetString()!;
-        Assert.Equal(signer.ToLowerInvariant(), RepositoryTools.Node(
-            "const { verifyMessage } = require('ethers'); const input = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log(verifyMessage(input.message, input.signature).toLowerCase());",
-            JsonSerializer.Serialize(new { message = manifestText, signature })));
+        Assert.Equal(signer.ToLowerInvariant(), RepositoryTools.EthersRecover(manifestText, signature));
 
         var manifest = JsonDocument.Parse(manifestText).RootElement;
         Assert.Equal(expected.Count, manifest.GetProperty("rows").GetInt64());
