@@ -7,7 +7,7 @@ namespace Pipeline.Rewards.Epochs;
 /// <summary>
 /// Computes an epoch's rewards from a policy, the epoch's inputs and the cumulative amounts before it: a pure,
 /// integer-only function whose result does not depend on the order of the inputs. Every division rounds down; what the
-/// floors leave of the emission and of the sales share goes to the treasury. The README's "Rewards formula" is this code.
+/// floors leave of the emission and of the sales share goes to the treasury. The README's "Rewards" section is this code.
 /// </summary>
 public static class EpochCalculator
 {

@@ -10,7 +10,7 @@ namespace Pipeline.Rewards.Epochs;
 /// <summary>
 /// How an epoch's rewards are computed: versioned data, identified by the keccak256 of its canonical JSON
 /// (<see cref="Hash"/>), which every epoch's results record. Fractions are integers in parts per million (ppm), amounts
-/// integers in the token's base units (18 decimals). The README's "Rewards formula" says how each field is used.
+/// integers in the token's base units (18 decimals). The README's "Rewards" section says how each field is used.
 /// </summary>
 public sealed record RewardPolicy(
     string Name,
