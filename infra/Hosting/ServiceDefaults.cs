@@ -49,7 +49,7 @@ public static class ServiceDefaults
             {
                 Title = "DePIN telemetry pipeline",
                 Version = "v1",
-                Description = "Register devices and look them up (the API port), and send signed readings (the ingest port: POST /v1/readings). The data marketplace and rewards are not built yet.",
+                Description = "On the API port: register devices and look them up; the data marketplace (catalog, grants, sandboxed and metered SQL, signed Parquet exports, contributor sign-in). On the ingest port: send signed readings (POST /v1/readings). Rewards are not served yet.",
             };
             return Task.CompletedTask;
         }));
