@@ -64,10 +64,6 @@ public static class EventStore
         return options;
     }
 
-    /// <summary>Creates or updates every table, function and index the store needs (what the host does at start).</summary>
-    public static Task ApplySchemaAsync(this IDocumentStore store) =>
-        store.Storage.ApplyAllConfiguredChangesToDatabaseAsync(AutoCreate.CreateOrUpdate);
-
     /// <summary>The schema the store lives in: every hand-written statement names its tables with it.</summary>
     public static string Schema(this IDocumentStore store) => store.Options.DatabaseSchemaName;
 }
