@@ -6,8 +6,7 @@ namespace Pipeline.Streams.Processing;
 
 /// <summary>
 /// The processors' tables, as Weasel schema objects in the store's schema: Marten creates and migrates them with its own
-/// (<c>ApplyAllDatabaseChangesOnStartup</c>), and <see cref="ProcessingStore.EnsureSchemaAsync"/> where a process's store
-/// was not configured with them.
+/// when a host starts, and <see cref="ProcessingStore.EnsureSchemaAsync"/> where a process's store was not configured with them.
 /// </summary>
 public sealed class ProcessingTables : IConfigureMarten
 {

@@ -97,6 +97,36 @@ public sealed class ProjectTablesSchemaTests(StackFixture fixture)
         await Task.WhenAll(first.StopAsync(), second.StopAsync());
     }
 
+    [Fact]
+    public async Task HostStarting_WhileAnotherProcessAppliesTheSchema_WaitsForItInsteadOfFailing()
+    {
+        const string schema = "it_schema_wait";
+        await fixture.DropSchemaAsync(schema);
+        using var host = Host(schema);
+        var lockId = ((StoreOptions)host.Services.GetRequiredService<IDocumentStore>().Options).ApplyChangesLockId;
+
+        // Another process holds Marten's apply lock (as while it migrates a large schema).
+        await using var other = new NpgsqlConnection(fixture.PostgresConnectionString);
+        await other.OpenAsync();
+        await using (var take = new NpgsqlCommand("SELECT pg_advisory_lock($1)", other) { Parameters = { new() { Value = lockId } } })
+            await take.ExecuteNonQueryAsync();
+        var starting = host.StartAsync();
+        await WaitUntilAsync(async () => starting.IsCompleted || await QueryAsync($"SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND objid = {lockId} AND NOT granted") == "1");
+        Assert.False(starting.IsCompleted, "The host should wait for the lock, not give up or go ahead.");
+        await using (var release = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", other) { Parameters = { new() { Value = lockId } } })
+            await release.ExecuteNonQueryAsync();
+
+        await starting;
+        Assert.Equal(SchemaPatchDifference.None, (await host.Services.GetRequiredService<IDocumentStore>().Storage.Database.CreateMigrationAsync()).Difference);
+        await host.StopAsync();
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!await condition()) await Task.Delay(20, timeout.Token);
+    }
+
     private IConfiguration Configuration(string schema) =>
         new ConfigurationBuilder().AddConfiguration(fixture.Settings).AddInMemoryCollection([new("EventStore:Schema", schema)]).Build();
 
