@@ -44,8 +44,8 @@ public static class EventStore
         services.AddSingleton<LeaderElection>();
         services.AddMarten(provider => Options(provider.GetRequiredService<IOptions<EventStoreOptions>>().Value.Schema))
             .UseNpgsqlDataSource();
-        // Not ApplyAllDatabaseChangesOnStartup: Marten's own start-up gives up when another process holds its lock for
-        // a few seconds (a migration of a large table); this waits for it.
+        // Not ApplyAllDatabaseChangesOnStartup: Marten's own start-up stops waiting when another process holds its lock
+        // for about 10 s (a migration of a large table); this waits for it.
         services.AddHostedService<SchemaAtStart>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         return services;

@@ -9,8 +9,9 @@ using Weasel.Postgresql.Tables;
 namespace Pipeline.Infra.Postgres;
 
 /// <summary>
-/// Creates and migrates schema through Marten (Weasel) under Marten's own apply lock, waiting for it: processes that
-/// start together would otherwise race on PostgreSQL's catalog, and Marten's start-up apply gives up after half a second.
+/// Creates and migrates schema through Marten (Weasel) under Marten's own apply lock (<c>ApplyChangesLockId</c>), waiting
+/// for it: processes that start together would otherwise race on PostgreSQL's catalog, and Marten's start-up apply stops
+/// waiting after a bounded time (about 10 s here).
 /// </summary>
 public static class SchemaObjects
 {
