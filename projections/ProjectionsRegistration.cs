@@ -1,3 +1,4 @@
+using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -22,10 +23,11 @@ public static class ProjectionsRegistration
         return services;
     }
 
-    /// <summary>The lake's store alone, for commands that rebuild or query the lake without projecting it.</summary>
+    /// <summary>The lake's store and its tables alone, for commands that rebuild or query the lake without projecting it.</summary>
     public static IServiceCollection AddLakeStore(this IServiceCollection services)
     {
         services.AddRegistryDocuments();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, LakeTables>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LakeStore>();
         return services;

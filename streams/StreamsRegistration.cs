@@ -1,5 +1,7 @@
+using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Pipeline.Registry;
 using Pipeline.Streams.Processing;
 
@@ -15,12 +17,20 @@ public static class StreamsRegistration
             .Validate(o => o.BatchSize > 0 && o.BatchWait > TimeSpan.Zero && o.Parallelism > 0, "Streams:BatchSize, BatchWait and Parallelism must be positive.")
             .ValidateOnStart();
         services.AddDeviceDirectory();
-        services.AddSingleton<ProcessingStore>();
+        services.AddProcessingStore();
         services.AddSingleton<StreamsMetrics>();
         services.AddSingleton<DeadLetterRelay>();
         services.AddHostedService(provider => provider.GetRequiredService<DeadLetterRelay>());
         services.AddSingleton<ReadingProcessor>();
         services.AddHostedService(provider => provider.GetRequiredService<ReadingProcessor>());
+        return services;
+    }
+
+    /// <summary>The processors' store and its tables in the event store's schema (adding them twice adds them once).</summary>
+    public static IServiceCollection AddProcessingStore(this IServiceCollection services)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, ProcessingTables>());
+        services.TryAddSingleton<ProcessingStore>();
         return services;
     }
 }

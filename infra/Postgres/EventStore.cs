@@ -3,6 +3,7 @@ using JasperFx.Events;
 using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Pipeline.Core.Events;
@@ -42,8 +43,10 @@ public static class EventStore
         services.AddSingleton<PostgresSessions>();
         services.AddSingleton<LeaderElection>();
         services.AddMarten(provider => Options(provider.GetRequiredService<IOptions<EventStoreOptions>>().Value.Schema))
-            .UseNpgsqlDataSource()
-            .ApplyAllDatabaseChangesOnStartup();
+            .UseNpgsqlDataSource();
+        // Not ApplyAllDatabaseChangesOnStartup: Marten's own start-up stops waiting when another process holds its lock
+        // for about 10 s (a migration of a large table); this waits for it.
+        services.AddHostedService<SchemaAtStart>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres");
         return services;
     }
@@ -57,16 +60,20 @@ public static class EventStore
         options.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
         // Event ids derive from reading ids: a replay that slipped past every other check still cannot store twice.
         options.Events.EnableUniqueIndexOnEventId = true;
-        // Applied once at start (ApplyAllDatabaseChangesOnStartup), never on the hot path.
+        // Applied once at start (SchemaAtStart), never on the hot path.
         options.AutoCreateSchemaObjects = AutoCreate.None;
         options.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);
         foreach (var (type, name) in EventNames.All) options.Events.MapEventType(type, name);
         return options;
     }
 
-    /// <summary>Creates or updates every table, function and index the store needs (what the host does at start).</summary>
-    public static Task ApplySchemaAsync(this IDocumentStore store) =>
-        store.Storage.ApplyAllConfiguredChangesToDatabaseAsync(AutoCreate.CreateOrUpdate);
+    /// <summary>Applies the store's schema when the host starts, before the stages' services start.</summary>
+    private sealed class SchemaAtStart(IDocumentStore store) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => store.ApplySchemaAsync(cancellationToken);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
 
     /// <summary>The schema the store lives in: every hand-written statement names its tables with it.</summary>
     public static string Schema(this IDocumentStore store) => store.Options.DatabaseSchemaName;

@@ -1,3 +1,4 @@
+using Marten;
 using Npgsql;
 using Pipeline.Infra.Postgres;
 
@@ -11,25 +12,14 @@ public sealed record LakeFile(string Path, string Dataset, DateOnly Date, long F
 /// checkpoint change together in one transaction, fenced on the checkpoint, so two projectors can never both extend the
 /// same lake, and the views only ever see committed files.
 /// </summary>
-public sealed class LakeManifest(NpgsqlDataSource dataSource, string schema, string lake)
+public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSource, string lake)
 {
-    private readonly string _schema = schema;
+    private readonly string _schema = store.Schema();
 
+    /// <summary>Creates or migrates the manifest's tables (under Marten's lock) and the lake's checkpoint row.</summary>
     public async Task EnsureSchemaAsync(CancellationToken cancellation)
     {
-        await SchemaScript.ApplyAsync(dataSource, "depin:lake-schema", $"""
-            CREATE TABLE IF NOT EXISTS {_schema}.lake_checkpoints (lake text PRIMARY KEY, last_seq bigint NOT NULL);
-            CREATE TABLE IF NOT EXISTS {_schema}.lake_files (
-                lake text NOT NULL,
-                path text NOT NULL,
-                dataset text NOT NULL,
-                date date NOT NULL,
-                first_seq bigint NOT NULL,
-                last_seq bigint NOT NULL,
-                rows int NOT NULL,
-                sha256 text NOT NULL,
-                PRIMARY KEY (lake, path));
-            """, cancellation);
+        await store.ApplyAsync(LakeTables.For(_schema), cancellation);
         await using var connection = await OpenAsync(cancellation);
         await using var checkpoint = new NpgsqlCommand($"INSERT INTO {_schema}.lake_checkpoints (lake, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", connection)
         {

@@ -17,7 +17,7 @@ public sealed class LakeStore(IDocumentStore store, NpgsqlDataSource dataSource,
 
     public string Schema => store.Schema();
 
-    public LakeManifest Manifest(string lake) => new(dataSource, Schema, lake);
+    public LakeManifest Manifest(string lake) => new(store, dataSource, lake);
 
     public EventFeed Feed() => new(sessions.Pool(EventFeed.ApplicationName(Schema)), Schema);
 

@@ -26,50 +26,11 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     private Task? _schemaReady;
 
-    /// <summary>Creates the processors' tables once per process; an advisory lock serialises processes starting together.</summary>
-    public Task EnsureSchemaAsync(CancellationToken cancellation) => LazyInitializer.EnsureInitialized(ref _schemaReady, () => CreateSchemaAsync(cancellation));
-
-    private Task CreateSchemaAsync(CancellationToken cancellation) =>
-        SchemaScript.ApplyAsync(dataSource, "depin:processing-schema", $"""
-            CREATE TABLE IF NOT EXISTS {_schema}.processed_readings (
-                reading_id bytea PRIMARY KEY,
-                device text NOT NULL,
-                seq bigint NOT NULL,
-                accepted boolean NOT NULL);
-            CREATE UNIQUE INDEX IF NOT EXISTS processed_readings_accepted_seq ON {_schema}.processed_readings (device, seq) WHERE accepted;
-            CREATE TABLE IF NOT EXISTS {_schema}.device_positions (
-                device text PRIMARY KEY,
-                latitude double precision NOT NULL,
-                longitude double precision NOT NULL,
-                device_time timestamptz NOT NULL);
-            CREATE TABLE IF NOT EXISTS {_schema}.consumer_offsets (
-                broker text NOT NULL,
-                group_id text NOT NULL,
-                topic text NOT NULL,
-                partition int NOT NULL,
-                next_offset bigint NOT NULL,
-                PRIMARY KEY (broker, group_id, topic, partition));
-            CREATE TABLE IF NOT EXISTS {_schema}.dead_letters (
-                id bigserial UNIQUE,
-                broker text NOT NULL,
-                source_topic text NOT NULL,
-                source_partition int NOT NULL,
-                source_offset bigint NOT NULL,
-                device text,
-                reason text NOT NULL,
-                detail text NOT NULL,
-                value bytea NOT NULL,
-                received_at timestamptz NOT NULL,
-                written boolean NOT NULL DEFAULT false,
-                PRIMARY KEY (broker, source_topic, source_partition, source_offset));
-            CREATE INDEX IF NOT EXISTS dead_letters_pending ON {_schema}.dead_letters (id) WHERE NOT written;
-            CREATE TABLE IF NOT EXISTS {_schema}.dead_letter_checkpoints (
-                broker text NOT NULL,
-                topic text NOT NULL,
-                partition int NOT NULL,
-                verified_offset bigint NOT NULL,
-                PRIMARY KEY (broker, topic, partition));
-            """, cancellation);
+    /// <summary>
+    /// Creates or migrates the processors' tables once per process, under Marten's lock: a host applies them at start
+    /// already, this covers a store composed without <see cref="ProcessingTables"/>.
+    /// </summary>
+    public Task EnsureSchemaAsync(CancellationToken cancellation) => LazyInitializer.EnsureInitialized(ref _schemaReady, () => store.ApplyAsync(ProcessingTables.For(_schema), cancellation));
 
     public string Schema => _schema;
 
