@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace.Sandbox;
 
 namespace Pipeline.Marketplace;
 
@@ -39,4 +41,52 @@ public static class MarketProblems
             extensions: new Dictionary<string, object?> { ["reason"] = reason });
 
     public static ProblemHttpResult Invalid(HttpContext context, string detail) => For(context, StatusCodes.Status400BadRequest, MarketReason.InvalidRequest, detail);
+
+    /// <summary>A sandbox refusal is the query's fault (400); a statement stopped once it ran is unprocessable (422).</summary>
+    public static int SandboxStatus(string reason) => reason is SandboxReason.Timeout or SandboxReason.OutOfMemory or SandboxReason.QueryFailed
+        ? StatusCodes.Status422UnprocessableEntity
+        : StatusCodes.Status400BadRequest;
+
+    /// <summary>
+    /// What GET /problems/{reason} says of the marketplace's and the sandbox's reasons. Those the core list already has
+    /// (rate_limited, bad_signature, bad_encoding) keep the core's explanation.
+    /// </summary>
+    public static IReadOnlyList<ProblemExplanation> Explanations { get; } =
+    [
+        .. new (string Reason, int Status, string Description)[]
+        {
+            (MarketReason.NoKey, 401, "The route needs a key and the request has no 'Authorization: Bearer …' header: an operator key, a buyer's API key (dmk_…) or a contributor's session token (dcs_…)."),
+            (MarketReason.UnknownKey, 401, "Nobody holds this key or session token (a typo, a key of another marketplace, or a session that expired); ask the operator for a key or log in again."),
+            (MarketReason.RevokedKey, 401, "The API key was revoked; use another of the buyer's keys or ask the operator to issue one."),
+            (MarketReason.WrongRole, 403, "The key is of another role than the route's: operator routes (/v1/buyers) take the operator key, buyer routes an API key, /v1/contributor/* a contributor session."),
+            (MarketReason.InvalidRequest, 400, "A field is missing or out of range; the detail names each one and its limits."),
+            (MarketReason.UnknownBuyer, 404, "There is no buyer with this id (or the key's account no longer exists)."),
+            (MarketReason.UnknownKeyId, 404, "The account has no key with this id; GET /v1/account lists the keys."),
+            (MarketReason.UnknownDataset, 404, "There is no dataset of this name for sale; GET /v1/datasets lists them."),
+            (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too); GET /v1/account lists yours."),
+            (MarketReason.InsufficientCredit, 402, "The grant costs more credits than the balance holds; add credits or buy fewer rows."),
+            (MarketReason.QuotaExhausted, 403, "The grant has no rows left (for a subscription, this calendar month's); 409 when another request used them while this one ran, and nothing was charged."),
+            (MarketReason.GrantExpired, 403, "The grant is past its expiresAt: it can no longer be queried or exported; buy a new one."),
+            (MarketReason.NotAcceptable, 406, "The format or Accept header asks for a result format the API does not write: json, csv, arrow or parquet."),
+            (MarketReason.UnknownExport, 404, "The account has no finished export with this id (another buyer's export is unknown too); GET /v1/exports/{id} shows its status."),
+            (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not outstanding: unknown, already used (even by a refused attempt) or past its five minutes; ask for a new one."),
+            (MarketReason.UnknownFile, 404, "The export has no file at this path; its manifest lists the files."),
+            (SandboxReason.EmptyStatement, 400, "The SQL holds no statement; send one SELECT."),
+            (SandboxReason.SqlTooLong, 400, "The SQL is over the size limit (16 KiB); shorten it."),
+            (SandboxReason.SqlTooComplex, 400, "The statement nests too deep (256 levels of parse tree) or grows strings too far (literals of at most 256 characters, at most 16 values concatenated)."),
+            (SandboxReason.SyntaxError, 400, "DuckDB cannot parse the SQL; its message is in the detail."),
+            (SandboxReason.NotSelect, 400, "Only a SELECT runs: no COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, CREATE, INSERT, DROP, EXPLAIN or other statement."),
+            (SandboxReason.MultipleStatements, 400, "A query is exactly one statement; send them one at a time."),
+            (SandboxReason.UnknownTable, 400, "The only tables are the grant's dataset (by its plain name) and the query's own CTEs; files, catalogs, schemas and other datasets are not."),
+            (SandboxReason.TableFunction, 400, "Table functions (read_csv, read_parquet, glob, duckdb_settings(), query_table, range, …) are refused: they could read files whole or reveal the catalog."),
+            (SandboxReason.FunctionNotAllowed, 400, "The function is not on the sandbox's allowlist (getenv, current_setting, string-multiplying functions such as repeat or lpad, …)."),
+            (SandboxReason.RecursiveQuery, 400, "WITH RECURSIVE is refused: recursion can run without end."),
+            (SandboxReason.ShadowsGrant, 400, "A CTE may not take the name of the grant's dataset."),
+            (SandboxReason.UnsupportedSyntax, 400, "The statement uses syntax not known to be harmless (time travel, UNPIVOT, parameters, …); write it another way."),
+            (SandboxReason.UnsupportedType, 400, "A result column has a type no result format carries faithfully (INTERVAL, …); CAST it to VARCHAR or a number."),
+            (SandboxReason.QueryFailed, 422, "DuckDB stopped the statement with an error (a bad column, a failed cast, …); its message is in the detail. Nothing was charged."),
+            (SandboxReason.Timeout, 422, "The statement ran past the query time limit and was interrupted; narrow it. Nothing was charged."),
+            (SandboxReason.OutOfMemory, 422, "The statement needed more than the query memory limit and was stopped; narrow it. Nothing was charged."),
+        }.Select(e => new ProblemExplanation(e.Reason, e.Status, e.Description)),
+    ];
 }

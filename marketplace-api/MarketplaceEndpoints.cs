@@ -334,10 +334,7 @@ public static class MarketplaceEndpoints
         }
         catch (SandboxRefusedException refused)
         {
-            var status = refused.Reason is SandboxReason.Timeout or SandboxReason.OutOfMemory or SandboxReason.QueryFailed
-                ? StatusCodes.Status422UnprocessableEntity
-                : StatusCodes.Status400BadRequest;
-            return MarketProblems.For(context, status, refused.Reason, refused.Message);
+            return MarketProblems.For(context, MarketProblems.SandboxStatus(refused.Reason), refused.Reason, refused.Message);
         }
     }
 

@@ -54,6 +54,8 @@ public static class MarketplaceRegistration
             .AddPolicy(MarketKeyHandler.BuyerPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("buyer"))
             .AddPolicy(MarketKeyHandler.ContributorPolicy, p => p.AddAuthenticationSchemes(MarketKeyHandler.SchemeName).RequireRole("contributor"));
         services.AddRateLimiter(o => o.AddPolicy<string, MarketRateLimit>(MarketRateLimit.Policy));
+        services.AddProblemExplanations(MarketProblems.Explanations);
+        services.AddHostedService<Contributors.SalesByDeviceIndex.AtStart>();
         return services;
     }
 

@@ -21,6 +21,16 @@ public static class ProblemResponses
         services.AddProblemDetails(o => o.CustomizeProblemDetails = Customize);
 
     /// <summary>
+    /// Reasons an area answers beyond <see cref="ReasonCode"/> (the marketplace's, say), for GET /problems/{reason}. A
+    /// reason the core list already has keeps the core's explanation.
+    /// </summary>
+    public static IServiceCollection AddProblemExplanations(this IServiceCollection services, IEnumerable<ProblemExplanation> explanations)
+    {
+        foreach (var explanation in explanations) services.AddSingleton(explanation);
+        return services;
+    }
+
+    /// <summary>
     /// Kestrel refuses a request body by throwing from the read: over the endpoint's size limit (413), cut short (400),
     /// too slow (408). Those are the client's doing and keep their status instead of becoming a logged 500.
     /// </summary>
@@ -34,10 +44,10 @@ public static class ProblemResponses
 
     public static IEndpointRouteBuilder MapProblemEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/problems/{reason}", Results<Ok<ProblemExplanation>, NotFound> (string reason) =>
-                ReasonCodes.TryParse(reason, out var code)
-                    ? TypedResults.Ok(new ProblemExplanation(reason, Problems.StatusOf(code), code.Describe()))
-                    : TypedResults.NotFound())
+        app.MapGet("/problems/{reason}", Results<Ok<ProblemExplanation>, NotFound> (string reason, IEnumerable<ProblemExplanation> areas) =>
+                ReasonCodes.TryParse(reason, out var code) ? TypedResults.Ok(new ProblemExplanation(reason, Problems.StatusOf(code), code.Describe()))
+                : areas.FirstOrDefault(e => e.Reason == reason) is { } explained ? TypedResults.Ok(explained)
+                : TypedResults.NotFound())
             .WithName("ExplainProblem")
             .WithSummary("What a reason code means")
             .WithDescription("Every problem response's type is /problems/<reason>; this explains the reason, on every port.")

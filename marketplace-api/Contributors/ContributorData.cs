@@ -1,6 +1,5 @@
 using Marten;
 using Npgsql;
-using Pipeline.Core.Events;
 using Pipeline.Infra.Postgres;
 using Pipeline.Registry;
 
@@ -14,8 +13,6 @@ public sealed record DeviceSales(string Device, string Dataset, long Rows, long 
 /// <summary>What a contributor may read about themself: the devices they own now and what of those devices' data was sold.</summary>
 public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataSource)
 {
-    private static readonly string DataSoldType = EventNames.All[typeof(DataSold)];
-
     public async Task<IReadOnlyList<ContributorDevice>> DevicesAsync(string owner, CancellationToken cancellation)
     {
         await using var session = store.QuerySession();
@@ -23,17 +20,16 @@ public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataS
         return devices.Select(d => new ContributorDevice(d.Id, d.Kind.ToString().ToLowerInvariant(), d.Metadata, d.RegisteredAt)).ToList();
     }
 
-    /// <summary>Summed in PostgreSQL from the DataSold events' JSON (camelCase, as the store writes events).</summary>
+    /// <summary>
+    /// Summed in PostgreSQL from the DataSold events' JSON (camelCase, as the store writes events) through
+    /// <see cref="SalesByDeviceIndex"/>: the event type is written out, not a parameter, so that the planner matches the
+    /// index's predicate whatever plan it caches.
+    /// </summary>
     public async Task<IReadOnlyList<DeviceSales>> SalesAsync(string owner, CancellationToken cancellation)
     {
         var devices = (await DevicesAsync(owner, cancellation)).Select(d => d.Id).ToArray();
         if (devices.Length == 0) return [];
-        await using var command = dataSource.CreateCommand($"""
-            SELECT data ->> 'device', data ->> 'dataset', sum((data ->> 'rows')::bigint), sum((data ->> 'credits')::bigint), count(DISTINCT data ->> 'chargeId')
-            FROM {store.Schema()}.mt_events WHERE type = $1 AND data ->> 'device' = ANY($2)
-            GROUP BY 1, 2 ORDER BY 1, 2
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = DataSoldType });
+        await using var command = dataSource.CreateCommand(SalesSql(store.Schema()));
         command.Parameters.Add(new NpgsqlParameter { Value = devices });
         await using var reader = await command.ExecuteReaderAsync(cancellation);
         var sales = new List<DeviceSales>();
@@ -41,4 +37,11 @@ public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataS
             sales.Add(new DeviceSales(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
         return sales;
     }
+
+    /// <summary>The sales of the devices in $1 (a text array), per device and dataset.</summary>
+    public static string SalesSql(string schema) => $"""
+        SELECT data ->> 'device', data ->> 'dataset', sum((data ->> 'rows')::bigint), sum((data ->> 'credits')::bigint), count(DISTINCT data ->> 'chargeId')
+        FROM {schema}.mt_events WHERE type = '{SalesByDeviceIndex.DataSoldType}' AND data ->> 'device' = ANY($1)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """;
 }

@@ -402,6 +402,75 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Grant_PastItsExpiry_IsRefusedGrantExpiredForQueriesAndExports_AndChargesNothing()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100);
+        var expiring = await BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, rowQuota = 10, expiresAt = DateTimeOffset.UtcNow.AddSeconds(2) });
+        // The host reads the same clock as the test (its TimeProvider is the system's): once the clock is past expiresAt,
+        // it is for the host too.
+        while (TimeProvider.System.GetUtcNow() <= expiring.ExpiresAt)
+            await Task.Delay(expiring.ExpiresAt - TimeProvider.System.GetUtcNow() + TimeSpan.FromMilliseconds(1));
+
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = expiring.Id, sql = "SELECT count(*) FROM vehicle_signals" }),
+            HttpStatusCode.Forbidden, "grant_expired");
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/exports", key, new { grant = expiring.Id }), HttpStatusCode.Forbidden, "grant_expired");
+        var grant = (await AccountAsync(key)).Grants.Single();
+        Assert.Equal((0, 0), (grant.RowsUsed, grant.CreditsUsed));
+
+        // The same query on a grant that has not expired is answered: the refusal was the expiry's.
+        var live = await BuyAsync(key, GrantBody(rowQuota: 10));
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/v1/query", key, new { grant = live.Id, sql = "SELECT count(*) FROM vehicle_signals" })).StatusCode);
+    }
+
+    [Fact]
+    public async Task ProblemPages_ExplainEveryReasonTheMarketplaceAnswers()
+    {
+        var reasons = new[] { typeof(MarketReason), typeof(SandboxReason) }
+            .SelectMany(t => t.GetFields().Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!))
+            .Append("malformed").Append("too_large") // bodies the framework refuses
+            .ToList();
+        Assert.Contains("grant_expired", reasons);
+        foreach (var reason in reasons)
+        {
+            var response = await _host.Api.GetAsync($"/problems/{reason}");
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"/problems/{reason} answered {response.StatusCode}.");
+            var page = await response.Content.ReadFromJsonAsync<ProblemExplanation>(ServiceDefaults.WireJson);
+            Assert.Equal(reason, page!.Reason);
+            Assert.False(string.IsNullOrWhiteSpace(page.Description), reason);
+            if (MarketProblems.Explanations.SingleOrDefault(e => e.Reason == reason) is { } own) Assert.Equal(own, page);
+        }
+        // Every explanation is of a reason the marketplace has, and says the status the sandbox's refusals come with.
+        Assert.All(MarketProblems.Explanations, e => Assert.Contains(e.Reason, reasons));
+        Assert.All(MarketProblems.Explanations.Where(e => typeof(SandboxReason).GetFields().Any(f => (string)f.GetRawConstantValue()! == e.Reason)),
+            e => Assert.Equal(MarketProblems.SandboxStatus(e.Reason), e.Status));
+        // A reason used by the core list as well keeps the core's explanation.
+        Assert.Equal(429, (await _host.Api.GetFromJsonAsync<ProblemExplanation>("/problems/rate_limited", ServiceDefaults.WireJson))!.Status);
+    }
+
+    [Fact]
+    public async Task ContributorSales_AreSummedThroughThePartialIndexOfDataSold_NotAScanOfEveryEvent()
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(_host.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using (var exists = new Npgsql.NpgsqlCommand("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", connection))
+        {
+            exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _host.Schema });
+            exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name });
+            var definition = (string?)await exists.ExecuteScalarAsync();
+            Assert.NotNull(definition);
+            Assert.Contains("data_sold.v1", definition, StringComparison.Ordinal);
+        }
+        // The test's table is small enough for a scan to be cheaper; forbidding scans shows the query can use the index at
+        // all (its expressions and predicate match), which is what keeps it fast when mt_events holds millions of readings.
+        await using (var off = new Npgsql.NpgsqlCommand("SET enable_seqscan = off", connection)) await off.ExecuteNonQueryAsync();
+        await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + Pipeline.Marketplace.Contributors.ContributorData.SalesSql(_host.Schema), connection);
+        explain.Parameters.Add(new Npgsql.NpgsqlParameter { Value = new[] { MarketLake.Devices[0] } });
+        var plan = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
+        Assert.Contains(plan, line => line.Contains(Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
         var (_, key) = await CreateBuyerAsync(credits: 0);
