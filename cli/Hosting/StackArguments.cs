@@ -12,7 +12,7 @@ public sealed class StackArguments
         (new Option<string>("--kafka") { Description = "Bootstrap servers of a Kafka cluster to use instead of the embedded broker (PIPELINE_KAFKA)." }, "Kafka:BootstrapServers"),
         (new Option<int>("--partitions") { Description = "Partitions of the pipeline's topics (PIPELINE_PARTITIONS; default 6)." }, "Kafka:Partitions"),
         (new Option<string>("--listen") { Description = "Address the HTTP and MQTT endpoints bind (PIPELINE_LISTEN; default 127.0.0.1)." }, "Endpoints:ListenAddress"),
-        (new Option<int>("--api-port") { Description = "Registry API port (PIPELINE_API_PORT; default 5080)." }, "Endpoints:ApiPort"),
+        (new Option<int>("--api-port") { Description = "Registry and marketplace API port (PIPELINE_API_PORT; default 5080)." }, "Endpoints:ApiPort"),
         (new Option<int>("--ingest-port") { Description = "Ingest HTTP port (PIPELINE_INGEST_PORT; default 5081)." }, "Endpoints:IngestPort"),
         (new Option<int>("--mqtt-port") { Description = "MQTT port (PIPELINE_MQTT_PORT; default 1883)." }, "Endpoints:MqttPort"),
         (new Option<int>("--status-port") { Description = "Health and metrics port of a process with neither the API nor ingest, such as depin streams (PIPELINE_STATUS_PORT; default 5082; 0 picks a free one)." }, "Endpoints:StatusPort"),

@@ -15,7 +15,7 @@ public sealed record LakeSnapshot(long Checkpoint, IReadOnlyList<LakeFile> Files
 public sealed class MarketLake(LakeStore store, IOptions<LakeOptions> lake, IOptions<DataOptions> data)
 {
     private readonly LakeManifest _manifest = store.Manifest(LakeProjector.LiveLake);
-    private readonly Lazy<Task> _schema = new(() => store.Manifest(LakeProjector.LiveLake).EnsureSchemaAsync(CancellationToken.None));
+    private Task? _schema;
 
     public TimeSpan EpochLength => lake.Value.EpochLength;
 
@@ -24,12 +24,24 @@ public sealed class MarketLake(LakeStore store, IOptions<LakeOptions> lake, IOpt
     /// <summary>The files and the checkpoint they were committed with: read until the checkpoint stands still across the read.</summary>
     public async Task<LakeSnapshot> SnapshotAsync(CancellationToken cancellation)
     {
-        await _schema.Value.WaitAsync(cancellation);
+        await EnsureSchemaAsync().WaitAsync(cancellation);
         while (true)
         {
             var before = await _manifest.CheckpointAsync(cancellation);
             var files = await _manifest.FilesAsync(cancellation);
             if (await _manifest.CheckpointAsync(cancellation) == before) return new LakeSnapshot(before, files, Directory);
         }
+    }
+
+    /// <summary>Once per process, but tried again after a failure: one refused connection must not break the marketplace until a restart.</summary>
+    private Task EnsureSchemaAsync()
+    {
+        var schema = Volatile.Read(ref _schema);
+        if (schema is null || schema.IsFaulted || schema.IsCanceled)
+        {
+            schema = _manifest.EnsureSchemaAsync(CancellationToken.None);
+            Volatile.Write(ref _schema, schema);
+        }
+        return schema;
     }
 }
