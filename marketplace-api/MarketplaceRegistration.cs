@@ -13,7 +13,6 @@ using Pipeline.Marketplace.ExportJobs;
 using Pipeline.Marketplace.Grants;
 using Pipeline.Marketplace.Query;
 using Pipeline.Projections;
-using Pipeline.Projections.Lake;
 
 namespace Pipeline.Marketplace;
 
@@ -34,7 +33,7 @@ public static class MarketplaceRegistration
             .Bind(configuration.GetSection(MarketplaceOptions.Section))
             .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits).")
             .ValidateOnStart();
-        services.AddOptions<LakeOptions>().Bind(configuration.GetSection(LakeOptions.Section));
+        services.AddLakeOptions(configuration);
         services.AddLakeStore();
         services.TryAddSingleton(provider => new OperatorKey(provider.GetRequiredService<IOptions<MarketplaceOptions>>().Value
             .ResolveOperatorKeyFile(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath)));

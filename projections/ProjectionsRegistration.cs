@@ -13,13 +13,18 @@ public static class ProjectionsRegistration
     /// <summary>The lake projector, its metrics, and what it reads (events and the registry's devices).</summary>
     public static IServiceCollection AddProjections(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<LakeOptions>()
-            .Bind(configuration.GetSection(LakeOptions.Section))
-            .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<LakeOptions>, LakeOptionsValidation>();
+        services.AddLakeOptions(configuration);
         services.AddLakeStore();
         services.AddSingleton<LakeMetrics>();
         services.AddHostedService<LakeProjector>();
+        return services;
+    }
+
+    /// <summary>The lake's settings, bound and validated at start, for every area that reads the lake.</summary>
+    public static IServiceCollection AddLakeOptions(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<LakeOptions>().Bind(configuration.GetSection(LakeOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LakeOptions>, LakeOptionsValidation>());
         return services;
     }
 
