@@ -39,7 +39,8 @@ public static class MarketBench
             new("Marketplace:OperatorKeyFile", operatorKeyFile),
             new("Marketplace:RequestsPerSecond", "100000"),
             new("Marketplace:RequestBurst", "100000"),
-            new("Logging:LogLevel:Default", "Warning"));
+            new("Logging:LogLevel:Default", "Warning"),
+            new("Logging:LogLevel:Microsoft.Hosting.Lifetime", "Warning"));
         await using var host = PipelineHost.Build(configuration, Roles.Api);
         await host.StartAsync();
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}"), Timeout = TimeSpan.FromMinutes(10) };
@@ -163,7 +164,7 @@ public static class MarketBench
             using var download = await SendAsync(api, key, HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}");
             bytes += (await download.Content.ReadAsByteArrayAsync()).Length;
         }
-        var partitions = string.Join(", ", manifest.GetProperty("partitions").EnumerateArray().Select(p => p.GetString()));
+        var partitions = string.Join(", ", manifest.GetProperty("partitionedBy").EnumerateArray().Select(p => p.GetString()));
         return (bytes, clock.Elapsed, partitions);
     }
 
