@@ -26,8 +26,27 @@ public static class LakeBench
     {
         var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
         await using var scratch = await Scratch.StartAsync();
-        var (stack, data) = (scratch, scratch.Folder);
+        var (lakeDirectory, files, lakeOptions, projecting) = await BuildLakeAsync(scratch, readings);
 
+        using var lake = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
+        const string aggregate = "SELECT device, date, count(*) AS readings, avg(speed_kmh) AS speed_mean, max(speed_kmh) AS speed_max, max(odometer_km) - min(odometer_km) AS distance_km FROM {0} GROUP BY device, date";
+        var onLake = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, "vehicle_signals"));
+        var single = Path.Combine(scratch.Folder, "duckdb-wrote-this.parquet");
+        LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
+        var onSingle = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, $"read_parquet('{single}')"));
+
+        var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
+        table.AddRow($"Projection: {readings:N0} events → Arrow → Parquet ({files.Count} files after compaction)", $"{readings / projecting.TotalSeconds:N0} rows/s");
+        table.AddRow("Daily aggregate per vehicle over the lake's view (median of 5)", $"{onLake.TotalMilliseconds:N0} ms");
+        table.AddRow("The same query on one Parquet file DuckDB wrote itself", $"{onSingle.TotalMilliseconds:N0} ms");
+        table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>A lake made as the projector makes it: reading events in PostgreSQL, projected in rounds, compacted.</summary>
+    public static async Task<(string Directory, IReadOnlyList<LakeFile> Files, LakeOptions Options, TimeSpan Projecting)> BuildLakeAsync(Scratch stack, int readings)
+    {
+        var data = stack.Folder;
         await AnsiConsole.Status().StartAsync($"Storing {readings:N0} reading events (bulk insert)…", _ => StoreEventsAsync(stack, readings));
 
         // Rounds of 100,000 events (under CompactBelowRows, as LakeOptions requires); every partition compacted at the end.
@@ -46,20 +65,7 @@ public static class LakeBench
         var projecting = clock.Elapsed;
         await writer.CompactAsync(force: true, CancellationToken.None);
         var files = await manifest.FilesAsync(CancellationToken.None);
-
-        using var lake = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
-        const string aggregate = "SELECT device, date, count(*) AS readings, avg(speed_kmh) AS speed_mean, max(speed_kmh) AS speed_max, max(odometer_km) - min(odometer_km) AS distance_km FROM {0} GROUP BY device, date";
-        var onLake = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, "vehicle_signals"));
-        var single = Path.Combine(data, "duckdb-wrote-this.parquet");
-        LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
-        var onSingle = Time(lake, string.Format(System.Globalization.CultureInfo.InvariantCulture, aggregate, $"read_parquet('{single}')"));
-
-        var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
-        table.AddRow($"Projection: {readings:N0} events → Arrow → Parquet ({files.Count} files after compaction)", $"{readings / projecting.TotalSeconds:N0} rows/s");
-        table.AddRow("Daily aggregate per vehicle over the lake's view (median of 5)", $"{onLake.TotalMilliseconds:N0} ms");
-        table.AddRow("The same query on one Parquet file DuckDB wrote itself", $"{onSingle.TotalMilliseconds:N0} ms");
-        table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
-        AnsiConsole.Write(table);
+        return (lakeDirectory, files, lakeOptions, projecting);
     }
 
     /// <summary>Device streams written with Marten's bulk insert: a registration and then the readings of each car.</summary>

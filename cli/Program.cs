@@ -10,6 +10,8 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signe
     StageCommands.Streams(),
     StageCommands.Projections(),
     LakeCommand.Create(),
+    MarketCommands.Query(),
+    MarketCommands.Export(),
     OperatorKeyCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),

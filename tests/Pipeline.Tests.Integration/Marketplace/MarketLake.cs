@@ -1,5 +1,6 @@
 using DuckDB.NET.Data;
 using Pipeline.Marketplace.Sandbox;
+using Pipeline.Projections.Lake;
 
 namespace Pipeline.Tests.Integration.Marketplace;
 
@@ -74,6 +75,40 @@ public sealed class MarketLake : IDisposable
         .ToList();
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
+
+    /// <summary>Makes the test's files the live lake of <paramref name="host"/>, as the projector would have written them.</summary>
+    public async Task PublishAsync(TestHost host)
+    {
+        WithTheLakesFullSchema(Files);
+        // The test's files become the live lake: recorded in the manifest as the projector records its own (paths relative to the lake).
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+        await manifest.EnsureSchemaAsync(CancellationToken.None);
+        var files = Files.Select(path =>
+        {
+            var day = Rows.Where(r => path.Contains($"date={r.Date:yyyy-MM-dd}", StringComparison.Ordinal)).ToList();
+            return new LakeFile(Path.GetRelativePath(Root, path), LakeDatasets.VehicleSignals, day[0].Date, day.Min(r => r.EventSeq), day.Max(r => r.EventSeq), day.Count, "test");
+        }).ToList();
+        Assert.True(await manifest.CommitAsync(0, Rows.Max(r => r.EventSeq), files, [], () => { }, CancellationToken.None));
+    }
+
+    /// <summary>The test lake's files carry a few columns; the lake's views (the catalog reads them) need every one, so the rest are added as nulls.</summary>
+    private static void WithTheLakesFullSchema(IEnumerable<string> files)
+    {
+        using var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        foreach (var file in files)
+        {
+            using var columns = duck.CreateCommand();
+            columns.CommandText = $"SELECT name FROM parquet_schema('{file}')";
+            var present = new HashSet<string>();
+            using (var reader = columns.ExecuteReader()) while (reader.Read()) present.Add(reader.GetString(0));
+            var select = string.Join(", ", LakeDatasets.Vehicle.Schema.FieldsList.Select(f => present.Contains(f.Name) ? f.Name : $"CAST(NULL AS DOUBLE) AS {f.Name}"));
+            using var copy = duck.CreateCommand();
+            copy.CommandText = $"COPY (SELECT {select} FROM read_parquet('{file}') ORDER BY event_seq) TO '{file}.full' (FORMAT parquet, COMPRESSION zstd)";
+            copy.ExecuteNonQuery();
+            File.Move(file + ".full", file, overwrite: true);
+        }
+    }
 
     /// <summary>event_seq, reading_id and speed_kmh of every row of a Parquet file, read by Parquet.Net (not DuckDB, which wrote it).</summary>
     public static async Task<List<(long Seq, string Id, double? Speed)>> ReadParquetAsync(Stream stream)

@@ -11,7 +11,6 @@ using Pipeline.Marketplace;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.Sandbox;
-using Pipeline.Projections.Lake;
 using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration.Marketplace;
@@ -33,7 +32,6 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
-        WithTheLakesFullSchema(_lake.Files);
         _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
         {
             ["Lake:Directory"] = _lake.Root,
@@ -43,34 +41,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             ["Marketplace:RequestBurst"] = "1000",
             ["Marketplace:QueryTimeout"] = "00:00:02",
         }, schema: "it_market_api");
-        // The test's files become the live lake: recorded in the manifest as the projector records its own (paths relative to the lake).
-        var manifest = _host.Lake.Manifest(LakeProjector.LiveLake);
-        await manifest.EnsureSchemaAsync(CancellationToken.None);
-        var files = _lake.Files.Select(path =>
-        {
-            var day = _lake.Rows.Where(r => path.Contains($"date={r.Date:yyyy-MM-dd}", StringComparison.Ordinal)).ToList();
-            return new LakeFile(Path.GetRelativePath(_lake.Root, path), LakeDatasets.VehicleSignals, day[0].Date, day.Min(r => r.EventSeq), day.Max(r => r.EventSeq), day.Count, "test");
-        }).ToList();
-        Assert.True(await manifest.CommitAsync(0, _lake.Rows.Max(r => r.EventSeq), files, [], () => { }, CancellationToken.None));
-    }
-
-    /// <summary>The test lake's files carry a few columns; the lake's views (the catalog reads them) need every one, so the rest are added as nulls.</summary>
-    private static void WithTheLakesFullSchema(IEnumerable<string> files)
-    {
-        using var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
-        duck.Open();
-        foreach (var file in files)
-        {
-            using var columns = duck.CreateCommand();
-            columns.CommandText = $"SELECT name FROM parquet_schema('{file}')";
-            var present = new HashSet<string>();
-            using (var reader = columns.ExecuteReader()) while (reader.Read()) present.Add(reader.GetString(0));
-            var select = string.Join(", ", LakeDatasets.Vehicle.Schema.FieldsList.Select(f => present.Contains(f.Name) ? f.Name : $"CAST(NULL AS DOUBLE) AS {f.Name}"));
-            using var copy = duck.CreateCommand();
-            copy.CommandText = $"COPY (SELECT {select} FROM read_parquet('{file}') ORDER BY event_seq) TO '{file}.full' (FORMAT parquet, COMPRESSION zstd)";
-            copy.ExecuteNonQuery();
-            File.Move(file + ".full", file, overwrite: true);
-        }
+        await _lake.PublishAsync(_host);
     }
 
     public async Task DisposeAsync()

@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using DuckDB.NET.Data;
+using Pipeline.Cli.Hosting;
+using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Projections.Lake;
+using Spectre.Console;
+
+namespace Pipeline.Bench;
+
+/// <summary>
+/// Typical buyer queries through the marketplace API (a real host, a buyer's key, a grant over the whole lake) against
+/// the same SQL run directly in DuckDB over the same files with the sandbox's thread and memory limits; and an export
+/// through the API against DuckDB's own COPY of the same rows with the same options.
+/// </summary>
+public static class MarketBench
+{
+    private const int Warmup = 3;
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
+
+    public static async Task RunAsync(TimeSpan duration)
+    {
+        var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
+        var runs = (int)Math.Clamp(duration.TotalSeconds * 10, 20, 200);
+        await using var scratch = await Scratch.StartAsync();
+        var (lakeDirectory, files, lakeOptions, _) = await LakeBench.BuildLakeAsync(scratch, readings);
+
+        var operatorKeyFile = Path.Combine(scratch.Folder, "marketplace", "operator-key.sha256");
+        var operatorKey = new OperatorKey(operatorKeyFile).CreateIfMissing()!;
+        var apiPort = Scratch.FreePort();
+        var configuration = scratch.Configuration(
+            new("Data:Directory", scratch.Folder),
+            new("Lake:Directory", lakeDirectory),
+            new("Endpoints:ApiPort", $"{apiPort}"),
+            new("Endpoints:IngestPort", $"{Scratch.FreePort()}"),
+            new("Endpoints:MqttPort", "0"),
+            new("Marketplace:OperatorKeyFile", operatorKeyFile),
+            new("Marketplace:RequestsPerSecond", "100000"),
+            new("Marketplace:RequestBurst", "100000"));
+        await using var host = PipelineHost.Build(configuration, Roles.Api);
+        await host.StartAsync();
+        using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}"), Timeout = TimeSpan.FromMinutes(10) };
+
+        var buyerKey = (await PostAsync(api, operatorKey, "/v1/buyers", new { name = "bench buyer", credits = 1_000_000_000L })).GetProperty("apiKey").GetString()!;
+        var grant = (await PostAsync(api, buyerKey, "/v1/grants", new
+        {
+            dataset = LakeDatasets.VehicleSignals,
+            from = DateTimeOffset.UtcNow.AddDays(-30),
+            rowQuota = 100_000_000L,
+            expiresAt = DateTimeOffset.UtcNow.AddDays(1),
+        })).GetProperty("id").GetString()!;
+
+        var limits = new MarketplaceOptions();
+        using var duck = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
+        LakeCatalog.Execute(duck, $"SET threads = {limits.QueryThreads}");
+        LakeCatalog.Execute(duck, $"SET memory_limit = '{limits.QueryMemoryLimitMegabytes}MB'");
+
+        var oneDevice = Scalar(duck, "SELECT min(device) FROM vehicle_signals");
+        var queries = new (string Name, string Sql)[]
+        {
+            ("Filtered scan (one device, fast rows)", $"SELECT device_time, speed_kmh, latitude, longitude FROM vehicle_signals WHERE device = '{oneDevice}' AND speed_kmh > 100"),
+            ("Daily aggregate per device", "SELECT device, date, count(*) AS readings, avg(speed_kmh) AS speed_mean, max(speed_kmh) AS speed_max, max(odometer_km) - min(odometer_km) AS distance_km FROM vehicle_signals GROUP BY device, date"),
+            ("Top 10 devices by distance", "SELECT device, max(odometer_km) - min(odometer_km) AS distance_km FROM vehicle_signals GROUP BY device ORDER BY distance_km DESC LIMIT 10"),
+        };
+
+        var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("API").RightAligned())
+            .AddColumn(new TableColumn("DuckDB direct").RightAligned()).AddColumn(new TableColumn("API ÷ DuckDB").RightAligned());
+        await AnsiConsole.Progress().StartAsync(async progress =>
+        {
+            foreach (var (name, sql) in queries)
+            {
+                var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
+                var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
+                var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
+                if (overApi.Rows != direct.Rows) throw new InvalidOperationException($"{name}: the API returned {overApi.Rows} rows, DuckDB {direct.Rows}.");
+                table.AddRow($"{name}, {direct.Rows:N0} rows: p50", Ms(overApi.P50), Ms(direct.P50), $"{overApi.P50 / direct.P50:F2}×");
+                table.AddRow($"{name}: p99 of {runs}", Ms(overApi.P99), Ms(direct.P99), $"{overApi.P99 / direct.P99:F2}×");
+            }
+        });
+
+        var (exportBytes, exportTime, partitions) = await AnsiConsole.Status().StartAsync("Exporting the whole grant through the API…", _ => ExportAsync(api, buyerKey, grant));
+        var copyFolder = Path.Combine(scratch.Folder, "duckdb-copy");
+        var clock = Stopwatch.StartNew();
+        LakeCatalog.Execute(duck, $"COPY (SELECT * FROM vehicle_signals ORDER BY event_seq) TO '{copyFolder}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partitions}))");
+        var copyTime = clock.Elapsed;
+        var copyBytes = Directory.EnumerateFiles(copyFolder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        var (apiRate, copyRate) = (exportBytes / 1e6 / exportTime.TotalSeconds, copyBytes / 1e6 / copyTime.TotalSeconds);
+        table.AddRow($"Export of {readings:N0} rows (zstd, by {partitions}): MB/s", $"{apiRate:N1} ({exportBytes / 1e6:N1} MB in {exportTime.TotalSeconds:N1} s)",
+            $"{copyRate:N1} ({copyBytes / 1e6:N1} MB in {copyTime.TotalSeconds:N1} s)", $"{apiRate / copyRate:F2}×");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB); API results as JSON; export = start → job done → files downloaded.");
+        await host.StopAsync();
+    }
+
+    private static string Ms(TimeSpan time) => $"{time.TotalMilliseconds:N1} ms";
+
+    private static async Task<(TimeSpan P50, TimeSpan P99, long Rows)> LatenciesAsync(int runs, ProgressTask task, Func<Task<long>> run)
+    {
+        var times = new List<TimeSpan>(runs);
+        long rows = 0;
+        for (var i = 0; i < runs + Warmup; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            rows = await run();
+            if (i >= Warmup) times.Add(clock.Elapsed);
+            task.Increment(1);
+        }
+        times.Sort();
+        return (times[(int)Math.Ceiling(0.5 * runs) - 1], times[(int)Math.Ceiling(0.99 * runs) - 1], rows);
+    }
+
+    private static async Task<long> QueryAsync(HttpClient api, string key, string grant, string sql)
+    {
+        using var response = await SendAsync(api, key, HttpMethod.Post, "/v1/query", new { grant, sql });
+        await using var body = await response.Content.ReadAsStreamAsync();
+        await body.CopyToAsync(Stream.Null);
+        return long.Parse(response.Headers.GetValues("X-Rows").Single(), CultureInfo.InvariantCulture);
+    }
+
+    private static long ReadAll(DuckDBConnection duck, string sql)
+    {
+        using var command = duck.CreateCommand();
+        command.CommandText = sql;
+        using var reader = command.ExecuteReader();
+        long rows = 0;
+        var values = new object[reader.FieldCount];
+        while (reader.Read())
+        {
+            reader.GetValues(values);
+            rows++;
+        }
+        return rows;
+    }
+
+    private static string Scalar(DuckDBConnection duck, string sql)
+    {
+        using var command = duck.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture)!;
+    }
+
+    /// <summary>Starts an export of the whole grant, polls it until done and downloads every file: the bytes and the time it all took.</summary>
+    private static async Task<(long Bytes, TimeSpan Time, string Partitions)> ExportAsync(HttpClient api, string key, string grant)
+    {
+        var clock = Stopwatch.StartNew();
+        var id = (await PostAsync(api, key, "/v1/exports", new { grant })).GetProperty("id").GetString()!;
+        JsonElement job;
+        while (true)
+        {
+            using var polled = await SendAsync(api, key, HttpMethod.Get, $"/v1/exports/{id}");
+            job = await polled.Content.ReadFromJsonAsync<JsonElement>();
+            if (job.GetProperty("status").GetString() is not ("queued" or "running")) break;
+            // Polled as a client would: often enough to add little to the time, not so often as to take the export's CPU.
+            await Task.Delay(PollInterval);
+        }
+        if (job.GetProperty("status").GetString() != "done") throw new InvalidOperationException($"The export failed: {job}");
+
+        using var manifestResponse = await SendAsync(api, key, HttpMethod.Get, $"/v1/exports/{id}/manifest");
+        var manifest = await manifestResponse.Content.ReadFromJsonAsync<JsonElement>();
+        long bytes = 0;
+        foreach (var file in manifest.GetProperty("files").EnumerateArray())
+        {
+            using var download = await SendAsync(api, key, HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}");
+            bytes += (await download.Content.ReadAsByteArrayAsync()).Length;
+        }
+        var partitions = string.Join(", ", manifest.GetProperty("partitionedBy").EnumerateArray().Select(p => p.GetString()));
+        return (bytes, clock.Elapsed, partitions);
+    }
+
+    private static async Task<JsonElement> PostAsync(HttpClient api, string key, string path, object body)
+    {
+        using var response = await SendAsync(api, key, HttpMethod.Post, path, body);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient api, string key, HttpMethod method, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        if (body is not null) request.Content = JsonContent.Create(body);
+        var response = await api.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (response.IsSuccessStatusCode) return response;
+        var problem = await response.Content.ReadAsStringAsync();
+        response.Dispose();
+        throw new InvalidOperationException($"{method} {path}: {(int)response.StatusCode} {problem}");
+    }
+}
