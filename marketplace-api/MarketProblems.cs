@@ -26,6 +26,7 @@ public static class MarketReason
     public const string StaleChallenge = "stale_challenge";
     public const string BadSignature = "bad_signature";
     public const string UnknownFile = "unknown_file";
+    public const string LoginsBusy = "logins_busy";
 }
 
 /// <summary>RFC 9457 problem responses with a <c>reason</c>, as the rest of the API answers.</summary>
@@ -71,6 +72,7 @@ public static class MarketProblems
             (MarketReason.UnknownExport, 404, "The account has no finished export with this id (another buyer's export is unknown too); GET /v1/exports/{id} shows its status."),
             (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not outstanding: unknown, already used (even by a refused attempt) or past its five minutes; ask for a new one."),
             (MarketReason.UnknownFile, 404, "The export has no file at this path; its manifest lists the files."),
+            (MarketReason.LoginsBusy, 503, "Too many contributor logins are outstanding on this server (challenges asked for and not yet used or expired); retry in a minute."),
             (SandboxReason.EmptyStatement, 400, "The SQL holds no statement; send one SELECT."),
             (SandboxReason.SqlTooLong, 400, "The SQL is over the size limit (16 KiB); shorten it."),
             (SandboxReason.SqlTooComplex, 400, "The statement nests too deep (256 levels of parse tree) or grows strings too far (literals of at most 256 characters, at most 16 values concatenated)."),

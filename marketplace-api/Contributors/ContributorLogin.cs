@@ -37,7 +37,7 @@ public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvi
         var now = clock.GetUtcNow();
         Sweep(now);
         if (_challenges.Count >= MaxOutstanding)
-            throw new MarketRefusedException(StatusCodes.Status503ServiceUnavailable, MarketReason.RateLimited, "Too many logins are under way; retry in a minute.");
+            throw new MarketRefusedException(StatusCodes.Status503ServiceUnavailable, MarketReason.LoginsBusy, "Too many logins are under way; retry in a minute.");
         var expires = now + ChallengeLifetime;
         var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var message = $"""
