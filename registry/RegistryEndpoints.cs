@@ -1,4 +1,7 @@
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Http.HttpResults;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Builder;
@@ -72,7 +75,8 @@ public static class RegistryEndpoints
         writes.MapPost("/devices", async Task<Results<Created<Device>, ProblemHttpResult>> (HttpContext context, RegisterDeviceRequest request, DeviceRegistry registry) =>
         {
             if (Missing(request.TypedData, request.OwnerSignature, request.DeviceSignature)) return Problems.For(context, MissingFields("ownerSignature, deviceSignature"));
-            var (device, rejection) = await registry.RegisterAsync(request.TypedData.GetRawText(), request.OwnerSignature, request.DeviceSignature, context.RequestAborted);
+            if (RawText(request.TypedData) is not { } typedData) return Problems.For(context, NotUtf8);
+            var (device, rejection) = await registry.RegisterAsync(typedData, request.OwnerSignature, request.DeviceSignature, context.RequestAborted);
             return device is not null ? TypedResults.Created($"/v1/devices/{device.Id}", device) : Problems.For(context, rejection!);
         })
         .WithName("RegisterDevice")
@@ -89,7 +93,8 @@ public static class RegistryEndpoints
         {
             if (!EthAddress.TryParse(address.AsSpan(), out _)) return Problems.For(context, BadAddress(address));
             if (Missing(request.TypedData, request.FromSignature, request.ToSignature)) return Problems.For(context, MissingFields("fromSignature, toSignature"));
-            var (device, rejection) = await registry.TransferAsync(address, request.TypedData.GetRawText(), request.FromSignature, request.ToSignature, context.RequestAborted);
+            if (RawText(request.TypedData) is not { } typedData) return Problems.For(context, NotUtf8);
+            var (device, rejection) = await registry.TransferAsync(address, typedData, request.FromSignature, request.ToSignature, context.RequestAborted);
             return device is not null ? TypedResults.Ok(device) : Problems.For(context, rejection!);
         })
         .WithName("TransferDevice")
@@ -126,6 +131,17 @@ public static class RegistryEndpoints
     }
 
     private static bool Missing(JsonElement typedData, params string?[] signatures) => typedData.ValueKind != JsonValueKind.Object || signatures.Any(string.IsNullOrEmpty);
+    /// <summary>
+    /// The typed data's text as sent, or null when it is not UTF-8: System.Text.Json binds a JsonElement without checking
+    /// the bytes inside its strings, and GetRawText would throw on them (a 500, found by the endpoint fuzz).
+    /// </summary>
+    private static string? RawText(JsonElement typedData)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(typedData);
+        return Utf8.IsValid(raw) ? Encoding.UTF8.GetString(raw) : null;
+    }
+
+    private static readonly Rejection NotUtf8 = new(ReasonCode.BadEncoding, "The typed data is not valid UTF-8.");
     private static Rejection MissingFields(string signatures) => new(ReasonCode.Malformed, $"The body needs typedData (EIP-712 typed data for the domain GET /v1/network returns), {signatures}.");
     private static Rejection BadAddress(string address) => new(ReasonCode.BadAddress, $"'{address}' is not 0x followed by 40 hex digits.");
 }
