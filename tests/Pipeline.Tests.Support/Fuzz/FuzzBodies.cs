@@ -91,7 +91,7 @@ public static class FuzzBodies
                     case 2 when list.Count > 0: list.Insert(i, list[i]); break;
                     case 3 when list.Count > 0: list.RemoveAt(i); break;
                     case 4: list.Insert(i, (key, value)); break;
-                    case 5 when list.Count > 0: list[i] = (Utf8(EscapeAll(Encoding.UTF8.GetString(list[i].Key[1..^1]))), list[i].Value); break;
+                    case 5 when list.Count > 0: list[i] = (Utf8("\"" + EscapeAll(Encoding.UTF8.GetString(list[i].Key[1..^1])) + "\""), list[i].Value); break;
                     default: list.Insert(i, (key, list.Count > 0 ? list[i].Value : value)); break;
                 }
             }
