@@ -131,6 +131,7 @@ public static class RegistryEndpoints
     }
 
     private static bool Missing(JsonElement typedData, params string?[] signatures) => typedData.ValueKind != JsonValueKind.Object || signatures.Any(string.IsNullOrEmpty);
+
     /// <summary>
     /// The typed data's text as sent, or null when it is not UTF-8: System.Text.Json binds a JsonElement without checking
     /// the bytes inside its strings, and GetRawText would throw on them (a 500, found by the endpoint fuzz).

@@ -57,7 +57,7 @@ public static class FuzzBodies
 
     /// <summary>Arrays and objects nested deeper than any limit, balanced or not.</summary>
     public static readonly Gen<byte[]> DeepNesting = Gen.Select(Gen.Int[1, 3000], Gen.Bool, Gen.Bool, (depth, asArray, balanced) =>
-        Utf8(Repeat(asArray ? "[" : "{\"a\":", depth) + (asArray ? "1" : "1") + (balanced ? Repeat(asArray ? "]" : "}", depth) : "")));
+        Utf8(Repeat(asArray ? "[" : "{\"a\":", depth) + "1" + (balanced ? Repeat(asArray ? "]" : "}", depth) : "")));
 
     public static readonly Gen<byte[]> WrongType = Text("null", "true", "false", "[]", "{}", "[1,2]", "{\"a\":1}", "[\"0x\"]", "{\"payload\":\"{}\"}");
 
