@@ -52,6 +52,18 @@ public sealed class RewardsCommandsTests(AnvilChain chain) : IClassFixture<Anvil
     }
 
     [Fact]
+    public async Task Verify_WithoutAFile_TakesTheFileAndTheChainFromTheApi()
+    {
+        var (deployment, file, _) = await PublishedEpochAsync();
+        await StartApiAsync(deployment, file);
+
+        var run = await DepinAsync("rewards", "verify", "--epoch", "1", "--api", _api!.Urls.Single());
+
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.Contains($"distributor {deployment.Distributor.Address.ToLowerInvariant()}", run.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Verify_AFileWithOneAmountEdited_IsRefusedWithWhatDiffers()
     {
         var (deployment, _, bytes) = await PublishedEpochAsync();
@@ -164,8 +176,8 @@ public sealed class RewardsCommandsTests(AnvilChain chain) : IClassFixture<Anvil
     }
 
     /// <summary>
-    /// Serves GET /v1/chain and GET /v1/rewards/contributors/{address}/proof as the rewards API contract has them, the
-    /// proof built by @openzeppelin/merkle-tree (with one byte flipped when asked).
+    /// Serves GET /v1/chain, GET /v1/rewards/epochs/{epoch}/file and GET /v1/rewards/contributors/{address}/proof as the
+    /// rewards API contract has them, the proof built by @openzeppelin/merkle-tree (with one byte flipped when asked).
     /// </summary>
     private async Task StartApiAsync(ChainDeployment deployment, RewardFile file, bool alterProof = false)
     {
@@ -189,6 +201,8 @@ public sealed class RewardsCommandsTests(AnvilChain chain) : IClassFixture<Anvil
             confirmations = 0,
             rpcUrl = chain.Node.RpcUrl,
         }));
+        _api.MapGet("/v1/rewards/epochs/{epoch:long}/file", (long epoch) =>
+            epoch == file.Rewards.Epoch ? Results.Bytes(file.ToCanonicalJson(), "application/json") : Results.NotFound());
         _api.MapGet("/v1/rewards/contributors/{address}/proof", (string address) => address != _contributor.Address.ToLowerHex()
             ? Results.Problem(statusCode: 404, detail: "No published epoch has rewards for this address.", extensions: new Dictionary<string, object?> { ["reason"] = "no_rewards" })
             : Results.Json(new
