@@ -246,19 +246,18 @@ public static class RewardsCommands
         _ => e.Message,
     };
 
+    /// <summary>The key itself or a file holding it; never echoed in an error.</summary>
     private static string ReadKey(string value)
     {
-        var text = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && value.Length == 66 ? value
-            : File.Exists(value) ? File.ReadAllText(value).Trim()
-            : throw new ArgumentException("--key takes a private key (0x + 64 hex digits) or a file holding one; it is neither.");
+        var text = File.Exists(value) ? File.ReadAllText(value).Trim() : value;
         try
         {
             EthKey.FromHex(text);
             return text;
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or ArgumentException)
         {
-            throw new ArgumentException("--key: the key is not 0x + 64 hex digits.");
+            throw new ArgumentException("--key takes a private key (0x + 64 hex digits) or a file holding one; the value given is neither.");
         }
     }
 

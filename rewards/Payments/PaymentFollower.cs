@@ -25,6 +25,7 @@ public sealed class PaymentFollower(
     IDocumentStore store,
     LeaderElection leaders,
     IOptions<PaymentsOptions> options,
+    IPaymentsContractSource contracts,
     PaymentsMetrics metrics,
     TimeProvider clock,
     ILogger<PaymentFollower> logger) : BackgroundService
@@ -34,24 +35,25 @@ public sealed class PaymentFollower(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        var contract = settings.Contract!.ToLowerInvariant();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                var payments = await contracts.GetAsync(stoppingToken);
+                var contract = payments.Address.ToLowerInvariant();
                 await using var lead = await leaders.TryLeadAsync($"depin:payments:{store.Schema()}:{contract}", stoppingToken);
                 if (lead is null)
                 {
                     await Task.Delay(settings.PollInterval * 5, clock, stoppingToken);
                     continue;
                 }
-                var web3 = new Web3(settings.RpcUrl);
+                var web3 = new Web3(payments.RpcUrl);
                 var chainId = (long)(await web3.Eth.ChainId.SendRequestAsync().WaitAsync(stoppingToken)).Value;
                 var follower = new LogFollower<PaymentReceivedEventDto>(web3, contract, settings.Confirmations);
                 logger.LogInformation("Following payments to {Contract} on chain {ChainId} with {Confirmations} confirmations", contract, chainId, settings.Confirmations);
                 while (!stoppingToken.IsCancellationRequested)
                 {
-                    if (!await FollowOnceAsync(lead, follower, chainId, contract, stoppingToken))
+                    if (!await FollowOnceAsync(lead, follower, chainId, payments, stoppingToken))
                         await Task.Delay(settings.PollInterval, clock, stoppingToken);
                 }
             }
@@ -75,14 +77,15 @@ public sealed class PaymentFollower(
     }
 
     /// <summary>Reads the next confirmed blocks and commits what they hold with the new cursor; false when there was nothing new.</summary>
-    private async Task<bool> FollowOnceAsync(NpgsqlConnection lead, LogFollower<PaymentReceivedEventDto> follower, long chainId, string contract, CancellationToken cancellation)
+    private async Task<bool> FollowOnceAsync(NpgsqlConnection lead, LogFollower<PaymentReceivedEventDto> follower, long chainId, PaymentsContract payments, CancellationToken cancellation)
     {
+        var contract = payments.Address.ToLowerInvariant();
         // On the lead's own session: a follower that lost the lead cannot commit beside its successor.
         await using var transaction = await lead.BeginTransactionAsync(cancellation);
         await using var session = store.LightweightSession(SessionOptions.ForTransaction(transaction, shouldAutoCommit: true));
         var cursorId = PaymentsCursor.Key(chainId, contract);
         var stored = await session.LoadAsync<PaymentsCursor>(cursorId, cancellation);
-        var cursor = stored?.Cursor ?? LogCursor.StartAt(options.Value.StartBlock);
+        var cursor = stored?.Cursor ?? LogCursor.StartAt(payments.StartBlock);
         var batch = await follower.PollAsync(cursor, cancellation);
         if (batch.ReorgedBlocks > 0)
         {
@@ -94,10 +97,10 @@ public sealed class PaymentFollower(
         var keys = batch.Logs.Select(l => ChainPayment.Key(chainId, l.TransactionHash, l.LogIndex)).ToList();
         var known = (await session.LoadManyAsync<ChainPayment>(cancellation, keys)).Select(p => p.Id).ToHashSet(StringComparer.Ordinal);
         var taken = new List<ChainPayment>();
-        foreach (var log in batch.Logs)
+        foreach (var (log, key) in batch.Logs.Zip(keys))
         {
-            if (!known.Add(ChainPayment.Key(chainId, log.TransactionHash, log.LogIndex))) continue;
-            var payment = await DecideAsync(session, log, chainId, contract, cancellation);
+            if (!known.Add(key)) continue;
+            var payment = await DecideAsync(session, log, key, chainId, contract, cancellation);
             if (payment.Status == ChainPayment.Credited)
             {
                 var paid = new PaymentReceived(payment.BuyerId, chainId, payment.TxHash, payment.LogIndex, payment.Payer, payment.TokenAmount, payment.Credits, payment.BlockNumber);
@@ -124,7 +127,7 @@ public sealed class PaymentFollower(
         return true;
     }
 
-    private async Task<ChainPayment> DecideAsync(IDocumentSession session, FollowedLog<PaymentReceivedEventDto> log, long chainId, string contract, CancellationToken cancellation)
+    private async Task<ChainPayment> DecideAsync(IDocumentSession session, FollowedLog<PaymentReceivedEventDto> log, string key, long chainId, string contract, CancellationToken cancellation)
     {
         var buyerId = log.Event.BuyerId.ToHex(prefix: true);
         var amount = log.Event.Amount;
@@ -135,7 +138,7 @@ public sealed class PaymentFollower(
             : null;
         return new ChainPayment
         {
-            Id = ChainPayment.Key(chainId, log.TransactionHash, log.LogIndex),
+            Id = key,
             ChainId = chainId,
             Contract = contract,
             TxHash = log.TransactionHash.ToLowerInvariant(),

@@ -16,7 +16,7 @@ public sealed class PaymentsOptions
     /// <summary>The chain's JSON-RPC endpoint.</summary>
     public string? RpcUrl { get; set; }
 
-    /// <summary>The Payments contract's address.</summary>
+    /// <summary>The Payments contract's address; empty when the host registers an <see cref="IPaymentsContractSource"/> of the deployed one.</summary>
     public string? Contract { get; set; }
 
     /// <summary>Blocks on top of a payment's block before it is credited: deeper reorganisations than this are not undone.</summary>
@@ -37,7 +37,7 @@ public sealed class PaymentsOptions
     {
         if (!Uri.TryCreate(RpcUrl, UriKind.Absolute, out var rpc) || rpc.Scheme is not ("http" or "https"))
             yield return $"Payments:RpcUrl (or Chain:RpcUrl) must be the chain's http(s) JSON-RPC endpoint; '{RpcUrl}' is not one.";
-        if (Contract is null || !AddressUtil.Current.IsValidEthereumAddressHexFormat(Contract))
+        if (!string.IsNullOrEmpty(Contract) && !AddressUtil.Current.IsValidEthereumAddressHexFormat(Contract))
             yield return $"Payments:Contract (or Chain:Payments) must be the Payments contract's 0x address; '{Contract}' is not one.";
         if (Confirmations < 0) yield return "Payments:Confirmations must be 0 or more.";
         if (StartBlock < 0) yield return "Payments:StartBlock must be 0 or more.";

@@ -12,7 +12,8 @@ public static class PaymentsRegistration
     /// <summary>
     /// The payment follower (a hosted service) with its options and documents. The host must open the event store
     /// (AddEventStore) and carry the marketplace's buyer documents (AddMarketplaceDocuments): the buyer's balance is
-    /// the marketplace's inline projection of the PaymentReceived events this appends.
+    /// the marketplace's inline projection of the PaymentReceived events this appends. The contract is the configured
+    /// one unless the host registered an <see cref="IPaymentsContractSource"/> first.
     /// </summary>
     public static IServiceCollection AddPaymentFollower(this IServiceCollection services, IConfiguration configuration)
     {
@@ -25,6 +26,7 @@ public static class PaymentsRegistration
         services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PaymentsMetrics>();
+        services.TryAddSingleton<IPaymentsContractSource, ConfiguredPaymentsContract>();
         services.AddHostedService<PaymentFollower>();
         return services;
     }

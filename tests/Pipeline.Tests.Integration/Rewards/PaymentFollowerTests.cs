@@ -155,7 +155,7 @@ public sealed class PaymentFollowerTests(StackFixture fixture, AnvilChain chain)
         var deployment = await chain.DeployAsync();
         var (buyerId, key) = await CreateBuyerAsync();
         var payer = await FundedPayerAsync(deployment);
-        var follower = await StartFollowerAsync(deployment, confirmations: 0);
+        var follower = await StartFollowerAsync(deployment, confirmations: 0, contractFromSource: true);
         var stranger = Hex.Encode0x(Keccak256.Hash("no such buyer"u8.ToArray()));
 
         await payer.SendAsync(deployment.Payments.Address, new PayFunction { BuyerId = stranger.HexToByteArray(), Amount = Token });
@@ -173,18 +173,24 @@ public sealed class PaymentFollowerTests(StackFixture fixture, AnvilChain chain)
         Assert.Empty((await query.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<PaymentReceived>());
     }
 
-    private async Task<IHost> StartFollowerAsync(ChainDeployment deployment, int confirmations)
+    /// <summary>
+    /// A follower in a host of its own, the contract named in configuration (Chain:Payments) or, as for contracts the
+    /// rewards stage deploys at run time, by a source the host registers.
+    /// </summary>
+    private async Task<IHost> StartFollowerAsync(ChainDeployment deployment, int confirmations, bool contractFromSource = false)
     {
         var configuration = new ConfigurationBuilder().AddConfiguration(fixture.Settings).AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["EventStore:Schema"] = Schema,
             ["Chain:RpcUrl"] = chain.Node.RpcUrl,
-            ["Chain:Payments"] = deployment.Payments.Address,
-            ["Chain:DeployedAtBlock"] = $"{deployment.DeployedAtBlock}",
+            ["Chain:Payments"] = contractFromSource ? null : deployment.Payments.Address,
+            ["Chain:DeployedAtBlock"] = contractFromSource ? null : $"{deployment.DeployedAtBlock}",
             ["Payments:Confirmations"] = $"{confirmations}",
             ["Payments:PollInterval"] = "00:00:00.050",
         }).Build();
         var builder = Host.CreateEmptyApplicationBuilder(new());
+        if (contractFromSource)
+            builder.Services.AddSingleton<IPaymentsContractSource>(new KnownContract(new PaymentsContract(chain.Node.RpcUrl, deployment.Payments.Address, deployment.DeployedAtBlock)));
         builder.Services.AddLogging().AddEventStore(configuration).AddMarketplaceDocuments().AddPaymentFollower(configuration);
         var host = builder.Build();
         await host.StartAsync();
@@ -251,5 +257,10 @@ public sealed class PaymentFollowerTests(StackFixture fixture, AnvilChain chain)
         var nonce = await payer.Web3.Eth.Transactions.GetTransactionCount.SendRequestAsync(payer.Address, Nethereum.RPC.Eth.DTOs.BlockParameter.CreatePending());
         var message = new PayFunction { BuyerId = buyerId.HexToByteArray(), Amount = amount, FromAddress = payer.Address, Nonce = nonce.Value, Gas = 200_000 };
         return await payer.Web3.Eth.GetContractTransactionHandler<PayFunction>().SignTransactionAsync(deployment.Payments.Address, message);
+    }
+
+    private sealed class KnownContract(PaymentsContract contract) : IPaymentsContractSource
+    {
+        public Task<PaymentsContract> GetAsync(CancellationToken cancellation) => Task.FromResult(contract);
     }
 }
