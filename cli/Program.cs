@@ -12,6 +12,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signe
     LakeCommand.Create(),
     MarketCommands.Query(),
     MarketCommands.Export(),
+    RewardsCommands.Create(),
     OperatorKeyCommand.Create(),
     SimulateCommand.Create(),
     ResetCommand.Create(),
