@@ -1,12 +1,12 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
-using Nethereum.Web3;
 
-namespace Pipeline.Rewards.Chain;
+namespace Pipeline.Infra.Development;
 
 /// <summary>Where and how to start a local anvil.</summary>
-/// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/>).</param>
+/// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/> and <see cref="AnvilNode.FindExecutable"/>).</param>
 /// <param name="Port">The port on 127.0.0.1; 0 lets anvil pick a free one.</param>
 /// <param name="StateFile">If set, the chain is loaded from this file at start and written to it at a clean stop, so a restart keeps it.</param>
 public sealed record AnvilOptions(string Executable, int Port = 0, string? StateFile = null);
@@ -45,6 +45,17 @@ public sealed partial class AnvilNode : IAsyncDisposable
         return binary ?? throw new FileNotFoundException($"No anvil binary under {foundry}: run ./depin, which installs the npm tools in infra/tools.");
     }
 
+    /// <summary>The anvil binary of the repository this program was built in: infra/tools in the nearest folder above it that has one.</summary>
+    public static string FindExecutable()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+        {
+            var tools = Path.Combine(folder.FullName, "infra", "tools");
+            if (Directory.Exists(Path.Combine(tools, "node_modules", "@foundry-rs"))) return FindInTools(tools);
+        }
+        throw new FileNotFoundException("No anvil found in infra/tools above this program: run ./depin, which installs the npm tools, or name a chain with PIPELINE_CHAIN.");
+    }
+
     public static async Task<AnvilNode> StartAsync(AnvilOptions options, CancellationToken cancellationToken = default)
     {
         var start = new ProcessStartInfo(options.Executable)
@@ -77,8 +88,10 @@ public sealed partial class AnvilNode : IAsyncDisposable
         try
         {
             node.Port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            // Listening is printed once the socket is bound; one answered request proves the RPC is serving.
-            await new Web3(node.RpcUrl).Eth.ChainId.SendRequestAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            // Listening is printed once the socket is bound; an accepted connection proves it is serving (the first
+            // JSON-RPC call is the caller's, through Nethereum).
+            using var probe = new TcpClient();
+            await probe.ConnectAsync("127.0.0.1", node.Port, cancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
             return node;
         }
         catch
