@@ -20,6 +20,8 @@ public sealed partial class AnvilNode : IAsyncDisposable
     /// <summary>Anvil's first default account (from its well-known test mnemonic): a development operator, never a real key.</summary>
     public const string DefaultAccountKey = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
+    private const string SetSid = "/usr/bin/setsid";
+
     private readonly Process _process;
     private readonly StringBuilder _output;
 
@@ -58,12 +60,15 @@ public sealed partial class AnvilNode : IAsyncDisposable
 
     public static async Task<AnvilNode> StartAsync(AnvilOptions options, CancellationToken cancellationToken = default)
     {
-        var start = new ProcessStartInfo(options.Executable)
+        // In a session of its own (setsid execs anvil under the same pid): Ctrl-C in the terminal reaches the host, which
+        // stops anvil with SIGTERM after the stages that use it, instead of anvil dying first under their feet.
+        var start = new ProcessStartInfo(File.Exists(SetSid) ? SetSid : options.Executable)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            ArgumentList = { "--host", "127.0.0.1", "--port", options.Port.ToString() },
         };
+        if (File.Exists(SetSid)) start.ArgumentList.Add(options.Executable);
+        foreach (var argument in new[] { "--host", "127.0.0.1", "--port", options.Port.ToString() }) start.ArgumentList.Add(argument);
         if (options.StateFile is not null)
         {
             start.ArgumentList.Add("--state");

@@ -58,6 +58,13 @@ public sealed class RootPublisher(IDocumentStore store, RewardsChain chain, Time
                     epoch.Epoch, context.Distributor, next - 1);
                 return false;
             }
+            if (await HasPendingTransactionAsync(context))
+            {
+                // An earlier send (this process's, or one before a restart) is still in the node's pool: it may yet be
+                // mined, and a second one would only revert. Wait for it, then look at the chain again.
+                logger.LogInformation("Epoch {Epoch}: the operator {Operator} has a transaction waiting to be mined; waiting for it before sending", epoch.Epoch, context.Operator.Address);
+                return false;
+            }
             if (epoch.Requested is null)
                 await AppendAsync(epoch, new RootPublishRequested(epoch.Epoch, rewards.MerkleRoot!, rewards.ContentHash, rewards.TotalOwed, context.ChainId, context.Distributor.ToLowerInvariant(), clock.GetUtcNow()), cancellation);
             try
@@ -92,6 +99,14 @@ public sealed class RootPublisher(IDocumentStore store, RewardsChain chain, Time
         metrics.Published(epoch.Epoch, now - rewards.CalculatedAt);
         logger.LogInformation("Epoch {Epoch}'s root {Root} is published in transaction {TxHash} (block {Block})", epoch.Epoch, rewards.MerkleRoot, transaction, block);
         return true;
+    }
+
+    private static async Task<bool> HasPendingTransactionAsync(ChainContext context)
+    {
+        var transactions = context.Operator.Web3.Eth.Transactions.GetTransactionCount;
+        var mined = await transactions.SendRequestAsync(context.Operator.Address, BlockParameter.CreateLatest());
+        var pending = await transactions.SendRequestAsync(context.Operator.Address, BlockParameter.CreatePending());
+        return pending.Value > mined.Value;
     }
 
     /// <summary>The distributor's root for the epoch, or null when it has none.</summary>
