@@ -1,6 +1,7 @@
 using System.Numerics;
 using Microsoft.Extensions.Options;
 using Pipeline.Infra.Development;
+using Pipeline.Infra.Postgres;
 using Pipeline.Rewards.Epochs;
 
 namespace Pipeline.Rewards;
@@ -25,11 +26,17 @@ public sealed class RewardsOptions
     /// <summary>The first epoch to close; empty: the epoch of the lake's earliest device_quality row.</summary>
     public long? FirstEpoch { get; set; }
 
-    /// <summary>The reward files' folder; empty: exports/rewards in the data folder.</summary>
+    /// <summary>The reward files' folder; empty: exports/rewards in the data folder (rewards-&lt;schema&gt; for an event store in another schema).</summary>
     public string? Directory { get; set; }
 
-    public string ResolveDirectory(string dataDirectory) =>
-        Path.GetFullPath(string.IsNullOrWhiteSpace(Directory) ? Path.Combine(dataDirectory, "exports", "rewards") : Directory);
+    public string ResolveDirectory(string dataDirectory, string schema) =>
+        Path.GetFullPath(string.IsNullOrWhiteSpace(Directory) ? Path.Combine(dataDirectory, "exports", "rewards" + SchemaSuffix(schema)) : Directory);
+
+    /// <summary>
+    /// Event stores in other schemas than the default (tests, a second network on one machine) close their own epochs:
+    /// their reward files and contracts are kept apart from the default's, named after the schema.
+    /// </summary>
+    public static string SchemaSuffix(string schema) => schema == EventStoreOptions.DefaultSchema ? "" : "-" + schema;
 
     /// <summary>The policy in force: the named file, or the built-in v1.</summary>
     public RewardPolicy LoadPolicy()

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Nethereum.Hex.HexConvertors.Extensions;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Rewards;
+using Pipeline.Infra.Postgres;
 using Pipeline.Projections.Lake;
 using Pipeline.Rewards.Chain;
 using Pipeline.Rewards.Stage;
@@ -37,7 +38,7 @@ public sealed class RewardsUnavailableException(string message, Exception inner)
 /// <summary>What the rewards API answers, from the epochs' documents, their reward files and the distributor on chain.</summary>
 public sealed class RewardsQueries(IDocumentStore store, RewardsChain chain, IOptions<RewardsOptions> options, IOptions<LakeOptions> lake, IOptions<Infra.Hosting.DataOptions> data, TimeProvider clock)
 {
-    private RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath));
+    private RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
 
     public async Task<ChainView> ChainAsync(CancellationToken cancellation)
     {

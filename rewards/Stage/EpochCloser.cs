@@ -36,7 +36,7 @@ public sealed class EpochCloser(
 
     public TimeSpan EpochLength => lakeOptions.Value.EpochLength;
 
-    public RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath));
+    public RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
 
     public LakeSource LiveLake => new(LakeProjector.LiveLake, lakeOptions.Value.ResolveDirectory(data.Value.FullPath));
 

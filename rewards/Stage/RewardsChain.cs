@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Nethereum.Util;
 using Pipeline.Infra.Hosting;
+using Pipeline.Infra.Postgres;
 using Pipeline.Rewards.Chain;
 
 namespace Pipeline.Rewards.Stage;
@@ -15,18 +16,18 @@ public sealed record ChainContext(ChainClient Operator, string Token, string Dis
 
 /// <summary>
 /// Connects to the configured chain once it answers: the contracts as configured, or deployed once per chain and
-/// remembered in <c>chain/deployment.json</c> in the data folder (<see cref="ChainDeployment.EnsureAsync"/>), with the
+/// remembered in <c>chain/deployment.json</c> in the data folder (one per event store schema) (<see cref="ChainDeployment.EnsureAsync"/>), with the
 /// treasury's approval of the distributor, which pulls each root's new total from it. After any failure the next
 /// caller connects afresh, so a restarted node is met with a fresh nonce.
 /// </summary>
-public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<RewardsOptions> rewards, IOptions<DataOptions> data, ILogger<RewardsChain> logger)
+public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<RewardsOptions> rewards, IOptions<DataOptions> data, IOptions<EventStoreOptions> eventStore, ILogger<RewardsChain> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private ChainContext? _context;
 
     public ChainOptions Options => options.Value;
 
-    public string DeploymentFile => Path.Combine(data.Value.FullPath, "chain", "deployment.json");
+    public string DeploymentFile => Path.Combine(data.Value.FullPath, "chain", $"deployment{RewardsOptions.SchemaSuffix(eventStore.Value.Schema)}.json");
 
     public async Task<ChainContext> GetAsync(CancellationToken cancellation)
     {

@@ -166,6 +166,7 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         long epoch;
         RewardsCalculated calculated;
         ChainClient operatorClient;
+        string deploymentFile;
         await using (var host = await RewardsStack.StartAsync(fixture, Schema, _data, offline))
         {
             var device = new RewardedDevice(host, "car");
@@ -179,13 +180,14 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
 
             // What a stage killed right after its send leaves behind: the intent recorded, the root on chain, nothing more.
             operatorClient = await chain.Connect(AnvilNode.DefaultAccountKey);
-            var chainDeployment = await ChainDeployment.EnsureAsync(operatorClient, RewardsStack.Policy.Treasury.ToLowerHex(), AnvilChain.Supply, Path.Combine(_data, "chain", "deployment.json"));
+            deploymentFile = host.App.Services.GetRequiredService<RewardsChain>().DeploymentFile;
+            var chainDeployment = await ChainDeployment.EnsureAsync(operatorClient, RewardsStack.Policy.Treasury.ToLowerHex(), AnvilChain.Supply, deploymentFile);
             await operatorClient.SendAsync(chainDeployment.Token.Address, new ApproveFunction { Spender = chainDeployment.Distributor.Address, Value = AnvilChain.Supply });
             await using var writer = host.Store.LightweightSession();
             writer.Events.Append(RewardEpoch.StreamId(epoch), new RootPublishRequested(epoch, calculated.MerkleRoot!, calculated.ContentHash, calculated.TotalOwed, 31337, chainDeployment.Distributor.Address.ToLowerInvariant(), DateTimeOffset.UtcNow));
             await writer.SaveChangesAsync();
         }
-        var deployment = ChainDeploymentFile();
+        var deployment = JsonSerializer.Deserialize<ChainDeployment>(File.ReadAllText(deploymentFile), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
         var sent = await operatorClient.SendAsync(deployment.Distributor.Address, new PublishRootFunction
         {
             Epoch = (ulong)epoch,
@@ -251,9 +253,6 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
             await node.DisposeAsync();
         }
     }
-
-    private ChainDeployment ChainDeploymentFile() =>
-        JsonSerializer.Deserialize<ChainDeployment>(File.ReadAllText(Path.Combine(_data, "chain", "deployment.json")), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
 
     private Task<BigInteger> Balance(string token, string account) =>
         chain.Operator.QueryAsync<BalanceOfFunction, BigInteger>(token, new BalanceOfFunction { Account = account });
