@@ -13,7 +13,7 @@ public sealed record AnvilOptions(string Executable, int Port = 0, string? State
 
 /// <summary>
 /// A local anvil (foundry's development chain, from the npm packages in infra/tools): started on a port, ready once it
-/// answers JSON-RPC, stopped with SIGTERM so that it writes its state file. Its ten default accounts are funded.
+/// accepts connections, stopped with SIGTERM so that it writes its state file. Its ten default accounts are funded.
 /// </summary>
 public sealed partial class AnvilNode : IAsyncDisposable
 {

@@ -83,8 +83,11 @@ public sealed class DevServers : IAsyncDisposable
     /// <summary>The configured chain's or the local anvil's JSON-RPC endpoint; null when no chain was asked for.</summary>
     public string? ChainRpcUrl { get; private init; }
 
-    /// <summary>The anvil these servers started, or null when a configured chain is used.</summary>
+    /// <summary>The anvil these servers started, or null when a configured chain (or one already running) is used.</summary>
     public AnvilNode? Anvil { get; private init; }
+
+    /// <summary>The chain is a local anvil: started here, or found on the port. Its well-known dev keys may be used.</summary>
+    private bool LocalChain { get; init; }
 
     public bool UsesLocalPostgres => _localPostgres is not null;
 
@@ -101,7 +104,7 @@ public sealed class DevServers : IAsyncDisposable
         {
             if (PostgresConnectionString is not null) yield return new($"{PostgresOptions.Section}:ConnectionString", PostgresConnectionString);
             if (ChainRpcUrl is not null) yield return new($"{ChainSection}:RpcUrl", ChainRpcUrl);
-            if (Anvil is not null) yield return new($"{ChainSection}:Local", "true");
+            if (LocalChain) yield return new($"{ChainSection}:Local", "true");
             if (KafkaBootstrapServers is null) yield break;
             yield return new($"{KafkaOptions.Section}:BootstrapServers", KafkaBootstrapServers);
             if (Embedded) yield return new($"{KafkaOptions.Section}:Embedded", "true");
@@ -120,6 +123,7 @@ public sealed class DevServers : IAsyncDisposable
 
         EmbeddedKafka? embedded = null;
         AnvilNode? anvil = null;
+        string? localChain = null;
         string? bootstrapFile = null;
         string? bootstrap = null;
         var joined = false;
@@ -129,10 +133,14 @@ public sealed class DevServers : IAsyncDisposable
             {
                 if (options.JoinRunningChain && options.ChainPort > 0 && await ListensAsync("127.0.0.1", options.ChainPort))
                 {
-                    options.ChainRpcUrl = $"http://127.0.0.1:{options.ChainPort}";
-                    logger.LogInformation("Joining the chain already running at {RpcUrl}", options.ChainRpcUrl);
+                    localChain = $"http://127.0.0.1:{options.ChainPort}";
+                    logger.LogInformation("Joining the chain already running at {RpcUrl}", localChain);
                 }
-                else anvil = await StartAnvilAsync(options, logger, cancellation);
+                else
+                {
+                    anvil = await StartAnvilAsync(options, logger, cancellation);
+                    localChain = anvil.RpcUrl;
+                }
             }
             if (options.WithKafka)
             {
@@ -173,7 +181,8 @@ public sealed class DevServers : IAsyncDisposable
         {
             Embedded = embedded is not null || joined,
             Anvil = anvil,
-            ChainRpcUrl = anvil?.RpcUrl ?? (options.WithChain && !string.IsNullOrWhiteSpace(options.ChainRpcUrl) ? options.ChainRpcUrl : null),
+            LocalChain = localChain is not null,
+            ChainRpcUrl = localChain ?? (options.WithChain && !string.IsNullOrWhiteSpace(options.ChainRpcUrl) ? options.ChainRpcUrl : null),
         };
     }
 

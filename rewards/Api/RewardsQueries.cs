@@ -52,7 +52,9 @@ public sealed class RewardsQueries(IDocumentStore store, RewardsChain chain, IOp
     public async Task<IReadOnlyList<EpochView>> EpochsAsync(int limit, long? before, CancellationToken cancellation)
     {
         await using var session = store.QuerySession();
-        var closed = await session.Query<RewardEpoch>().Where(e => before == null || e.Epoch < before).OrderByDescending(e => e.Epoch).Take(limit).ToListAsync(cancellation);
+        var query = session.Query<RewardEpoch>().AsQueryable();
+        if (before is { } last) query = query.Where(e => e.Epoch < last);
+        var closed = await query.OrderByDescending(e => e.Epoch).Take(limit).ToListAsync(cancellation);
         var latest = await session.Query<RewardEpoch>().OrderByDescending(e => e.Epoch).FirstOrDefaultAsync(cancellation);
         var length = lake.Value.EpochLength;
         var now = clock.GetUtcNow();
