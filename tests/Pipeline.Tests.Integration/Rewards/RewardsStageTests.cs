@@ -99,6 +99,10 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         Assert.True(amounts["spammer"] > amounts["replayer"] && amounts["teleporter"] > amounts["replayer"] && amounts["replayer"] > 0);
         Assert.Equal(BigInteger.Zero, amounts["equivocator"]);
 
+        var page = await host.Api.GetFromJsonAsync<JsonElement>($"/v1/rewards/epochs?before={second + 1}&limit=2");
+        Assert.Equal([second, first], page.EnumerateArray().Select(e => e.GetProperty("epoch").GetInt64()));
+        Assert.All(page.EnumerateArray(), e => Assert.Equal("published", e.GetProperty("status").GetString()));
+
         // Each reward file hashes to its content hash, recomputes to the same figures, and its root is OpenZeppelin's.
         var deployment = await host.Api.GetFromJsonAsync<JsonElement>("/v1/chain");
         var distributor = deployment.GetProperty("distributor").GetString()!;
