@@ -9,6 +9,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signe
     StageCommands.Ingest(),
     StageCommands.Streams(),
     StageCommands.Projections(),
+    StageCommands.Rewards(),
     LakeCommand.Create(),
     MarketCommands.Query(),
     MarketCommands.Export(),

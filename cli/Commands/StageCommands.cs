@@ -14,6 +14,8 @@ public static class StageCommands
 
     public static Command Streams() => Create("streams", "Run only a stream processor: one more member of the consumer group (health and metrics on --status-port, PIPELINE_STATUS_PORT, default 5082; give each process on one machine its own).", Roles.Streams);
 
+    public static Command Rewards() => Create("rewards-stage", "Run only the rewards stage: closes each epoch once the lake has passed its end plus Rewards:Grace, writes its reward file, publishes its root on the chain (PIPELINE_CHAIN, or a local anvil on --chain-port). One leads at a time, others wait. Health and metrics on --status-port.", Roles.Rewards);
+
     private static Command Create(string name, string description, Roles roles)
     {
         var arguments = new StackArguments();

@@ -42,6 +42,10 @@ public static class UpCommand
         serverOptions.PublishBootstrapFile = roles == Roles.All;
         serverOptions.JoinPublishedBroker = roles != Roles.All;
         serverOptions.WithPostgres = PipelineHost.NeedsEventStore(roles);
+        serverOptions.WithChain = PipelineHost.NeedsChain(roles);
+        serverOptions.KeepChainState = roles == Roles.All;
+        // A chain already listening on the port is used: a running up's, one's own, or the anvil a killed up left behind.
+        serverOptions.JoinRunningChain = true;
         serverOptions.AdoptRunningPostgres = folder is not null && DataFolderLock.LeftPostgresRunning(folder);
 
         // The local servers start only what configuration does not name, and fill in where they are.
@@ -83,7 +87,8 @@ public static class UpCommand
                 return 2;
             }
             var endpoints = PipelineConfiguration.Endpoints(configuration);
-            PrintWhereEverythingIs(servers, endpoints, roles, HealthUrl(app, endpoints, roles));
+            var chain = PipelineHost.NeedsChain(roles) ? await DescribeChainAsync(app, servers, cancellation) : null;
+            PrintWhereEverythingIs(servers, endpoints, roles, HealthUrl(app, endpoints, roles), chain);
             if (roles.HasFlag(Roles.Api)) PrintNewOperatorKey(app.Services.GetRequiredService<OperatorKey>());
             using var stopFleet = new CancellationTokenSource();
             var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
@@ -185,7 +190,26 @@ public static class UpCommand
         AnsiConsole.MarkupLineInterpolated($"Marketplace operator key (shown once, keep it): [yellow]{key}[/]");
     }
 
-    private static void PrintWhereEverythingIs(DevServers servers, EndpointsOptions endpoints, Roles roles, string healthUrl)
+    /// <summary>The chain's line: where it is and the contracts, once deployed (or found) there; a chain that does not answer yet is said so.</summary>
+    private static async Task<string> DescribeChainAsync(WebApplication app, DevServers servers, CancellationToken cancellation)
+    {
+        var rewardsChain = app.Services.GetRequiredService<Pipeline.Rewards.Stage.RewardsChain>();
+        var where = (rewardsChain.Options.RpcUrl ?? "") + (servers.Anvil is not null ? $" (anvil; kept in {Shown(Path.Combine(servers.DataDirectory, "chain"))})" : "");
+        try
+        {
+            using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            patience.CancelAfter(TimeSpan.FromSeconds(30));
+            var context = await AnsiConsole.Status().StartAsync("Deploying the contracts…", _ => rewardsChain.GetAsync(patience.Token));
+            return $"{where}\nchain {context.ChainId} · token {context.Token} · distributor {context.Distributor} · payments {context.Payments}";
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+        {
+            rewardsChain.Reset();
+            return $"{where}\nnot ready: {e.Message.Split('\n')[0]} (the rewards stage keeps trying)";
+        }
+    }
+
+    private static void PrintWhereEverythingIs(DevServers servers, EndpointsOptions endpoints, Roles roles, string healthUrl, string? chain)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
@@ -201,6 +225,7 @@ public static class UpCommand
         table.AddRow("Health / metrics", $"{healthUrl}/health  ·  {healthUrl}/metrics");
         if (servers.PostgresConnectionString is { } postgres) table.AddRow("PostgreSQL", Markup.Escape(WithoutPassword(postgres)) + (servers.UsesLocalPostgres ? Markup.Escape($" (local cluster; password in {Shown(servers.LocalPostgresPasswordFile!)})") : ""));
         table.AddRow("Kafka", Markup.Escape(servers.KafkaBootstrapServers ?? "") + (servers.EmbeddedKafka is not null ? Markup.Escape($" (embedded; also in {Shown(Path.Combine(servers.DataDirectory, "kafka.bootstrap"))})") : ""));
+        if (chain is not null) table.AddRow("Chain (rewards)", Markup.Escape(chain));
         table.AddRow("Data folder", Markup.Escape(servers.DataDirectory));
         AnsiConsole.Write(new Panel(table).Header("[green]depin is up[/]").BorderColor(Color.Green));
         AnsiConsole.MarkupLineInterpolated($"Try: [blue]curl -s {healthUrl}/health[/]    Stop: [blue]Ctrl-C[/]");

@@ -24,6 +24,8 @@ public static class PipelineConfiguration
         ["PIPELINE_INGEST_PORT"] = $"{EndpointsOptions.Section}:IngestPort",
         ["PIPELINE_MQTT_PORT"] = $"{EndpointsOptions.Section}:MqttPort",
         ["PIPELINE_STATUS_PORT"] = $"{EndpointsOptions.Section}:StatusPort",
+        ["PIPELINE_CHAIN"] = $"{Infra.Development.DevServers.ChainSection}:RpcUrl",
+        ["PIPELINE_CHAIN_PORT"] = $"{Infra.Development.DevServers.ChainSection}:Port",
     };
 
     public static IConfigurationRoot Build(IEnumerable<KeyValuePair<string, string?>> commandLine)
@@ -49,6 +51,8 @@ public static class PipelineConfiguration
         DataDirectory = DataDirectory(configuration),
         Postgres = configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new(),
         Kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new(),
+        ChainRpcUrl = configuration[$"{Infra.Development.DevServers.ChainSection}:RpcUrl"],
+        ChainPort = configuration.GetValue($"{Infra.Development.DevServers.ChainSection}:Port", 8545),
     };
 
     /// <summary>The configuration with what the dev servers filled in (where PostgreSQL and Kafka are) on top.</summary>

@@ -5,6 +5,8 @@ using Pipeline.Ingest;
 using Pipeline.Marketplace;
 using Pipeline.Projections;
 using Pipeline.Registry;
+using Pipeline.Rewards;
+using Pipeline.Rewards.Api;
 using Pipeline.Streams;
 
 namespace Pipeline.Cli.Hosting;
@@ -18,7 +20,8 @@ public enum Roles
     Ingest = 2,
     Streams = 4,
     Projections = 8,
-    All = Api | Ingest | Streams | Projections,
+    Rewards = 16,
+    All = Api | Ingest | Streams | Projections | Rewards,
 }
 
 /// <summary>
@@ -53,6 +56,8 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Api)) services.AddMarketplace(configuration);
         if (roles.HasFlag(Roles.Streams)) services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) services.AddProjections(configuration);
+        if (roles.HasFlag(Roles.Rewards)) services.AddRewards(configuration);
+        if (roles.HasFlag(Roles.Api)) services.AddRewardsReadModel(configuration);
 
         var app = builder.Build();
         app.UseProblemResponses();
@@ -61,9 +66,13 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestApi(endpoints.IngestPort);
         if (roles.HasFlag(Roles.Api)) app.MapRegistryApi(endpoints.ApiPort);
         if (roles.HasFlag(Roles.Api)) app.MapMarketplaceApi(endpoints.ApiPort);
+        if (roles.HasFlag(Roles.Api)) app.MapRewardsApi(endpoints.ApiPort);
         return app;
     }
 
     /// <summary>Every role but the ingest edge reads or writes the event store.</summary>
     public static bool NeedsEventStore(Roles roles) => roles != Roles.Ingest;
+
+    /// <summary>The rewards stage publishes roots and the API reads the distributor: both need a chain.</summary>
+    public static bool NeedsChain(Roles roles) => roles.HasFlag(Roles.Rewards) || roles.HasFlag(Roles.Api);
 }

@@ -15,6 +15,7 @@ public sealed class StackArguments
         (new Option<int>("--api-port") { Description = "Registry and marketplace API port (PIPELINE_API_PORT; default 5080)." }, "Endpoints:ApiPort"),
         (new Option<int>("--ingest-port") { Description = "Ingest HTTP port (PIPELINE_INGEST_PORT; default 5081)." }, "Endpoints:IngestPort"),
         (new Option<int>("--mqtt-port") { Description = "MQTT port (PIPELINE_MQTT_PORT; default 1883)." }, "Endpoints:MqttPort"),
+        (new Option<int>("--chain-port") { Description = "Port of the local anvil chain the rewards stage publishes to (PIPELINE_CHAIN_PORT; default 8545); PIPELINE_CHAIN names a running chain instead." }, "Chain:Port"),
         (new Option<int>("--status-port") { Description = "Health and metrics port of a process with neither the API nor ingest, such as depin streams (PIPELINE_STATUS_PORT; default 5082; 0 picks a free one)." }, "Endpoints:StatusPort"),
     ];
 

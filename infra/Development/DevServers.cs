@@ -28,6 +28,21 @@ public sealed class DevServerOptions
 
     /// <summary>A local cluster found running was left by a killed owner: stop it with these servers as if started here.</summary>
     public bool AdoptRunningPostgres { get; set; }
+
+    /// <summary>Start anvil when no chain is configured (the rewards stage publishes roots there).</summary>
+    public bool WithChain { get; set; }
+
+    /// <summary>The chain's JSON-RPC endpoint (Chain:RpcUrl, PIPELINE_CHAIN): used as is, nothing is started.</summary>
+    public string? ChainRpcUrl { get; set; }
+
+    /// <summary>The local anvil's port on 127.0.0.1 (Chain:Port, --chain-port); 0 picks a free one.</summary>
+    public int ChainPort { get; set; } = 8545;
+
+    /// <summary>With no chain configured, use one already listening on <see cref="ChainPort"/> (a running depin up's) before starting another.</summary>
+    public bool JoinRunningChain { get; set; }
+
+    /// <summary>Keep the local chain in DataDirectory/chain/anvil-state.json across restarts (depin up does; tests start fresh).</summary>
+    public bool KeepChainState { get; set; }
 }
 
 /// <summary>
@@ -40,6 +55,9 @@ public sealed class DevServers : IAsyncDisposable
 {
     private readonly LocalPostgres? _localPostgres;
     private readonly string? _bootstrapFile;
+
+    /// <summary>The configuration section of the chain, shared with the rewards stage that reads it.</summary>
+    public const string ChainSection = "Chain";
 
     private DevServers(string dataDirectory, string? postgres, LocalPostgres? localPostgres, string? kafka, EmbeddedKafka? embeddedKafka, string? bootstrapFile)
     {
@@ -62,6 +80,15 @@ public sealed class DevServers : IAsyncDisposable
     /// <summary>The in-process broker, or null when real or another process's brokers are used.</summary>
     public EmbeddedKafka? EmbeddedKafka { get; }
 
+    /// <summary>The configured chain's or the local anvil's JSON-RPC endpoint; null when no chain was asked for.</summary>
+    public string? ChainRpcUrl { get; private init; }
+
+    /// <summary>The anvil these servers started, or null when a configured chain (or one already running) is used.</summary>
+    public AnvilNode? Anvil { get; private init; }
+
+    /// <summary>The chain is a local anvil: started here, or found on the port. Its well-known dev keys may be used.</summary>
+    private bool LocalChain { get; init; }
+
     public bool UsesLocalPostgres => _localPostgres is not null;
 
     /// <summary>Where the local cluster's password is kept; null when the configured server is used.</summary>
@@ -76,6 +103,8 @@ public sealed class DevServers : IAsyncDisposable
         get
         {
             if (PostgresConnectionString is not null) yield return new($"{PostgresOptions.Section}:ConnectionString", PostgresConnectionString);
+            if (ChainRpcUrl is not null) yield return new($"{ChainSection}:RpcUrl", ChainRpcUrl);
+            if (LocalChain) yield return new($"{ChainSection}:Local", "true");
             if (KafkaBootstrapServers is null) yield break;
             yield return new($"{KafkaOptions.Section}:BootstrapServers", KafkaBootstrapServers);
             if (Embedded) yield return new($"{KafkaOptions.Section}:Embedded", "true");
@@ -93,11 +122,26 @@ public sealed class DevServers : IAsyncDisposable
             (postgres, local) = await LocalPostgres.EnsureAsync(options.Postgres, Path.Combine(options.DataDirectory, "postgres"), logger, cancellation, options.AdoptRunningPostgres);
 
         EmbeddedKafka? embedded = null;
+        AnvilNode? anvil = null;
+        string? localChain = null;
         string? bootstrapFile = null;
         string? bootstrap = null;
         var joined = false;
         try
         {
+            if (options.WithChain && string.IsNullOrWhiteSpace(options.ChainRpcUrl))
+            {
+                if (options.JoinRunningChain && options.ChainPort > 0 && await ListensAsync("127.0.0.1", options.ChainPort))
+                {
+                    localChain = $"http://127.0.0.1:{options.ChainPort}";
+                    logger.LogInformation("Joining the chain already running at {RpcUrl}", localChain);
+                }
+                else
+                {
+                    anvil = await StartAnvilAsync(options, logger, cancellation);
+                    localChain = anvil.RpcUrl;
+                }
+            }
             if (options.WithKafka)
             {
                 bootstrap = options.Kafka.BootstrapServers;
@@ -129,10 +173,39 @@ public sealed class DevServers : IAsyncDisposable
             // A start that fails half-way leaves nothing running behind it.
             if (bootstrapFile is not null) File.Delete(bootstrapFile);
             embedded?.Dispose();
+            if (anvil is not null) await anvil.DisposeAsync();
             if (local is not null) await local.StopAsync();
             throw;
         }
-        return new DevServers(options.DataDirectory, postgres, local, bootstrap, embedded, bootstrapFile) { Embedded = embedded is not null || joined };
+        return new DevServers(options.DataDirectory, postgres, local, bootstrap, embedded, bootstrapFile)
+        {
+            Embedded = embedded is not null || joined,
+            Anvil = anvil,
+            LocalChain = localChain is not null,
+            ChainRpcUrl = localChain ?? (options.WithChain && !string.IsNullOrWhiteSpace(options.ChainRpcUrl) ? options.ChainRpcUrl : null),
+        };
+    }
+
+    /// <summary>anvil from infra/tools on the configured port; with <see cref="DevServerOptions.KeepChainState"/> its chain survives restarts.</summary>
+    private static async Task<AnvilNode> StartAnvilAsync(DevServerOptions options, ILogger logger, CancellationToken cancellation)
+    {
+        string? stateFile = null;
+        if (options.KeepChainState)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(options.DataDirectory, "chain")).FullName;
+            stateFile = Path.Combine(folder, "anvil-state.json");
+        }
+        try
+        {
+            var anvil = await AnvilNode.StartAsync(new AnvilOptions(AnvilNode.FindExecutable(), options.ChainPort, stateFile), cancellation);
+            logger.LogInformation("anvil (local chain) at {RpcUrl}", anvil.RpcUrl);
+            return anvil;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FileNotFoundException or TimeoutException)
+        {
+            throw new InvalidOperationException(
+                $"anvil did not start on 127.0.0.1:{options.ChainPort} ({e.Message.Split('\n')[0]}): if the port is in use, move the chain with --chain-port (PIPELINE_CHAIN_PORT), or name a running chain with PIPELINE_CHAIN.", e);
+        }
     }
 
     /// <summary>Topics of their own (for tests and benchmarks): through the embedded broker's native API, or CreateTopics on real brokers.</summary>
@@ -154,17 +227,22 @@ public sealed class DevServers : IAsyncDisposable
         var first = bootstrap.Split(',')[0];
         var colon = first.LastIndexOf(':');
         if (colon < 0 || !int.TryParse(first[(colon + 1)..], out var port)) return null;
+        // A file left by a process that was killed names a port nobody listens on.
+        return await ListensAsync(first[..colon], port) ? bootstrap : null;
+    }
+
+    private static async Task<bool> ListensAsync(string host, int port)
+    {
         try
         {
-            // A file left by a process that was killed names a port nobody listens on.
             using var probe = new System.Net.Sockets.TcpClient();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await probe.ConnectAsync(first[..colon], port, timeout.Token);
-            return bootstrap;
+            await probe.ConnectAsync(host, port, timeout.Token);
+            return true;
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
         {
-            return null;
+            return false;
         }
     }
 
@@ -172,6 +250,7 @@ public sealed class DevServers : IAsyncDisposable
     {
         if (_bootstrapFile is not null) File.Delete(_bootstrapFile);
         EmbeddedKafka?.Dispose();
+        if (Anvil is not null) await Anvil.DisposeAsync();
         if (_localPostgres is not null) await _localPostgres.StopAsync();
     }
 }

@@ -49,7 +49,7 @@ public static class ServiceDefaults
             {
                 Title = "DePIN telemetry pipeline",
                 Version = "v1",
-                Description = "On the API port: register devices and look them up; the data marketplace (catalog, grants, sandboxed and metered SQL, signed Parquet exports, contributor sign-in). On the ingest port: send signed readings (POST /v1/readings). Rewards are not served yet.",
+                Description = "On the API port: register devices and look them up; the data marketplace (catalog, grants, sandboxed and metered SQL, signed Parquet exports, contributor sign-in); rewards per epoch: epochs and their Merkle roots on chain, a contributor's amounts, claim proofs and explanations. On the ingest port: send signed readings (POST /v1/readings).",
             };
             return Task.CompletedTask;
         }));

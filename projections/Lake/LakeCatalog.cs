@@ -16,15 +16,18 @@ public static class LakeCatalog
     public const string VehicleDaily = "vehicle_daily";
     public const string DeviceQuality = "device_quality";
 
-    /// <summary>A new in-memory DuckDB with the lake's views, its session in UTC.</summary>
-    public static DuckDBConnection Open(string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength)
+    /// <summary>
+    /// A new in-memory DuckDB with the lake's views, its session in UTC; with <paramref name="throughSequence"/>, only the
+    /// rows of events up to that sequence (the lake as it was then, for a result that must not change later).
+    /// </summary>
+    public static DuckDBConnection Open(string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength, long? throughSequence = null)
     {
         var connection = new DuckDBConnection("DataSource=:memory:");
         try
         {
             connection.Open();
             Execute(connection, "SET TimeZone = 'UTC'");
-            CreateViews(connection, lakeDirectory, files, epochLength);
+            CreateViews(connection, lakeDirectory, files, epochLength, throughSequence);
             return connection;
         }
         catch
@@ -34,14 +37,15 @@ public static class LakeCatalog
         }
     }
 
-    private static void CreateViews(DuckDBConnection connection, string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength)
+    private static void CreateViews(DuckDBConnection connection, string lakeDirectory, IReadOnlyList<LakeFile> files, TimeSpan epochLength, long? throughSequence)
     {
+        var through = throughSequence is { } last ? $" WHERE event_seq <= {last.ToString(CultureInfo.InvariantCulture)}" : "";
         foreach (var dataset in LakeDatasets.All)
         {
             var paths = files.Where(f => f.Dataset == dataset.Name).Select(f => Quote(Path.Combine(lakeDirectory, f.Path))).ToList();
             Execute(connection, paths.Count == 0
                 ? $"CREATE OR REPLACE VIEW {dataset.Name} AS SELECT {string.Join(", ", dataset.Schema.FieldsList.Select(f => $"CAST(NULL AS {DuckType(f.DataType)}) AS {f.Name}"))}, CAST(NULL AS DATE) AS date WHERE false"
-                : $"CREATE OR REPLACE VIEW {dataset.Name} AS SELECT * FROM read_parquet([{string.Join(", ", paths)}], hive_partitioning = true, hive_types = {{'date': DATE}})");
+                : $"CREATE OR REPLACE VIEW {dataset.Name} AS SELECT * FROM read_parquet([{string.Join(", ", paths)}], hive_partitioning = true, hive_types = {{'date': DATE}}){through}");
         }
         var epochSeconds = ((long)epochLength.TotalSeconds).ToString(CultureInfo.InvariantCulture);
         Execute(connection, $"""

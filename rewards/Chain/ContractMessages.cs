@@ -42,6 +42,13 @@ public sealed class ApproveFunction : FunctionMessage
     [Parameter("uint256", "value", 2)] public BigInteger Value { get; set; }
 }
 
+[Function("allowance", "uint256")]
+public sealed class AllowanceFunction : FunctionMessage
+{
+    [Parameter("address", "owner", 1)] public string Owner { get; set; } = "";
+    [Parameter("address", "spender", 2)] public string Spender { get; set; } = "";
+}
+
 [Function("balanceOf", "uint256")]
 public sealed class BalanceOfFunction : FunctionMessage
 {

@@ -23,3 +23,9 @@ public sealed class AnvilSetBalance(IClient client) : RpcRequestResponseHandler<
 {
     public Task<object> SendRequestAsync(string address, Nethereum.Hex.HexTypes.HexBigInteger wei) => SendRequestAsync(null, address, wei);
 }
+
+/// <summary><c>evm_setAutomine</c>: with false, sent transactions wait in the pool until a block is mined by hand.</summary>
+public sealed class EvmSetAutomine(IClient client) : RpcRequestResponseHandler<object>(client, "evm_setAutomine")
+{
+    public Task<object> SendRequestAsync(bool enabled) => SendRequestAsync(null, enabled);
+}

@@ -40,6 +40,9 @@ public sealed class StackFixture : IAsyncLifetime
         var configuration = PipelineConfiguration.Build([]);
         var options = PipelineConfiguration.DevServers(configuration);
         if (configuration["Data:Directory"] is null) options.DataDirectory = Path.Combine(RepositoryTools.Root, ".data");
+        // A chain for the rewards stage every host with all roles runs: PIPELINE_CHAIN's, or an anvil of this run's own.
+        options.WithChain = true;
+        if (configuration["Chain:Port"] is null) options.ChainPort = 0;
         Kafka = options.Kafka;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         _servers = await DevServers.StartAsync(options, NullLogger.Instance, timeout.Token);

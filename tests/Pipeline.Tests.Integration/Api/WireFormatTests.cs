@@ -30,9 +30,12 @@ public sealed class WireFormatTests(StackFixture fixture)
         var description = document.GetProperty("info").GetProperty("description").GetString()!;
         var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
         Assert.Contains("/v1/datasets", paths);
-        // Rewards are not served yet: neither a path nor the description may promise them.
-        Assert.DoesNotContain(paths, path => path.Contains("reward", StringComparison.OrdinalIgnoreCase) || path.Contains("claim", StringComparison.OrdinalIgnoreCase));
-        Assert.DoesNotContain("claim rewards", description, StringComparison.OrdinalIgnoreCase);
+        // Rewards are served (issue 14): the paths the web app builds on, and the description says so.
+        Assert.Contains("/v1/chain", paths);
+        Assert.Contains("/v1/rewards/epochs", paths);
+        Assert.Contains("/v1/rewards/contributors/{address}/proof", paths);
+        Assert.Contains("/v1/rewards/contributors/{address}/epochs/{epoch}/explain", paths);
+        Assert.Contains("claim proofs", description, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

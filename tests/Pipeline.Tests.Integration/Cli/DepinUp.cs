@@ -27,6 +27,7 @@ public sealed class DepinUp : IAsyncDisposable
             ["PIPELINE_INGEST_PORT"] = $"{IngestPort}",
             ["PIPELINE_MQTT_PORT"] = $"{MqttPort}",
             ["PIPELINE_STATUS_PORT"] = "0",
+            ["PIPELINE_CHAIN_PORT"] = $"{TestHost.FreePort()}",
         };
     }
 
@@ -51,7 +52,7 @@ public sealed class DepinUp : IAsyncDisposable
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Folder };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        foreach (var name in new[] { "PIPELINE_POSTGRES", "PIPELINE_KAFKA", "PIPELINE_EventStore__Schema", "PIPELINE_Kafka__RawTopic", "PIPELINE_Kafka__RejectedTopic" })
+        foreach (var name in new[] { "PIPELINE_POSTGRES", "PIPELINE_KAFKA", "PIPELINE_CHAIN", "PIPELINE_EventStore__Schema", "PIPELINE_Kafka__RawTopic", "PIPELINE_Kafka__RejectedTopic" })
             start.Environment.Remove(name);
         foreach (var (name, value) in Environment) start.Environment[name] = value;
         var run = new DepinRun(Process.Start(start)!);

@@ -1,6 +1,7 @@
 using System.Numerics;
 using Nethereum.Hex.HexTypes;
 using Pipeline.Core.Crypto;
+using Pipeline.Infra.Development;
 using Pipeline.Rewards.Chain;
 using Pipeline.Tests.Support;
 

@@ -1,6 +1,7 @@
 using System.Numerics;
 using Nethereum.RPC.Eth.DTOs;
 using Pipeline.Core.Crypto;
+using Pipeline.Infra.Development;
 using Pipeline.Rewards.Chain;
 
 namespace Pipeline.Tests.Integration.Rewards;

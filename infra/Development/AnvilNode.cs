@@ -1,24 +1,26 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
-using Nethereum.Web3;
 
-namespace Pipeline.Rewards.Chain;
+namespace Pipeline.Infra.Development;
 
 /// <summary>Where and how to start a local anvil.</summary>
-/// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/>).</param>
+/// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/> and <see cref="AnvilNode.FindExecutable"/>).</param>
 /// <param name="Port">The port on 127.0.0.1; 0 lets anvil pick a free one.</param>
 /// <param name="StateFile">If set, the chain is loaded from this file at start and written to it at a clean stop, so a restart keeps it.</param>
 public sealed record AnvilOptions(string Executable, int Port = 0, string? StateFile = null);
 
 /// <summary>
 /// A local anvil (foundry's development chain, from the npm packages in infra/tools): started on a port, ready once it
-/// answers JSON-RPC, stopped with SIGTERM so that it writes its state file. Its ten default accounts are funded.
+/// accepts connections, stopped with SIGTERM so that it writes its state file. Its ten default accounts are funded.
 /// </summary>
 public sealed partial class AnvilNode : IAsyncDisposable
 {
     /// <summary>Anvil's first default account (from its well-known test mnemonic): a development operator, never a real key.</summary>
     public const string DefaultAccountKey = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    private const string SetSid = "/usr/bin/setsid";
 
     private readonly Process _process;
     private readonly StringBuilder _output;
@@ -45,14 +47,28 @@ public sealed partial class AnvilNode : IAsyncDisposable
         return binary ?? throw new FileNotFoundException($"No anvil binary under {foundry}: run ./depin, which installs the npm tools in infra/tools.");
     }
 
+    /// <summary>The anvil binary of the repository this program was built in: infra/tools in the nearest folder above it that has one.</summary>
+    public static string FindExecutable()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+        {
+            var tools = Path.Combine(folder.FullName, "infra", "tools");
+            if (Directory.Exists(Path.Combine(tools, "node_modules", "@foundry-rs"))) return FindInTools(tools);
+        }
+        throw new FileNotFoundException("No anvil found in infra/tools above this program: run ./depin, which installs the npm tools, or name a chain with PIPELINE_CHAIN.");
+    }
+
     public static async Task<AnvilNode> StartAsync(AnvilOptions options, CancellationToken cancellationToken = default)
     {
-        var start = new ProcessStartInfo(options.Executable)
+        // In a session of its own (setsid execs anvil under the same pid): Ctrl-C in the terminal reaches the host, which
+        // stops anvil with SIGTERM after the stages that use it, instead of anvil dying first under their feet.
+        var start = new ProcessStartInfo(File.Exists(SetSid) ? SetSid : options.Executable)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            ArgumentList = { "--host", "127.0.0.1", "--port", options.Port.ToString() },
         };
+        if (File.Exists(SetSid)) start.ArgumentList.Add(options.Executable);
+        foreach (var argument in new[] { "--host", "127.0.0.1", "--port", options.Port.ToString() }) start.ArgumentList.Add(argument);
         if (options.StateFile is not null)
         {
             start.ArgumentList.Add("--state");
@@ -77,8 +93,10 @@ public sealed partial class AnvilNode : IAsyncDisposable
         try
         {
             node.Port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            // Listening is printed once the socket is bound; one answered request proves the RPC is serving.
-            await new Web3(node.RpcUrl).Eth.ChainId.SendRequestAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            // Listening is printed once the socket is bound; an accepted connection proves it is serving (the first
+            // JSON-RPC call is the caller's, through Nethereum).
+            using var probe = new TcpClient();
+            await probe.ConnectAsync("127.0.0.1", node.Port, cancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
             return node;
         }
         catch

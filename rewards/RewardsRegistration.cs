@@ -1,0 +1,54 @@
+using JasperFx.Events.Projections;
+using Marten;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Pipeline.Infra.Hosting;
+using Pipeline.Projections;
+using Pipeline.Rewards.Api;
+using Pipeline.Rewards.Stage;
+
+namespace Pipeline.Rewards;
+
+public static class RewardsRegistration
+{
+    /// <summary>
+    /// What reads the rewards (the API): the epochs' documents in the event store, the settings, the chain connection,
+    /// the queries. Adding it twice adds it once.
+    /// </summary>
+    public static IServiceCollection AddRewardsReadModel(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, RewardsDocuments>());
+        services.AddOptions<RewardsOptions>().Bind(configuration.GetSection(RewardsOptions.Section)).ValidateOnStart();
+        services.AddOptions<ChainOptions>().Bind(configuration.GetSection(ChainOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RewardsOptions>, RewardsOptionsValidation>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ChainOptions>, RewardsOptionsValidation>());
+        services.AddLakeOptions(configuration);
+        services.AddLakeStore();
+        services.TryAddSingleton<RewardsChain>();
+        services.TryAddSingleton<RewardsQueries>();
+        if (!services.Any(s => s.ServiceType == typeof(RewardsExplained))) services.AddSingleton<RewardsExplained>().AddProblemExplanations(RewardsReason.Explanations);
+        return services;
+    }
+
+    /// <summary>The rewards stage: one leader closes final epochs from the lake, writes their reward files and publishes their roots.</summary>
+    public static IServiceCollection AddRewards(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddRewardsReadModel(configuration);
+        services.TryAddSingleton<RewardsMetrics>();
+        services.TryAddSingleton<EpochInputsReader>();
+        services.TryAddSingleton<EpochCloser>();
+        services.TryAddSingleton<RootPublisher>();
+        services.AddHostedService<RewardsStage>();
+        return services;
+    }
+
+    /// <summary>Marks that the rewards' problem explanations are registered.</summary>
+    private sealed class RewardsExplained;
+
+    private sealed class RewardsDocuments : IConfigureMarten
+    {
+        public void Configure(IServiceProvider services, StoreOptions options) => options.Projections.Add<RewardEpochProjection>(ProjectionLifecycle.Inline);
+    }
+}

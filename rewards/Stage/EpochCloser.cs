@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Numerics;
+using Marten;
+using Marten.Exceptions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Events;
+using Pipeline.Infra.Hosting;
+using Pipeline.Infra.Postgres;
+using Pipeline.Projections.Lake;
+using Pipeline.Rewards.Epochs;
+
+namespace Pipeline.Rewards.Stage;
+
+/// <summary>
+/// Closes epochs in order, each once its data is final: the clock has passed its end plus the grace, and the lake has
+/// projected every event recorded by then. It computes the epoch, writes its reward file, and appends
+/// <see cref="EpochClosed"/> and <see cref="RewardsCalculated"/> as a new stream — which a second closer cannot start again.
+/// </summary>
+public sealed class EpochCloser(
+    IDocumentStore store,
+    NpgsqlDataSource dataSource,
+    LakeStore lake,
+    EpochInputsReader inputs,
+    IOptions<RewardsOptions> options,
+    IOptions<LakeOptions> lakeOptions,
+    IOptions<DataOptions> data,
+    TimeProvider clock,
+    RewardsMetrics metrics,
+    ILogger<EpochCloser> logger)
+{
+    // The event sequence seen when an epoch first became final: its data is read as of then, however long the lake takes.
+    private readonly Dictionary<long, long> _targets = [];
+
+    public TimeSpan EpochLength => lakeOptions.Value.EpochLength;
+
+    public RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
+
+    public LakeSource LiveLake => new(LakeProjector.LiveLake, lakeOptions.Value.ResolveDirectory(data.Value.FullPath));
+
+    public DateTimeOffset StartOf(long epoch) => DateTimeOffset.UnixEpoch + EpochLength * epoch;
+
+    /// <summary>The epoch holding <paramref name="time"/>.</summary>
+    public long EpochAt(DateTimeOffset time) => (long)Math.Floor((time - DateTimeOffset.UnixEpoch) / EpochLength);
+
+    /// <summary>Closes the next epoch if it is final; false when there is nothing to close yet.</summary>
+    public async Task<bool> CloseNextAsync(CancellationToken cancellation)
+    {
+        RewardEpoch? last;
+        await using (var session = store.QuerySession())
+            last = await session.Query<RewardEpoch>().OrderByDescending(e => e.Epoch).FirstOrDefaultAsync(cancellation);
+        var next = last?.Epoch + 1 ?? options.Value.FirstEpoch ?? await EarliestEpochInLakeAsync(cancellation);
+        if (next is not { } epoch) return false;
+
+        var end = StartOf(epoch + 1);
+        var now = clock.GetUtcNow();
+        if (now < end + options.Value.Grace) return false;
+        if (!_targets.TryGetValue(epoch, out var through)) _targets[epoch] = through = await LastEventSequenceAsync(cancellation);
+        if (await lake.Manifest(LakeProjector.LiveLake).CheckpointAsync(cancellation) < through) return false;
+
+        var closed = new EpochClosed(epoch, StartOf(epoch), end, through, last?.ThroughSequence ?? 0, now);
+        var policy = options.Value.LoadPolicy();
+        var file = RewardFile.Create(policy, await inputs.ReadAsync(policy, closed, EpochLength, LiveLake, cancellation), PreviousCumulative(last));
+        var path = Files.Write(file);
+        var calculated = Calculated(file, Path.GetFileName(path), clock.GetUtcNow());
+
+        await using (var session = store.LightweightSession())
+        {
+            session.Events.StartStream<RewardEpoch>(RewardEpoch.StreamId(epoch), closed, calculated);
+            try
+            {
+                await session.SaveChangesAsync(cancellation);
+            }
+            catch (ExistingStreamIdCollisionException)
+            {
+                logger.LogWarning("Epoch {Epoch} was closed by another process meanwhile; its file here was written again with the same name", epoch);
+                _targets.Remove(epoch);
+                return true;
+            }
+        }
+        _targets.Remove(epoch);
+        metrics.Closed();
+        logger.LogInformation("Epoch {Epoch} closed through event {Through}: {Devices} devices, {Contributors} contributors, root {Root}, content hash {ContentHash}, policy {Policy} {PolicyHash}",
+            epoch, through, file.Rewards.Devices.Count, file.Rewards.Contributors.Count, file.MerkleRoot ?? "none", calculated.ContentHash, policy.Name, policy.Hash);
+        return true;
+    }
+
+    /// <summary>The cumulative amounts after the previous epoch, from its reward file (the record anyone can check).</summary>
+    private Dictionary<EthAddress, BigInteger> PreviousCumulative(RewardEpoch? last)
+    {
+        if (last is null) return [];
+        var file = Files.Read(last.Epoch)
+            ?? throw new InvalidOperationException($"The reward file of epoch {last.Epoch} is missing from {Files.Directory}: the next epoch's cumulative amounts start from it. Restore it (its keccak256 must be {last.Rewards?.ContentHash}).");
+        if (file.ContentHash() != last.Rewards?.ContentHash)
+            throw new InvalidOperationException($"The reward file of epoch {last.Epoch} in {Files.Directory} does not hash to the recorded content hash {last.Rewards?.ContentHash}: it was changed. Restore the original.");
+        return file.Rewards.Contributors.ToDictionary(c => c.Account, c => c.CumulativeAmount);
+    }
+
+    public static RewardsCalculated Calculated(RewardFile file, string fileName, DateTimeOffset at)
+    {
+        var rewards = file.Rewards;
+        static string S(BigInteger value) => value.ToString(CultureInfo.InvariantCulture);
+        return new RewardsCalculated(
+            rewards.Epoch,
+            file.Policy.Name,
+            rewards.PolicyHash,
+            rewards.InputsHash,
+            file.MerkleRoot,
+            file.ContentHash(),
+            fileName,
+            S(rewards.Emission),
+            S(rewards.SalesShare),
+            S(rewards.Treasury),
+            S(rewards.Contributors.Aggregate(BigInteger.Zero, (sum, c) => sum + c.CumulativeAmount)),
+            rewards.Contributors.Select(c => new ContributorEpochAmount(c.Account.ToLowerHex(), S(c.Amount), S(c.CumulativeAmount))).ToList(),
+            rewards.Devices.Select(d => new DeviceEpochAmount(d.Device.ToLowerHex(), d.Owner.ToLowerHex(), S(d.Score), S(d.EmissionAmount), S(d.SalesAmount))).ToList(),
+            at);
+    }
+
+    private async Task<long?> EarliestEpochInLakeAsync(CancellationToken cancellation)
+    {
+        var files = await lake.Manifest(LakeProjector.LiveLake).FilesAsync(cancellation);
+        if (files.Count == 0) return null;
+        using var duck = LakeCatalog.Open(LiveLake.Directory, files, EpochLength);
+        using var command = duck.CreateCommand();
+        command.CommandText = $"SELECT min(epoch) FROM {LakeCatalog.DeviceQuality}";
+        var value = command.ExecuteScalar();
+        return value is null or DBNull ? null : Convert.ToInt64(value, CultureInfo.InvariantCulture);
+    }
+
+    private async Task<long> LastEventSequenceAsync(CancellationToken cancellation)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT coalesce(max(seq_id), 0) FROM {store.Schema()}.mt_events");
+        return (long)(await command.ExecuteScalarAsync(cancellation))!;
+    }
+}

@@ -1,0 +1,160 @@
+using System.Globalization;
+using DuckDB.NET.Data;
+using Marten;
+using Microsoft.Extensions.Logging;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Events;
+using Pipeline.Projections.Lake;
+using Pipeline.Rewards.Epochs;
+
+namespace Pipeline.Rewards.Stage;
+
+/// <summary>Which lake an epoch is read from: the live one, or a rebuilt one beside it.</summary>
+public sealed record LakeSource(string Name, string Directory);
+
+/// <summary>
+/// Gathers a closed epoch's inputs, all as of event sequence <c>through</c> so that reading them again (after a lake
+/// rebuild, say) gives the same: device_quality rows and station means from the lake, each device's owner at the
+/// epoch's end from the registry's events, and the sales recorded between the previous close and this one.
+/// </summary>
+public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILogger<EpochInputsReader> logger)
+{
+    private static readonly string[] OwnershipEvents = [EventNames.All[typeof(DeviceRegistered)], EventNames.All[typeof(OwnershipTransferred)]];
+
+    public async Task<EpochInputs> ReadAsync(RewardPolicy policy, EpochClosed closed, TimeSpan epochLength, LakeSource source, CancellationToken cancellation)
+    {
+        var files = await lake.Manifest(source.Name).FilesAsync(cancellation);
+        List<DeviceEpochQuality> devices;
+        List<StationEpochMeans> stations;
+        using (var duck = LakeCatalog.Open(source.Directory, files, epochLength, closed.ThroughSequence))
+        {
+            devices = ReadQuality(duck, closed.Epoch);
+            stations = ReadStations(duck, closed.Epoch, epochLength, policy.Agreement.ToleranceMilli.Keys);
+        }
+        var owners = await OwnersAtAsync(closed.End, closed.ThroughSequence, cancellation);
+        var sales = await SalesAsync(closed.SalesAfterSequence, closed.ThroughSequence, cancellation);
+
+        // Anyone can sign a reading with a device time in the past: a device registered after the epoch's end can have
+        // rows in it. Nobody owned it then, so it earns nothing for that epoch.
+        var unowned = devices.Where(d => !owners.ContainsKey(d.Device)).Select(d => d.Device).Concat(sales.Where(s => !owners.ContainsKey(s.Device)).Select(s => s.Device)).ToHashSet();
+        if (unowned.Count > 0)
+            logger.LogInformation("Epoch {Epoch}: {Count} devices with rows had no owner at the epoch's end (registered later) and earn nothing for it", closed.Epoch, unowned.Count);
+        var counted = devices.Where(d => !unowned.Contains(d.Device)).ToList();
+        var sold = sales.Where(s => !unowned.Contains(s.Device)).ToList();
+        var paid = counted.Select(d => d.Device).Concat(sold.Select(s => s.Device)).ToHashSet();
+        return new EpochInputs(
+            closed.Epoch,
+            counted,
+            stations.Where(s => !unowned.Contains(s.Station)).ToList(),
+            owners.Where(o => paid.Contains(o.Key)).Select(o => new DeviceOwner(o.Key, o.Value)).ToList(),
+            sold).Sorted();
+    }
+
+    private static List<DeviceEpochQuality> ReadQuality(DuckDBConnection duck, long epoch)
+    {
+        var reasons = new Dictionary<string, Dictionary<string, long>>();
+        using (var command = duck.CreateCommand())
+        {
+            command.CommandText = $"""
+                SELECT device, unnest(map_keys(rejections_by_reason)), unnest(map_values(rejections_by_reason))
+                FROM {LakeCatalog.DeviceQuality} WHERE epoch = {epoch.ToString(CultureInfo.InvariantCulture)}
+                """;
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var device = reader.GetString(0);
+                if (!reasons.TryGetValue(device, out var counts)) reasons[device] = counts = [];
+                counts[reader.GetString(1)] = Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture);
+            }
+        }
+        var rows = new List<DeviceEpochQuality>();
+        using (var command = duck.CreateCommand())
+        {
+            command.CommandText = $"""
+                SELECT device, kind, accepted, rejected, uptime, completeness, equivocations
+                FROM {LakeCatalog.DeviceQuality} WHERE epoch = {epoch.ToString(CultureInfo.InvariantCulture)}
+                """;
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var device = reader.GetString(0);
+                // The lake holds only registered devices' rows, in lower-case hex: anything else is not a device.
+                if (!EthAddress.TryParse(device.AsSpan(), out var address)) continue;
+                var kind = reader.GetString(1) == "weather" ? DeviceKind.Weather : DeviceKind.Vehicle;
+                rows.Add(DeviceEpochQuality.FromLake(address, kind, Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture),
+                    Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture), Convert.ToDouble(reader.GetValue(4), CultureInfo.InvariantCulture),
+                    Convert.ToDouble(reader.GetValue(5), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(6), CultureInfo.InvariantCulture),
+                    reasons.GetValueOrDefault(device) ?? []));
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Each station's registered position and its epoch means of the signals the policy compares, in thousandths.</summary>
+    private static List<StationEpochMeans> ReadStations(DuckDBConnection duck, long epoch, TimeSpan epochLength, IEnumerable<string> signals)
+    {
+        // The policy's signal names were checked against the weather catalog's columns when it loaded.
+        var columns = signals.Order(StringComparer.Ordinal).ToList();
+        var means = string.Concat(columns.Select(c => $", avg({c})"));
+        var seconds = ((long)epochLength.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        using var command = duck.CreateCommand();
+        command.CommandText = $"""
+            SELECT station, any_value(station_latitude), any_value(station_longitude){means}
+            FROM weather_observations
+            WHERE CAST(floor(epoch(device_time) / {seconds}) AS BIGINT) = {epoch.ToString(CultureInfo.InvariantCulture)}
+            GROUP BY station
+            """;
+        var stations = new List<StationEpochMeans>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            if (!EthAddress.TryParse(reader.GetString(0).AsSpan(), out var station) || reader.IsDBNull(1) || reader.IsDBNull(2)) continue;
+            var milli = new Dictionary<string, long>();
+            for (var i = 0; i < columns.Count; i++)
+                if (!reader.IsDBNull(3 + i)) milli[columns[i]] = (long)Math.Round(reader.GetDouble(3 + i) * 1000, MidpointRounding.ToEven);
+            stations.Add(new StationEpochMeans(station, Micro(reader.GetDouble(1)), Micro(reader.GetDouble(2)), milli));
+        }
+        return stations;
+    }
+
+    private static long Micro(double degrees) => (long)Math.Round(degrees * 1e6, MidpointRounding.ToEven);
+
+    /// <summary>Each device's owner at <paramref name="end"/>: registrations and transfers before it, in the order they were recorded.</summary>
+    private async Task<Dictionary<EthAddress, EthAddress>> OwnersAtAsync(DateTimeOffset end, long through, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        var events = await session.Events.QueryAllRawEvents()
+            .Where(e => e.Sequence <= through && OwnershipEvents.Contains(e.EventTypeName))
+            .OrderBy(e => e.Sequence)
+            .ToListAsync(cancellation);
+        var owners = new Dictionary<EthAddress, EthAddress>();
+        foreach (var e in events)
+        {
+            var (device, owner, at) = e.Data switch
+            {
+                DeviceRegistered r => (r.Device, r.Owner, r.RegisteredAt),
+                OwnershipTransferred t => (t.Device, t.NewOwner, t.TransferredAt),
+                _ => throw new InvalidDataException($"Event {e.Sequence} is not a registration or a transfer."),
+            };
+            if (at >= end) continue;
+            if (EthAddress.TryParse(device.AsSpan(), out var d) && EthAddress.TryParse(owner.AsSpan(), out var o)) owners[d] = o;
+        }
+        return owners;
+    }
+
+    /// <summary>The sales recorded in (<paramref name="after"/>, <paramref name="through"/>], per device: each sale is paid in exactly one epoch.</summary>
+    private async Task<List<DeviceSales>> SalesAsync(long after, long through, CancellationToken cancellation)
+    {
+        var name = EventNames.All[typeof(DataSold)];
+        await using var session = store.QuerySession();
+        var events = await session.Events.QueryAllRawEvents()
+            .Where(e => e.Sequence > after && e.Sequence <= through && e.EventTypeName == name)
+            .ToListAsync(cancellation);
+        return events.Select(e => (DataSold)e.Data)
+            .Where(s => EthAddress.TryParse(s.Device.AsSpan(), out _))
+            .GroupBy(s => EthAddress.Parse(s.Device))
+            .Select(g => new DeviceSales(g.Key, g.Sum(s => s.Rows), g.Sum(s => s.Credits)))
+            .ToList();
+    }
+}
