@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Pipeline.Infra.Hosting;
 using Pipeline.Projections;
 using Pipeline.Rewards.Api;
+using Pipeline.Rewards.Payments;
 using Pipeline.Rewards.Stage;
 
 namespace Pipeline.Rewards;
@@ -32,7 +33,11 @@ public static class RewardsRegistration
         return services;
     }
 
-    /// <summary>The rewards stage: one leader closes final epochs from the lake, writes their reward files and publishes their roots.</summary>
+    /// <summary>
+    /// The rewards stage: one leader closes final epochs from the lake, writes their reward files and publishes their
+    /// roots; one follower credits buyers' on-chain payments. The host adds the marketplace's buyer documents too: a
+    /// buyer's balance is their inline projection of the PaymentReceived events the follower appends.
+    /// </summary>
     public static IServiceCollection AddRewards(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddRewardsReadModel(configuration);
@@ -41,6 +46,8 @@ public static class RewardsRegistration
         services.TryAddSingleton<EpochCloser>();
         services.TryAddSingleton<RootPublisher>();
         services.AddHostedService<RewardsStage>();
+        services.TryAddSingleton<IPaymentsContractSource, DeployedPaymentsContract>();
+        services.AddPaymentFollower(configuration);
         return services;
     }
 

@@ -56,7 +56,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Api)) services.AddMarketplace(configuration);
         if (roles.HasFlag(Roles.Streams)) services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) services.AddProjections(configuration);
-        if (roles.HasFlag(Roles.Rewards)) services.AddRewards(configuration);
+        if (roles.HasFlag(Roles.Rewards)) services.AddRewards(configuration).AddMarketplaceDocuments();
         if (roles.HasFlag(Roles.Api)) services.AddRewardsReadModel(configuration);
 
         var app = builder.Build();

@@ -9,7 +9,8 @@ namespace Pipeline.Infra.Development;
 /// <param name="Executable">The anvil binary (see <see cref="AnvilNode.FindInTools"/> and <see cref="AnvilNode.FindExecutable"/>).</param>
 /// <param name="Port">The port on 127.0.0.1; 0 lets anvil pick a free one.</param>
 /// <param name="StateFile">If set, the chain is loaded from this file at start and written to it at a clean stop, so a restart keeps it.</param>
-public sealed record AnvilOptions(string Executable, int Port = 0, string? StateFile = null);
+/// <param name="BlockTimeSeconds">0 mines a block per transaction; otherwise a block every this many seconds, as a real chain does.</param>
+public sealed record AnvilOptions(string Executable, int Port = 0, string? StateFile = null, int BlockTimeSeconds = 0);
 
 /// <summary>
 /// A local anvil (foundry's development chain, from the npm packages in infra/tools): started on a port, ready once it
@@ -73,6 +74,11 @@ public sealed partial class AnvilNode : IAsyncDisposable
         {
             start.ArgumentList.Add("--state");
             start.ArgumentList.Add(options.StateFile);
+        }
+        if (options.BlockTimeSeconds > 0)
+        {
+            start.ArgumentList.Add("--block-time");
+            start.ArgumentList.Add(options.BlockTimeSeconds.ToString());
         }
         var output = new StringBuilder();
         var listening = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);

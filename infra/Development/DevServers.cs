@@ -190,14 +190,18 @@ public sealed class DevServers : IAsyncDisposable
     private static async Task<AnvilNode> StartAnvilAsync(DevServerOptions options, ILogger logger, CancellationToken cancellation)
     {
         string? stateFile = null;
+        var blockTime = 0;
         if (options.KeepChainState)
         {
+            // The dev stack's chain mines every second: confirmations (of payments, of roots) then come as on a real
+            // chain instead of waiting for someone else's transaction.
+            blockTime = 1;
             var folder = Directory.CreateDirectory(Path.Combine(options.DataDirectory, "chain")).FullName;
             stateFile = Path.Combine(folder, "anvil-state.json");
         }
         try
         {
-            var anvil = await AnvilNode.StartAsync(new AnvilOptions(AnvilNode.FindExecutable(), options.ChainPort, stateFile), cancellation);
+            var anvil = await AnvilNode.StartAsync(new AnvilOptions(AnvilNode.FindExecutable(), options.ChainPort, stateFile, blockTime), cancellation);
             logger.LogInformation("anvil (local chain) at {RpcUrl}", anvil.RpcUrl);
             return anvil;
         }

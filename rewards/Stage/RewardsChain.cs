@@ -5,11 +5,12 @@ using Nethereum.Util;
 using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Postgres;
 using Pipeline.Rewards.Chain;
+using Pipeline.Rewards.Payments;
 
 namespace Pipeline.Rewards.Stage;
 
-/// <summary>The operator's client on the chain and the contracts there.</summary>
-public sealed record ChainContext(ChainClient Operator, string Token, string Distributor, string Payments, string Treasury)
+/// <summary>The operator's client on the chain and the contracts there (deployed at <paramref name="DeployedAtBlock"/>, 0 when configured).</summary>
+public sealed record ChainContext(ChainClient Operator, string Token, string Distributor, string Payments, string Treasury, long DeployedAtBlock)
 {
     public long ChainId => (long)Operator.ChainId;
 }
@@ -51,13 +52,13 @@ public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<Reward
         var chain = options.Value;
         var treasury = rewards.Value.LoadPolicy().Treasury.ToLowerHex();
         var client = await ChainClient.ConnectAsync(chain.RpcUrl!, chain.ResolveOperatorKey(), chain.ReceiptTimeout, cancellation);
-        if (chain.HasAddresses) return new ChainContext(client, chain.Token!, chain.Distributor!, chain.Payments!, treasury);
+        if (chain.HasAddresses) return new ChainContext(client, chain.Token!, chain.Distributor!, chain.Payments!, treasury, 0);
 
         var deployment = await ChainDeployment.EnsureAsync(client, treasury, BigInteger.Parse(chain.Supply), DeploymentFile, cancellation);
         await ApproveDistributorAsync(client, deployment, treasury, cancellation);
         logger.LogInformation("Chain {ChainId} at {RpcUrl}: token {Token}, distributor {Distributor}, payments {Payments}",
             deployment.ChainId, chain.RpcUrl, deployment.Token.Address, deployment.Distributor.Address, deployment.Payments.Address);
-        return new ChainContext(client, deployment.Token.Address, deployment.Distributor.Address, deployment.Payments.Address, treasury);
+        return new ChainContext(client, deployment.Token.Address, deployment.Distributor.Address, deployment.Payments.Address, treasury, deployment.DeployedAtBlock);
     }
 
     /// <summary>The treasury lets the distributor pull what roots owe, once: with its own key, or the operator's when it is the operator.</summary>
@@ -78,5 +79,20 @@ public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<Reward
         }
         await treasuryClient.SendAsync(deployment.Token.Address, new ApproveFunction { Spender = deployment.Distributor.Address, Value = BigInteger.Pow(2, 256) - 1 }, cancellation);
         logger.LogInformation("The treasury {Treasury} approved the distributor {Distributor}", treasury, deployment.Distributor.Address);
+    }
+}
+
+/// <summary>
+/// The Payments contract the payment follower reads: the configured one (Payments:Contract or Chain:Payments, from
+/// Chain:DeployedAtBlock), else the one this stage deployed, followed from its deployment block.
+/// </summary>
+public sealed class DeployedPaymentsContract(RewardsChain chain, IOptions<PaymentsOptions> payments) : IPaymentsContractSource
+{
+    public async Task<PaymentsContract> GetAsync(CancellationToken cancellation)
+    {
+        var configured = payments.Value;
+        if (!string.IsNullOrWhiteSpace(configured.Contract)) return new PaymentsContract(configured.RpcUrl!, configured.Contract, configured.StartBlock);
+        var deployed = await chain.GetAsync(cancellation);
+        return new PaymentsContract(chain.Options.RpcUrl!, deployed.Payments, deployed.DeployedAtBlock);
     }
 }
