@@ -6,6 +6,7 @@ using Pipeline.Marketplace;
 using Pipeline.Projections;
 using Pipeline.Registry;
 using Pipeline.Streams;
+using Pipeline.Web;
 
 namespace Pipeline.Cli.Hosting;
 
@@ -51,6 +52,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddRegistry(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddMarketplace(configuration);
+        if (roles.HasFlag(Roles.Api)) services.AddWebApp(configuration);
         if (roles.HasFlag(Roles.Streams)) services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) services.AddProjections(configuration);
 
@@ -61,6 +63,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) app.MapIngestApi(endpoints.IngestPort);
         if (roles.HasFlag(Roles.Api)) app.MapRegistryApi(endpoints.ApiPort);
         if (roles.HasFlag(Roles.Api)) app.MapMarketplaceApi(endpoints.ApiPort);
+        if (roles.HasFlag(Roles.Api)) app.MapWebApp(endpoints.ApiPort);
         return app;
     }
 
