@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task
     ["lake"] = ("Events into the Parquet lake, and an aggregate over it vs DuckDB on its own Parquet file", LakeBench.RunAsync),
     ["streams"] = ("Processors into PostgreSQL vs raw signature recovery and raw COPY of the same rows", StreamsBench.RunAsync),
     ["market"] = ("Buyer queries and an export through the marketplace API vs the same SQL and COPY directly in DuckDB", MarketBench.RunAsync),
+    ["web"] = ("First render of each web page in chromium with the default fleet running vs the catalog's raw JSON", WebBench.RunAsync),
     ["directory"] = ("The processors' device directory with 1,000,000 devices vs a plain Dictionary of the address strings", DirectoryBench.RunAsync),
 };
 
