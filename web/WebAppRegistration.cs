@@ -36,7 +36,7 @@ public static class WebAppRegistration
             var endpoints = configuration.GetSection(EndpointsOptions.Section).Get<EndpointsOptions>() ?? new EndpointsOptions();
             http.BaseAddress = new Uri(string.IsNullOrEmpty(web.ApiUrl) ? Loopback(endpoints) : web.ApiUrl);
             http.Timeout = TimeSpan.FromSeconds(60);
-        });
+        }).RemoveAllLoggers();   // every page makes a few calls: the API logs its own requests already
         services.AddSingleton<VisitorCookies>();
         return services;
     }

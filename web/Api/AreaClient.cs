@@ -31,11 +31,8 @@ public sealed class AreaClient(HttpClient http)
     public Task<GrantView> BuyGrantAsync(string key, GrantRequest request, CancellationToken cancellation) => PostAsync<GrantView>("/v1/grants", key, request, cancellation);
 
     /// <summary>Runs a buyer's SQL; the caller reads (and disposes) the response, whose headers carry rows and credits.</summary>
-    public async Task<HttpResponseMessage> QueryAsync(string key, QueryRequest request, CancellationToken cancellation)
-    {
-        var response = await SendAsync(HttpMethod.Post, "/v1/query", key, JsonContent.Create(request, options: Json), cancellation, HttpCompletionOption.ResponseHeadersRead);
-        return response;
-    }
+    public Task<HttpResponseMessage> QueryAsync(string key, QueryRequest request, CancellationToken cancellation) =>
+        SendAsync(HttpMethod.Post, "/v1/query", key, JsonContent.Create(request, options: Json), cancellation, HttpCompletionOption.ResponseHeadersRead);
 
     public Task<ExportJob> StartExportAsync(string key, ExportRequestBody request, CancellationToken cancellation) => PostAsync<ExportJob>("/v1/exports", key, request, cancellation);
 

@@ -7,7 +7,7 @@ namespace Pipeline.Web.Api;
 /// The credentials a visitor signed in with, kept in HttpOnly, SameSite=Strict cookies encrypted and authenticated by
 /// ASP.NET Core data protection: the browser's script never sees a buyer's key or a contributor's session token.
 /// </summary>
-public sealed class VisitorCookies(IDataProtectionProvider protection)
+public sealed class VisitorCookies(IDataProtectionProvider protection, TimeProvider clock)
 {
     public const string BuyerCookie = "depin-buyer";
     public const string ContributorCookie = "depin-contributor";
@@ -22,7 +22,7 @@ public sealed class VisitorCookies(IDataProtectionProvider protection)
         Read(context, ContributorCookie)?.Split('|') is [var token, var address] ? (token, address) : null;
 
     public void SignInContributor(HttpContext context, string token, string address, DateTimeOffset expiresAt) =>
-        Write(context, ContributorCookie, $"{token}|{address}", expiresAt - DateTimeOffset.UtcNow);
+        Write(context, ContributorCookie, $"{token}|{address}", expiresAt - clock.GetUtcNow());
 
     public static void SignOut(HttpContext context, string cookie) => context.Response.Cookies.Delete(cookie, new CookieOptions { Path = "/" });
 
