@@ -29,7 +29,6 @@ internal static class WebAssets
             {
                 ".css" => "text/css; charset=utf-8",
                 ".js" => "text/javascript; charset=utf-8",
-                ".svg" => "image/svg+xml",
                 _ => "application/octet-stream",
             });
         }
