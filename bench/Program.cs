@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task
     ["streams"] = ("Processors into PostgreSQL vs raw signature recovery and raw COPY of the same rows", StreamsBench.RunAsync),
     ["market"] = ("Buyer queries and an export through the marketplace API vs the same SQL and COPY directly in DuckDB", MarketBench.RunAsync),
     ["fuzz"] = ("A million hostile bodies per parser, then 10,000 HTTP requests and 10,000 MQTT publishes to a running host: counts of every outcome", FuzzBench.RunAsync),
+    ["web"] = ("First render of each web page in chromium with the default fleet running vs the catalog's raw JSON", WebBench.RunAsync),
     ["directory"] = ("The processors' device directory with 1,000,000 devices vs a plain Dictionary of the address strings", DirectoryBench.RunAsync),
 };
 

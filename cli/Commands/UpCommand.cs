@@ -214,6 +214,7 @@ public static class UpCommand
         var table = new Table().Border(TableBorder.Rounded).AddColumn("What").AddColumn("Where");
         if (roles.HasFlag(Roles.Api))
         {
+            table.AddRow("Web app", $"{endpoints.ApiUrl}/");
             table.AddRow("Registry and marketplace API", endpoints.ApiUrl);
             table.AddRow("API docs (OpenAPI)", $"{endpoints.ApiUrl}/docs  ·  {endpoints.ApiUrl}/openapi/v1.json");
         }

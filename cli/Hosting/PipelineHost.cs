@@ -8,6 +8,7 @@ using Pipeline.Registry;
 using Pipeline.Rewards;
 using Pipeline.Rewards.Api;
 using Pipeline.Streams;
+using Pipeline.Web;
 
 namespace Pipeline.Cli.Hosting;
 
@@ -54,6 +55,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Ingest)) services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddRegistry(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddMarketplace(configuration);
+        if (roles.HasFlag(Roles.Api)) services.AddWebApp(configuration);
         if (roles.HasFlag(Roles.Streams)) services.AddStreams(configuration);
         if (roles.HasFlag(Roles.Projections)) services.AddProjections(configuration);
         if (roles.HasFlag(Roles.Rewards)) services.AddRewards(configuration).AddMarketplaceDocuments();
@@ -67,6 +69,7 @@ public static class PipelineHost
         if (roles.HasFlag(Roles.Api)) app.MapRegistryApi(endpoints.ApiPort);
         if (roles.HasFlag(Roles.Api)) app.MapMarketplaceApi(endpoints.ApiPort);
         if (roles.HasFlag(Roles.Api)) app.MapRewardsApi(endpoints.ApiPort);
+        if (roles.HasFlag(Roles.Api)) app.MapWebApp(endpoints.ApiPort);
         return app;
     }
 

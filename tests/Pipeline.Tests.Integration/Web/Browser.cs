@@ -1,0 +1,48 @@
+using Microsoft.Playwright;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Integration.Web;
+
+/// <summary>
+/// Debian's chromium driven by Playwright (no browser download): headless, without the sandbox a root user cannot
+/// have. Screenshots go to .data/test-results/screenshots (git-ignored); docs/screenshots holds the committed copies.
+/// </summary>
+public sealed class Browser : IAsyncDisposable
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+    private readonly IPlaywright _playwright;
+    private readonly IBrowser _browser;
+
+    private Browser(IPlaywright playwright, IBrowser browser) => (_playwright, _browser) = (playwright, browser);
+
+    public static string ScreenshotFolder { get; } = Path.Combine(RepositoryTools.Root, ".data", "test-results", "screenshots");
+
+    public static async Task<Browser> LaunchAsync()
+    {
+        if (!File.Exists(ChromiumPath)) throw new InvalidOperationException($"{ChromiumPath} is missing: ./depin installs Debian's chromium package.");
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumPath, Headless = true, Args = ["--no-sandbox"] });
+        return new Browser(playwright, browser);
+    }
+
+    /// <summary>A fresh context (its own cookies) and page on <paramref name="baseUrl"/>.</summary>
+    public async Task<IPage> NewPageAsync(string baseUrl)
+    {
+        var context = await _browser.NewContextAsync(new() { BaseURL = baseUrl, ViewportSize = new() { Width = 1280, Height = 900 }, AcceptDownloads = true });
+        var page = await context.NewPageAsync();
+        page.SetDefaultTimeout(30_000);
+        return page;
+    }
+
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        Directory.CreateDirectory(ScreenshotFolder);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, name + ".png"), FullPage = true });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+    }
+}

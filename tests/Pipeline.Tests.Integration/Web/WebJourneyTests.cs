@@ -1,0 +1,199 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Tests.Integration.Marketplace;
+
+namespace Pipeline.Tests.Integration.Web;
+
+/// <summary>
+/// The web app in Debian's chromium against a real API host: the marketplace over a lake of the test's own Parquet
+/// files, accounts in Marten, queries in the sandbox, contributor sign-in by an injected wallet. Each test makes its
+/// own buyer or owner.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
+{
+    private readonly MarketLake _lake = new();
+    private readonly string _operatorKeyFile = Path.Combine(Path.GetTempPath(), "web-op-" + Guid.NewGuid().ToString("n"), "operator-key.sha256");
+    private TestHost _host = null!;
+    private Browser _browser = null!;
+    private string _operatorKey = "";
+
+    private string BaseUrl => _host.Api.BaseAddress!.ToString();
+
+    public async Task InitializeAsync()
+    {
+        _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
+        _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Lake:Directory"] = _lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row
+            ["Marketplace:RequestsPerSecond"] = "1000",
+            ["Marketplace:RequestBurst"] = "1000",
+        }, schema: "it_web_journeys");
+        await _lake.PublishAsync(_host);
+        _browser = await Browser.LaunchAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        await _host.DisposeAsync();
+        _lake.Dispose();
+        Directory.Delete(Path.GetDirectoryName(_operatorKeyFile)!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Buyer_BrowsesPreviewsBuysQueriesAndDownloads_InTheBrowser()
+    {
+        var key = await CreateBuyerAsync(100_000);
+        var page = await _browser.NewPageAsync(BaseUrl);
+
+        await page.GotoAsync("/?kind=vehicle");
+        var card = page.Locator("[data-dataset=vehicle_signals]");
+        await Assertions.Expect(card).ToContainTextAsync(_lake.Rows.Count.ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("[data-dataset=weather_observations]")).ToHaveCountAsync(0);
+        await Browser.ScreenshotAsync(page, "marketplace");
+
+        await card.GetByRole(AriaRole.Link, new() { Name = "vehicle_signals" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "speed_kmh", Exact = true })).ToBeVisibleAsync();
+        Assert.True(await page.Locator(".coverage rect.cell").CountAsync() >= 1);
+        Assert.Equal(MarketplaceEndpoints.PreviewRows, await page.Locator("table.rows tbody tr").CountAsync());
+        await Assertions.Expect(page.Locator(".chart-figure .uplot")).ToHaveCountAsync(1);   // uPlot drew the signal
+        await page.GetByLabel("Rows to price").FillAsync("2500");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Price it" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#price-result")).ToContainTextAsync("2,500 credits");
+        await Browser.ScreenshotAsync(page, "dataset");
+
+        await page.GotoAsync("/buyer");
+        await page.GetByLabel("API key").FillAsync("dmk_" + new string('0', 43));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "unknown_key");
+
+        await page.GetByLabel("API key").FillAsync(key);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#balance")).ToHaveTextAsync("100,000 credits");
+
+        await page.GetByLabel("From (UTC)").FillAsync("2026-11-01T00:00");
+        await page.GetByLabel("Row quota").FillAsync("5000");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Buy", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator("#bought")).ToContainTextAsync("for 5,000 credits");
+        await Assertions.Expect(page.Locator("#balance")).ToHaveTextAsync("95,000 credits");
+
+        var sql = page.GetByLabel("SQL (one SELECT; the grant's dataset is the only table)");
+        await sql.FillAsync("SELECT device_time, speed_kmh FROM vehicle_signals ORDER BY device_time LIMIT 50");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#query-status")).ToContainTextAsync("50 rows · 50 credits charged");
+        Assert.Equal(50, await page.Locator("table.rows tbody tr").CountAsync());
+        await Assertions.Expect(page.Locator("section[aria-labelledby=sql] .uplot")).ToHaveCountAsync(1);
+
+        var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Download CSV" }).ClickAsync());
+        var csv = await File.ReadAllLinesAsync((await download.PathAsync())!);
+        Assert.Equal("device_time,speed_kmh", csv[0]);
+        Assert.Equal(51, csv.Length);
+
+        // A sandbox refusal is a message, and the page keeps working.
+        await page.GetByLabel("SQL (one SELECT; the grant's dataset is the only table)").FillAsync("SELECT * FROM read_parquet('/etc/passwd')");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "table_function");
+        await Browser.ScreenshotAsync(page, "buyer");
+
+        await page.GetByLabel("Shards").FillAsync("2");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Start export" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#export-status")).ToHaveTextAsync("done", new() { Timeout = 60_000 });
+        var manifest = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Link, new() { Name = "manifest.json", Exact = true }).ClickAsync());
+        using var signed = JsonDocument.Parse(await File.ReadAllTextAsync((await manifest.PathAsync())!));
+        var files = signed.RootElement.GetProperty("files").EnumerateArray().ToList();
+        Assert.Equal(_lake.Rows.Count, files.Sum(f => f.GetProperty("rows").GetInt64()));
+        Assert.Equal(1 + files.Count, await page.Locator("#export-files li").CountAsync());   // the manifest and its signature, then every file
+        Assert.Contains(files, f => f.GetProperty("path").GetString()!.StartsWith("data/shard=1/", StringComparison.Ordinal));
+        await Browser.ScreenshotAsync(page, "export");
+
+        var account = await AccountAsync(key);
+        Assert.Equal(95_000, account.GetProperty("balance").GetInt64());
+        Assert.Equal(100 + _lake.Rows.Count, account.GetProperty("grants")[0].GetProperty("rowsUsed").GetInt64());
+    }
+
+    [Fact]
+    public async Task Buyer_WithoutCreditOrWithAnExpiredGrant_IsToldWhyInsteadOfAnError()
+    {
+        var key = await CreateBuyerAsync(10);
+        var page = await _browser.NewPageAsync(BaseUrl);
+        await page.GotoAsync("/buyer");
+        await page.GetByLabel("API key").FillAsync(key);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+
+        await page.GetByLabel("From (UTC)").FillAsync("2026-11-01T00:00");
+        await page.GetByLabel("Row quota").FillAsync("5000");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Buy", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "insufficient_credit");
+        await Assertions.Expect(page.Locator(".refusal")).ToContainTextAsync("Not enough credit");
+
+        // A grant that expires in two seconds, bought through the API; once the clock passes it, the editor says so.
+        var expiresAt = DateTimeOffset.UtcNow.AddSeconds(2);
+        using (var buy = new HttpRequestMessage(HttpMethod.Post, "/v1/grants")
+        {
+            Content = JsonContent.Create(new { dataset = "vehicle_signals", from = "2026-11-01T00:00:00Z", rowQuota = 5, expiresAt }),
+        })
+        {
+            buy.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            (await _host.Api.SendAsync(buy)).EnsureSuccessStatusCode();
+        }
+        while (DateTimeOffset.UtcNow <= expiresAt) await Task.Delay(expiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(50));
+        await page.GotoAsync("/buyer");
+        await Assertions.Expect(page.Locator("#grant-table")).ToContainTextAsync("expired");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "grant_expired");
+        await Assertions.Expect(page.Locator(".refusal")).ToContainTextAsync("This grant has expired.");
+        await Browser.ScreenshotAsync(page, "refusal");
+    }
+
+    [Fact]
+    public async Task Contributor_SignsInWithAnInjectedWallet_SeesTheirDevices()
+    {
+        var owner = EthKey.Generate();
+        var device = new TestDevice("web-contributor");
+        await Registration.RegisterAsync(_host, device.Key, owner: owner, metadata: Registration.Car);
+        var page = await _browser.NewPageAsync(BaseUrl);
+        await InjectedWallet.InstallAsync(page, owner);
+
+        await page.GotoAsync("/contributor");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with browser wallet" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#wallet-address")).ToHaveTextAsync(owner.Address.ToLowerHex());
+        await Assertions.Expect(page.Locator($"[data-device='{device.Address}']")).ToContainTextAsync("Volvo");
+        await Browser.ScreenshotAsync(page, "contributor");
+
+        // Another wallet's signature over this owner's challenge is refused, shown as a message.
+        var stranger = await _browser.NewPageAsync(BaseUrl);
+        await stranger.GotoAsync($"/contributor?address={owner.Address.ToLowerHex()}");
+        var message = await stranger.Locator("#challenge").TextContentAsync();
+        await stranger.GetByLabel("Signature").FillAsync(Hex.Encode0x(EthKey.Generate().SignPersonal(System.Text.Encoding.UTF8.GetBytes(message!))));
+        await stranger.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        await Assertions.Expect(stranger.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "bad_signature");
+    }
+
+    private async Task<string> CreateBuyerAsync(long credits)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/buyers") { Content = JsonContent.Create(new { name = "Web buyer", credits }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _operatorKey);
+        using var response = await _host.Api.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("apiKey").GetString()!;
+    }
+
+    private async Task<JsonElement> AccountAsync(string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/account");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await _host.Api.SendAsync(request);
+        return await response.Content.ReadFromJsonAsync<JsonElement>(ServiceDefaults.WireJson);
+    }
+}

@@ -1,0 +1,46 @@
+using System.Globalization;
+
+namespace Pipeline.Web.Layout;
+
+/// <summary>How numbers, times and token amounts read on the pages (invariant culture, UTC).</summary>
+public static class Format
+{
+    public static string Time(DateTimeOffset? at) => at?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture) ?? "—";
+
+    public static string Span(DateTimeOffset? from, DateTimeOffset? until) => from is null ? "no rows yet" : $"{Time(from)} → {Time(until)}";
+
+    public static string Age(double? seconds) => seconds switch
+    {
+        null => "—",
+        < 120 => $"{seconds:0} s ago",
+        < 7200 => $"{seconds / 60:0} min ago",
+        _ => $"{seconds / 3600:0.#} h ago",
+    };
+
+    public static string Ratio(double? value) => value?.ToString("0.00", CultureInfo.InvariantCulture) ?? "—";
+
+    public static string Number(double? value) => value?.ToString("N0", CultureInfo.InvariantCulture) ?? "—";
+
+    /// <summary>Token base units (18 decimals, a decimal string) as whole tokens with up to 6 decimals.</summary>
+    public static string Tokens(string? baseUnits)
+    {
+        if (!System.Numerics.BigInteger.TryParse(baseUnits, NumberStyles.None, CultureInfo.InvariantCulture, out var units)) return baseUnits ?? "—";
+        var whole = System.Numerics.BigInteger.DivRem(units, System.Numerics.BigInteger.Pow(10, 18), out var fraction);
+        var decimals = (fraction / System.Numerics.BigInteger.Pow(10, 12)).ToString("D6", CultureInfo.InvariantCulture).TrimEnd('0');
+        return decimals.Length == 0 ? whole.ToString(CultureInfo.InvariantCulture) : $"{whole}.{decimals}";
+    }
+
+    public static (double Lat, double Lon)? LatLon(string? text) =>
+        text?.Split(',') is [var a, var b]
+        && double.TryParse(a, NumberStyles.Float, CultureInfo.InvariantCulture, out var lat)
+        && double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out var lon)
+            ? (lat, lon) : null;
+
+    /// <summary>A preview or query cell as text: JSON null as empty, strings unquoted.</summary>
+    public static string Cell(System.Text.Json.JsonElement value) => value.ValueKind switch
+    {
+        System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.Undefined => "",
+        System.Text.Json.JsonValueKind.String => value.GetString() ?? "",
+        _ => value.GetRawText(),
+    };
+}
