@@ -26,7 +26,13 @@ public sealed class ContributorRewardsTests(StackFixture fixture)
     [Fact]
     public async Task Contributor_ExplainsAndClaimsAReward_TheTokenBalanceOnChainRises()
     {
-        await using var host = await TestHost.StartAsync(fixture, Roles.All, schema: "it_web_rewards");
+        // One-minute epochs, as the rewards stage's own tests run them, so an epoch closes while the test waits.
+        await using var host = await TestHost.StartAsync(fixture, Roles.All, new Dictionary<string, string?>
+        {
+            ["Lake:EpochLength"] = "00:01:00",
+            ["Rewards:Grace"] = "00:00:02",
+            ["Rewards:PollInterval"] = "00:00:00.250",
+        }, schema: "it_web_rewards");
         using var chainResponse = await host.Api.GetAsync("/v1/chain");
         Assert.True(chainResponse.StatusCode == HttpStatusCode.OK, $"GET /v1/chain answered {(int)chainResponse.StatusCode}: the rewards API is not served by this host.");
         var chain = await chainResponse.Content.ReadFromJsonAsync<JsonElement>();
