@@ -42,6 +42,8 @@ public static class MarketplaceRegistration
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
+        services.AddSingleton<MarketMetrics>();
+        services.AddSingleton<SandboxPool>();
         services.AddSingleton<Contributors.ContributorLogin>();
         services.AddSingleton<Contributors.ContributorData>();
         services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));
