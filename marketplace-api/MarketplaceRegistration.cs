@@ -44,6 +44,9 @@ public static class MarketplaceRegistration
         services.AddSingleton<GrantedQueries>();
         services.AddSingleton<MarketMetrics>();
         services.AddSingleton<SandboxPool>();
+        services.AddSingleton<Feed.LiveFeed>();
+        services.AddHostedService(provider => provider.GetRequiredService<Feed.LiveFeed>());
+        services.AddSingleton<Feed.GrantFeeds>();
         services.AddSingleton<Contributors.ContributorLogin>();
         services.AddSingleton<Contributors.ContributorData>();
         services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));

@@ -22,13 +22,14 @@ public sealed record ChargedResult(Stream Content, QueryResult Result, string Ch
 /// </summary>
 public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, SandboxPool sandboxes, MarketMetrics metrics)
 {
-    public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, MarketplaceOptions options, CancellationToken cancellation)
+    /// <summary>Runs <paramref name="sql"/> over the grant's rows in the lake now, or as it was at checkpoint <paramref name="asOf"/>.</summary>
+    public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, CancellationToken cancellation)
     {
         var phases = metrics.StartQuery();
         var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
         var grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
         phases.End("account");
-        var snapshot = await lake.SnapshotAsync(cancellation);
+        var snapshot = asOf is { } checkpoint ? await lake.SnapshotAtAsync(checkpoint, cancellation) : await lake.SnapshotAsync(cancellation);
         var table = await TableAsync(grant, snapshot, cancellation);
         phases.End("lake");
 
@@ -47,7 +48,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
             phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
             long credits = 0;
-            await accounts.UpdateAsync(buyerId, (current, now) =>
+            await accounts.AppendAsync(buyerId, (current, now) =>
             {
                 var charged = Usable(current, grantId, now);
                 if (charged.RowsLeft(now) < result.Rows)

@@ -48,16 +48,16 @@ internal sealed class DeliveredRows
                 _ => null,
             };
             // A row without a device or time cannot name whose it is: an empty name matches no share of the slice.
-            // As the slice counts it: floor(epoch seconds ÷ epoch length); ToUnixTimeSeconds floors too.
-            var epoch = times.GetTimestamp(i) is { } time ? FloorDivide(time.ToUnixTimeSeconds(), _epochSeconds) : long.MinValue;
+            var epoch = times.GetTimestamp(i) is { } time ? EpochOf(time.ToUnixTimeSeconds(), _epochSeconds) : long.MinValue;
             var key = (device ?? "", epoch);
             _rows[key] = _rows.GetValueOrDefault(key) + 1;
         }
     }
 
-    private static long FloorDivide(long value, long divisor)
+    /// <summary>The epoch of a time in Unix seconds: floor(seconds ÷ epoch length), as the slice's SQL counts it.</summary>
+    public static long EpochOf(long unixSeconds, long epochSeconds)
     {
-        var (quotient, remainder) = Math.DivRem(value, divisor);
+        var (quotient, remainder) = Math.DivRem(unixSeconds, epochSeconds);
         return remainder < 0 ? quotient - 1 : quotient;
     }
 

@@ -80,7 +80,12 @@ public sealed class SqlSandbox : IDisposable
             ? $"(SELECT CAST(NULL AS VARCHAR) AS {shape.DeviceColumn}, CAST(NULL AS TIMESTAMPTZ) AS {shape.TimeColumn}, CAST(NULL AS BIGINT) AS {shape.SequenceColumn}" +
               (shape.LatitudeColumn is null ? "" : $", CAST(NULL AS DOUBLE) AS {shape.LatitudeColumn}, CAST(NULL AS DOUBLE) AS {shape.LongitudeColumn}") + " WHERE false)"
             : $"read_parquet([{string.Join(", ", table.Files.Select(Literal))}], hive_partitioning = true, hive_types = {{'date': DATE}})";
-        var rows = table.Rows;
+        return $"CREATE VIEW {table.Name} AS SELECT * FROM {source} WHERE {RowCondition(shape, table.Rows)}";
+    }
+
+    /// <summary>The SQL condition that holds for exactly the rows of <paramref name="rows"/>, over a table of <paramref name="shape"/>.</summary>
+    public static string RowCondition(TableShape shape, RowRestriction rows)
+    {
         var conditions = new List<string> { $"{shape.TimeColumn} >= {Time(rows.From)}" };
         if (rows.Until is { } until) conditions.Add($"{shape.TimeColumn} < {Time(until)}");
         if (rows.Box is { } box)
@@ -90,7 +95,7 @@ public sealed class SqlSandbox : IDisposable
         }
         if (rows.Devices is { } devices)
             conditions.Add(devices.Count == 0 ? "false" : $"{shape.DeviceColumn} IN ({string.Join(", ", devices.Select(Literal))})");
-        return $"CREATE VIEW {table.Name} AS SELECT * FROM {source} WHERE {string.Join(" AND ", conditions)}";
+        return string.Join(" AND ", conditions);
     }
 
     /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing.</summary>
