@@ -37,6 +37,7 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
             ["Marketplace:RequestBurst"] = "1000",
             ["Marketplace:FeedPollInterval"] = "00:00:00.100",
             ["Marketplace:FeedBufferBatches"] = "4",
+            ["Marketplace:FeedDropAfter"] = "00:00:03",
         }, schema: "it_market_feed");
         await _lake.PublishAsync(_host);
     }
