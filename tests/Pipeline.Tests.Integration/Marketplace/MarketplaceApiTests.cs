@@ -468,6 +468,34 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Query_RowsCarryingDeviceAndTime_AreAttributedToTheirOwnDevices_AndMadeUpNamesToTheSlice()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 10_000);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 5_000));
+        var device = MarketLake.Devices[1];
+        var own = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT device, device_time FROM vehicle_signals WHERE device = '{device}' LIMIT 50" });
+        Assert.Equal("50", Header(own, "X-Rows"));
+        var sold = await SoldAsync(buyer, Header(own, "X-Charge-Id")!);
+        Assert.Equal(50, sold.Where(s => s.Device == device).Sum(s => s.Rows));
+        Assert.Equal(50, sold.Sum(s => s.Rows));
+
+        // A name the query made up cannot steer the sale: the rows are attributed over the grant's slice instead.
+        const string madeUp = "0x00000000000000000000000000000000000000ee";
+        var forged = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT '{madeUp}' AS device, device_time FROM vehicle_signals LIMIT 30" });
+        Assert.Equal("30", Header(forged, "X-Rows"));
+        sold = await SoldAsync(buyer, Header(forged, "X-Charge-Id")!);
+        Assert.DoesNotContain(sold, s => s.Device == madeUp);
+        Assert.Equal(30, sold.Sum(s => s.Rows));
+        Assert.All(sold, s => Assert.Contains(s.Device, MarketLake.Devices));
+    }
+
+    private async Task<List<DataSold>> SoldAsync(string buyer, string chargeId)
+    {
+        await using var session = _host.Store.QuerySession();
+        return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
+    }
+
+    [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
         var (_, key) = await CreateBuyerAsync(credits: 0);
