@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -66,6 +68,10 @@ public static class MarketBench
             ("Top 10 devices by distance", "SELECT device, max(odometer_km) - min(odometer_km) AS distance_km FROM vehicle_signals GROUP BY device ORDER BY distance_km DESC LIMIT 10"),
         };
 
+        using var phases = new PhaseListener();
+        var breakdown = new Table().AddColumn("Query (API, medians in ms)");
+        foreach (var phase in PhaseListener.Phases) breakdown.AddColumn(new TableColumn(phase).RightAligned());
+        breakdown.AddColumn(new TableColumn("rest (HTTP, auth)").RightAligned());
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("API").RightAligned())
             .AddColumn(new TableColumn("DuckDB direct").RightAligned()).AddColumn(new TableColumn("API ÷ DuckDB").RightAligned());
         await AnsiConsole.Progress().StartAsync(async progress =>
@@ -73,7 +79,10 @@ public static class MarketBench
             foreach (var (name, sql) in queries)
             {
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
+                phases.Clear();
                 var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
+                var medians = PhaseListener.Phases.Select(phases.Median).ToList();
+                breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
                 var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
                 if (overApi.Rows != direct.Rows) throw new InvalidOperationException($"{name}: the API returned {overApi.Rows} rows, DuckDB {direct.Rows}.");
                 table.AddRow($"{name}, {direct.Rows:N0} rows: p50", Ms(overApi.P50), Ms(direct.P50), $"{overApi.P50 / direct.P50:F2}×");
@@ -91,8 +100,43 @@ public static class MarketBench
         table.AddRow($"Export of {readings:N0} rows (zstd, by {partitions}): MB/s", $"{apiRate:N1} ({exportBytes / 1e6:N1} MB in {exportTime.TotalSeconds:N1} s)",
             $"{copyRate:N1} ({copyBytes / 1e6:N1} MB in {copyTime.TotalSeconds:N1} s)", $"{apiRate / copyRate:F2}×");
         AnsiConsole.Write(table);
+        AnsiConsole.Write(breakdown);
         AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB); API results as JSON; export = start → job done → files downloaded.");
         await host.StopAsync();
+    }
+
+    /// <summary>The marketplace's query phases (<see cref="MarketMetrics"/>) as the host records them, per phase.</summary>
+    private sealed class PhaseListener : IDisposable
+    {
+        public static readonly string[] Phases = ["account", "lake", "sandbox", "validate", "execute", "attribute", "charge"];
+        private readonly MeterListener _listener = new();
+        private readonly ConcurrentDictionary<string, ConcurrentBag<double>> _seconds = new();
+
+        public PhaseListener()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument is { Name: MarketMetrics.QueryPhaseInstrument, Meter.Name: MarketMetrics.MeterName }) listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
+            {
+                foreach (var tag in tags)
+                    if (tag is { Key: "phase", Value: string phase }) _seconds.GetOrAdd(phase, _ => []).Add(seconds);
+            });
+            _listener.Start();
+        }
+
+        public void Clear() => _seconds.Clear();
+
+        /// <summary>The median of a phase in ms (0 when the phase did not run).</summary>
+        public double Median(string phase)
+        {
+            if (!_seconds.TryGetValue(phase, out var values) || values.IsEmpty) return 0;
+            var sorted = values.Order().ToList();
+            return sorted[sorted.Count / 2] * 1000;
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     private static string Ms(TimeSpan time) => $"{time.TotalMilliseconds:N1} ms";

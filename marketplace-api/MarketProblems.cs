@@ -27,6 +27,9 @@ public static class MarketReason
     public const string BadSignature = "bad_signature";
     public const string UnknownFile = "unknown_file";
     public const string LoginsBusy = "logins_busy";
+    public const string NotSubscription = "not_subscription";
+    public const string TooManyFeeds = "too_many_feeds";
+    public const string SnapshotExpired = "snapshot_expired";
 }
 
 /// <summary>RFC 9457 problem responses with a <c>reason</c>, as the rest of the API answers.</summary>
@@ -73,6 +76,9 @@ public static class MarketProblems
             (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not outstanding: unknown, already used (even by a refused attempt) or past its five minutes; ask for a new one."),
             (MarketReason.UnknownFile, 404, "The export has no file at this path; its manifest lists the files."),
             (MarketReason.LoginsBusy, 503, "Too many contributor logins are outstanding on this server (challenges asked for and not yet used or expired); retry in a minute."),
+            (MarketReason.NotSubscription, 409, "Only a subscription grant (bought without 'until') has a live feed; query a fixed range with POST /v1/query or export it."),
+            (MarketReason.TooManyFeeds, 429, "The key has as many live feeds open as Marketplace:MaxFeedsPerKey allows; close one first."),
+            (MarketReason.SnapshotExpired, 410, "The query's as_of names a checkpoint whose files the lake no longer keeps (Lake:SnapshotRetention after compaction replaced them); query a later checkpoint, or the lake as it is now."),
             (SandboxReason.EmptyStatement, 400, "The SQL holds no statement; send one SELECT."),
             (SandboxReason.SqlTooLong, 400, "The SQL is over the size limit (16 KiB); shorten it."),
             (SandboxReason.SqlTooComplex, 400, "The statement nests too deep (256 levels of parse tree) or grows strings too far (literals of at most 256 characters, at most 16 values concatenated)."),

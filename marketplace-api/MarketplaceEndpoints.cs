@@ -21,7 +21,7 @@ namespace Pipeline.Marketplace;
 public sealed record CreateBuyerRequest(string? Name, long? Credits);
 public sealed record AddCreditsRequest(long? Credits, string? Note);
 public sealed record IssueKeyRequest(string? Label);
-public sealed record QueryRequest(string? Grant, string? Sql, string? Format);
+public sealed record QueryRequest(string? Grant, string? Sql, string? Format, long? AsOf = null);
 public sealed record ExportRequestBody(string? Grant, int? Shards);
 public sealed record ChallengeRequest(string? Address);
 public sealed record LoginRequest(string? Message, string? Signature);
@@ -194,13 +194,26 @@ public static class MarketplaceEndpoints
             .WithName("GetGrant")
             .WithSummary("One of your grants and its use");
 
+        buyer.MapGet("/grants/{grantId}/feed", async (HttpContext context, string grantId, Feed.GrantFeeds feeds, CancellationToken cancellation) =>
+            {
+                await feeds.StreamAsync(context, context.User.BuyerId(), context.User.FindFirst(MarketKeyHandler.KeyIdClaim)!.Value, grantId, cancellation);
+                return Results.Empty;
+            })
+            .WithName("FollowGrant")
+            .WithSummary("Follow a subscription grant's new rows (server-sent events)")
+            .WithDescription("A text/event-stream of the grant's rows as the lake projects them, from the lake's checkpoint now. Each `rows` event is a JSON array of rows (as POST /v1/query's JSON) and is charged before it is sent (FeedCharged, DataSold per device and epoch); its id, 'checkpoint:event_seq', resumes the feed right after it when sent back as Last-Event-ID. Comments (': keep-alive') come when idle. The stream ends with an `end` event ({reason, status, detail}) when the quota is used up (quota_exhausted) or the grant expires (grant_expired); a client that lets events pile up is dropped (the connection closes; resume with Last-Event-ID). At most Marketplace:MaxFeedsPerKey feeds per key (too_many_feeds).")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
         buyer.MapPost("/query", async Task<Results<FileStreamHttpResult, ProblemHttpResult>> (HttpContext context, QueryRequest request, GrantedQueries queries, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
             {
                 if (string.IsNullOrEmpty(request.Grant) || request.Sql is null) return MarketProblems.Invalid(context, "grant (a grant id) and sql are required.");
                 if (NegotiateFormat(context, request.Format) is not { } format)
                     return MarketProblems.For(context, StatusCodes.Status406NotAcceptable, MarketReason.NotAcceptable,
                         $"Results come as {string.Join(", ", Formats.Keys)}: name one in format, or Accept one of {string.Join(", ", Formats.Values.Select(f => f.ContentType))}.");
-                var charged = await queries.RunAsync(context.User.BuyerId(), request.Grant, request.Sql, format.Format, options.Value, cancellation);
+                if (request.AsOf is < 0) return MarketProblems.Invalid(context, "asOf is a lake checkpoint (X-Lake-Checkpoint of an earlier result): a whole number ≥ 0.");
+                var charged = await queries.RunAsync(context.User.BuyerId(), request.Grant, request.Sql, format.Format, request.AsOf, options.Value, cancellation);
                 context.Response.RegisterForDispose(charged);
                 var headers = context.Response.Headers;
                 headers[LakeCheckpointHeader] = Invariant(charged.Result.LakeCheckpoint);
@@ -213,10 +226,11 @@ public static class MarketplaceEndpoints
             })
             .WithName("Query")
             .WithSummary("Run SQL over a grant")
-            .WithDescription("One read-only SELECT in which the grant's dataset is the only table, restricted to the grant's rows. The result comes as JSON, CSV, an Arrow IPC stream or Parquet (format, or the Accept header), at most the grant's remaining rows; it is charged (rows against the quota, their share of the grant's price in credits) before it is sent. Headers: X-Lake-Checkpoint (the lake read), X-Rows, X-Bytes, X-Truncated, X-Charge-Id, X-Credits. Sandbox refusals are problems whose reason names the rule (see the README).")
+            .WithDescription("One read-only SELECT in which the grant's dataset is the only table, restricted to the grant's rows. The result comes as JSON, CSV, an Arrow IPC stream or Parquet (format, or the Accept header), at most the grant's remaining rows; it is charged (rows against the quota, their share of the grant's price in credits) before it is sent. asOf (a checkpoint, as an earlier result's X-Lake-Checkpoint) reads the lake exactly as it was then (410 snapshot_expired once its files are past Lake:SnapshotRetention). Headers: X-Lake-Checkpoint (the lake read), X-Rows, X-Bytes, X-Truncated, X-Charge-Id, X-Credits. Sandbox refusals are problems whose reason names the rule (see the README).")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status406NotAcceptable)
             .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status410Gone)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
     }
 

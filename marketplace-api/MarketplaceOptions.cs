@@ -27,6 +27,15 @@ public sealed class MarketplaceOptions
     public int QueryThreads { get; set; } = 1;
     public TimeSpan QueryTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Live feeds: rows per event, events a client may have waiting, how long its buffer may stay full before it is dropped, rows the shared reader takes per round, how often it looks for a new checkpoint, the keep-alive comment's interval, feeds open per key.</summary>
+    public int FeedBatchRows { get; set; } = 1_000;
+    public int FeedBufferBatches { get; set; } = 16;
+    public TimeSpan FeedDropAfter { get; set; } = TimeSpan.FromSeconds(30);
+    public int FeedStepRows { get; set; } = 50_000;
+    public TimeSpan FeedPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan FeedKeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+    public int MaxFeedsPerKey { get; set; } = 4;
+
     public long PriceOf(string dataset) => CreditsPerThousandRows.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerThousandRows;
 
     public string ResolveOperatorKeyFile(string dataDirectory) =>
@@ -38,6 +47,8 @@ public sealed class MarketplaceOptions
         if (MaxGrantRows < 1) yield return "Marketplace:MaxGrantRows must be positive.";
         if (RequestsPerSecond < 1 || RequestBurst < 1) yield return "Marketplace:RequestsPerSecond and RequestBurst must be positive.";
         if (MaxBodyBytes < 1024) yield return "Marketplace:MaxBodyBytes must be at least 1024.";
+        if (FeedBatchRows < 1 || FeedBufferBatches < 1 || FeedStepRows < FeedBatchRows || MaxFeedsPerKey < 1) yield return "Marketplace:FeedBatchRows, FeedBufferBatches and MaxFeedsPerKey must be positive, FeedStepRows at least FeedBatchRows.";
+        if (FeedPollInterval <= TimeSpan.Zero || FeedKeepAlive <= TimeSpan.Zero || FeedDropAfter <= TimeSpan.Zero) yield return "Marketplace:FeedPollInterval, FeedKeepAlive and FeedDropAfter must be positive.";
         if (QueryMemoryLimitMegabytes < 16 || QueryThreads < 1 || QueryTimeout <= TimeSpan.Zero) yield return "Marketplace:QueryMemoryLimitMegabytes must be at least 16, QueryThreads at least 1 and QueryTimeout positive.";
     }
 }

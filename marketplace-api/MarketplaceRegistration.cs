@@ -42,6 +42,11 @@ public static class MarketplaceRegistration
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
+        services.AddSingleton<MarketMetrics>();
+        services.AddSingleton<SandboxPool>();
+        services.AddSingleton<Feed.LiveFeed>();
+        services.AddHostedService(provider => provider.GetRequiredService<Feed.LiveFeed>());
+        services.AddSingleton<Feed.GrantFeeds>();
         services.AddSingleton<Contributors.ContributorLogin>();
         services.AddSingleton<Contributors.ContributorData>();
         services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));

@@ -59,7 +59,14 @@ public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
     /// Decides on the account as stored and appends the decision's events with an expected version; retried on a
     /// concurrent change (so <paramref name="decide"/> may run more than once). The account returned includes the new events.
     /// </summary>
-    public async Task<BuyerAccount> UpdateAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation)
+    public async Task<BuyerAccount> UpdateAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation) =>
+        await AppendAsync(buyerId, decide, cancellation) ?? (await FindAsync(buyerId, cancellation))!;
+
+    /// <summary>
+    /// As <see cref="UpdateAsync"/>, without reading the account back: for charges, whose callers need only that the
+    /// events are stored. Returns the account when the decision appended nothing, null otherwise.
+    /// </summary>
+    public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -73,7 +80,7 @@ public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
             try
             {
                 await session.SaveChangesAsync(cancellation);
-                return (await FindAsync(buyerId, cancellation))!;
+                return null;
             }
             catch (JasperFx.ConcurrencyException) when (attempt < Attempts)
             {

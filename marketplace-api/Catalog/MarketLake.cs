@@ -33,6 +33,24 @@ public sealed class MarketLake(LakeStore store, IOptions<LakeOptions> lake, IOpt
         }
     }
 
+    /// <summary>
+    /// The lake as it was at <paramref name="asOf"/> (a checkpoint it committed, or any sequence number: the files of the
+    /// last commit at or before it), for reproducible reads. Refused when ahead of the lake, or older than the snapshots
+    /// the lake still keeps the files of (410 snapshot_expired).
+    /// </summary>
+    public async Task<LakeSnapshot> SnapshotAtAsync(long asOf, CancellationToken cancellation)
+    {
+        await EnsureSchemaAsync().WaitAsync(cancellation);
+        var set = await _manifest.FilesAtAsync(asOf, cancellation);
+        if (set.Ahead)
+            throw new MarketRefusedException(Microsoft.AspNetCore.Http.StatusCodes.Status400BadRequest, MarketReason.InvalidRequest,
+                $"as_of {asOf} is ahead of the lake, which is at checkpoint {set.LakeCheckpoint}; leave it out to read the lake as it is now.");
+        if (set.Expired)
+            throw new MarketRefusedException(Microsoft.AspNetCore.Http.StatusCodes.Status410Gone, MarketReason.SnapshotExpired,
+                $"The lake no longer keeps the files of checkpoint {asOf}: snapshots from checkpoint {set.SnapshotsFrom} on can be read (Lake:SnapshotRetention).");
+        return new LakeSnapshot(asOf, set.Files, Directory);
+    }
+
     /// <summary>Once per process, but tried again after a failure: one refused connection must not break the marketplace until a restart.</summary>
     private Task EnsureSchemaAsync()
     {

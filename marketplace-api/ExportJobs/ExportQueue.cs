@@ -94,7 +94,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, progress, CancellationToken.None);
             var chargeId = ApiKeys.NewChargeId();
             var bytes = result.Manifest.Files.Sum(f => f.Bytes);
-            await accounts.UpdateAsync(buyerId, (account, now) =>
+            await accounts.AppendAsync(buyerId, (account, now) =>
             {
                 var grant = GrantedQueries.Usable(account, job.GrantId, now);
                 if (grant.RowsLeft(now) < result.Manifest.Rows)

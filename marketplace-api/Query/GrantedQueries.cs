@@ -20,25 +20,35 @@ public sealed record ChargedResult(Stream Content, QueryResult Result, string Ch
 /// handed out only once the charge is stored, so a buyer never reads a row that was not paid for: when a concurrent
 /// charge used the quota in the meantime, the result is dropped and the request refused.
 /// </summary>
-public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store)
+public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, SandboxPool sandboxes, MarketMetrics metrics)
 {
-    public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, MarketplaceOptions options, CancellationToken cancellation)
+    /// <summary>Runs <paramref name="sql"/> over the grant's rows in the lake now, or as it was at checkpoint <paramref name="asOf"/>.</summary>
+    public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, CancellationToken cancellation)
     {
+        var phases = metrics.StartQuery();
         var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
         var grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
-        var snapshot = await lake.SnapshotAsync(cancellation);
+        phases.End("account");
+        var snapshot = asOf is { } checkpoint ? await lake.SnapshotAtAsync(checkpoint, cancellation) : await lake.SnapshotAsync(cancellation);
         var table = await TableAsync(grant, snapshot, cancellation);
+        phases.End("lake");
 
-        using var sandbox = SqlSandbox.Open([table], Limits(options));
+        using var lease = sandboxes.Rent(table, Limits(options));
+        var sandbox = lease.Sandbox;
+        phases.End("sandbox");
         sandbox.Validate(sql);
+        phases.End("validate");
         var content = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
         try
         {
-            var result = await sandbox.RunAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation);
-            var shares = result.Rows > 0 ? sandbox.CountShares(table.Name, lake.EpochLength) : [];
+            var result = await sandbox.RunAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
+            phases.End("execute");
+            var shares = result.Rows > 0 ? Shares(sandbox, table, result) : [];
+            lease.Keep();
+            phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
             long credits = 0;
-            await accounts.UpdateAsync(buyerId, (current, now) =>
+            await accounts.AppendAsync(buyerId, (current, now) =>
             {
                 var charged = Usable(current, grantId, now);
                 if (charged.RowsLeft(now) < result.Rows)
@@ -54,6 +64,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                         .Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)));
                 return events;
             }, cancellation);
+            phases.End("charge");
             content.Position = 0;
             return new ChargedResult(content, result, chargeId, credits);
         }
@@ -62,6 +73,18 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
             await content.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Whose rows a result delivered: its own rows per device and epoch when it carries the grant's device and time
+    /// columns with values of the slice; otherwise (an aggregate, or made-up names) each device's rows in the slice.
+    /// </summary>
+    private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result)
+    {
+        var slice = sandbox.CountShares(table.Name, lake.EpochLength);
+        if (result.Delivered is not { } delivered) return slice;
+        var inSlice = slice.Select(s => (s.Device, s.Epoch)).ToHashSet();
+        return delivered.All(d => inSlice.Contains((d.Device, d.Epoch))) ? delivered : slice;
     }
 
     public static SandboxLimits Limits(MarketplaceOptions options) => new()

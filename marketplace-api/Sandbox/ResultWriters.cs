@@ -80,7 +80,7 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
     };
 
     /// <summary>One value as JSON; dates and times as ISO 8601 strings (UTC).</summary>
-    protected static void WriteJson(Utf8JsonWriter json, IArrowArray array, int index)
+    internal static void WriteJson(Utf8JsonWriter json, IArrowArray array, int index)
     {
         if (array.IsNull(index)) { json.WriteNullValue(); return; }
         switch (array)

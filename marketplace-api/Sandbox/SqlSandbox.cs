@@ -3,8 +3,12 @@ using DuckDB.NET.Data;
 
 namespace Pipeline.Marketplace.Sandbox;
 
-/// <summary>What a query delivered: rows and bytes written (what is metered), whether a cap cut it short, and the lake checkpoint it was read at.</summary>
-public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns);
+/// <summary>
+/// What a query delivered: rows and bytes written (what is metered), whether a cap cut it short, and the lake checkpoint
+/// it was read at. <see cref="Delivered"/>: the rows per device and epoch, when the result carries the grant's device
+/// and time columns and the caller asked for them.
+/// </summary>
+public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns, IReadOnlyList<Attribution.DeviceShare>? Delivered = null);
 
 /// <summary>
 /// A fresh in-memory DuckDB for one buyer's queries: a view per grant restricted to the granted rows over exactly the
@@ -18,6 +22,7 @@ public sealed class SqlSandbox : IDisposable
     private readonly SandboxLimits _limits;
     private readonly Dictionary<string, GrantedTable> _granted;
     private readonly HashSet<string> _tables;
+    private readonly Dictionary<(string Table, TimeSpan Epoch), IReadOnlyList<Attribution.DeviceShare>> _shares = [];
 
     private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, IReadOnlyList<GrantedTable> tables)
     {
@@ -75,7 +80,12 @@ public sealed class SqlSandbox : IDisposable
             ? $"(SELECT CAST(NULL AS VARCHAR) AS {shape.DeviceColumn}, CAST(NULL AS TIMESTAMPTZ) AS {shape.TimeColumn}, CAST(NULL AS BIGINT) AS {shape.SequenceColumn}" +
               (shape.LatitudeColumn is null ? "" : $", CAST(NULL AS DOUBLE) AS {shape.LatitudeColumn}, CAST(NULL AS DOUBLE) AS {shape.LongitudeColumn}") + " WHERE false)"
             : $"read_parquet([{string.Join(", ", table.Files.Select(Literal))}], hive_partitioning = true, hive_types = {{'date': DATE}})";
-        var rows = table.Rows;
+        return $"CREATE VIEW {table.Name} AS SELECT * FROM {source} WHERE {RowCondition(shape, table.Rows)}";
+    }
+
+    /// <summary>The SQL condition that holds for exactly the rows of <paramref name="rows"/>, over a table of <paramref name="shape"/>.</summary>
+    public static string RowCondition(TableShape shape, RowRestriction rows)
+    {
         var conditions = new List<string> { $"{shape.TimeColumn} >= {Time(rows.From)}" };
         if (rows.Until is { } until) conditions.Add($"{shape.TimeColumn} < {Time(until)}");
         if (rows.Box is { } box)
@@ -85,7 +95,7 @@ public sealed class SqlSandbox : IDisposable
         }
         if (rows.Devices is { } devices)
             conditions.Add(devices.Count == 0 ? "false" : $"{shape.DeviceColumn} IN ({string.Join(", ", devices.Select(Literal))})");
-        return $"CREATE VIEW {table.Name} AS SELECT * FROM {source} WHERE {string.Join(" AND ", conditions)}";
+        return string.Join(" AND ", conditions);
     }
 
     /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing.</summary>
@@ -96,15 +106,17 @@ public sealed class SqlSandbox : IDisposable
     /// At most <paramref name="maxRows"/> rows (the grant's remaining quota) and the sandbox's caps are delivered; a
     /// result cut short says so. Throws <see cref="SandboxRefusedException"/> when refused, timed out, out of memory or
     /// failed (bad column, division error, …), and <see cref="OperationCanceledException"/> when the caller cancels.
+    /// With <paramref name="epochLength"/>, a result carrying the only grant's device and time columns is counted per
+    /// device and epoch as it is written (<see cref="QueryResult.Delivered"/>).
     /// </summary>
-    public Task<QueryResult> RunAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation)
+    public Task<QueryResult> RunAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation, TimeSpan? epochLength = null)
     {
         Validate(sql);
-        return RunValidatedAsync(sql, format, output, maxRows, lakeCheckpoint, cancellation);
+        return RunValidatedAsync(sql, format, output, maxRows, lakeCheckpoint, cancellation, epochLength);
     }
 
     // Tests call this directly to show that the locked-down DuckDB refuses on its own what the validator refuses first.
-    internal async Task<QueryResult> RunValidatedAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation)
+    internal async Task<QueryResult> RunValidatedAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation, TimeSpan? epochLength = null)
     {
         var rowCap = Math.Min(Math.Max(0, maxRows), _limits.MaxResultRows);
         var byteCap = _limits.MaxResultBytes;
@@ -125,17 +137,19 @@ public sealed class SqlSandbox : IDisposable
             ResultWriter.CheckTypes(batches.Schema);
             writer = ResultWriter.For(format, counted);
             writer.Begin(batches.Schema);
+            var delivered = epochLength is { } epoch ? DeliveredRows.For(batches.Schema, _granted.Values, epoch) : null;
             while (!truncated && await batches.ReadNextRecordBatchAsync(timeout.Token) is { } batch)
             {
                 using (batch)
                 {
                     var written = writer.Write(batch, (int)Math.Min(batch.Length, rowCap - rows), byteCap);
+                    delivered?.Count(batch, written);
                     rows += written;
                     truncated = written < batch.Length;
                 }
             }
             writer.End();
-            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, batches.Schema.FieldsList.Select(f => f.Name).ToList());
+            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, batches.Schema.FieldsList.Select(f => f.Name).ToList(), delivered?.Shares());
         }
         catch (Exception e) when (e is DuckDBException or OperationCanceledException)
         {
@@ -165,6 +179,8 @@ public sealed class SqlSandbox : IDisposable
     /// </summary>
     public IReadOnlyList<Attribution.DeviceShare> CountShares(string table, TimeSpan epochLength)
     {
+        // The slice is fixed for the sandbox's life (its files and rows are), so it is counted once however often it is asked.
+        if (_shares.TryGetValue((table, epochLength), out var counted)) return counted;
         var shape = _granted.TryGetValue(table, out var granted) ? granted.Shape : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
         var seconds = ((long)epochLength.TotalSeconds) is var s and > 0 ? s.ToString(CultureInfo.InvariantCulture) : throw new ArgumentException("An epoch lasts at least a second.", nameof(epochLength));
         using var command = _connection.CreateCommand();
@@ -175,7 +191,7 @@ public sealed class SqlSandbox : IDisposable
         using var reader = command.ExecuteReader();
         var shares = new List<Attribution.DeviceShare>();
         while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
-        return shares;
+        return _shares[(table, epochLength)] = shares;
     }
 
     /// <summary>Bytes DuckDB holds in this sandbox's buffers now (for checking that a stopped query let go of its memory).</summary>

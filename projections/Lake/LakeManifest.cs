@@ -7,6 +7,13 @@ namespace Pipeline.Projections.Lake;
 /// <summary>One Parquet file of the lake: where it lies (relative to the lake folder), what it holds, its digest.</summary>
 public sealed record LakeFile(string Path, string Dataset, DateOnly Date, long FirstSequence, long LastSequence, int Rows, string Sha256);
 
+/// <summary>The files the lake was made of at a checkpoint, or why they cannot be had: ahead of the lake, or expired.</summary>
+public sealed record LakeFileSet(long Checkpoint, IReadOnlyList<LakeFile> Files, long LakeCheckpoint, long SnapshotsFrom)
+{
+    public bool Ahead => Checkpoint > LakeCheckpoint;
+    public bool Expired => Checkpoint < SnapshotsFrom;
+}
+
 /// <summary>
 /// The lake's record in PostgreSQL: which files make it up and how far into the event log it has projected. Files and
 /// checkpoint change together in one transaction, fenced on the checkpoint, so two projectors can never both extend the
@@ -37,15 +44,33 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
         return await command.ExecuteScalarAsync(cancellation) is long seq ? seq : 0;
     }
 
+    /// <summary>The files the lake is made of now (not those kept for snapshots).</summary>
     public async Task<List<LakeFile>> FilesAsync(CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        return await FilesAsync(connection, null, cancellation);
+        return await FilesAsync(connection, null, "retired_seq IS NULL", cancellation);
     }
 
-    private async Task<List<LakeFile>> FilesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellation)
+    /// <summary>
+    /// The files the lake was made of at <paramref name="checkpoint"/>: added by a commit at or before it and not yet
+    /// replaced then. Read in one statement with the lake's checkpoint and the oldest snapshot it still has the files of.
+    /// </summary>
+    public async Task<LakeFileSet> FilesAtAsync(long checkpoint, CancellationToken cancellation)
     {
-        await using var command = new NpgsqlCommand($"SELECT path, dataset, date, first_seq, last_seq, rows, sha256 FROM {_schema}.lake_files WHERE lake = $1 ORDER BY dataset, date, first_seq", connection, transaction)
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellation);
+        await using var command = new NpgsqlCommand($"SELECT last_seq, snapshots_from FROM {_schema}.lake_checkpoints WHERE lake = $1", connection, transaction) { Parameters = { new() { Value = lake } } };
+        long current = 0, from = 0;
+        await using (var reader = await command.ExecuteReaderAsync(cancellation))
+            if (await reader.ReadAsync(cancellation)) (current, from) = (reader.GetInt64(0), reader.GetInt64(1));
+        var files = await FilesAsync(connection, transaction, $"live_from <= {checkpoint} AND (retired_seq IS NULL OR retired_seq > {checkpoint})", cancellation);
+        await transaction.CommitAsync(cancellation);
+        return new LakeFileSet(checkpoint, files, current, from);
+    }
+
+    private async Task<List<LakeFile>> FilesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string condition, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand($"SELECT path, dataset, date, first_seq, last_seq, rows, sha256 FROM {_schema}.lake_files WHERE lake = $1 AND {condition} ORDER BY dataset, date, first_seq", connection, transaction)
         {
             Parameters = { new() { Value = lake } },
         };
@@ -77,16 +102,18 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
         publish();
         if (removed.Count > 0)
         {
-            await using var delete = new NpgsqlCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1 AND path = ANY($2)", connection, transaction);
-            delete.Parameters.Add(new NpgsqlParameter { Value = lake });
-            delete.Parameters.Add(new NpgsqlParameter { Value = removed.Select(f => f.Path).ToArray() });
-            await delete.ExecuteNonQueryAsync(cancellation);
+            // Replaced, not forgotten: snapshots up to this checkpoint still read them until retention ends (ExpireAsync).
+            await using var retire = new NpgsqlCommand($"UPDATE {_schema}.lake_files SET retired_seq = $3, retired_at = now() WHERE lake = $1 AND path = ANY($2)", connection, transaction);
+            retire.Parameters.Add(new NpgsqlParameter { Value = lake });
+            retire.Parameters.Add(new NpgsqlParameter { Value = removed.Select(f => f.Path).ToArray() });
+            retire.Parameters.Add(new NpgsqlParameter { Value = through });
+            await retire.ExecuteNonQueryAsync(cancellation);
         }
         if (added.Count > 0)
         {
             await using var insert = new NpgsqlCommand($"""
-                INSERT INTO {_schema}.lake_files (lake, path, dataset, date, first_seq, last_seq, rows, sha256)
-                SELECT $1, * FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
+                INSERT INTO {_schema}.lake_files (lake, path, dataset, date, first_seq, last_seq, rows, sha256, live_from)
+                SELECT $1, *, $9 FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
                 """, connection, transaction);
             insert.Parameters.Add(new NpgsqlParameter { Value = lake });
             insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Path).ToArray() });
@@ -96,6 +123,7 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
             insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.LastSequence).ToArray() });
             insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Rows).ToArray() });
             insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Sha256).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = through });
             await insert.ExecuteNonQueryAsync(cancellation);
         }
         await transaction.CommitAsync(cancellation);
@@ -103,8 +131,36 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> with the committed files while holding the checkpoint's row lock, so that no commit
-    /// (which publishes, then records) lands between reading the files and acting on the folder.
+    /// Forgets the files replaced longer than <paramref name="retention"/> ago and moves the oldest snapshot past the
+    /// checkpoint that replaced them, in one transaction; returns them, for the caller to delete from disk afterwards
+    /// (should it die first, recovery deletes files the manifest does not name).
+    /// </summary>
+    public async Task<IReadOnlyList<LakeFile>> ExpireAsync(TimeSpan retention, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        var expired = await FilesAsync(connection, transaction, $"retired_at <= now() - make_interval(secs => {retention.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)})", cancellation);
+        if (expired.Count == 0) return expired;
+        await using var batch = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand($"""
+                    UPDATE {_schema}.lake_checkpoints SET snapshots_from = greatest(snapshots_from,
+                        (SELECT max(retired_seq) FROM {_schema}.lake_files WHERE lake = $1 AND path = ANY($2))) WHERE lake = $1
+                    """) { Parameters = { new() { Value = lake }, new() { Value = expired.Select(f => f.Path).ToArray() } } },
+                new NpgsqlBatchCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1 AND path = ANY($2)") { Parameters = { new() { Value = lake }, new() { Value = expired.Select(f => f.Path).ToArray() } } },
+            },
+        };
+        await batch.ExecuteNonQueryAsync(cancellation);
+        await transaction.CommitAsync(cancellation);
+        return expired;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with every file the manifest names — live, or kept for snapshots — while holding the
+    /// checkpoint's row lock, so that no commit (which publishes, then records) lands between reading the files and
+    /// acting on the folder.
     /// </summary>
     public async Task WhileLockedAsync(Action<IReadOnlyList<LakeFile>> work, CancellationToken cancellation)
     {
@@ -115,7 +171,7 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
             command.Parameters.Add(new NpgsqlParameter { Value = lake });
             await command.ExecuteNonQueryAsync(cancellation);
         }
-        work(await FilesAsync(connection, transaction, cancellation));
+        work(await FilesAsync(connection, transaction, "true", cancellation));
         await transaction.CommitAsync(cancellation);
     }
 
@@ -139,7 +195,7 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
             BatchCommands =
             {
                 new NpgsqlBatchCommand($"DELETE FROM {_schema}.lake_files WHERE lake = $1") { Parameters = { new() { Value = lake } } },
-                new NpgsqlBatchCommand($"UPDATE {_schema}.lake_checkpoints SET last_seq = 0 WHERE lake = $1") { Parameters = { new() { Value = lake } } },
+                new NpgsqlBatchCommand($"UPDATE {_schema}.lake_checkpoints SET last_seq = 0, snapshots_from = 0 WHERE lake = $1") { Parameters = { new() { Value = lake } } },
             },
         };
         await batch.ExecuteNonQueryAsync(cancellation);

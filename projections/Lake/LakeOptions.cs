@@ -24,6 +24,12 @@ public sealed class LakeOptions
     public int CompactBelowRows { get; set; } = 200_000;
     public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long files replaced by compaction are kept, so the lake can still be read as it was at an older checkpoint
+    /// (the marketplace's as_of); at least 30 s, for queries that listed them a moment before.
+    /// </summary>
+    public TimeSpan SnapshotRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Length of a reward epoch, the unit of device_quality.</summary>
     public TimeSpan EpochLength { get; set; } = TimeSpan.FromHours(1);
 
@@ -38,6 +44,7 @@ public sealed class LakeOptions
         if (LocationDecimals is < 0 or > 6) errors.Add("Lake:LocationDecimals must be 0–6.");
         if (PollInterval <= TimeSpan.Zero) errors.Add("Lake:PollInterval must be positive.");
         if (EpochLength < TimeSpan.FromMinutes(1)) errors.Add("Lake:EpochLength must be at least a minute.");
+        if (SnapshotRetention < TimeSpan.FromSeconds(30)) errors.Add("Lake:SnapshotRetention must be at least 30 s.");
         if (MaxEventsPerRound <= 0) errors.Add("Lake:MaxEventsPerRound must be positive.");
         // Compaction merges only files under CompactBelowRows. A round's file must always qualify, or one could sit
         // between small files and a merged file's sequence range would overlap it.

@@ -17,6 +17,8 @@ public sealed class LakeTables : IConfigureMarten
         var checkpoints = SchemaObjects.Table(schema, "lake_checkpoints");
         checkpoints.AddColumn("lake", "text").AsPrimaryKey();
         checkpoints.AddColumn("last_seq", "bigint").NotNull();
+        // Snapshots (as_of) older than this checkpoint lost files to retention.
+        checkpoints.AddColumn("snapshots_from", "bigint").NotNull().DefaultValueByExpression("0");
 
         var files = SchemaObjects.Table(schema, "lake_files");
         files.AddColumn("lake", "text").AsPrimaryKey();
@@ -27,6 +29,11 @@ public sealed class LakeTables : IConfigureMarten
         files.AddColumn("last_seq", "bigint").NotNull();
         files.AddColumn("rows", "integer").NotNull();
         files.AddColumn("sha256", "text").NotNull();
+        // The checkpoints a file was part of the lake: from the commit that added it until the one that replaced it
+        // (compaction), after which it is kept, retired, for snapshots until Lake:SnapshotRetention has passed.
+        files.AddColumn("live_from", "bigint").NotNull().DefaultValueByExpression("0");
+        files.AddColumn("retired_seq", "bigint");
+        files.AddColumn("retired_at", "timestamptz");
 
         return [checkpoints, files];
     }

@@ -22,7 +22,6 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
     private readonly EventFeed _feed = store.Feed();
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
-    private readonly List<(string Path, DateTimeOffset RetiredAt)> _retired = [];
     private DateTimeOffset _lastCompaction = DateTimeOffset.MinValue;
 
     private string Staging => Path.Combine(directory, ".staging");
@@ -85,10 +84,10 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
     /// <summary>Merges a day's many small files into one, when due; the rows do not change, only how they are spread.</summary>
     public async Task CompactAsync(bool force, CancellationToken cancellation)
     {
-        DeleteRetired(force);
         var now = store.Clock.GetUtcNow();
         if (!force && now - _lastCompaction < _options.CompactionInterval) return;
         _lastCompaction = now;
+        await ExpireAsync(_options.SnapshotRetention, cancellation);
         var checkpoint = await manifest.CheckpointAsync(cancellation);
         var files = await manifest.FilesAsync(cancellation);
         foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
@@ -112,18 +111,16 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 File.Delete(Path.Combine(Staging, merged.Path));
                 throw new LakeTakenOverException();
             }
-            // Queries that listed the old files a moment ago may still read them: they go a little later.
-            _retired.AddRange(inputs.Select(f => (Path.Combine(directory, f.Path), store.Clock.GetUtcNow())));
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
         }
     }
 
-    private void DeleteRetired(bool all)
+    /// <summary>Deletes the replaced files older than <paramref name="retention"/>: snapshots before their replacement expire with them.</summary>
+    public async Task ExpireAsync(TimeSpan retention, CancellationToken cancellation)
     {
-        var now = store.Clock.GetUtcNow();
-        var due = _retired.Where(r => all || now - r.RetiredAt > TimeSpan.FromSeconds(30)).ToList();
-        foreach (var (path, _) in due) File.Delete(path);
-        _retired.RemoveAll(due.Contains);
+        var expired = await manifest.ExpireAsync(retention, cancellation);
+        foreach (var file in expired) File.Delete(Path.Combine(directory, file.Path));
+        if (expired.Count > 0) logger.LogInformation("Deleted {Count} replaced lake files past their retention ({Retention})", expired.Count, retention);
     }
 
     /// <summary>Writes a committed file again from its events: the same events make the same rows.</summary>

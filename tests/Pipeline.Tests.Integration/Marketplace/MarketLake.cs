@@ -34,23 +34,16 @@ public sealed class MarketLake : IDisposable
                     Rows.Add(new VehicleRow(device, $"0x{eventSeq:x64}", i + 1 + day.DayNumber * 1000L, time, time.AddSeconds(2), eventSeq,
                         i % 10 == 0 ? null : i % 130, Math.Round(52 + i * 0.01, 2), Math.Round(-7 + (device[^1] - '0') * 0.1 + i * 0.005, 3)));
                 }
-        using var duck = new DuckDBConnection("DataSource=:memory:");
-        duck.Open();
-        Execute(duck, "SET TimeZone = 'UTC'");
-        Execute(duck, "CREATE TABLE v (device VARCHAR, reading_id VARCHAR, seq BIGINT, device_time TIMESTAMPTZ, received_at TIMESTAMPTZ, event_seq BIGINT, speed_kmh DOUBLE, latitude DOUBLE, longitude DOUBLE)");
-        using (var appender = duck.CreateAppender("v"))
-            foreach (var r in Rows)
-                appender.CreateRow().AppendValue(r.Device).AppendValue(r.ReadingId).AppendValue(r.Seq).AppendValue(r.DeviceTime).AppendValue(r.ReceivedAt)
-                    .AppendValue(r.EventSeq).AppendValue(r.SpeedKmh).AppendValue(r.Latitude).AppendValue(r.Longitude).EndRow();
         foreach (var day in Days)
         {
             var first = Rows.Where(r => r.Date == day).Min(r => r.EventSeq);
             var last = Rows.Where(r => r.Date == day).Max(r => r.EventSeq);
             var path = Path.Combine(Root, "vehicle_signals", $"date={day:yyyy-MM-dd}", $"part-{first}-{last}.parquet");
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            Execute(duck, $"COPY (SELECT * FROM v WHERE CAST(device_time AS DATE) = DATE '{day:yyyy-MM-dd}' ORDER BY event_seq) TO '{path}' (FORMAT parquet, COMPRESSION zstd)");
+            Write(Rows.Where(r => r.Date == day), path);
             Files.Add(path);
         }
+        using var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
         // Not part of any grant: a query must never see it, even though it lies beside the granted files.
         Secret = Path.Combine(Root, "secrets", "date=2026-11-23", "part-1-1.parquet");
         Directory.CreateDirectory(Path.GetDirectoryName(Secret)!);
@@ -91,6 +84,51 @@ public sealed class MarketLake : IDisposable
         Assert.True(await manifest.CommitAsync(0, Rows.Max(r => r.EventSeq), files, [], () => { }, CancellationToken.None));
     }
 
+    /// <summary>
+    /// Projects <paramref name="rows"/> new readings of the three devices on the second day, as the projector would: one
+    /// more file in the lake and the manifest's checkpoint moved past their event sequence numbers. Returns them in order.
+    /// </summary>
+    public async Task<List<VehicleRow>> ProjectAsync(TestHost host, int rows)
+    {
+        var checkpoint = Rows.Max(r => r.EventSeq);
+        var day = Days[1];
+        var added = Enumerable.Range(1, rows).Select(i =>
+        {
+            var device = Devices[i % Devices.Length];
+            var time = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero).AddMilliseconds(i * 1_000L % 86_400_000);
+            return new VehicleRow(device, $"0x{checkpoint + i:x64}", 1_000_000 + checkpoint + i, time, time.AddSeconds(2), checkpoint + i, i % 130, 52.5, -6.5);
+        }).ToList();
+        var path = Path.Combine(Root, "vehicle_signals", $"date={day:yyyy-MM-dd}", $"part-{checkpoint + 1}-{checkpoint + rows}.parquet");
+        Write(added, path);
+        WithTheLakesFullSchema([path]);
+        Rows.AddRange(added);
+        Files.Add(path);
+        var file = new LakeFile(Path.GetRelativePath(Root, path), LakeDatasets.VehicleSignals, day, checkpoint + 1, checkpoint + rows, rows, "test");
+        Assert.True(await host.Lake.Manifest(LakeProjector.LiveLake).CommitAsync(checkpoint, checkpoint + rows, [file], [], () => { }, CancellationToken.None));
+        return added;
+    }
+
+    /// <summary>
+    /// Merges the second day's files into one, as the lake's compaction does: the merged file added and the inputs
+    /// replaced in one manifest commit at the same checkpoint (the inputs stay on disk, kept for snapshots).
+    /// </summary>
+    public async Task CompactSecondDayAsync(TestHost host)
+    {
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+        var inputs = (await manifest.FilesAsync(CancellationToken.None)).Where(f => f.Date == Days[1]).ToList();
+        Assert.True(inputs.Count >= 2);
+        var (first, last) = (inputs.Min(f => f.FirstSequence), inputs.Max(f => f.LastSequence));
+        var merged = new LakeFile($"vehicle_signals/date={Days[1]:yyyy-MM-dd}/part-{first}-{last}.parquet", LakeDatasets.VehicleSignals, Days[1], first, last, inputs.Sum(f => f.Rows), "test");
+        using (var duck = new DuckDBConnection("DataSource=:memory:"))
+        {
+            duck.Open();
+            var sources = string.Join(", ", inputs.Select(f => $"'{Path.Combine(Root, f.Path)}'"));
+            Execute(duck, $"COPY (SELECT * FROM read_parquet([{sources}]) ORDER BY event_seq) TO '{Path.Combine(Root, merged.Path)}' (FORMAT parquet, COMPRESSION zstd)");
+        }
+        var checkpoint = await manifest.CheckpointAsync(CancellationToken.None);
+        Assert.True(await manifest.CommitAsync(checkpoint, checkpoint, [merged], inputs, () => { }, CancellationToken.None));
+    }
+
     /// <summary>The test lake's files carry a few columns; the lake's views (the catalog reads them) need every one, so the rest are added as nulls.</summary>
     private static void WithTheLakesFullSchema(IEnumerable<string> files)
     {
@@ -129,6 +167,21 @@ public sealed class MarketLake : IDisposable
             for (var i = 0; i < count; i++) rows.Add((seqs[i]!.Value, ids[i], speeds[i]));
         }
         return rows;
+    }
+
+    /// <summary>Rows as a Parquet file written by a DuckDB of the test's own, in event order.</summary>
+    private static void Write(IEnumerable<VehicleRow> rows, string path)
+    {
+        using var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        Execute(duck, "SET TimeZone = 'UTC'");
+        Execute(duck, "CREATE TABLE v (device VARCHAR, reading_id VARCHAR, seq BIGINT, device_time TIMESTAMPTZ, received_at TIMESTAMPTZ, event_seq BIGINT, speed_kmh DOUBLE, latitude DOUBLE, longitude DOUBLE)");
+        using (var appender = duck.CreateAppender("v"))
+            foreach (var r in rows)
+                appender.CreateRow().AppendValue(r.Device).AppendValue(r.ReadingId).AppendValue(r.Seq).AppendValue(r.DeviceTime).AppendValue(r.ReceivedAt)
+                    .AppendValue(r.EventSeq).AppendValue(r.SpeedKmh).AppendValue(r.Latitude).AppendValue(r.Longitude).EndRow();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Execute(duck, $"COPY (SELECT * FROM v ORDER BY event_seq) TO '{path}' (FORMAT parquet, COMPRESSION zstd)");
     }
 
     private static void Execute(DuckDBConnection connection, string sql)

@@ -442,6 +442,60 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Query_AsOfAnEarlierCheckpoint_ReadsTheLakeAsItWasThen_AfterMoreRowsAndCompaction_UntilRetentionEnds()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 50_000));
+        const string sql = "SELECT device, count(*) AS readings, sum(speed_kmh) AS speed FROM vehicle_signals GROUP BY device ORDER BY device";
+        var first = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
+        var checkpoint = long.Parse(Header(first, MarketplaceEndpoints.LakeCheckpointHeader)!, System.Globalization.CultureInfo.InvariantCulture);
+        var then = await first.Content.ReadAsStringAsync();
+
+        await _lake.ProjectAsync(_host, rows: 300);
+        await _lake.CompactSecondDayAsync(_host);
+        var now = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
+        Assert.NotEqual(then, await now.Content.ReadAsStringAsync());
+
+        var again = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv", asOf = checkpoint });
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(then, await again.Content.ReadAsStringAsync());
+        Assert.Equal($"{checkpoint}", Header(again, MarketplaceEndpoints.LakeCheckpointHeader));
+
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint + 1_000_000 }), HttpStatusCode.BadRequest, "invalid_request");
+        // Retention over: the replaced files are forgotten, and the snapshots that needed them with them.
+        Assert.NotEmpty(await _host.Lake.Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake).ExpireAsync(TimeSpan.Zero, CancellationToken.None));
+        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint }), HttpStatusCode.Gone, "snapshot_expired");
+    }
+
+    [Fact]
+    public async Task Query_RowsCarryingDeviceAndTime_AreAttributedToTheirOwnDevices_AndMadeUpNamesToTheSlice()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 10_000);
+        var grant = await BuyAsync(key, GrantBody(rowQuota: 5_000));
+        var device = MarketLake.Devices[1];
+        var own = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT device, device_time FROM vehicle_signals WHERE device = '{device}' LIMIT 50" });
+        Assert.Equal("50", Header(own, "X-Rows"));
+        var sold = await SoldAsync(buyer, Header(own, "X-Charge-Id")!);
+        Assert.Equal(50, sold.Where(s => s.Device == device).Sum(s => s.Rows));
+        Assert.Equal(50, sold.Sum(s => s.Rows));
+
+        // A name the query made up cannot steer the sale: the rows are attributed over the grant's slice instead.
+        const string madeUp = "0x00000000000000000000000000000000000000ee";
+        var forged = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT '{madeUp}' AS device, device_time FROM vehicle_signals LIMIT 30" });
+        Assert.Equal("30", Header(forged, "X-Rows"));
+        sold = await SoldAsync(buyer, Header(forged, "X-Charge-Id")!);
+        Assert.DoesNotContain(sold, s => s.Device == madeUp);
+        Assert.Equal(30, sold.Sum(s => s.Rows));
+        Assert.All(sold, s => Assert.Contains(s.Device, MarketLake.Devices));
+    }
+
+    private async Task<List<DataSold>> SoldAsync(string buyer, string chargeId)
+    {
+        await using var session = _host.Store.QuerySession();
+        return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
+    }
+
+    [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
         var (_, key) = await CreateBuyerAsync(credits: 0);
@@ -455,7 +509,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         foreach (var path in new[] { "/v1/datasets", "/v1/datasets/{name}", "/v1/datasets/{name}/preview", "/v1/buyers", "/v1/buyers/{buyerId}", "/v1/buyers/{buyerId}/credits",
                      "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query", "/v1/marketplace",
                      "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}",
-                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales" })
+                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales", "/v1/grants/{grantId}/feed" })
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
     }
 

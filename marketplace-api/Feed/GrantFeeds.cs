@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Pipeline.Core.Events;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Attribution;
+using Pipeline.Marketplace.Query;
+using Pipeline.Marketplace.Sandbox;
+
+namespace Pipeline.Marketplace.Feed;
+
+/// <summary>
+/// A subscription grant's live feed over server-sent events. Each batch of rows is charged (FeedCharged, DataSold per
+/// device and epoch of exactly the rows sent) before it is written, as one event whose id is its position
+/// ("checkpoint:event_seq" of its last row); Last-Event-ID resumes right after it. The stream ends with an `end` event
+/// naming the reason when the quota is used up or the grant expires, and a client too slow to take its batches is dropped.
+/// </summary>
+public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, LiveFeed feed, Catalog.MarketLake lake, MarketMetrics metrics, IOptions<MarketplaceOptions> options)
+{
+    private readonly ConcurrentDictionary<string, int> _openPerKey = new();
+
+    /// <summary>Refuses (before anything is written) or streams until the client leaves, the grant ends or the client is dropped.</summary>
+    public async Task StreamAsync(HttpContext context, string buyerId, string keyId, string grantId, CancellationToken cancellation)
+    {
+        var now = accounts.Clock.GetUtcNow();
+        var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
+        var grant = GrantedQueries.Usable(account, grantId, now);
+        if (!grant.Subscription)
+            throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.NotSubscription,
+                $"Grant '{grantId}' covers a fixed time range; only a subscription (bought without 'until') has a live feed. Query it with POST /v1/query.");
+        var snapshot = await lake.SnapshotAsync(cancellation);
+        var position = Resume(context.Request.Headers["Last-Event-ID"].ToString(), snapshot.Checkpoint);
+        var table = await queries.TableAsync(grant, snapshot, cancellation);
+
+        var limit = options.Value.MaxFeedsPerKey;
+        if (_openPerKey.AddOrUpdate(keyId, 1, (_, open) => open + 1) > limit)
+        {
+            Release(keyId);
+            throw new MarketRefusedException(StatusCodes.Status429TooManyRequests, MarketReason.TooManyFeeds,
+                $"This key has {limit} feeds open already; close one, or use one feed per grant.");
+        }
+        var subscription = feed.Subscribe(grant.Dataset, table.Shape, SqlSandbox.RowCondition(table.Shape, table.Rows), position);
+        metrics.FeedOpened();
+        try
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation, subscription.Dropped);
+            await RunAsync(context, buyerId, grantId, subscription, position, snapshot.Checkpoint, stop.Token);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested || subscription.Dropped.IsCancellationRequested)
+        {
+            // The client left, or was dropped for not keeping up (its connection is closed: it can resume with Last-Event-ID).
+            if (subscription.Dropped.IsCancellationRequested) context.Abort();
+        }
+        finally
+        {
+            feed.Unsubscribe(subscription);
+            metrics.FeedClosed();
+            Release(keyId);
+        }
+    }
+
+    private void Release(string keyId) => _openPerKey.AddOrUpdate(keyId, 0, (_, open) => open - 1);
+
+    /// <summary>Where a feed starts: after the Last-Event-ID's row, or at the lake's checkpoint now (new rows only).</summary>
+    private static long Resume(string lastEventId, long checkpoint)
+    {
+        if (lastEventId.Length == 0) return checkpoint;
+        var parts = lastEventId.Split(':');
+        if (parts.Length == 2 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var position) && position <= checkpoint) return position;
+        throw new MarketRefusedException(StatusCodes.Status400BadRequest, MarketReason.InvalidRequest,
+            $"Last-Event-ID '{(lastEventId.Length > 40 ? lastEventId[..40] + "…" : lastEventId)}' is not an event id of this feed (checkpoint:position, at most the lake's checkpoint {checkpoint}); leave it out to start with new rows.");
+    }
+
+    private async Task RunAsync(HttpContext context, string buyerId, string grantId, FeedSubscription subscription, long position, long checkpoint, CancellationToken cancellation)
+    {
+        var response = context.Response;
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers[MarketplaceEndpoints.LakeCheckpointHeader] = checkpoint.ToString(CultureInfo.InvariantCulture);
+        await WriteAsync(response, $": grant {grantId} from position {position}\nretry: 2000\n\n", cancellation);
+
+        var keepAlive = options.Value.FeedKeepAlive;
+        while (true)
+        {
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            wait.CancelAfter(keepAlive);
+            FeedBatch batch;
+            try
+            {
+                if (!await subscription.Batches.Reader.WaitToReadAsync(wait.Token)) return; // completed: dropped
+                batch = await subscription.Batches.Reader.ReadAsync(cancellation);
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                // Idle: a comment keeps proxies from closing the connection; the grant may have expired meanwhile.
+                if (await EndedAsync(response, buyerId, grantId, cancellation)) return;
+                await WriteAsync(response, ": keep-alive\n\n", cancellation);
+                continue;
+            }
+
+            try
+            {
+                var sent = await ChargeAsync(buyerId, grantId, batch, cancellation);
+                var rows = batch.Rows.Take(sent);
+                var data = "[" + string.Join(",", rows.Select(r => r.Json)) + "]";
+                await WriteAsync(response, $"id: {batch.Checkpoint}:{batch.Rows[sent - 1].EventSeq}\nevent: rows\ndata: {data}\n\n", cancellation);
+                metrics.FeedSent(sent);
+                if (sent < batch.Rows.Count && await EndedAsync(response, buyerId, grantId, cancellation)) return;
+            }
+            catch (MarketRefusedException refused)
+            {
+                await EndAsync(response, refused, cancellation);
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Charges as many of the batch's rows as the grant has left (at least one, or it refuses): FeedCharged and a DataSold
+    /// per device and epoch of exactly those rows, in one append. Returns how many rows were charged.
+    /// </summary>
+    private async Task<int> ChargeAsync(string buyerId, string grantId, FeedBatch batch, CancellationToken cancellation)
+    {
+        var sent = 0;
+        var chargeId = ApiKeys.NewChargeId();
+        await accounts.AppendAsync(buyerId, (account, now) =>
+        {
+            var grant = GrantedQueries.Usable(account, grantId, now);
+            sent = (int)Math.Min(batch.Rows.Count, grant.RowsLeft(now));
+            var rows = batch.Rows.Take(sent).ToList();
+            var used = grant.UsageIn(grant.Period(now)).Rows;
+            var credits = grant.CreditsFor(used + sent) - grant.CreditsFor(used);
+            var bytes = rows.Sum(r => (long)Encoding.UTF8.GetByteCount(r.Json));
+            var shares = rows.GroupBy(r => (r.Device, r.Epoch)).Select(g => new DeviceShare(g.Key.Device, g.Key.Epoch, g.Count())).ToList();
+            return
+            [
+                new FeedCharged(buyerId, grantId, chargeId, sent, bytes, credits, batch.Checkpoint, now),
+                .. SalesAttribution.Allocate(shares, sent, credits).Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)),
+            ];
+        }, cancellation);
+        return sent;
+    }
+
+    /// <summary>Ends the stream with the reason when the grant can no longer be read (expired, quota used).</summary>
+    private async Task<bool> EndedAsync(HttpResponse response, string buyerId, string grantId, CancellationToken cancellation)
+    {
+        var account = await accounts.FindAsync(buyerId, cancellation);
+        try
+        {
+            if (account is null) throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
+            GrantedQueries.Usable(account, grantId, accounts.Clock.GetUtcNow());
+            return false;
+        }
+        catch (MarketRefusedException refused)
+        {
+            await EndAsync(response, refused, cancellation);
+            return true;
+        }
+    }
+
+    private static Task EndAsync(HttpResponse response, MarketRefusedException refused, CancellationToken cancellation) =>
+        WriteAsync(response, $"event: end\ndata: {JsonSerializer.Serialize(new { reason = refused.Reason, status = refused.Status, detail = refused.Message })}\n\n", cancellation);
+
+    private static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellation)
+    {
+        await response.WriteAsync(text, cancellation);
+        await response.Body.FlushAsync(cancellation);
+    }
+}

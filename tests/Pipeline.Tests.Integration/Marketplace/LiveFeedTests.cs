@@ -1,0 +1,243 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Marten;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Events;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
+
+namespace Pipeline.Tests.Integration.Marketplace;
+
+/// <summary>
+/// The live feed over HTTP (server-sent events) on a real host: rows are "projected" by committing new Parquet files to
+/// the lake's real manifest, as the projector does, while feeds are open.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private readonly MarketLake _lake = new();
+    private readonly string _operatorKeyFile = Path.Combine(Path.GetTempPath(), "market-op-" + Guid.NewGuid().ToString("n"), "operator-key.sha256");
+    private TestHost _host = null!;
+    private string _operatorKey = "";
+
+    public async Task InitializeAsync()
+    {
+        _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
+        _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
+        {
+            ["Lake:Directory"] = _lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: easy sums
+            ["Marketplace:RequestsPerSecond"] = "1000",
+            ["Marketplace:RequestBurst"] = "1000",
+            ["Marketplace:FeedPollInterval"] = "00:00:00.100",
+            ["Marketplace:FeedBufferBatches"] = "4",
+            ["Marketplace:FeedDropAfter"] = "00:00:03",
+        }, schema: "it_market_feed");
+        await _lake.PublishAsync(_host);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        _lake.Dispose();
+        Directory.Delete(Path.GetDirectoryName(_operatorKeyFile)!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Feed_RowsProjectedAfterSubscribing_ArriveInOrderChargedAndAttributed()
+    {
+        var (buyer, key) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(key, Subscription(rowQuota: 10_000));
+        using var feed = await OpenAsync(key, grant);
+
+        var added = await _lake.ProjectAsync(_host, rows: 500);
+        var received = await feed.RowsAsync(added.Count);
+
+        Assert.Equal(added.Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
+        var account = await AccountAsync(key);
+        Assert.Equal(500, account.Grants.Single().RowsUsed);
+        Assert.Equal(500, account.Grants.Single().CreditsUsed);
+        await using var session = _host.Store.QuerySession();
+        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
+        foreach (var device in MarketLake.Devices)
+            Assert.Equal(added.Count(r => r.Device == device), sold.Where(s => s.Device == device).Sum(s => s.Rows));
+        Assert.Equal(500, sold.Sum(s => s.Credits));
+    }
+
+    [Fact]
+    public async Task Feed_ResumedWithLastEventId_SendsEveryRowExactlyOnce()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(key, Subscription(rowQuota: 10_000));
+        var received = new List<string>();
+        string lastId;
+        using (var first = await OpenAsync(key, grant))
+        {
+            var before = await _lake.ProjectAsync(_host, rows: 300);
+            received.AddRange((await first.RowsAsync(before.Count)).Select(r => r.GetProperty("reading_id").GetString()!));
+            lastId = first.LastEventId!;
+        }
+        var after = await _lake.ProjectAsync(_host, rows: 200);
+        using (var resumed = await OpenAsync(key, grant, lastId))
+            received.AddRange((await resumed.RowsAsync(after.Count)).Select(r => r.GetProperty("reading_id").GetString()!));
+
+        Assert.Equal(_lake.Rows.TakeLast(500).Select(r => r.ReadingId), received);
+    }
+
+    [Fact]
+    public async Task Feed_PastTheQuota_SendsTheQuotaThenEndsWithQuotaExhausted()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(key, Subscription(rowQuota: 150));
+        using var feed = await OpenAsync(key, grant);
+        var added = await _lake.ProjectAsync(_host, rows: 400);
+
+        var received = await feed.RowsAsync(150);
+        var end = await feed.NextAsync();
+        Assert.Equal("end", end.Event);
+        Assert.Equal("quota_exhausted", JsonDocument.Parse(end.Data).RootElement.GetProperty("reason").GetString());
+        Assert.Equal(added.Take(150).Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
+        Assert.Equal(150, (await AccountAsync(key)).Grants.Single().RowsUsed);
+    }
+
+    [Fact]
+    public async Task Feed_OfAFixedRangeGrant_IsRefusedNotSubscription()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(key, Subscription(rowQuota: 100, until: Nov23.AddDays(2)));
+        await AssertProblemAsync(await SendAsync(key, $"/v1/grants/{grant}/feed"), HttpStatusCode.Conflict, "not_subscription");
+    }
+
+    [Fact]
+    public async Task Feed_OfAnotherBuyersGrant_IsUnknown()
+    {
+        var (_, owner) = await CreateBuyerAsync(credits: 100_000);
+        var (_, stranger) = await CreateBuyerAsync(credits: 100_000);
+        var grant = await BuyAsync(owner, Subscription(rowQuota: 100));
+        await AssertProblemAsync(await SendAsync(stranger, $"/v1/grants/{grant}/feed"), HttpStatusCode.NotFound, "unknown_grant");
+    }
+
+    [Fact]
+    public async Task Feed_ASlowReader_IsDroppedWithoutHoldingBackAnother()
+    {
+        var (_, key) = await CreateBuyerAsync(credits: 1_000_000);
+        var grant = await BuyAsync(key, Subscription(rowQuota: 200_000));
+        using var slow = await OpenAsync(key, grant);
+        using var fast = await OpenAsync(key, grant);
+
+        // Enough rows to fill the slow client's socket and its buffer of batches several times over.
+        var added = await _lake.ProjectAsync(_host, rows: 60_000);
+        var received = await fast.RowsAsync(added.Count);
+        Assert.Equal(added[^1].ReadingId, received[^1].GetProperty("reading_id").GetString());
+
+        // The slow one was dropped: its stream ends (the connection closed) before it got everything.
+        var slowRows = 0;
+        try
+        {
+            while (slowRows < added.Count && await slow.NextAsync() is { Event: "rows" } next) slowRows += JsonDocument.Parse(next.Data).RootElement.GetArrayLength();
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or EndOfStreamException)
+        {
+        }
+        Assert.InRange(slowRows, 0, added.Count - 1);
+    }
+
+    private static object Subscription(long rowQuota, DateTimeOffset? until = null) =>
+        new { dataset = "vehicle_signals", from = Nov23, until, rowQuota, expiresAt = DateTimeOffset.UtcNow.AddDays(7) };
+
+    private async Task<FeedReader> OpenAsync(string key, string grant, string? lastEventId = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/grants/{grant}/feed");
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
+        if (lastEventId is not null) request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        var response = await _host.Api.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (response.StatusCode != HttpStatusCode.OK) Assert.Fail($"{response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        return new FeedReader(response, await response.Content.ReadAsStreamAsync());
+    }
+
+    /// <summary>Reads server-sent events: comments skipped, fields id, event and data of each event.</summary>
+    private sealed class FeedReader(HttpResponseMessage response, Stream body) : IDisposable
+    {
+        private readonly StreamReader _reader = new(body);
+
+        public string? LastEventId { get; private set; }
+
+        public async Task<(string Event, string Data)> NextAsync()
+        {
+            using var timeout = new CancellationTokenSource(Patience);
+            string? id = null, type = null, data = null;
+            while (await _reader.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.Length == 0)
+                {
+                    if (data is null) continue; // the end of a comment block
+                    if (id is not null) LastEventId = id;
+                    return (type ?? "message", data);
+                }
+                if (line.StartsWith(':')) continue;
+                if (line.StartsWith("id: ", StringComparison.Ordinal)) id = line[4..];
+                else if (line.StartsWith("event: ", StringComparison.Ordinal)) type = line[7..];
+                else if (line.StartsWith("data: ", StringComparison.Ordinal)) data = line[6..];
+            }
+            throw new EndOfStreamException("The feed ended.");
+        }
+
+        /// <summary>Row events until <paramref name="count"/> rows came; fails on an end event.</summary>
+        public async Task<List<JsonElement>> RowsAsync(int count)
+        {
+            var rows = new List<JsonElement>();
+            while (rows.Count < count)
+            {
+                var (type, data) = await NextAsync();
+                Assert.True(type == "rows", $"Expected rows, got {type}: {data}");
+                rows.AddRange(JsonDocument.Parse(data).RootElement.EnumerateArray().Select(r => r.Clone()));
+            }
+            return rows;
+        }
+
+        public void Dispose()
+        {
+            _reader.Dispose();
+            response.Dispose();
+        }
+    }
+
+    private async Task<(string BuyerId, string Key)> CreateBuyerAsync(long credits)
+    {
+        var response = await SendAsync(_operatorKey, "/v1/buyers", new { name = "feed buyer", credits });
+        var created = await response.Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson);
+        return (created!.Buyer.Id, created.ApiKey);
+    }
+
+    private async Task<string> BuyAsync(string key, object body)
+    {
+        var response = await SendAsync(key, "/v1/grants", body);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!.Id;
+    }
+
+    private async Task<AccountView> AccountAsync(string key) =>
+        (await (await SendAsync(key, "/v1/account")).Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
+
+    private async Task<HttpResponseMessage> SendAsync(string key, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(body is null ? HttpMethod.Get : HttpMethod.Post, path);
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
+        if (body is not null) request.Content = JsonContent.Create(body, options: ServiceDefaults.WireJson);
+        return await _host.Api.SendAsync(request);
+    }
+
+    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"Expected {status}, got {response.StatusCode}: {body}");
+        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
+    }
+}
