@@ -202,7 +202,12 @@ public static class UpCommand
             var context = await AnsiConsole.Status().StartAsync("Deploying the contracts…", _ => rewardsChain.GetAsync(patience.Token));
             return $"{where}\nchain {context.ChainId} · token {context.Token} · distributor {context.Distributor} · payments {context.Payments}";
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopped while the contracts were being deployed (a block a second): the stop goes on in order, not as a crash.
+            return $"{where}\nstopping before the contracts were known";
+        }
+        catch (Exception e)
         {
             rewardsChain.Reset();
             return $"{where}\nnot ready: {e.Message.Split('\n')[0]} (the rewards stage keeps trying)";
