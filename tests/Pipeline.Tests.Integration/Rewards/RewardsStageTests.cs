@@ -45,7 +45,7 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
     }
 
     [Fact]
-    public async Task RewardsStage_HonestAndMisbehavingFleetOverTwoEpochs_PaysByTheFormula_PublishesRoots_AndAClaimPaysOnce()
+    public async Task RewardsStage_HonestAndMisbehavingFleetOverTwoEpochsWhileABuyerPaysOnChainAndBuysRows_PaysByTheFormula_PublishesRoots_AndAClaimPaysOnce()
     {
         var operatorKey = new OperatorKey(RewardsStack.OperatorKeyFile(_data)).CreateIfMissing()!;
         await using var host = await RewardsStack.StartAsync(fixture, "it_rewards_e2e", _data, chain.Node.RpcUrl);
@@ -68,13 +68,14 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         await treasuryClient.SendAsync(token, new TransferFunction { To = wallet.Address, Value = OneToken });
         await wallet.SendAsync(token, new ApproveFunction { Spender = payments, Value = OneToken });
         var paid = (long)(await wallet.SendAsync(payments, new PayFunction { BuyerId = buyerId.HexToByteArray(), Amount = OneToken })).BlockNumber.Value;
-        var confirmations = host.App.Services.GetRequiredService<IOptions<PaymentsOptions>>().Value.Confirmations;
+        var paymentsOptions = host.App.Services.GetRequiredService<IOptions<PaymentsOptions>>().Value;
+        var confirmations = paymentsOptions.Confirmations;
         Assert.True(confirmations > 0);
         await WaitForPaymentsReadAsync(host, payments, paid - confirmations);
         Assert.Equal(0, (await AccountAsync(host, buyerKey)).Balance);
         await chain.MineAsync(confirmations);
         await WaitForPaymentsReadAsync(host, payments, paid);
-        var credits = (long)(OneToken / host.App.Services.GetRequiredService<IOptions<PaymentsOptions>>().Value.UnitsPerCredit);
+        var credits = (long)(OneToken / paymentsOptions.UnitsPerCredit);
         Assert.Equal(credits, (await AccountAsync(host, buyerKey)).Balance);
         await chain.MineAsync(2);
         await WaitForPaymentsReadAsync(host, payments, paid + 2);
