@@ -34,10 +34,16 @@ public static class RewardsStack
             ["Chain:RpcUrl"] = rpcUrl,
             ["Chain:Local"] = "true",
             ["Chain:ReceiptTimeout"] = "00:00:03",
+            ["Payments:PollInterval"] = "00:00:00.250",
+            ["Marketplace:OperatorKeyFile"] = OperatorKeyFile(data),
+            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: sales worth counting
         };
         if (keepSchema) settings["EventStore:Schema"] = schema;
         return TestHost.StartAsync(fixture, Roles.All, settings, keepSchema ? null : schema);
     }
+
+    /// <summary>Where the marketplace's operator key (its SHA-256) is kept; a test creates the key there.</summary>
+    public static string OperatorKeyFile(string data) => Path.Combine(data, "marketplace", "operator-key.sha256");
 
     public static long EpochAt(DateTimeOffset time) => (long)Math.Floor((time - DateTimeOffset.UnixEpoch) / EpochLength);
 

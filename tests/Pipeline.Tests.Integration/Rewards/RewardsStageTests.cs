@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Numerics;
 using System.Text.Json;
@@ -8,23 +10,30 @@ using Nethereum.Hex.HexConvertors.Extensions;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Events;
 using Pipeline.Infra.Development;
+using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
 using Pipeline.Projections.Lake;
 using Pipeline.Rewards.Chain;
 using Pipeline.Rewards.Epochs;
+using Pipeline.Rewards.Payments;
 using Pipeline.Rewards.Stage;
+using Pipeline.Tests.Integration.Projections;
 using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Integration.Rewards;
 
 /// <summary>
 /// Issue 14, end to end on the running pipeline: devices that behave and devices that do not send readings over two
-/// one-minute epochs; the rewards stage closes each from the lake, the registry and the sales, writes its reward file
-/// and publishes its root on anvil; a contributor claims with the API's proof.
+/// one-minute epochs while a buyer pays on chain and buys their rows; the rewards stage closes each epoch from the lake,
+/// the registry and the sales, writes its reward file and publishes its root on anvil; a contributor claims with the
+/// API's proof.
 /// </summary>
 [Collection(StackCollection.Name)]
 [Trait("Category", "Integration")]
 public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : IClassFixture<AnvilChain>, IAsyncLifetime
 {
+    private static readonly BigInteger OneToken = BigInteger.Pow(10, 18);
     private readonly string _data = Directory.CreateTempSubdirectory("depin-rewards-").FullName;
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -36,8 +45,9 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
     }
 
     [Fact]
-    public async Task RewardsStage_HonestAndMisbehavingFleetOverTwoEpochs_PaysByTheFormula_PublishesRoots_AndAClaimPaysOnce()
+    public async Task RewardsStage_HonestAndMisbehavingFleetOverTwoEpochsWhileABuyerPaysOnChainAndBuysRows_PaysByTheFormula_PublishesRoots_AndAClaimPaysOnce()
     {
+        var operatorKey = new OperatorKey(RewardsStack.OperatorKeyFile(_data)).CreateIfMissing()!;
         await using var host = await RewardsStack.StartAsync(fixture, "it_rewards_e2e", _data, chain.Node.RpcUrl);
         var honest = new RewardedDevice(host, "honest");
         var spammer = new RewardedDevice(host, "spammer");
@@ -46,21 +56,68 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         var teleporter = new RewardedDevice(host, "teleporter");
         RewardedDevice[] fleet = [honest, spammer, replayer, equivocator, teleporter];
 
+        // A buyer the operator created pays one token on chain, naming their buyer id; once the payment is
+        // confirmed the balance rises, once. The treasury funds the buyer's wallet and gets the token back.
+        var deployment = await host.Api.GetFromJsonAsync<JsonElement>("/v1/chain");
+        var token = deployment.GetProperty("token").GetString()!;
+        var payments = deployment.GetProperty("payments").GetString()!;
+        var (buyerId, buyerKey) = await CreateBuyerAsync(host, operatorKey);
+        var wallet = await chain.NewFundedAccountAsync();
+        // The stage's own operator client (the treasury here), so that its nonces stay in one hand.
+        var treasuryClient = (await host.App.Services.GetRequiredService<RewardsChain>().GetAsync(CancellationToken.None)).Operator;
+        await treasuryClient.SendAsync(token, new TransferFunction { To = wallet.Address, Value = OneToken });
+        await wallet.SendAsync(token, new ApproveFunction { Spender = payments, Value = OneToken });
+        var paid = (long)(await wallet.SendAsync(payments, new PayFunction { BuyerId = buyerId.HexToByteArray(), Amount = OneToken })).BlockNumber.Value;
+        var paymentsOptions = host.App.Services.GetRequiredService<IOptions<PaymentsOptions>>().Value;
+        var confirmations = paymentsOptions.Confirmations;
+        Assert.True(confirmations > 0);
+        await WaitForPaymentsReadAsync(host, payments, paid - confirmations);
+        Assert.Equal(0, (await AccountAsync(host, buyerKey)).Balance);
+        await chain.MineAsync(confirmations);
+        await WaitForPaymentsReadAsync(host, payments, paid);
+        var credits = (long)(OneToken / paymentsOptions.UnitsPerCredit);
+        Assert.Equal(credits, (await AccountAsync(host, buyerKey)).Balance);
+        await chain.MineAsync(2);
+        await WaitForPaymentsReadAsync(host, payments, paid + 2);
+        Assert.Equal(credits, (await AccountAsync(host, buyerKey)).Balance);
+        await using (var session = host.Store.QuerySession())
+            Assert.Single((await session.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<PaymentReceived>());
+
         // Epoch 1: everyone sends 10 good readings; the misbehaving ones also do what they are named for.
-        var first = await RewardsStack.EpochWithRoomAsync(TimeSpan.FromSeconds(30));
+        var first = await RewardsStack.EpochWithRoomAsync(TimeSpan.FromSeconds(35));
         foreach (var device in fleet) await device.RegisterAsync();
         foreach (var device in fleet) await device.SendGoodAsync(10);
         for (var i = 0; i < 20; i++) await spammer.SendAsync(DateTimeOffset.UtcNow, RewardedDevice.Position(53.35, 900));               // out_of_range
         for (var i = 0; i < 10; i++) await replayer.SendAsync(DateTimeOffset.UtcNow.AddDays(-8), RewardedDevice.Position(53.35, 50));    // stale
         await equivocator.SendAsync(5, DateTimeOffset.UtcNow, RewardedDevice.Position(53.35, 99));                                       // seq_conflict
         await teleporter.SendAsync(DateTimeOffset.UtcNow, RewardedDevice.Position(54.35, 50));                                          // teleport
-        // A buyer's sale of the honest device's rows, as the marketplace records it.
-        await using (var session = host.Store.LightweightSession())
-        {
-            session.Events.Append("0x" + new string('b', 64), new DataSold(honest.Address, first, "vehicle_signals", 5, 10, "grant-1", "charge-1"));
-            await session.SaveChangesAsync();
-        }
         await honest.WaitForProcessorsAsync();
+
+        // The buyer spends the paid credits on a grant over the honest device's rows of this epoch and queries them
+        // once the lake has them: the query's charge records the sale (DataSold) in this epoch.
+        await LakeProbe.WaitForLakeAsync(host);
+        var epochStart = DateTimeOffset.UnixEpoch + RewardsStack.EpochLength * first;
+        var grant = await SendAsync(host, HttpMethod.Post, "/v1/grants", buyerKey, new
+        {
+            dataset = "vehicle_signals", from = epochStart, until = epochStart + RewardsStack.EpochLength,
+            devices = new[] { honest.Address }, rowQuota = 10, expiresAt = DateTimeOffset.UtcNow.AddDays(1),
+        });
+        Assert.True(grant.StatusCode == HttpStatusCode.Created, await grant.Content.ReadAsStringAsync());
+        var grantId = (await grant.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!.Id;
+        var query = await SendAsync(host, HttpMethod.Post, "/v1/query", buyerKey, new { grant = grantId, sql = "SELECT device, device_time, reading_id FROM vehicle_signals" });
+        Assert.True(query.StatusCode == HttpStatusCode.OK, await query.Content.ReadAsStringAsync());
+        var rows = (await query.Content.ReadFromJsonAsync<JsonElement>()).EnumerateArray().ToList();
+        Assert.Equal(10, rows.Count);
+        Assert.All(rows, row => Assert.Equal(honest.Address, row.GetProperty("device").GetString()));
+        var chargeId = query.Headers.GetValues("X-Charge-Id").Single();
+        List<DataSold> sold;
+        await using (var session = host.Store.QuerySession())
+            sold = [.. (await session.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<DataSold>()];
+        Assert.NotEmpty(sold);
+        Assert.All(sold, sale => Assert.Equal((honest.Address, first, chargeId), (sale.Device, sale.Epoch, sale.ChargeId)));
+        Assert.Equal(rows.Count, sold.Sum(sale => sale.Rows));
+        Assert.True(sold.Sum(sale => sale.Credits) > 0);
+        // The sale is recorded before the epoch ends, so its close counts it.
         Assert.Equal(first, RewardsStack.EpochAt(DateTimeOffset.UtcNow));
 
         // Epoch 2: the honest device and the spammer send again; cumulative amounts grow.
@@ -88,9 +145,14 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         Assert.Equal("0", explained["equivocator"].GetProperty("emissionShare").GetString());
         Assert.Equal(1, explained["teleporter"].GetProperty("rejectionsByReason").GetProperty("teleport").GetInt64());
         Assert.Equal(50_000, Components(explained["teleporter"]).GetProperty("rejectionPenalty").GetInt64());
-        // The sale: 10 credits × 0.01 DPR × 70 % to the honest device's owner.
-        Assert.Equal(5, explained["honest"].GetProperty("salesRows").GetInt64());
-        Assert.Equal(BigInteger.Pow(10, 16) * 7, RewardsStack.Amount(explained["honest"], "salesShare"));
+        // The sale, by the formula: S = ⌊Σcredits × baseUnitsPerCredit × contributorSharePpm / 10⁶⌋, all of it the
+        // honest device's (the only one sold): ⌊S × its credits / Σcredits⌋.
+        var soldCredits = sold.Aggregate(BigInteger.Zero, (sum, sale) => sum + sale.Credits);
+        var salesShare = soldCredits * RewardsStack.Policy.Sales.BaseUnitsPerCredit * RewardsStack.Policy.Sales.ContributorSharePpm / 1_000_000;
+        Assert.Equal(sold.Sum(sale => sale.Rows), explained["honest"].GetProperty("salesRows").GetInt64());
+        var honestCredits = sold.Where(sale => sale.Device == honest.Address).Aggregate(BigInteger.Zero, (sum, sale) => sum + sale.Credits);
+        Assert.Equal(salesShare * honestCredits / soldCredits, RewardsStack.Amount(explained["honest"], "salesShare"));
+        Assert.All(fleet.Skip(1), device => Assert.Equal(BigInteger.Zero, RewardsStack.Amount(explained[device.Name], "salesShare")));
 
         var amounts = new Dictionary<string, BigInteger>();
         foreach (var device in fleet)
@@ -104,7 +166,6 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         Assert.All(page.EnumerateArray(), e => Assert.Equal("published", e.GetProperty("status").GetString()));
 
         // Each reward file hashes to its content hash, recomputes to the same figures, and its root is OpenZeppelin's.
-        var deployment = await host.Api.GetFromJsonAsync<JsonElement>("/v1/chain");
         var distributor = deployment.GetProperty("distributor").GetString()!;
         foreach (var epoch in new[] { epoch1, epoch2 })
         {
@@ -130,7 +191,6 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         var claim = new ClaimFunction { Account = honest.OwnerAddress, CumulativeAmount = cumulative, Proof = [.. proof.GetProperty("proof").EnumerateArray().Select(p => p.GetString()!.HexToByteArray())] };
         var claimer = await chain.NewFundedAccountAsync();
         await claimer.SendAsync(distributor, claim);
-        var token = deployment.GetProperty("token").GetString()!;
         Assert.Equal(cumulative, await Balance(token, honest.OwnerAddress));
         var again = await Assert.ThrowsAsync<ContractRevertedException>(() => claimer.SendAsync(distributor, new ClaimFunction { Account = claim.Account, CumulativeAmount = claim.CumulativeAmount, Proof = claim.Proof }));
         Assert.Equal("NothingToClaim", again.Error);
@@ -138,7 +198,8 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         Assert.Equal(cumulative, RewardsStack.Amount(contributor, "claimed"));
         Assert.Equal(BigInteger.Zero, RewardsStack.Amount(contributor, "claimable"));
 
-        // The treasury holds the rest: the distributor pulled exactly what the latest root owes, less nothing else.
+        // The treasury holds the rest (the buyer's token came from it and went back to it through Payments): the
+        // distributor pulled exactly what the latest root owes, less nothing else.
         var totalOwed = RewardFile.Parse(await host.Api.GetByteArrayAsync($"/v1/rewards/epochs/{second}/file")).Rewards.Contributors.Aggregate(BigInteger.Zero, (sum, c) => sum + c.CumulativeAmount);
         var treasury = deployment.GetProperty("treasury").GetString()!;
         Assert.Equal(AnvilChain.Supply - totalOwed, await Balance(token, treasury));
@@ -255,6 +316,41 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         finally
         {
             await node.DisposeAsync();
+        }
+    }
+
+    /// <summary>A buyer with no credits, created by the operator; their id (the buyer id they pay with) and API key.</summary>
+    private static async Task<(string Id, string Key)> CreateBuyerAsync(TestHost host, string operatorKey)
+    {
+        var response = await SendAsync(host, HttpMethod.Post, "/v1/buyers", operatorKey, new { name = "paying buyer", credits = 0 });
+        var created = await response.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson);
+        return (created!.Buyer.Id, created.ApiKey);
+    }
+
+    private static async Task<AccountView> AccountAsync(TestHost host, string key) =>
+        (await (await SendAsync(host, HttpMethod.Get, "/v1/account", key)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
+
+    private static async Task<HttpResponseMessage> SendAsync(TestHost host, HttpMethod method, string path, string key, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        if (body is not null) request.Content = JsonContent.Create(body);
+        return await host.Api.SendAsync(request);
+    }
+
+    /// <summary>Waits until the stage's payment follower has read (and committed) the Payments logs up to <paramref name="block"/>.</summary>
+    private async Task WaitForPaymentsReadAsync(TestHost host, string payments, long block)
+    {
+        var chainId = (long)chain.Operator.ChainId;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            await using (var session = host.Store.QuerySession())
+            {
+                if (await session.LoadAsync<PaymentsCursor>(PaymentsCursor.Key(chainId, payments)) is { } cursor && cursor.Cursor.NextBlock > block) return;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"The payment follower did not read block {block} in time.");
+            await Task.Delay(50);
         }
     }
 
