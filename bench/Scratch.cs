@@ -37,7 +37,7 @@ public sealed class Scratch : IAsyncDisposable
     public IConfiguration Configuration(params KeyValuePair<string, string?>[] settings) =>
         PipelineConfiguration.With(PipelineConfiguration.Build(settings), Servers);
 
-    public static async Task<Scratch> StartAsync(bool withEventStore = true)
+    public static async Task<Scratch> StartAsync(bool withEventStore = true, bool withChain = false)
     {
         var folder = Directory.CreateTempSubdirectory("depin-bench-").FullName;
         var options = new DevServerOptions
@@ -45,6 +45,8 @@ public sealed class Scratch : IAsyncDisposable
             DataDirectory = folder,
             WithPostgres = withEventStore,
             Postgres = new PostgresOptions { Port = FreePort() },
+            WithChain = withChain,
+            ChainPort = FreePort(),
         };
         var servers = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevServers.StartAsync(options, NullLogger.Instance, CancellationToken.None));
         ServiceProvider? services = null;

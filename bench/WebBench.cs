@@ -21,7 +21,7 @@ public static class WebBench
     public static async Task RunAsync(TimeSpan duration)
     {
         var runs = (int)Math.Clamp(duration.TotalSeconds * 10, 20, 200);
-        await using var scratch = await Scratch.StartAsync();
+        await using var scratch = await Scratch.StartAsync(withChain: true); // the whole pipeline: rewards publish to a chain
         var operatorKeyFile = Path.Combine(scratch.Folder, "marketplace", "operator-key.sha256");
         var operatorKey = new OperatorKey(operatorKeyFile).CreateIfMissing()!;
         var (apiPort, ingestPort, mqttPort) = (Scratch.FreePort(), Scratch.FreePort(), Scratch.FreePort());

@@ -31,7 +31,7 @@ public static class MarketplaceRegistration
         services.AddMarketplaceDocuments();
         services.AddOptions<MarketplaceOptions>()
             .Bind(configuration.GetSection(MarketplaceOptions.Section))
-            .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits).")
+            .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits, CatalogRefresh ≥ 0).")
             .ValidateOnStart();
         services.AddLakeOptions(configuration);
         services.AddLakeStore();

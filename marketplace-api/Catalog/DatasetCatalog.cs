@@ -1,4 +1,6 @@
 using DuckDB.NET.Data;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Pipeline.Core.Envelope;
 using Pipeline.Projections.Lake;
 
@@ -26,34 +28,46 @@ public sealed record DatasetSummary(
 public sealed record DatasetDetail(DatasetSummary Summary, IReadOnlyList<ColumnDescription> Schema, IReadOnlyList<RegionCell> Regions, QualityReport Quality);
 
 /// <summary>
-/// The catalog's numbers, computed by DuckDB over the lake's files and kept until the lake's checkpoint moves: each
-/// request reads the checkpoint, and only a new one costs a scan.
+/// The catalog's numbers, computed by DuckDB over the lake's files at one checkpoint. A scan takes seconds while a
+/// fleet sends and the checkpoint moves every second, so requests are answered from the last computed catalog (which
+/// names its checkpoint) while one recompute runs behind them, at most once per <c>Marketplace:CatalogRefresh</c>.
 /// </summary>
-public sealed class DatasetCatalog(MarketLake lake, TimeProvider clock)
+public sealed class DatasetCatalog
 {
     private const int MaxRegions = 100;
-    private readonly SemaphoreSlim _refresh = new(1, 1);
-    private (long Checkpoint, Dictionary<string, Computed> Datasets)? _cache;
+    private readonly MarketLake _lake;
+    private readonly TimeProvider _clock;
+    private readonly StaleWhileRevalidate<CatalogAt> _latest;
+
+    public DatasetCatalog(MarketLake lake, TimeProvider clock, IOptions<MarketplaceOptions> options, ILogger<DatasetCatalog> logger)
+    {
+        _lake = lake;
+        _clock = clock;
+        _latest = new StaleWhileRevalidate<CatalogAt>(RecomputeAsync, options.Value.CatalogRefresh, clock, logger);
+    }
+
+    /// <summary>Every dataset's numbers, exact for the lake at <paramref name="Checkpoint"/>.</summary>
+    private sealed record CatalogAt(long Checkpoint, Dictionary<string, Computed> Datasets);
 
     private sealed record Computed(long Rows, DateTimeOffset? From, DateTimeOffset? Until, long Devices, DateTimeOffset? NewestReceived, IReadOnlyList<RegionCell> Regions, QualityReport Quality);
 
     public async Task<IReadOnlyList<DatasetSummary>> ListAsync(MarketplaceOptions options, CancellationToken cancellation)
     {
-        var (checkpoint, computed) = await CurrentAsync(cancellation);
+        var (checkpoint, computed) = await _latest.GetAsync(cancellation);
         return MarketDatasets.All.Select(d => Summary(d, computed[d.Name], checkpoint, options)).ToList();
     }
 
     public async Task<DatasetDetail?> DescribeAsync(string name, MarketplaceOptions options, CancellationToken cancellation)
     {
         if (MarketDatasets.Find(name) is not { } dataset) return null;
-        var (checkpoint, computed) = await CurrentAsync(cancellation);
+        var (checkpoint, computed) = await _latest.GetAsync(cancellation);
         var numbers = computed[name];
         return new DatasetDetail(Summary(dataset, numbers, checkpoint, options), Schema(dataset), numbers.Regions, numbers.Quality);
     }
 
     private DatasetSummary Summary(MarketDataset dataset, Computed numbers, long checkpoint, MarketplaceOptions options) => new(
         dataset.Name, dataset.Description, dataset.Kind.ToWire(), numbers.Rows, numbers.From, numbers.Until, numbers.Devices,
-        numbers.NewestReceived is { } newest ? Math.Max(0, (clock.GetUtcNow() - newest).TotalSeconds) : null,
+        numbers.NewestReceived is { } newest ? Math.Max(0, (_clock.GetUtcNow() - newest).TotalSeconds) : null,
         options.PriceOf(dataset.Name), checkpoint);
 
     private static List<ColumnDescription> Schema(MarketDataset dataset)
@@ -80,27 +94,25 @@ public sealed class DatasetCatalog(MarketLake lake, TimeProvider clock)
         ["station_elevation_m"] = "The station's registered elevation (m).",
     };
 
-    private async Task<(long, Dictionary<string, Computed>)> CurrentAsync(CancellationToken cancellation)
+    /// <summary>The quality report exactly at <paramref name="snapshot"/>'s checkpoint (an export's manifest names it), computed if the catalog is elsewhere.</summary>
+    public async Task<QualityReport?> QualityAtAsync(string name, LakeSnapshot snapshot, CancellationToken cancellation)
     {
-        var snapshot = await lake.SnapshotAsync(cancellation);
-        if (_cache is { } cached && cached.Checkpoint == snapshot.Checkpoint) return cached;
-        await _refresh.WaitAsync(cancellation);
-        try
-        {
-            if (_cache is { } again && again.Checkpoint == snapshot.Checkpoint) return again;
-            var computed = await Task.Run(() => Compute(snapshot), cancellation);
-            _cache = (snapshot.Checkpoint, computed);
-            return (snapshot.Checkpoint, computed);
-        }
-        finally
-        {
-            _refresh.Release();
-        }
+        if (MarketDatasets.Find(name) is null) return null;
+        var latest = await _latest.GetAsync(cancellation);
+        var computed = latest.Checkpoint == snapshot.Checkpoint ? latest.Datasets : await Task.Run(() => Compute(snapshot), cancellation);
+        return computed[name].Quality;
+    }
+
+    /// <summary>A scan only when the checkpoint moved since the previous catalog.</summary>
+    private async Task<CatalogAt> RecomputeAsync(CatalogAt? previous)
+    {
+        var snapshot = await _lake.SnapshotAsync(CancellationToken.None);
+        return previous?.Checkpoint == snapshot.Checkpoint ? previous : new CatalogAt(snapshot.Checkpoint, Compute(snapshot));
     }
 
     private Dictionary<string, Computed> Compute(LakeSnapshot snapshot)
     {
-        using var duck = LakeCatalog.Open(snapshot.Directory, snapshot.Files, lake.EpochLength);
+        using var duck = LakeCatalog.Open(snapshot.Directory, snapshot.Files, _lake.EpochLength);
         var result = new Dictionary<string, Computed>();
         foreach (var dataset in MarketDatasets.All)
         {

@@ -51,7 +51,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         Directory.CreateDirectory(FolderOf(job.Id));
         Save(buyerId, job);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
-        var quality = (await catalog.DescribeAsync(grant.Dataset, options, cancellation))?.Quality;
+        var quality = await catalog.QualityAtAsync(grant.Dataset, snapshot, cancellation);
         var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), "out"), shards,
             files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint,
             quality is null ? null : JsonSerializer.SerializeToElement(quality, ExportManifest.Json));

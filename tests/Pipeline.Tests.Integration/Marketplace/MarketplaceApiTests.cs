@@ -40,6 +40,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             ["Marketplace:RequestsPerSecond"] = "1000",
             ["Marketplace:RequestBurst"] = "1000",
             ["Marketplace:QueryTimeout"] = "00:00:02",
+            ["Marketplace:CatalogRefresh"] = "00:00:00", // each request after the lake moves starts a recompute
         }, schema: "it_market_api");
         await _lake.PublishAsync(_host);
     }
@@ -74,6 +75,31 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/secrets"), HttpStatusCode.NotFound, "unknown_dataset");
         await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/reading_rejections/preview"), HttpStatusCode.NotFound, "unknown_dataset");
     }
+
+    [Fact]
+    public async Task Catalog_AfterTheLakeMoves_AnswersTheLastComputedCatalogForItsCheckpoint_ThenTheNewOneExactly_Issue15()
+    {
+        var before = await VehicleSummaryAsync();
+        var checkpoint = _lake.Rows.Max(r => r.EventSeq);
+        Assert.Equal((checkpoint, _lake.Rows.Count), (before.LakeCheckpoint, before.Rows));
+
+        await _lake.ProjectAsync(_host, rows: 300);
+        // Answered from the catalog already computed, which names its own checkpoint; the recompute runs behind it.
+        var during = await VehicleSummaryAsync();
+        Assert.Equal((checkpoint, before.Rows, before.Until), (during.LakeCheckpoint, during.Rows, during.Until));
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var after = during;
+        while (after.LakeCheckpoint == checkpoint)
+        {
+            await Task.Delay(20, timeout.Token); // polls until the recompute is handed out, without spending the rate limit
+            after = await VehicleSummaryAsync(timeout.Token);
+        }
+        Assert.Equal((_lake.Rows.Max(r => r.EventSeq), _lake.Rows.Count, _lake.Rows.Max(r => r.DeviceTime)), (after.LakeCheckpoint, after.Rows, after.Until));
+    }
+
+    private async Task<DatasetSummary> VehicleSummaryAsync(CancellationToken cancellation = default) =>
+        (await _host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson, cancellation))!.Single(d => d.Name == "vehicle_signals");
 
     [Fact]
     public async Task Keys_MissingWrongRevokedOrOfTheWrongRole_AreRefusedWithTheirReason()
