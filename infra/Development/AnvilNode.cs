@@ -112,6 +112,41 @@ public sealed partial class AnvilNode : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The anvil on <paramref name="port"/> that keeps its chain in <paramref name="stateFile"/>, if one runs: left behind by
+    /// a host that was killed (SIGKILL gives it no chance to stop anvil). The caller takes it over and stops it in turn.
+    /// </summary>
+    public static AnvilNode? FindRunning(int port, string stateFile)
+    {
+        foreach (var folder in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(folder), out var pid)) continue;
+            string[] arguments;
+            try
+            {
+                arguments = File.ReadAllText(Path.Combine(folder, "cmdline")).Split('\0');
+            }
+            catch (IOException)
+            {
+                continue; // gone meanwhile
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+            if (!arguments.Contains(stateFile) || !arguments.Contains(port.ToString()) || !arguments[0].EndsWith("/anvil", StringComparison.Ordinal)) continue;
+            try
+            {
+                return new AnvilNode(Process.GetProcessById(pid), new StringBuilder()) { Port = port };
+            }
+            catch (ArgumentException)
+            {
+                return null; // exited since
+            }
+        }
+        return null;
+    }
+
     /// <summary>Stops anvil with SIGTERM (it writes its state file, if any) and waits for it to exit.</summary>
     public async Task StopAsync()
     {

@@ -134,7 +134,10 @@ public sealed class DevServers : IAsyncDisposable
                 if (options.JoinRunningChain && options.ChainPort > 0 && await ListensAsync("127.0.0.1", options.ChainPort))
                 {
                     localChain = $"http://127.0.0.1:{options.ChainPort}";
-                    logger.LogInformation("Joining the chain already running at {RpcUrl}", localChain);
+                    // Our own chain left running by a killed host is taken over, to be stopped with this one.
+                    anvil = options.KeepChainState ? AnvilNode.FindRunning(options.ChainPort, ChainStateFile(options)) : null;
+                    if (anvil is not null) logger.LogWarning("Adopted the anvil left running on {RpcUrl} by a process that was killed; it stops when this one does", localChain);
+                    else logger.LogInformation("Joining the chain already running at {RpcUrl}", localChain);
                 }
                 else
                 {
@@ -186,6 +189,8 @@ public sealed class DevServers : IAsyncDisposable
         };
     }
 
+    private static string ChainStateFile(DevServerOptions options) => Path.Combine(Path.GetFullPath(options.DataDirectory), "chain", "anvil-state.json");
+
     /// <summary>anvil from infra/tools on the configured port; with <see cref="DevServerOptions.KeepChainState"/> its chain survives restarts.</summary>
     private static async Task<AnvilNode> StartAnvilAsync(DevServerOptions options, ILogger logger, CancellationToken cancellation)
     {
@@ -196,8 +201,8 @@ public sealed class DevServers : IAsyncDisposable
             // The dev stack's chain mines every second: confirmations (of payments, of roots) then come as on a real
             // chain instead of waiting for someone else's transaction.
             blockTime = 1;
-            var folder = Directory.CreateDirectory(Path.Combine(options.DataDirectory, "chain")).FullName;
-            stateFile = Path.Combine(folder, "anvil-state.json");
+            stateFile = ChainStateFile(options);
+            Directory.CreateDirectory(Path.GetDirectoryName(stateFile)!);
         }
         try
         {

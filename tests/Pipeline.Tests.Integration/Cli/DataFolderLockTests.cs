@@ -1,4 +1,5 @@
 using Npgsql;
+using Pipeline.Infra.Development;
 
 namespace Pipeline.Tests.Integration.Cli;
 
@@ -108,7 +109,7 @@ public sealed class DataFolderLockTests(RunningUp running) : IClassFixture<Runni
     }
 }
 
-/// <summary>A host killed with SIGKILL leaves its PostgreSQL running; the next up takes it over and stops it (issue 11).</summary>
+/// <summary>A host killed with SIGKILL leaves its PostgreSQL and anvil running; the next up takes them over and stops them (issue 11).</summary>
 [Trait("Category", "Integration")]
 public sealed class AdoptedPostgresTests
 {
@@ -124,9 +125,12 @@ public sealed class AdoptedPostgresTests
         var next = folder.Start("up", "--no-fleet");
         await folder.WaitUntilHealthyAsync(next);
         Assert.Contains("Adopted the PostgreSQL server", next.Output);
+        Assert.Contains("Adopted the anvil", next.Output);
         Assert.Equal(0, await next.StopAsync());
 
         Assert.False(await folder.PostgresRunningAsync(), $"the adopted cluster should stop with the up that adopted it:\n{next.Output}");
+        var chainPort = int.Parse(folder.Environment["PIPELINE_CHAIN_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Null(AnvilNode.FindRunning(chainPort, Path.Combine(folder.DataDirectory, "chain", "anvil-state.json")));
         Assert.Equal("", await File.ReadAllTextAsync(Path.Combine(folder.DataDirectory, "depin.lock")));
     }
 }
