@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Text.Json;
 using Marten;
 using Pipeline.Cli.Hosting;
@@ -128,7 +129,10 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     {
         var (_, key) = await CreateBuyerAsync(credits: 1_000_000);
         var grant = await BuyAsync(key, Subscription(rowQuota: 200_000));
-        using var slow = await OpenAsync(key, grant);
+        // The slow client's socket takes little (16 KiB, no autotuning): with Linux's default autotuning (up to 32 MiB
+        // here) the kernel alone would hold the whole stream and the server would never see the client fall behind.
+        using var slowClient = new HttpClient(new SocketsHttpHandler { ConnectCallback = ConnectWithSmallReceiveBufferAsync }) { BaseAddress = _host.Api.BaseAddress };
+        using var slow = await OpenAsync(key, grant, client: slowClient);
         using var fast = await OpenAsync(key, grant);
 
         // Enough rows to fill the slow client's socket and its buffer of batches several times over.
@@ -157,12 +161,27 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     private static object Subscription(long rowQuota, DateTimeOffset? until = null) =>
         new { dataset = "vehicle_signals", from = Nov23, until, rowQuota, expiresAt = DateTimeOffset.UtcNow.AddDays(7) };
 
-    private async Task<FeedReader> OpenAsync(string key, string grant, string? lastEventId = null)
+    private static async ValueTask<Stream> ConnectWithSmallReceiveBufferAsync(SocketsHttpConnectionContext context, CancellationToken cancellation)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 16 * 1024 };
+        try
+        {
+            await socket.ConnectAsync(context.DnsEndPoint, cancellation);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<FeedReader> OpenAsync(string key, string grant, string? lastEventId = null, HttpClient? client = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/grants/{grant}/feed");
         request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
         if (lastEventId is not null) request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-        var response = await _host.Api.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var response = await (client ?? _host.Api).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         if (response.StatusCode != HttpStatusCode.OK) Assert.Fail($"{response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         return new FeedReader(response, await response.Content.ReadAsStreamAsync());
