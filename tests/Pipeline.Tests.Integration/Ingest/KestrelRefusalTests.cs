@@ -52,11 +52,12 @@ public sealed class KestrelRefusalTests(StackFixture fixture)
         var envelope = new TestDevice("cut-short").Next().Envelope;
 
         // Kestrel closes a connection whose body ended early without writing any response; the host's request
-        // metrics say how the request ended: aborted by the client (499).
+        // metrics say how the request ended: aborted by the client (499), or refused as a bad request (400) when
+        // Kestrel read the short body before it saw the connection close — a client's fault either way, never a 500.
         var response = await ExchangeAsync(host, "Content-Length: 1000", envelope[..10], endSending: true);
 
         Assert.Null(response);
-        Assert.Equal(["499"], await RecordedStatusesAsync(host));
+        Assert.Contains(Assert.Single(await RecordedStatusesAsync(host)), new[] { "499", "400" });
         Assert.Empty(host.ReadAll(host.RawTopic));
     }
 

@@ -128,29 +128,26 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     public async Task Feed_ASlowReader_IsDroppedWithoutHoldingBackAnother()
     {
         var (_, key) = await CreateBuyerAsync(credits: 1_000_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 200_000));
+        var grant = await BuyAsync(key, Subscription(rowQuota: 250_000));
         // The slow client's socket takes little (16 KiB, no autotuning): with Linux's default autotuning (up to 32 MiB
         // here) the kernel alone would hold the whole stream and the server would never see the client fall behind.
         using var slowClient = new HttpClient(new SocketsHttpHandler { ConnectCallback = ConnectWithSmallReceiveBufferAsync }) { BaseAddress = _host.Api.BaseAddress };
         using var slow = await OpenAsync(key, grant, client: slowClient);
         using var fast = await OpenAsync(key, grant);
 
-        // Enough rows to fill the slow client's socket and its buffer of batches several times over.
-        var added = await _lake.ProjectAsync(_host, rows: 60_000);
+        // Enough rows to fill the slow client's socket, the server's send buffer (up to 4 MiB) and its buffer of batches
+        // several times over.
+        var added = await _lake.ProjectAsync(_host, rows: 200_000);
         var received = await fast.RowsAsync(added.Count);
         Assert.Equal(added[^1].ReadingId, received[^1].GetProperty("reading_id").GetString());
 
-        // The slow one was dropped: its stream ends (the connection closed) before it got everything.
+        // The slow client stalls, its buffers full, for longer than FeedDropAfter (3 s) — however fast the fast one was
+        // served — and is dropped: its stream ends (the connection closed) before it got everything.
+        await Task.Delay(TimeSpan.FromSeconds(4));
         var slowRows = 0;
         try
         {
-            // It stays slow (a batch every 300 ms): reading at full speed once the fast one is done could catch up
-            // before FeedDropAfter has passed, and then it would rightly not be dropped.
-            while (slowRows < added.Count && await slow.NextAsync() is { Event: "rows" } next)
-            {
-                slowRows += JsonDocument.Parse(next.Data).RootElement.GetArrayLength();
-                await Task.Delay(300);
-            }
+            while (slowRows < added.Count && await slow.NextAsync() is { Event: "rows" } next) slowRows += JsonDocument.Parse(next.Data).RootElement.GetArrayLength();
         }
         catch (Exception e) when (e is IOException or HttpRequestException or EndOfStreamException)
         {
