@@ -14,10 +14,9 @@ using Pipeline.Rewards.Chain;
 namespace Pipeline.Tests.Integration.Web;
 
 /// <summary>
-/// A contributor's earnings, "explain my reward" and claim in the browser, against the rewards API
-/// (helpers/rewards-api-contract.md) and the local chain: the wallet injected into the page signs with the owner's
-/// key and sends the claim to anvil; the owner's token balance rises by the claimable amount. Needs the rewards API:
-/// where it is not served, the first request answers 404 and the test fails saying so.
+/// A contributor's earnings, "explain my reward" and claim in the browser, against the rewards API and the local
+/// chain: the wallet injected into the page signs with the owner's key and sends the claim to anvil; the owner's token
+/// balance rises by the claimable amount.
 /// </summary>
 [Collection(StackCollection.Name)]
 [Trait("Category", "Integration")]
