@@ -56,6 +56,11 @@ public static class RewardsRegistration
 
     private sealed class RewardsDocuments : IConfigureMarten
     {
-        public void Configure(IServiceProvider services, StoreOptions options) => options.Projections.Add<RewardEpochProjection>(ProjectionLifecycle.Inline);
+        public void Configure(IServiceProvider services, StoreOptions options)
+        {
+            options.Projections.Add<RewardEpochProjection>(ProjectionLifecycle.Inline);
+            // A contributor's epochs are found by JSON containment (RewardsQueries.ContributorEpochsSql).
+            options.Schema.For<RewardEpoch>().GinIndexJsonData();
+        }
     }
 }

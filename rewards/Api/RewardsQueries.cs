@@ -3,6 +3,7 @@ using System.Numerics;
 using Marten;
 using Microsoft.Extensions.Options;
 using Nethereum.Hex.HexConvertors.Extensions;
+using Npgsql;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Rewards;
 using Pipeline.Infra.Postgres;
@@ -36,7 +37,7 @@ public sealed record RewardExplanation(long Epoch, string PolicyVersion, string 
 public sealed class RewardsUnavailableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>What the rewards API answers, from the epochs' documents, their reward files and the distributor on chain.</summary>
-public sealed class RewardsQueries(IDocumentStore store, RewardsChain chain, IOptions<RewardsOptions> options, IOptions<LakeOptions> lake, IOptions<Infra.Hosting.DataOptions> data, TimeProvider clock)
+public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSource, RewardsChain chain, IOptions<RewardsOptions> options, IOptions<LakeOptions> lake, IOptions<Infra.Hosting.DataOptions> data, TimeProvider clock)
 {
     private RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
 
@@ -81,14 +82,9 @@ public sealed class RewardsQueries(IDocumentStore store, RewardsChain chain, IOp
     public async Task<ContributorView> ContributorAsync(EthAddress address, CancellationToken cancellation)
     {
         var account = address.ToLowerHex();
-        var epochs = await ClosedEpochsAsync(cancellation);
-        var mine = epochs
-            .Select(e => (e, c: e.Rewards?.Contributors.FirstOrDefault(c => c.Account == account)))
-            .Where(x => x.c is not null)
-            .Select(x => (Epoch: x.e, View: new ContributorEpochView(x.e.Epoch, x.c!.Amount, x.c.Cumulative)))
-            .ToList();
+        var mine = await ContributorEpochsAsync(account, cancellation);
         var cumulative = mine.Count == 0 ? BigInteger.Zero : BigInteger.Parse(mine[^1].View.Cumulative, CultureInfo.InvariantCulture);
-        var published = mine.LastOrDefault(m => m.Epoch.Status == RewardEpochStatus.Published).View;
+        var published = mine.LastOrDefault(m => m.Status == RewardEpochStatus.Published).View;
         var claimable = published is null ? BigInteger.Zero : BigInteger.Parse(published.Cumulative, CultureInfo.InvariantCulture);
         var context = await ConnectAsync(cancellation);
         BigInteger claimed;
@@ -135,11 +131,29 @@ public sealed class RewardsQueries(IDocumentStore store, RewardsChain chain, IOp
         return new RewardExplanation(epoch, file.Policy.Name, file.Rewards.PolicyHash, S(amount), devices);
     }
 
-    private async Task<List<RewardEpoch>> ClosedEpochsAsync(CancellationToken cancellation)
+    /// <summary>
+    /// The contributor's line of every calculated epoch, oldest first, picked out in PostgreSQL: an epoch's document holds
+    /// every contributor and device, so loading them all to find one account would grow with the network.
+    /// </summary>
+    private async Task<List<(string Status, ContributorEpochView View)>> ContributorEpochsAsync(string account, CancellationToken cancellation)
     {
-        await using var session = store.QuerySession();
-        return [.. await session.Query<RewardEpoch>().OrderBy(e => e.Epoch).ToListAsync(cancellation)];
+        await using var command = dataSource.CreateCommand(ContributorEpochsSql(store.Schema()));
+        command.Parameters.Add(new NpgsqlParameter { Value = account });
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var epochs = new List<(string, ContributorEpochView)>();
+        while (await reader.ReadAsync(cancellation))
+            epochs.Add((reader.GetString(1), new ContributorEpochView(reader.GetInt64(0), reader.GetString(2), reader.GetString(3))));
+        return epochs;
     }
+
+    /// <summary>Epoch, status, amount and cumulative of the account in $1, from the documents' JSON (camelCase, as the store writes it).</summary>
+    public static string ContributorEpochsSql(string schema) => $"""
+        SELECT (d.data ->> 'epoch')::bigint, d.data ->> 'status', c ->> 'amount', c ->> 'cumulative'
+        FROM {schema}.mt_doc_rewardepoch d CROSS JOIN LATERAL jsonb_array_elements(d.data -> 'rewards' -> 'contributors') c
+        WHERE d.data @> jsonb_build_object('rewards', jsonb_build_object('contributors', jsonb_build_array(jsonb_build_object('account', $1::text))))
+          AND c ->> 'account' = $1
+        ORDER BY 1
+        """;
 
     private async Task<ChainContext> ConnectAsync(CancellationToken cancellation)
     {
