@@ -165,8 +165,11 @@ public static class E2eBench
     private sealed record StepResult(int Target, double SentPerSecond, double AcknowledgedPerSecond, double P50Ms, double P99Ms, long Lost, long Doubled,
         Dictionary<string, double> CpuMicrosecondsPerReading, long Readings, double WallSeconds)
     {
-        /// <summary>Nothing lost, the edge acknowledging what was sent, the lake at most ten times the goal behind.</summary>
-        public bool KeepsUp => Lost == 0 && Doubled == 0 && AcknowledgedPerSecond >= 0.95 * SentPerSecond && P99Ms <= 10 * FreshnessGoalMs;
+        /// <summary>
+        /// Nothing lost, the edge acknowledging what was sent, the lake at most ten times the goal behind, and at least 70 %
+        /// of the offered rate sent: the simulator waits out the edge's 503s, so a stack that cannot take more shows as less sent.
+        /// </summary>
+        public bool KeepsUp => Lost == 0 && Doubled == 0 && AcknowledgedPerSecond >= 0.95 * SentPerSecond && P99Ms <= 10 * FreshnessGoalMs && SentPerSecond >= 0.7 * Target;
 
         // The simulator's pace only approximates the target (cars stop at junctions), so the edge is judged against what was sent.
         public bool Holds => Lost == 0 && Doubled == 0 && P99Ms <= FreshnessGoalMs && AcknowledgedPerSecond >= 0.95 * SentPerSecond;
@@ -478,20 +481,29 @@ public static class E2eBench
                 var name = stage.Name.StartsWith("streams", StringComparison.Ordinal) ? "streams (2)" : stage.Name;
                 times[name] = times.GetValueOrDefault(name) + stage.Process.TotalProcessorTime;
             }
-            times["PostgreSQL"] = PostgresProcesses().Aggregate(TimeSpan.Zero, (sum, p) => sum + Cpu(p));
+            // Backends come and go: the ones that ended count through the postmaster's reaped children's time (the first, postmaster, process).
+            var postgres = PostgresProcesses();
+            times["PostgreSQL"] = postgres.Sum(pid => Ticks(pid, withReapedChildren: pid == postgres[0])) * UserHzTick;
             return times;
+        }
 
-            static TimeSpan Cpu(int pid)
+        /// <summary>One tick of /proc/&lt;pid&gt;/stat's CPU counts: USER_HZ, 100 a second on Linux.</summary>
+        private static readonly TimeSpan UserHzTick = TimeSpan.FromSeconds(1) / 100;
+
+        /// <summary>utime + stime, and cutime + cstime (children waited for) when asked; 0 for a process that has ended.</summary>
+        private static long Ticks(int pid, bool withReapedChildren)
+        {
+            try
             {
-                try
-                {
-                    using var process = Process.GetProcessById(pid);
-                    return process.TotalProcessorTime;
-                }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-                {
-                    return TimeSpan.Zero; // A backend that ended between listing and reading.
-                }
+                var text = File.ReadAllText($"/proc/{pid}/stat");
+                // Fields after the command's closing parenthesis, from the state (field 3): utime is field 14, stime 15, cutime 16, cstime 17.
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                return withReapedChildren ? ticks + long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture) : ticks;
+            }
+            catch (IOException)
+            {
+                return 0;
             }
         }
 
