@@ -160,7 +160,7 @@ public static class E2eBench
 
     private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
-    internal const string SimulatorName = "simulator (load)";
+    private const string SimulatorName = "simulator (load)";
 
     private sealed record StepResult(int Target, double SentPerSecond, double AcknowledgedPerSecond, double P50Ms, double P99Ms, long Lost, long Doubled,
         Dictionary<string, double> CpuMicrosecondsPerReading, long Readings, double WallSeconds)
