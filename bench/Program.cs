@@ -1,6 +1,7 @@
 using Pipeline.Bench;
 using Spectre.Console;
 
+if (args is ["e2e", .. var e2eArguments]) return await E2eBench.RunAsync(e2eArguments);
 if (args is ["ingest-load", var url, var batchFile, var loadSeconds]) return await IngestBench.LoadAsync(url, batchFile, TimeSpan.FromSeconds(double.Parse(loadSeconds, System.Globalization.CultureInfo.InvariantCulture)));
 
 var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task> Run)>
@@ -12,6 +13,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task
     ["market"] = ("Buyer queries and an export through the marketplace API vs the same SQL and COPY directly in DuckDB", MarketBench.RunAsync),
     ["fuzz"] = ("A million hostile bodies per parser, then 10,000 HTTP requests and 10,000 MQTT publishes to a running host: counts of every outcome", FuzzBench.RunAsync),
     ["web"] = ("First render of each web page in chromium with the default fleet running vs the catalog's raw JSON", WebBench.RunAsync),
+    ["e2e"] = ("Every stage its own process and the fleet simulator in another, at rising rates, then a memory soak: " + E2eBench.Usage, _ => E2eBench.RunAsync([])),
     ["directory"] = ("The processors' device directory with 1,000,000 devices vs a plain Dictionary of the address strings", DirectoryBench.RunAsync),
 };
 

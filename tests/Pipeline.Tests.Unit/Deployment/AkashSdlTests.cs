@@ -27,6 +27,10 @@ public sealed class AkashSdlTests
         // The lake's writer and reader share one service (Akash volumes are per service), so there is one of it.
         Assert.Equal(1, services["lake"].Count);
         Assert.Contains("depin.dll projections", string.Join(" ", services["lake"].Args!), StringComparison.Ordinal);
+        // The rewards stage reads the lake and writes its reward files there, so it runs in that service too, once.
+        Assert.Contains("depin.dll rewards-stage", string.Join(" ", services["lake"].Args!), StringComparison.Ordinal);
+        Assert.Contains(services["lake"].Env!, e => e.StartsWith("PIPELINE_CHAIN=http", StringComparison.Ordinal));
+        Assert.Contains(services["lake"].Env!, e => e.StartsWith("PIPELINE_Chain__OperatorKey=", StringComparison.Ordinal));
         foreach (var broker in new[] { "kafka-1", "kafka-2", "kafka-3" })
         {
             Assert.Contains("KAFKA_DEFAULT_REPLICATION_FACTOR=3", services[broker].Env!);

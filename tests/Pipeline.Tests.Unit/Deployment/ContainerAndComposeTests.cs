@@ -83,9 +83,31 @@ public sealed class ContainerAndComposeTests
         Assert.True(Replicas(stages["ingest"]) >= 2);
         Assert.Equal(2, Replicas(stages["projections"]));
         Assert.Equal(1, Replicas(stages["api"]));
-        // The projector writes the lake the marketplace reads.
+        // The projector writes the lake the marketplace and the rewards stage read.
         Assert.Equal(["lake:/data"], List(stages["projections"]["volumes"]));
         Assert.Equal(["lake:/data"], List(stages["api"]["volumes"]));
+        Assert.Equal(["lake:/data"], List(stages["rewards-stage"]["volumes"]));
+    }
+
+    [Fact]
+    public void Compose_TheRewardsStage_RunsOnce_AndEveryStageThatReadsTheChainIsToldWhereItIs()
+    {
+        var stages = Services.Where(s => Map(s.Value).ContainsKey("command")).ToDictionary(s => (string)s.Key, s => Map(s.Value));
+        // Epochs must not close twice: one replica (a second would only wait for the leader lock).
+        Assert.Equal(1, Replicas(stages["rewards-stage"]));
+        foreach (var (name, service) in stages)
+        {
+            var env = Map(service["environment"]);
+            if (DeploymentFiles.ChainStages.Contains(name))
+            {
+                Assert.StartsWith("${CHAIN_RPC_URL:?", (string)env["PIPELINE_CHAIN"], StringComparison.Ordinal);
+                Assert.StartsWith("${CHAIN_OPERATOR_KEY:?", (string)env["PIPELINE_Chain__OperatorKey"], StringComparison.Ordinal);
+            }
+            else
+            {
+                Assert.False(env.ContainsKey("PIPELINE_Chain__OperatorKey"), $"{name} has no use for the operator's key");
+            }
+        }
     }
 
     [Fact]

@@ -12,8 +12,11 @@ public static class DeploymentFiles
     /// <summary>The stages `depin` runs alone (cli/Commands/StageCommands.cs) and the port each answers /health on.</summary>
     public static readonly IReadOnlyDictionary<string, int> StageHealthPorts = new Dictionary<string, int>
     {
-        ["ingest"] = 5081, ["streams"] = 5082, ["projections"] = 5082, ["api"] = 5080,
+        ["ingest"] = 5081, ["streams"] = 5082, ["projections"] = 5082, ["api"] = 5080, ["rewards-stage"] = 5082,
     };
 
     public const string Partitions = "12";
+
+    /// <summary>The stages that read the chain: they must be told where it is, or they would start a local anvil the image does not carry.</summary>
+    public static readonly IReadOnlyList<string> ChainStages = ["api", "rewards-stage"];
 }

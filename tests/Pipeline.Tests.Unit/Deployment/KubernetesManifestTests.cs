@@ -20,7 +20,7 @@ public sealed class KubernetesManifestTests
     [Fact]
     public void Manifests_HoldEveryStageAndTheServersTheyNeed_AllInTheNamespace()
     {
-        Assert.Equal(["api", "ingest", "projections", "streams"], Objects.OfType<V1Deployment>().Select(d => d.Metadata.Name).Order());
+        Assert.Equal(["api", "ingest", "projections", "rewards-stage", "streams"], Objects.OfType<V1Deployment>().Select(d => d.Metadata.Name).Order());
         Assert.Equal(["kafka", "postgres"], Objects.OfType<V1StatefulSet>().Select(s => s.Metadata.Name).Order());
         Assert.All(Objects.OfType<IMetadata<V1ObjectMeta>>().Where(o => o is not V1Namespace), o => Assert.Equal("depin", o.Metadata.NamespaceProperty));
     }
@@ -101,5 +101,27 @@ public sealed class KubernetesManifestTests
         Assert.Equal(1, Objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "api").Spec.Replicas);
         var lake = Objects.OfType<V1PersistentVolumeClaim>().Single(c => c.Metadata.Name == "lake");
         Assert.Equal(["ReadWriteMany"], lake.Spec.AccessModes);
+    }
+
+    [Fact]
+    public void RewardsStage_RunsOnceOnTheLake_AndTheStagesThatReadTheChainAreToldWhereItIsAndTheOperatorsKey()
+    {
+        var rewards = Objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "rewards-stage");
+        // Epochs must not close twice: one replica, replaced rather than rolled (the leader lock makes a second wait anyway).
+        Assert.Equal(1, rewards.Spec.Replicas);
+        Assert.Equal("Recreate", rewards.Spec.Strategy.Type);
+        Assert.DoesNotContain(Objects.OfType<V2HorizontalPodAutoscaler>(), h => h.Spec.ScaleTargetRef.Name == "rewards-stage");
+        Assert.Equal("lake", Assert.Single(rewards.Spec.Template.Spec.Volumes).PersistentVolumeClaim.ClaimName);
+        Assert.Equal("/data", Assert.Single(Assert.Single(rewards.Spec.Template.Spec.Containers).VolumeMounts).MountPath);
+
+        var settings = Objects.OfType<V1ConfigMap>().Single(c => c.Metadata.Name == "depin-settings").Data;
+        Assert.True(Uri.TryCreate(settings["PIPELINE_CHAIN"], UriKind.Absolute, out var chain) && chain.Scheme is "http" or "https");
+        foreach (var deployment in Objects.OfType<V1Deployment>())
+        {
+            var key = Assert.Single(deployment.Spec.Template.Spec.Containers).Env?.SingleOrDefault(e => e.Name == "PIPELINE_Chain__OperatorKey");
+            if (DeploymentFiles.ChainStages.Contains(deployment.Metadata.Name)) Assert.Equal("depin-chain", key!.ValueFrom.SecretKeyRef.Name);
+            else Assert.Null(key);
+        }
+        Assert.Single(Objects.OfType<V1Secret>(), s => s.Metadata.Name == "depin-chain");
     }
 }
