@@ -36,6 +36,22 @@ public static class Format
         && double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out var lon)
             ? (lat, lon) : null;
 
+    /// <summary>A series' bucket as words: "minute", "hour", "day", "week", else a count of days.</summary>
+    public static string Bucket(int seconds) => seconds switch
+    {
+        60 => "minute",
+        3_600 => "hour",
+        86_400 => "day",
+        604_800 => "week",
+        _ => $"{seconds / 86_400.0:0.#} days",
+    };
+
+    /// <summary>A 1° cell as its south-west corner reads ("53°N 7°W"), and the centre a series asks for it by.</summary>
+    public static string CellName(Pipeline.Marketplace.Catalog.RegionCell cell) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Math.Abs(cell.South):0}°{(cell.South < 0 ? "S" : "N")} {Math.Abs(cell.West):0}°{(cell.West < 0 ? "W" : "E")}");
+
+    public static string CellCentre(Pipeline.Marketplace.Catalog.RegionCell cell) => string.Create(CultureInfo.InvariantCulture, $"{cell.South + 0.5},{cell.West + 0.5}");
+
     /// <summary>A preview or query cell as text: JSON null as empty, strings unquoted.</summary>
     public static string Cell(System.Text.Json.JsonElement value) => value.ValueKind switch
     {
