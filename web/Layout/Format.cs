@@ -21,6 +21,15 @@ public static class Format
 
     public static string Number(double? value) => value?.ToString("N0", CultureInfo.InvariantCulture) ?? "—";
 
+    /// <summary>A whole number sent as a decimal string (too big for a double to hold exactly), with thousands separators.</summary>
+    public static string Integer(string? digits) =>
+        System.Numerics.BigInteger.TryParse(digits, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) ? value.ToString("N0", CultureInfo.InvariantCulture) : digits ?? "—";
+
+    /// <summary>A score component in millionths as a ratio with its ppm ("0.7333 (733,333 ppm)"); anything else as it came.</summary>
+    public static string Ppm(System.Text.Json.JsonElement value) => value.ValueKind == System.Text.Json.JsonValueKind.Number && value.TryGetInt64(out var ppm)
+        ? string.Create(CultureInfo.InvariantCulture, $"{ppm / 1e6:0.####} ({ppm:N0} ppm)")
+        : Cell(value);
+
     /// <summary>Token base units (18 decimals, a decimal string) as whole tokens with up to 6 decimals.</summary>
     public static string Tokens(string? baseUnits)
     {

@@ -8,12 +8,15 @@ function drawChart(element, spec) {
   const width = Math.max(280, element.clientWidth || 600);
   const series = [{ label: spec.xLabel || (spec.time ? "time" : "x") }].concat(
     spec.series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2, points: { show: spec.x.length < 40 } })));
-  // One x alone (a single day or epoch) gets a range around it; uPlot's own would span years.
-  const pad = spec.time ? 43200 : 1;
-  const range = (u, min, max) => min === max ? [min - pad, max + pad] : [min, max];
-  const options = { width, height: 240, scales: { x: { time: !!spec.time, range } }, series, axes: [spec.time ? {} : { values: wholeNumbers }, { values: byIncrement, size: 60 }] };
+  const options = { width, height: 240, scales: { x: { time: !!spec.time } }, series, axes: [spec.time ? {} : { values: wholeNumbers }, { values: byIncrement, size: 60 }] };
   element.replaceChildren();
-  return new uPlot(options, [spec.x].concat(spec.series.map(s => s.values)), element);
+  const plot = new uPlot(options, [spec.x].concat(spec.series.map(s => s.values)), element);
+  // One x alone (a single day or epoch) gets a range around it: uPlot's own would span from 0, or a thousand days.
+  if (spec.x.length === 1) {
+    const pad = spec.time ? 43200 : 1;
+    plot.setScale("x", { min: spec.x[0] - pad, max: spec.x[0] + pad });
+  }
+  return plot;
 }
 
 // Axis labels in English digits whatever the browser's locale, with as many decimals as the step between ticks needs
