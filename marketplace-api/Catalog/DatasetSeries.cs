@@ -41,8 +41,8 @@ public sealed partial class DatasetSeries(MarketLake lake, TimeProvider clock, I
         if (near is { Length: > 0 })
         {
             if (near.Split(',') is not [var a, var b]
-                || !double.TryParse(a, NumberStyles.Float, CultureInfo.InvariantCulture, out var lat) || lat is < -90 or > 90
-                || !double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out var lon) || lon is < -180 or > 180)
+                || !double.TryParse(a, NumberStyles.Float, CultureInfo.InvariantCulture, out var lat) || lat is not (>= -90 and <= 90)   // NaN too
+                || !double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out var lon) || lon is not (>= -180 and <= 180))
                 throw Invalid("near must be a place as latitude,longitude in degrees, e.g. 53.3,-6.3; the series covers its 1° cell.");
             cell = (Math.Floor(lat), Math.Floor(lon));
         }
