@@ -97,21 +97,23 @@ public static class MarketplaceEndpoints
             .WithSummary("One dataset: schema, coverage, regions, quality, price")
             .WithDescription("The schema (column, type, unit, meaning), regions as 1° cells with their rows, and a quality report: rows accepted, rejected by reason, mean completeness, uptime and quality score per device and epoch.");
 
-        v1.MapGet("/datasets/{name}/preview", async Task<Results<FileStreamHttpResult, ProblemHttpResult>> (HttpContext context, string name, MarketLake lake, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
+        v1.MapGet("/datasets/{name}/preview", async Task<Results<FileContentHttpResult, ProblemHttpResult>> (HttpContext context, string name, DatasetPreviews previews, CancellationToken cancellation) =>
             {
                 if (MarketDatasets.Find(name) is not { } dataset) return UnknownDataset(context, name);
-                var snapshot = await lake.SnapshotAsync(cancellation);
-                var table = new GrantedTable(dataset.Name, dataset.Shape, snapshot.PathsOf(dataset.Name), new RowRestriction(DateTimeOffset.UnixEpoch, null));
-                using var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options.Value));
-                var content = new MemoryStream();
-                await sandbox.RunAsync($"SELECT * FROM {dataset.Name} ORDER BY event_seq DESC LIMIT {PreviewRows}", ResultFormat.Json, content, PreviewRows, snapshot.Checkpoint, cancellation);
-                content.Position = 0;
-                context.Response.Headers[LakeCheckpointHeader] = snapshot.Checkpoint.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return TypedResults.Stream(content, "application/json");
+                var preview = await previews.GetAsync(dataset, cancellation);
+                context.Response.Headers[LakeCheckpointHeader] = Invariant(preview.LakeCheckpoint);
+                return TypedResults.File(preview.Json, "application/json");
             })
             .WithName("PreviewDataset")
             .WithSummary($"The newest rows of a dataset, free")
-            .WithDescription($"At most {PreviewRows} rows, newest first, as a JSON array of objects. No key needed, nothing charged.");
+            .WithDescription($"At most {PreviewRows} rows, newest first, as a JSON array of objects, read at the lake checkpoint in X-Lake-Checkpoint (re-read at most every Marketplace:CatalogRefresh, like the catalog). No key needed, nothing charged.");
+
+        v1.MapGet("/datasets/{name}/series", async Task<Results<Ok<DatasetSeriesView>, ProblemHttpResult>> (HttpContext context, string name, string? signal, string? device, string? near,
+                DatasetSeries series, CancellationToken cancellation) =>
+                MarketDatasets.Find(name) is { } dataset ? TypedResults.Ok(await series.GetAsync(dataset, signal, device, near, cancellation)) : UnknownDataset(context, name))
+            .WithName("DatasetSeries")
+            .WithSummary("A dataset's rows over time, and a signal's mean, min and max, free")
+            .WithDescription($"Rows per bucket of device time over the dataset's whole coverage — buckets of a minute, an hour, a day or a week, the smallest that keeps the series under {DatasetSeries.MaxBuckets} points — of every device, one device (device=0x…) or one 1° cell (near=lat,lon); with signal (a signal column), that signal's mean, min and max per bucket. Computed like the catalog (re-read at most every Marketplace:CatalogRefresh). No key needed, nothing charged.");
     }
 
     public const int PreviewRows = 20;
@@ -165,6 +167,14 @@ public static class MarketplaceEndpoints
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists."))
             .WithName("GetAccount")
             .WithSummary("Your account: balance, keys, grants and their use");
+
+        buyer.MapGet("/account/history", async Task<Results<Ok<IReadOnlyList<AccountEntry>>, ProblemHttpResult>> (HttpContext context, int? limit, AccountHistory history, CancellationToken cancellation) =>
+                limit is < 1 or > AccountHistory.MaxEntries
+                    ? MarketProblems.Invalid(context, $"limit is from 1 to {AccountHistory.MaxEntries} (100 when left out).")
+                    : TypedResults.Ok(await history.ReadAsync(context.User.BuyerId(), limit ?? 100, cancellation)))
+            .WithName("GetAccountHistory")
+            .WithSummary("Your spend over time: credits in, grants bought, and each query, export and feed charge")
+            .WithDescription($"The newest `limit` entries first (at most {AccountHistory.MaxEntries}). balanceChange is what the entry did to the balance: credits added or paid in, a grant's price taken; a charge uses a grant's prepaid credits (credits) and leaves the balance alone.");
 
         buyer.MapPost("/account/keys", (HttpContext context, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation) => IssueAsync(context.User.BuyerId(), request, accounts, cancellation))
             .WithName("IssueKey")

@@ -40,6 +40,9 @@ public static class MarketplaceRegistration
         services.AddSingleton<MarketAccounts>();
         services.AddSingleton<MarketLake>();
         services.AddSingleton<DatasetCatalog>();
+        services.AddSingleton<DatasetPreviews>();
+        services.AddSingleton<DatasetSeries>();
+        services.AddSingleton<AccountHistory>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
         services.AddSingleton<MarketMetrics>();

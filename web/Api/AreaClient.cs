@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace;
+using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.Contributors;
 using Pipeline.Marketplace.ExportJobs;
@@ -25,6 +26,16 @@ public sealed class AreaClient(HttpClient http)
 
     public Task<List<Dictionary<string, JsonElement>>> PreviewAsync(string name, CancellationToken cancellation) =>
         GetAsync<List<Dictionary<string, JsonElement>>>($"/v1/datasets/{Uri.EscapeDataString(name)}/preview", null, cancellation);
+
+    /// <summary>Rows over time of a dataset and, with a signal, its mean, min and max per bucket; of one device or one 1° cell (near) or all.</summary>
+    public Task<DatasetSeriesView> SeriesAsync(string name, string? signal, string? device, string? near, CancellationToken cancellation)
+    {
+        var query = string.Join("&", new[] { ("signal", signal), ("device", device), ("near", near) }
+            .Where(p => !string.IsNullOrEmpty(p.Item2)).Select(p => $"{p.Item1}={Uri.EscapeDataString(p.Item2!)}"));
+        return GetAsync<DatasetSeriesView>($"/v1/datasets/{Uri.EscapeDataString(name)}/series{(query.Length > 0 ? "?" + query : "")}", null, cancellation);
+    }
+
+    public Task<List<AccountEntry>> HistoryAsync(string key, int limit, CancellationToken cancellation) => GetAsync<List<AccountEntry>>($"/v1/account/history?limit={limit}", key, cancellation);
 
     public Task<AccountView> AccountAsync(string key, CancellationToken cancellation) => GetAsync<AccountView>("/v1/account", key, cancellation);
 

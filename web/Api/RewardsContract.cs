@@ -16,7 +16,7 @@ public sealed record ContributorRewards(string Address, string Cumulative, strin
 
 public sealed record ClaimProof(long Epoch, string Account, string CumulativeAmount, IReadOnlyList<string> Proof, string MerkleRoot, string Distributor, long ChainId);
 
-public sealed record DeviceReward(string Device, string Kind, double Score, IReadOnlyDictionary<string, JsonElement> Components, long ReadingsCounted, bool VolumeCapped,
+public sealed record DeviceReward(string Device, string Kind, string Score, IReadOnlyDictionary<string, JsonElement> Components, long ReadingsCounted, bool VolumeCapped,
     IReadOnlyDictionary<string, long> RejectionsByReason, long SalesRows, long SalesCredits, JsonElement EmissionShare, JsonElement SalesShare, string Amount);
 
 public sealed record RewardExplanation(long Epoch, string PolicyVersion, string PolicyHash, string Amount, IReadOnlyList<DeviceReward> Devices);

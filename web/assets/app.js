@@ -8,10 +8,25 @@ function drawChart(element, spec) {
   const width = Math.max(280, element.clientWidth || 600);
   const series = [{ label: spec.xLabel || (spec.time ? "time" : "x") }].concat(
     spec.series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2, points: { show: spec.x.length < 40 } })));
-  const options = { width, height: 240, scales: { x: { time: !!spec.time } }, series, axes: [{}, {}] };
+  const options = { width, height: 240, scales: { x: { time: !!spec.time } }, series, axes: [spec.time ? {} : { values: wholeNumbers }, { values: byIncrement, size: 60 }] };
   element.replaceChildren();
-  return new uPlot(options, [spec.x].concat(spec.series.map(s => s.values)), element);
+  const plot = new uPlot(options, [spec.x].concat(spec.series.map(s => s.values)), element);
+  // One x alone (a single day or epoch) gets a range around it: uPlot's own would span from 0, or a thousand days.
+  if (spec.x.length === 1) {
+    const pad = spec.time ? 43200 : 1;
+    plot.setScale("x", { min: spec.x[0] - pad, max: spec.x[0] + pad });
+  }
+  return plot;
 }
+
+// Axis labels in English digits whatever the browser's locale, with as many decimals as the step between ticks needs
+// (uPlot's default formats with the locale, so a quality axis read "0,000" in a locale with a decimal comma).
+const byIncrement = (u, splits, axis, space, increment) => {
+  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(increment || 1))));
+  return splits.map(v => v == null ? "" : v.toLocaleString("en", { minimumFractionDigits: decimals, maximumFractionDigits: decimals }));
+};
+// Epoch numbers and other counters on x: no grouping, no decimals.
+const wholeNumbers = (u, splits) => splits.map(v => v == null ? "" : Number.isInteger(v) ? String(v) : "");
 
 document.querySelectorAll("[data-chart]").forEach(element => {
   const spec = JSON.parse(element.dataset.chart);
@@ -91,12 +106,24 @@ document.querySelectorAll("[data-feed-start]").forEach(button => button.addEvent
     buffer += value;
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const data = buffer.slice(0, end).split("\n").filter(l => l.startsWith("data:")).map(l => l.slice(5).trim()).join("\n");
+      const lines = buffer.slice(0, end).split("\n");
       buffer = buffer.slice(end + 2);
-      if (!data) continue;
-      const item = document.createElement("li");
-      item.textContent = data;
-      list.prepend(item);
+      const event = (lines.find(l => l.startsWith("event:")) || "event: message").slice(6).trim();
+      const data = lines.filter(l => l.startsWith("data:")).map(l => l.slice(5).trim()).join("\n");
+      if (!data) continue;   // a keep-alive comment
+      if (event === "end") {
+        const reason = JSON.parse(data);
+        state.textContent = `The feed ended: ${reason.reason} — ${reason.detail}`;
+        continue;
+      }
+      // A "rows" event: a JSON array of rows, each shown as one line, newest on top.
+      for (const row of JSON.parse(data)) {
+        const item = document.createElement("li");
+        item.dataset.readingId = row.reading_id;
+        item.textContent = Object.entries(row).filter(([k, v]) => v != null && !["reading_id", "seq", "event_seq", "received_at", "date"].includes(k))
+          .map(([k, v]) => `${k} ${v}`).join(" · ");
+        list.prepend(item);
+      }
       while (list.children.length > 50) list.lastChild.remove();
     }
   }

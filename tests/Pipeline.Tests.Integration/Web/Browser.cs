@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
 using Pipeline.Tests.Support;
 
@@ -38,6 +40,21 @@ public sealed class Browser : IAsyncDisposable
     {
         Directory.CreateDirectory(ScreenshotFolder);
         await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, name + ".png"), FullPage = true });
+    }
+
+    /// <summary>axe-core's rules (WCAG 2.x A and AA: labels, contrast, landmarks, names…) on the page as it stands; every violation is listed.</summary>
+    public static async Task AssertAccessibleAsync(IPage page)
+    {
+        var result = await page.RunAxe();
+        Assert.True(result.Violations.Length == 0, $"axe found on {page.Url}:\n" + string.Join("\n", result.Violations.Select(v =>
+            $"{v.Id} ({v.Impact}): {v.Help} — {string.Join(" | ", v.Nodes.Select(n => n.Html))}")));
+    }
+
+    /// <summary>What a chart on the page draws: the JSON its LineChart hands to the script (x, and each series' label and values).</summary>
+    public static async Task<JsonElement> ChartAsync(IPage page, string figureId)
+    {
+        var spec = await page.Locator($"#{figureId} [data-chart]").GetAttributeAsync("data-chart");
+        return JsonDocument.Parse(spec!).RootElement.Clone();
     }
 
     public async ValueTask DisposeAsync()

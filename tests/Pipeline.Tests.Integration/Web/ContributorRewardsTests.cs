@@ -76,10 +76,12 @@ public sealed class ContributorRewardsTests(StackFixture fixture)
         await Assertions.Expect(page.Locator("#wallet-address")).ToHaveTextAsync(address);
         var claimable = await page.Locator("#claimable").TextContentAsync();
         Assert.NotEqual("0", claimable);
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "contributor-earnings");
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Explain my reward" }).First.ClickAsync();
         await Assertions.Expect(page.Locator("#explained-amount")).Not.ToBeEmptyAsync();
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "explain");
 
         await page.GotoAsync("/contributor");

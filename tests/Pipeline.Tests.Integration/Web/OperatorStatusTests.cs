@@ -27,6 +27,7 @@ public sealed class OperatorStatusTests(StackFixture fixture)
             "before => Number(document.querySelector('#streams-processed').textContent.replace(/,/g, '')) > before && Number(document.querySelector('#lake-rows').textContent.replace(/,/g, '')) > 0",
             before, new() { Timeout = 60_000 });
         await Assertions.Expect(page.Locator("#throughput-chart .uplot")).ToHaveCountAsync(1);
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "operator");
     }
 

@@ -61,19 +61,39 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         var card = page.Locator("[data-dataset=vehicle_signals]");
         await Assertions.Expect(card).ToContainTextAsync(_lake.Rows.Count.ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
         await Assertions.Expect(page.Locator("[data-dataset=weather_observations]")).ToHaveCountAsync(0);
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "marketplace");
 
         await card.GetByRole(AriaRole.Link, new() { Name = "vehicle_signals" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "speed_kmh", Exact = true })).ToBeVisibleAsync();
         Assert.True(await page.Locator(".coverage rect.cell").CountAsync() >= 1);
         Assert.Equal(MarketplaceEndpoints.PreviewRows, await page.Locator("table.rows tbody tr").CountAsync());
-        await Assertions.Expect(page.Locator(".chart-figure .uplot")).ToHaveCountAsync(1);   // uPlot drew the signal
+        // Coverage over time: the rows of each hour of device time over the three days, the empty hours between them at 0.
+        var coverage = await Browser.ChartAsync(page, "coverage-chart");
+        Assert.Equal(HourBuckets(_lake.Rows).Select(h => (double)h.Key), coverage.GetProperty("x").EnumerateArray().Select(x => x.GetDouble()));
+        Assert.Equal(HourBuckets(_lake.Rows).Select(h => (double)h.Rows.Count), coverage.GetProperty("series")[0].GetProperty("values").EnumerateArray().Select(v => v.GetDouble()));
+
+        // One device's speed from the whole lake (not the preview): each hour's mean is the mean of that device's readings in it.
+        await page.Locator("select[name=signal]").SelectOptionAsync("speed_kmh");
+        await page.GetByLabel("Device (empty: every device)").FillAsync(MarketLake.Devices[0]);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Chart" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#signal-chart figcaption")).ToContainTextAsync(MarketLake.Devices[0]);
+        await Assertions.Expect(page.Locator("#signal-chart .uplot")).ToHaveCountAsync(1);   // uPlot drew it
+        var signal = await Browser.ChartAsync(page, "signal-chart");
+        var hours = HourBuckets(_lake.Rows.Where(r => r.Device == MarketLake.Devices[0])).ToList();
+        Assert.Equal(hours.Select(h => (double)h.Key), signal.GetProperty("x").EnumerateArray().Select(x => x.GetDouble()));
+        var means = signal.GetProperty("series")[0].GetProperty("values").EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Null ? (double?)null : v.GetDouble()).ToList();
+        Assert.Equal(hours.Select(h => h.Rows.Any(r => r.SpeedKmh is not null) ? Math.Round(h.Rows.Where(r => r.SpeedKmh is not null).Average(r => r.SpeedKmh!.Value), 9) : (double?)null),
+            means.Select(m => m is { } mean ? Math.Round(mean, 9) : (double?)null));
+        await Browser.AssertAccessibleAsync(page);
+
         await page.GetByLabel("Rows to price").FillAsync("2500");
         await page.GetByRole(AriaRole.Button, new() { Name = "Price it" }).ClickAsync();
         await Assertions.Expect(page.Locator("#price-result")).ToContainTextAsync("2,500 credits");
         await Browser.ScreenshotAsync(page, "dataset");
 
         await page.GotoAsync("/buyer");
+        await Browser.AssertAccessibleAsync(page);
         await page.GetByLabel("API key").FillAsync("dmk_" + new string('0', 43));
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
         await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "unknown_key");
@@ -104,6 +124,7 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         await page.GetByLabel("SQL (one SELECT; the grant's dataset is the only table)").FillAsync("SELECT * FROM read_parquet('/etc/passwd')");
         await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
         await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "table_function");
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "buyer");
 
         await page.GetByLabel("Shards").FillAsync("2");
@@ -115,11 +136,30 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(_lake.Rows.Count, files.Sum(f => f.GetProperty("rows").GetInt64()));
         Assert.Equal(1 + files.Count, await page.Locator("#export-files li").CountAsync());   // the manifest and its signature, then every file
         Assert.Contains(files, f => f.GetProperty("path").GetString()!.StartsWith("data/shard=1/", StringComparison.Ordinal));
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "export");
 
         var account = await AccountAsync(key);
         Assert.Equal(95_000, account.GetProperty("balance").GetInt64());
         Assert.Equal(100 + _lake.Rows.Count, account.GetProperty("grants")[0].GetProperty("rowsUsed").GetInt64());
+
+        // Spend history: the export, the download and the query, newest first, after the grant; per day, what the grant
+        // took from the balance and what the charges used of it (a credit per row).
+        await page.GotoAsync("/buyer");
+        Assert.Equal(["export", "query", "query", "grant_bought", "credits_added"],
+            await page.Locator("#spend-table tbody tr").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.kind)"));
+        var spend = await Browser.ChartAsync(page, "spend-chart");
+        Assert.Equal(5_000, spend.GetProperty("series")[0].GetProperty("values").EnumerateArray().Sum(v => v.GetDouble()));
+        Assert.Equal(100 + _lake.Rows.Count, spend.GetProperty("series")[1].GetProperty("values").EnumerateArray().Sum(v => v.GetDouble()));
+        await Browser.ScreenshotAsync(page, "spend");
+    }
+
+    // Every UTC hour (Unix seconds) from the rows' first to their last, with its rows (none in a gap), in order.
+    private static List<(long Key, List<VehicleRow> Rows)> HourBuckets(IEnumerable<VehicleRow> rows)
+    {
+        var byHour = rows.GroupBy(r => r.DeviceTime.ToUnixTimeSeconds() / 3600 * 3600).ToDictionary(h => h.Key, h => h.ToList());
+        var (first, last) = (byHour.Keys.Min(), byHour.Keys.Max());
+        return Enumerable.Range(0, (int)((last - first) / 3600) + 1).Select(i => first + i * 3600L).Select(h => (h, byHour.GetValueOrDefault(h) ?? [])).ToList();
     }
 
     [Fact]
@@ -153,6 +193,7 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
         await Assertions.Expect(page.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "grant_expired");
         await Assertions.Expect(page.Locator(".refusal")).ToContainTextAsync("This grant has expired.");
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "refusal");
     }
 
@@ -166,9 +207,11 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         await InjectedWallet.InstallAsync(page, owner);
 
         await page.GotoAsync("/contributor");
+        await Browser.AssertAccessibleAsync(page);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with browser wallet" }).ClickAsync();
         await Assertions.Expect(page.Locator("#wallet-address")).ToHaveTextAsync(owner.Address.ToLowerHex());
         await Assertions.Expect(page.Locator($"[data-device='{device.Address}']")).ToContainTextAsync("Volvo");
+        await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "contributor");
 
         // Another wallet's signature over this owner's challenge is refused, shown as a message.
@@ -178,6 +221,51 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
         await stranger.GetByLabel("Signature").FillAsync(Hex.Encode0x(EthKey.Generate().SignPersonal(System.Text.Encoding.UTF8.GetBytes(message!))));
         await stranger.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
         await Assertions.Expect(stranger.Locator(".refusal")).ToHaveAttributeAsync("data-reason", "bad_signature");
+    }
+
+    [Fact]
+    public async Task Visitor_WithOnlyTheKeyboard_FindsADatasetAndPricesAGrant()
+    {
+        var page = await _browser.NewPageAsync(BaseUrl);
+        await page.GotoAsync("/");
+        await page.Keyboard.PressAsync("Tab");
+        await Assertions.Expect(page.Locator(":focus")).ToHaveTextAsync("Skip to content");
+        await page.Keyboard.PressAsync("Enter");   // past the navigation, to the page's own content
+        await TabToAsync(page, "a[href='/datasets/vehicle_signals']");
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForURLAsync("**/datasets/vehicle_signals");
+
+        await TabToAsync(page, "input[name=rows]");
+        await page.Keyboard.PressAsync("Control+A");
+        await page.Keyboard.TypeAsync("2500");
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.Locator("#price-result")).ToContainTextAsync("2,500 credits");
+        await TabToAsync(page, "a[href='/buyer?dataset=vehicle_signals']");
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.GetByLabel("API key")).ToBeVisibleAsync();
+    }
+
+    [Fact]
+    public async Task DatasetPage_AskedForAMalformedDeviceOrPlace_SaysWhatIsWrongAndShowsTheRest()
+    {
+        var page = await _browser.NewPageAsync(BaseUrl);
+        foreach (var query in new[] { "device=0x1%27%3BDROP%20TABLE%20x", "near=91,0" })
+        {
+            await page.GotoAsync($"/datasets/vehicle_signals?{query}");
+            await Assertions.Expect(page.Locator("section[aria-labelledby=signal] .refusal")).ToHaveAttributeAsync("data-reason", "invalid_request");
+            Assert.Equal(MarketplaceEndpoints.PreviewRows, await page.Locator("table.rows tbody tr").CountAsync());
+        }
+    }
+
+    // Presses Tab until the focus is on what the selector names, as someone without a mouse would.
+    private static async Task TabToAsync(IPage page, string selector, int presses = 60)
+    {
+        for (var i = 0; i < presses; i++)
+        {
+            await page.Keyboard.PressAsync("Tab");
+            if (await page.EvaluateAsync<bool>("s => document.activeElement !== null && document.activeElement.matches(s)", selector)) return;
+        }
+        throw new Xunit.Sdk.XunitException($"{presses} presses of Tab on {page.Url} never reached {selector}.");
     }
 
     private async Task<string> CreateBuyerAsync(long credits)
