@@ -18,14 +18,23 @@ public sealed class OperatorStatusTests(StackFixture fixture)
         var page = await browser.NewPageAsync(host.Api.BaseAddress!.ToString());
         await page.GotoAsync("/operator");
         var before = Count(await page.Locator("#streams-processed").TextContentAsync());
+        var lagBefore = await page.Locator("[data-metric=lakeLagSeconds]").TextContentAsync();
 
         await new Simulation(host.Fleet(new SimulatorOptions { Vehicles = 3, Stations = 2, Duration = TimeSpan.FromSeconds(3), Rate = 20, Seed = 15 }), TimeProvider.System)
             .RunAsync(CancellationToken.None);
 
-        // The page polls /metrics every second: without a reload, the processed total and the lake's rows rise.
+        // The page polls /metrics every second: without a reload, the processed total and the lake's rows rise, and the
+        // lake's lag moves from what it showed before the fleet sent to the measured lag of the fleet's readings.
         await page.WaitForFunctionAsync(
-            "before => Number(document.querySelector('#streams-processed').textContent.replace(/,/g, '')) > before && Number(document.querySelector('#lake-rows').textContent.replace(/,/g, '')) > 0",
-            before, new() { Timeout = 60_000 });
+            """
+            ([before, lagBefore]) => {
+                const lag = document.querySelector('[data-metric=lakeLagSeconds]').textContent;
+                return Number(document.querySelector('#streams-processed').textContent.replace(/,/g, '')) > before
+                    && Number(document.querySelector('#lake-rows').textContent.replace(/,/g, '')) > 0
+                    && lag !== lagBefore && parseFloat(lag) > 0;
+            }
+            """,
+            new object[] { before, lagBefore ?? "" }, new() { Timeout = 60_000 });
         await Assertions.Expect(page.Locator("#throughput-chart .uplot")).ToHaveCountAsync(1);
         await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "operator");
