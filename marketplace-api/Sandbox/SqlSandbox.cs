@@ -180,9 +180,9 @@ public sealed class SqlSandbox : IDisposable
             if (carried is not null) Validate(carried);
             return carried;
         }
-        catch (SandboxRefusedException)
+        catch (Exception e) when (e is SandboxRefusedException or DuckDBException or System.Text.Json.JsonException)
         {
-            return null; // the buyer's own query passed; attribute it over the slice as before
+            return null; // the buyer's own query passed: it runs as written and is attributed as before
         }
     }
 
