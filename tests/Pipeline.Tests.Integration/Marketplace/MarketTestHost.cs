@@ -13,20 +13,12 @@ namespace Pipeline.Tests.Integration.Marketplace;
 /// the real manifest) with an operator key of its own, a credit per row and a generous rate limit; and the calls the
 /// marketplace's HTTP tests all make: create a buyer, buy a grant, read the account, send a request, check a problem.
 /// </summary>
-public sealed class MarketTestHost : IAsyncDisposable
+public sealed class MarketTestHost(TestHost host, MarketLake lake, string operatorKeyFile, string operatorKey) : IAsyncDisposable
 {
-    private MarketTestHost(TestHost host, MarketLake lake, string operatorKeyFile, string operatorKey)
-    {
-        Host = host;
-        Lake = lake;
-        OperatorKeyFile = operatorKeyFile;
-        OperatorKey = operatorKey;
-    }
-
-    public TestHost Host { get; }
-    public MarketLake Lake { get; }
-    public string OperatorKeyFile { get; }
-    public string OperatorKey { get; }
+    public TestHost Host => host;
+    public MarketLake Lake => lake;
+    public string OperatorKeyFile => operatorKeyFile;
+    public string OperatorKey => operatorKey;
 
     /// <summary>Starts the host in a fresh <paramref name="schema"/>; <paramref name="settings"/> add to or override the marketplace's test settings.</summary>
     public static async Task<MarketTestHost> StartAsync(StackFixture fixture, string schema, IDictionary<string, string?>? settings = null)
