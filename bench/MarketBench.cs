@@ -41,7 +41,10 @@ public static class MarketBench
             new("Endpoints:MqttPort", "0"),
             new("Marketplace:OperatorKeyFile", operatorKeyFile),
             new("Marketplace:RequestsPerSecond", "100000"),
-            new("Marketplace:RequestBurst", "100000"));
+            new("Marketplace:RequestBurst", "100000"),
+            // The API needs a chain to name; nothing listens there, since the bench pays with credits (the payment
+            // follower retries every few seconds, off the measured path).
+            new("Chain:RpcUrl", $"http://127.0.0.1:{Scratch.FreePort()}"));
         await using var host = PipelineHost.Build(configuration, Roles.Api);
         await host.StartAsync();
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}"), Timeout = TimeSpan.FromMinutes(10) };
@@ -68,9 +71,9 @@ public static class MarketBench
             ("Top 10 devices by distance", "SELECT device, max(odometer_km) - min(odometer_km) AS distance_km FROM vehicle_signals GROUP BY device ORDER BY distance_km DESC LIMIT 10"),
         };
 
-        using var phases = new PhaseListener();
+        using var phases = new PhaseListener(MarketMetrics.QueryPhaseInstrument);
         var breakdown = new Table().AddColumn("Query (API, medians in ms)");
-        foreach (var phase in PhaseListener.Phases) breakdown.AddColumn(new TableColumn(phase).RightAligned());
+        foreach (var phase in PhaseListener.QueryPhases) breakdown.AddColumn(new TableColumn(phase).RightAligned());
         breakdown.AddColumn(new TableColumn("rest (HTTP, auth)").RightAligned());
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("API").RightAligned())
             .AddColumn(new TableColumn("DuckDB direct").RightAligned()).AddColumn(new TableColumn("API ÷ DuckDB").RightAligned());
@@ -81,7 +84,7 @@ public static class MarketBench
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
                 phases.Clear();
                 var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
-                var medians = PhaseListener.Phases.Select(phases.Median).ToList();
+                var medians = PhaseListener.QueryPhases.Select(phases.Median).ToList();
                 breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
                 var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
                 if (overApi.Rows != direct.Rows) throw new InvalidOperationException($"{name}: the API returned {overApi.Rows} rows, DuckDB {direct.Rows}.");
@@ -90,7 +93,13 @@ public static class MarketBench
             }
         });
 
+        using var exportPhases = new PhaseListener(MarketMetrics.ExportPhaseInstrument);
         var (exportBytes, exportTime, partitions) = await AnsiConsole.Status().StartAsync("Exporting the whole grant through the API…", _ => ExportAsync(api, buyerKey, grant));
+        var exportBreakdown = new Table().AddColumn("Export (API, ms)");
+        foreach (var phase in PhaseListener.ExportPhases) exportBreakdown.AddColumn(new TableColumn(phase).RightAligned());
+        exportBreakdown.AddColumn(new TableColumn("rest (polling, download)").RightAligned());
+        var exportMedians = PhaseListener.ExportPhases.Select(exportPhases.Median).ToList();
+        exportBreakdown.AddRow(["whole grant", .. exportMedians.Select(m => $"{m:N0}"), $"{exportTime.TotalMilliseconds - exportMedians.Sum():N0}"]);
         var copyFolder = Path.Combine(scratch.Folder, "duckdb-copy");
         var clock = Stopwatch.StartNew();
         LakeCatalog.Execute(duck, $"COPY (SELECT * FROM vehicle_signals ORDER BY event_seq) TO '{copyFolder}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partitions}))");
@@ -101,22 +110,24 @@ public static class MarketBench
             $"{copyRate:N1} ({copyBytes / 1e6:N1} MB in {copyTime.TotalSeconds:N1} s)", $"{apiRate / copyRate:F2}×");
         AnsiConsole.Write(table);
         AnsiConsole.Write(breakdown);
+        AnsiConsole.Write(exportBreakdown);
         AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB); API results as JSON; export = start → job done → files downloaded.");
         await host.StopAsync();
     }
 
-    /// <summary>The marketplace's query phases (<see cref="MarketMetrics"/>) as the host records them, per phase.</summary>
+    /// <summary>The marketplace's query or export phases (<see cref="MarketMetrics"/>) as the host records them, per phase.</summary>
     private sealed class PhaseListener : IDisposable
     {
-        public static readonly string[] Phases = ["account", "lake", "sandbox", "validate", "execute", "attribute", "charge"];
+        public static readonly string[] QueryPhases = ["account", "lake", "sandbox", "validate", "execute", "attribute", "charge"];
+        public static readonly string[] ExportPhases = ["plan", "queue", "write", "describe", "sign", "charge"];
         private readonly MeterListener _listener = new();
         private readonly ConcurrentDictionary<string, ConcurrentBag<double>> _seconds = new();
 
-        public PhaseListener()
+        public PhaseListener(string instrumentName)
         {
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument is { Name: MarketMetrics.QueryPhaseInstrument, Meter.Name: MarketMetrics.MeterName }) listener.EnableMeasurementEvents(instrument);
+                if (instrument.Name == instrumentName && instrument.Meter.Name == MarketMetrics.MeterName) listener.EnableMeasurementEvents(instrument);
             };
             _listener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
             {

@@ -25,6 +25,7 @@ public sealed record QueryRequest(string? Grant, string? Sql, string? Format, lo
 public sealed record ExportRequestBody(string? Grant, int? Shards);
 public sealed record ChallengeRequest(string? Address);
 public sealed record LoginRequest(string? Message, string? Signature);
+public sealed record LoggedOut(int Sessions);
 public sealed record MarketplaceDescription(string Signer, IReadOnlyList<string> Formats, int PreviewRows);
 
 public sealed record KeyView(string Id, string Label, DateTimeOffset IssuedAt, DateTimeOffset? RevokedAt);
@@ -247,15 +248,16 @@ public static class MarketplaceEndpoints
     private static void MapContributors(RouteGroupBuilder v1)
     {
         var login = v1.MapGroup("/contributors").WithTags("Contributors");
-        login.MapPost("/challenge", (ChallengeRequest request, ContributorLogin logins) => TypedResults.Ok(logins.Challenge(request.Address ?? "")))
+        login.MapPost("/challenge", async (ChallengeRequest request, ContributorLogin logins, CancellationToken cancellation) =>
+                TypedResults.Ok(await logins.ChallengeAsync(request.Address ?? "", cancellation)))
             .WithName("ContributorChallenge")
             .WithSummary("A login challenge for a device owner's wallet")
             .WithDescription("Sign the message with EIP-191 (personal_sign; `cast wallet sign --private-key … \"$message\"`) within five minutes and send it to POST /v1/contributors/session.");
-        login.MapPost("/session", (LoginRequest request, ContributorLogin logins) =>
-                TypedResults.Ok(logins.Login(request.Message ?? "", request.Signature ?? "")))
+        login.MapPost("/session", async (LoginRequest request, ContributorLogin logins, CancellationToken cancellation) =>
+                TypedResults.Ok(await logins.LoginAsync(request.Message ?? "", request.Signature ?? "", cancellation)))
             .WithName("ContributorLogin")
             .WithSummary("Trade a signed challenge for a session token (an hour)")
-            .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once.")
+            .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once. Sessions are kept (as SHA-256 hashes) in the event store's database, so they survive a restart and every API replica accepts them; DELETE /v1/contributor/session ends one.")
             .ProducesProblem(StatusCodes.Status401Unauthorized);
 
         var contributor = v1.MapGroup("/contributor").WithTags("Contributors").RequireAuthorization(MarketKeyHandler.ContributorPolicy)
@@ -269,6 +271,11 @@ public static class MarketplaceEndpoints
             .WithName("ContributorSales")
             .WithSummary("What of your devices' data was sold: rows and credits per device and dataset")
             .WithDescription("From every charge's DataSold events (queries and exports), for the devices you own now.");
+        contributor.MapDelete("/session", async (HttpContext context, ContributorLogin logins, bool? everywhere, CancellationToken cancellation) =>
+                TypedResults.Ok(new LoggedOut(await logins.LogoutAsync(MarketKeyHandler.BearerToken(context.Request), everywhere ?? false, cancellation))))
+            .WithName("ContributorLogout")
+            .WithSummary("End this session, or with ?everywhere=true every session of your address")
+            .WithDescription("The token stops working at once on every replica. `sessions` says how many sessions ended.");
     }
 
     private static void MapExports(RouteGroupBuilder buyer)

@@ -76,6 +76,7 @@ public static class MarketplaceRegistration
             options.Projections.Add<BuyerAccountProjection>(ProjectionLifecycle.Inline);
             // Every authenticated request looks its key up by hash.
             options.Schema.For<BuyerAccount>().GinIndexJsonData();
+            options.Storage.ExtendedSchemaObjects.AddRange(Contributors.ContributorLogin.Tables(options.DatabaseSchemaName));
         }
     }
 }

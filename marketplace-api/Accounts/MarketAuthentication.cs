@@ -30,14 +30,14 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
         var header = Request.Headers.Authorization.ToString();
         if (header.Length == 0) return AuthenticateResult.NoResult();
         if (!header.StartsWith("Bearer ", StringComparison.Ordinal)) return Fail(MarketReason.UnknownKey, "The Authorization header must be 'Bearer <key>'.");
-        var key = header["Bearer ".Length..].Trim();
+        var key = BearerToken(Request);
 
         if (key.StartsWith(ApiKeys.OperatorPrefix, StringComparison.Ordinal))
             return operatorKey.Matches(key)
                 ? Success(new Claim(ClaimTypes.Role, "operator"), new Claim(KeyIdClaim, "operator"))
                 : Fail(MarketReason.UnknownKey, "This is not the operator key.");
         if (key.StartsWith(Contributors.ContributorLogin.SessionPrefix, StringComparison.Ordinal))
-            return contributors.Authenticate(key) is { } address
+            return await contributors.AuthenticateAsync(key, Context.RequestAborted) is { } address
                 ? Success(new Claim(ClaimTypes.Role, "contributor"), new Claim(AddressClaim, address), new Claim(KeyIdClaim, "session:" + address))
                 : Fail(MarketReason.UnknownKey, "This contributor session is unknown or expired; log in again (POST /v1/contributors/challenge).");
         if (!key.StartsWith(ApiKeys.BuyerPrefix, StringComparison.Ordinal) || key.Length > 100)
@@ -50,6 +50,10 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
         if (found.RevokedAt is { } revoked) return Fail(MarketReason.RevokedKey, $"This API key was revoked at {revoked:O}; use another key of the account or ask the operator for one.");
         return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, account.Id), new Claim(KeyIdClaim, found.Id));
     }
+
+    /// <summary>The key or token of an `Authorization: Bearer …` header (empty without one).</summary>
+    public static string BearerToken(HttpRequest request) =>
+        request.Headers.Authorization.ToString() is var header && header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : "";
 
     private AuthenticateResult Success(params Claim[] claims) =>
         AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using DuckDB.NET.Data;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Pipeline.Core.Events;
@@ -24,7 +25,7 @@ public sealed record ExportJob(string Id, string GrantId, int Shards, ExportStat
 /// and the job fails saying so. A job's state lives in memory and in its folder's job.json, so after a restart a
 /// finished job is still there and one that was cut short says it failed.
 /// </summary>
-public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, GrantedQueries queries, DatasetCatalog catalog, MarketSigner signer, string folder, ILogger<ExportQueue> logger)
+public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, GrantedQueries queries, DatasetCatalog catalog, MarketSigner signer, MarketMetrics metrics, string folder, ILogger<ExportQueue> logger)
 {
     public const string JobFile = "job.json";
     private readonly ConcurrentDictionary<string, (string BuyerId, ExportJob Job)> _jobs = new();
@@ -36,13 +37,13 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
     {
         if (shards is < 1 or > ExportRequest.MaxShards)
             throw new MarketRefusedException(StatusCodes.Status400BadRequest, MarketReason.InvalidRequest, $"shards must be between 1 and {ExportRequest.MaxShards}.");
+        var phases = metrics.StartExport();
         var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
         var grant = GrantedQueries.Usable(account, grantId, accounts.Clock.GetUtcNow());
         var snapshot = await lake.SnapshotAsync(cancellation);
         var table = await queries.TableAsync(grant, snapshot, cancellation);
-        IReadOnlyList<DeviceShare> shares;
-        using (var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options))) shares = sandbox.CountShares(table.Name, lake.EpochLength);
-        var rows = shares.Sum(s => s.Rows);
+        long rows;
+        using (var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options))) rows = sandbox.CountRows(table.Name);
         if (rows > grant.RowsLeft(accounts.Clock.GetUtcNow()))
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
                 $"The grant's slice has {rows} rows and the grant {grant.RowsLeft(accounts.Clock.GetUtcNow())} left; buy a grant with a larger quota.");
@@ -51,11 +52,12 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         Directory.CreateDirectory(FolderOf(job.Id));
         Save(buyerId, job);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
-        var quality = await catalog.QualityAtAsync(grant.Dataset, snapshot, cancellation);
+        // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the files are written.
+        var quality = QualityAsync(grant.Dataset, snapshot);
         var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), "out"), shards,
-            files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint,
-            quality is null ? null : JsonSerializer.SerializeToElement(quality, ExportManifest.Json));
-        _ = Task.Run(() => RunAsync(buyerId, job, grant.Dataset, shares, request), CancellationToken.None);
+            files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
+        phases.End("plan");
+        _ = Task.Run(() => RunAsync(buyerId, job, grant.Dataset, request, phases), CancellationToken.None);
         return job;
     }
 
@@ -78,20 +80,43 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
 
     private sealed record StoredJob(string BuyerId, ExportJob Job);
 
+    /// <summary>The rows of the written files per device and epoch: exactly what the export delivers, for its DataSold.</summary>
+    private IReadOnlyList<DeviceShare> SharesOf(ExportResult result, TableShape shape)
+    {
+        if (result.Manifest.Files.Count == 0) return [];
+        var files = string.Join(", ", result.Manifest.Files.Select(f => SqlSandbox.Literal(Path.Combine(result.Folder, f.Path))));
+        using var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        using var command = duck.CreateCommand();
+        command.CommandText = $"""
+            SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {(long)lake.EpochLength.TotalSeconds}) AS BIGINT), count(*)
+            FROM read_parquet([{files}], hive_partitioning = false) GROUP BY ALL ORDER BY ALL
+            """;
+        using var reader = command.ExecuteReader();
+        var shares = new List<DeviceShare>();
+        while (reader.Read()) shares.Add(new DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+        return shares;
+    }
+
     private void Save(string buyerId, ExportJob job)
     {
         _jobs[job.Id] = (buyerId, job);
         File.WriteAllText(Path.Combine(FolderOf(job.Id), JobFile), JsonSerializer.Serialize(new StoredJob(buyerId, job), ExportManifest.Json));
     }
 
-    private async Task RunAsync(string buyerId, ExportJob job, string dataset, IReadOnlyList<DeviceShare> shares, ExportRequest request)
+    private async Task<JsonElement?> QualityAsync(string dataset, LakeSnapshot snapshot) =>
+        await catalog.QualityAtAsync(dataset, snapshot, CancellationToken.None) is { } quality ? JsonSerializer.SerializeToElement(quality, ExportManifest.Json) : null;
+
+    private async Task RunAsync(string buyerId, ExportJob job, string dataset, ExportRequest request, MarketMetrics.Phases phases)
     {
         await _running.WaitAsync();
         try
         {
+            phases.End("queue");
             Save(buyerId, job = job with { Status = ExportStatus.Running });
             var progress = new Progress<ExportProgress>(p => Save(buyerId, job = job with { Stage = p.Stage, Done = p.Done, Total = p.Total }));
-            var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, progress, CancellationToken.None);
+            var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, progress, CancellationToken.None, phases);
+            var shares = SharesOf(result, request.Table.Shape);
             var chargeId = ApiKeys.NewChargeId();
             var bytes = result.Manifest.Files.Sum(f => f.Bytes);
             await accounts.AppendAsync(buyerId, (account, now) =>
@@ -109,6 +134,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                 return events;
             }, CancellationToken.None);
             Save(buyerId, job with { Status = ExportStatus.Done, Rows = result.Manifest.Rows, ChargeId = chargeId });
+            phases.End("charge");
         }
         catch (Exception e)
         {

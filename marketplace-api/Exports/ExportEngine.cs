@@ -7,8 +7,11 @@ using Pipeline.Marketplace.Sandbox;
 
 namespace Pipeline.Marketplace.Exports;
 
-/// <summary>What to export: a grant's slice, into a new folder, in how many equal shards, cut from which part of the log.</summary>
-public sealed record ExportRequest(GrantedTable Table, string Folder, int Shards, long FirstEventSequence, long LastEventSequence, long LakeCheckpoint, JsonElement? Quality = null)
+/// <summary>
+/// What to export: a grant's slice, into a new folder, in how many equal shards, cut from which part of the log; and its
+/// quality report for the manifest, which may still be computed while the files are written.
+/// </summary>
+public sealed record ExportRequest(GrantedTable Table, string Folder, int Shards, long FirstEventSequence, long LastEventSequence, long LakeCheckpoint, Task<JsonElement?>? Quality = null)
 {
     public const int MaxShards = 256;
 }
@@ -25,7 +28,8 @@ public static class ExportEngine
     public const string SignatureFile = "manifest.json.sig";
     public const string DataFolder = "data";
 
-    public static async Task<ExportResult> ExportAsync(ExportRequest request, EthKey signer, TimeProvider time, IProgress<ExportProgress>? progress, CancellationToken cancellation)
+    /// <summary>Writes, describes and signs the export; <paramref name="phases"/>, if given, times write, describe and sign.</summary>
+    public static async Task<ExportResult> ExportAsync(ExportRequest request, EthKey signer, TimeProvider time, IProgress<ExportProgress>? progress, CancellationToken cancellation, MarketMetrics.Phases? phases = null)
     {
         var errors = request.Table.Errors().ToList();
         if (request.Shards is < 1 or > ExportRequest.MaxShards) errors.Add($"Shards must be between 1 and {ExportRequest.MaxShards}.");
@@ -43,6 +47,7 @@ public static class ExportEngine
             if (request.Table.Files.Count > 0) await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
         }
         progress?.Report(new ExportProgress(ExportStage.Writing, 1, 1));
+        phases?.End("write");
 
         var paths = Directory.EnumerateFiles(request.Folder, "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         var files = new List<ExportFile>();
@@ -57,13 +62,16 @@ public static class ExportEngine
             }
         }
 
+        phases?.End("describe");
         progress?.Report(new ExportProgress(ExportStage.Signing, 0, 1));
         var manifest = new ExportManifest(1, request.Table.Name, request.Table.Rows, schema, partitions, request.Shards, files, files.Sum(f => f.Rows),
-            request.FirstEventSequence, request.LastEventSequence, request.LakeCheckpoint, time.GetUtcNow(), signer.Address.ToString(), request.Quality);
+            request.FirstEventSequence, request.LastEventSequence, request.LakeCheckpoint, time.GetUtcNow(), signer.Address.ToString(),
+            request.Quality is { } quality ? await quality.WaitAsync(cancellation) : null);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ExportManifest.Json);
         var signature = Hex.Encode0x(signer.SignPersonal(bytes));
         await File.WriteAllBytesAsync(Path.Combine(request.Folder, ManifestFile), bytes, cancellation);
         await File.WriteAllTextAsync(Path.Combine(request.Folder, SignatureFile), signature, cancellation);
+        phases?.End("sign");
         progress?.Report(new ExportProgress(ExportStage.Done, 1, 1));
         return new ExportResult(manifest, request.Folder, bytes, signature);
     }

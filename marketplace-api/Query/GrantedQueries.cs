@@ -76,11 +76,13 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
     }
 
     /// <summary>
-    /// Whose rows a result delivered: its own rows per device and epoch when it carries the grant's device and time
-    /// columns with values of the slice; otherwise (an aggregate, or made-up names) each device's rows in the slice.
+    /// Whose rows a result delivered: its own rows per device and epoch when the view's device and time were carried
+    /// along, or when the result has the grant's device and time columns with values of the slice; otherwise (an
+    /// aggregate, or made-up names) each device's rows in the slice.
     /// </summary>
     private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result)
     {
+        if (result is { DeliveredFromView: true, Delivered: { } fromView }) return fromView;
         var slice = sandbox.CountShares(table.Name, lake.EpochLength);
         if (result.Delivered is not { } delivered) return slice;
         var inSlice = slice.Select(s => (s.Device, s.Epoch)).ToHashSet();

@@ -35,6 +35,10 @@ internal sealed class DeliveredRows
         return new DeliveredRows(device, time, epochLength);
     }
 
+    /// <summary>A counter for results whose last two columns are the view's device and time, carried along by <see cref="CarriedColumns"/>.</summary>
+    public static DeliveredRows? Last(Schema schema, TimeSpan epochLength) => epochLength < TimeSpan.FromSeconds(1) ? null
+        : new(schema.FieldsList.Count - CarriedColumns.Count, schema.FieldsList.Count - CarriedColumns.Count + 1, epochLength);
+
     public void Count(RecordBatch batch, int rows)
     {
         var devices = batch.Column(_device);

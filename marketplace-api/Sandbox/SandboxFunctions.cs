@@ -14,16 +14,20 @@ public static class SandboxFunctions
     /// <summary>Functions whose result is as long as all their arguments together; their arguments are counted (see <see cref="SandboxLimits.MaxConcatenated"/>).</summary>
     public static IReadOnlySet<string> Concatenating { get; } = new HashSet<string>(StringComparer.Ordinal) { "||", "concat", "concat_ws" };
 
-    public static IReadOnlySet<string> Allowed { get; } = new HashSet<string>(StringComparer.Ordinal)
+    /// <summary>The allowed aggregates: a query calling one outside a subquery folds rows together.</summary>
+    public static IReadOnlySet<string> Aggregates { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
-        // Operators, as DuckDB's parser names them.
-        "+", "-", "*", "/", "//", "%", "**", "^", "||", "~~", "!~~", "~~*", "!~~*", "~~~", "!~~~", "&", "|", "<<", ">>", "@",
-        // Aggregates.
         "count", "count_star", "sum", "avg", "mean", "min", "max", "median", "mode", "quantile", "quantile_cont", "quantile_disc",
         "approx_count_distinct", "approx_quantile", "stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop",
         "corr", "covar_pop", "covar_samp", "regr_slope", "regr_intercept", "regr_r2", "regr_count", "first", "last", "any_value",
         "arg_min", "arg_max", "argmin", "argmax", "min_by", "max_by", "bool_and", "bool_or", "string_agg", "group_concat",
         "list", "array_agg", "histogram", "fsum", "sumkahan", "product", "entropy", "kurtosis", "skewness", "count_if", "countif",
+    };
+
+    public static IReadOnlySet<string> Allowed { get; } = new HashSet<string>(Aggregates, StringComparer.Ordinal)
+    {
+        // Operators, as DuckDB's parser names them.
+        "+", "-", "*", "/", "//", "%", "**", "^", "||", "~~", "!~~", "~~*", "!~~*", "~~~", "!~~~", "&", "|", "<<", ">>", "@",
         // Window functions.
         "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead", "first_value", "last_value", "nth_value",
         // Numbers.

@@ -1,14 +1,16 @@
 using System.Globalization;
+using Apache.Arrow;
 using DuckDB.NET.Data;
 
 namespace Pipeline.Marketplace.Sandbox;
 
 /// <summary>
 /// What a query delivered: rows and bytes written (what is metered), whether a cap cut it short, and the lake checkpoint
-/// it was read at. <see cref="Delivered"/>: the rows per device and epoch, when the result carries the grant's device
-/// and time columns and the caller asked for them.
+/// it was read at. <see cref="Delivered"/>: the rows per device and epoch, when the caller asked for them and the result
+/// carries the grant's device and time columns — as the buyer named them (any value a query made up), or carried along
+/// from the view itself (<see cref="DeliveredFromView"/>: values of the slice by construction).
 /// </summary>
-public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns, IReadOnlyList<Attribution.DeviceShare>? Delivered = null);
+public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns, IReadOnlyList<Attribution.DeviceShare>? Delivered = null, bool DeliveredFromView = false);
 
 /// <summary>
 /// A fresh in-memory DuckDB for one buyer's queries: a view per grant restricted to the granted rows over exactly the
@@ -106,8 +108,9 @@ public sealed class SqlSandbox : IDisposable
     /// At most <paramref name="maxRows"/> rows (the grant's remaining quota) and the sandbox's caps are delivered; a
     /// result cut short says so. Throws <see cref="SandboxRefusedException"/> when refused, timed out, out of memory or
     /// failed (bad column, division error, …), and <see cref="OperationCanceledException"/> when the caller cancels.
-    /// With <paramref name="epochLength"/>, a result carrying the only grant's device and time columns is counted per
-    /// device and epoch as it is written (<see cref="QueryResult.Delivered"/>).
+    /// With <paramref name="epochLength"/>, the result's rows are counted per device and epoch as they are written
+    /// (<see cref="QueryResult.Delivered"/>) when it carries the only grant's device and time columns, or when the query
+    /// can carry them along from the view unseen (<see cref="CarriedColumns"/>).
     /// </summary>
     public Task<QueryResult> RunAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation, TimeSpan? epochLength = null)
     {
@@ -123,8 +126,9 @@ public sealed class SqlSandbox : IDisposable
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         timeout.CancelAfter(_limits.Timeout);
+        var carried = epochLength is not null && _granted.Count == 1 ? Carried(sql) : null;
         using var command = _connection.CreateCommand();
-        command.CommandText = sql;
+        command.CommandText = carried ?? sql;
         await using var interrupt = timeout.Token.Register(command.Cancel);
 
         var counted = new CountingStream(output);
@@ -134,22 +138,27 @@ public sealed class SqlSandbox : IDisposable
         try
         {
             using var batches = command.ExecuteArrowStream();
-            ResultWriter.CheckTypes(batches.Schema);
+            var shown = carried is null ? batches.Schema : WithoutLast(batches.Schema, CarriedColumns.Count);
+            ResultWriter.CheckTypes(shown);
             writer = ResultWriter.For(format, counted);
-            writer.Begin(batches.Schema);
-            var delivered = epochLength is { } epoch ? DeliveredRows.For(batches.Schema, _granted.Values, epoch) : null;
+            writer.Begin(shown);
+            var delivered = epochLength is not { } epoch ? null
+                : carried is null ? DeliveredRows.For(batches.Schema, _granted.Values, epoch)
+                : DeliveredRows.Last(batches.Schema, epoch);
             while (!truncated && await batches.ReadNextRecordBatchAsync(timeout.Token) is { } batch)
             {
                 using (batch)
                 {
-                    var written = writer.Write(batch, (int)Math.Min(batch.Length, rowCap - rows), byteCap);
+                    // The shown batch borrows the first columns' arrays; the batch read owns and frees them.
+                    var written = writer.Write(carried is null ? batch : new RecordBatch(shown, batch.Arrays.Take(shown.FieldsList.Count), batch.Length),
+                        (int)Math.Min(batch.Length, rowCap - rows), byteCap);
                     delivered?.Count(batch, written);
                     rows += written;
                     truncated = written < batch.Length;
                 }
             }
             writer.End();
-            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, batches.Schema.FieldsList.Select(f => f.Name).ToList(), delivered?.Shares());
+            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, shown.FieldsList.Select(f => f.Name).ToList(), delivered?.Shares(), carried is not null);
         }
         catch (Exception e) when (e is DuckDBException or OperationCanceledException)
         {
@@ -161,6 +170,24 @@ public sealed class SqlSandbox : IDisposable
             writer?.Dispose();
         }
     }
+
+    /// <summary>The query carrying the only view's device and time along, if it qualifies and the rewrite passes the validator too.</summary>
+    private string? Carried(string sql)
+    {
+        try
+        {
+            var carried = CarriedColumns.Rewrite(_connection, sql, _granted.Values.Single());
+            if (carried is not null) Validate(carried);
+            return carried;
+        }
+        catch (Exception e) when (e is SandboxRefusedException or DuckDBException or System.Text.Json.JsonException)
+        {
+            return null; // the buyer's own query passed: it runs as written and is attributed as before
+        }
+    }
+
+    private static Schema WithoutLast(Schema schema, int count) =>
+        new(schema.FieldsList.Take(schema.FieldsList.Count - count), schema.HasMetadata ? schema.Metadata : null);
 
     private SandboxRefusedException Stopped(Exception e, bool timedOut)
     {
@@ -192,6 +219,15 @@ public sealed class SqlSandbox : IDisposable
         var shares = new List<Attribution.DeviceShare>();
         while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
         return _shares[(table, epochLength)] = shares;
+    }
+
+    /// <summary>The rows of one grant's slice.</summary>
+    public long CountRows(string table)
+    {
+        if (!_granted.ContainsKey(table)) throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
+        using var command = _connection.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM {table}";
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Bytes DuckDB holds in this sandbox's buffers now (for checking that a stopped query let go of its memory).</summary>

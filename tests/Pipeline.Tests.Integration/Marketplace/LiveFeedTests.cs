@@ -1,13 +1,8 @@
 using System.Net;
-using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Marten;
-using Pipeline.Cli.Hosting;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Hosting;
-using Pipeline.Marketplace;
-using Pipeline.Marketplace.Accounts;
 
 namespace Pipeline.Tests.Integration.Marketplace;
 
@@ -21,50 +16,32 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
 {
     private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private readonly MarketLake _lake = new();
-    private readonly string _operatorKeyFile = Path.Combine(Path.GetTempPath(), "market-op-" + Guid.NewGuid().ToString("n"), "operator-key.sha256");
-    private TestHost _host = null!;
-    private string _operatorKey = "";
+    private MarketTestHost _market = null!;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => _market = await MarketTestHost.StartAsync(fixture, "it_market_feed", new Dictionary<string, string?>
     {
-        _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
-        _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
-        {
-            ["Lake:Directory"] = _lake.Root,
-            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
-            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: easy sums
-            ["Marketplace:RequestsPerSecond"] = "1000",
-            ["Marketplace:RequestBurst"] = "1000",
-            ["Marketplace:FeedPollInterval"] = "00:00:00.100",
-            ["Marketplace:FeedBufferBatches"] = "4",
-            ["Marketplace:FeedDropAfter"] = "00:00:03",
-        }, schema: "it_market_feed");
-        await _lake.PublishAsync(_host);
-    }
+        ["Marketplace:FeedPollInterval"] = "00:00:00.100",
+        ["Marketplace:FeedBufferBatches"] = "4",
+        ["Marketplace:FeedDropAfter"] = "00:00:03",
+    });
 
-    public async Task DisposeAsync()
-    {
-        await _host.DisposeAsync();
-        _lake.Dispose();
-        Directory.Delete(Path.GetDirectoryName(_operatorKeyFile)!, recursive: true);
-    }
+    public async Task DisposeAsync() => await _market.DisposeAsync();
 
     [Fact]
     public async Task Feed_RowsProjectedAfterSubscribing_ArriveInOrderChargedAndAttributed()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 10_000));
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 10_000))).Id;
         using var feed = await OpenAsync(key, grant);
 
-        var added = await _lake.ProjectAsync(_host, rows: 500);
+        var added = await _market.Lake.ProjectAsync(_market.Host, rows: 500);
         var received = await feed.RowsAsync(added.Count);
 
         Assert.Equal(added.Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
-        var account = await AccountAsync(key);
+        var account = await _market.AccountAsync(key);
         Assert.Equal(500, account.Grants.Single().RowsUsed);
         Assert.Equal(500, account.Grants.Single().CreditsUsed);
-        await using var session = _host.Store.QuerySession();
+        await using var session = _market.Host.Store.QuerySession();
         var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
         foreach (var device in MarketLake.Devices)
             Assert.Equal(added.Count(r => r.Device == device), sold.Where(s => s.Device == device).Sum(s => s.Rows));
@@ -74,70 +51,70 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task Feed_ResumedWithLastEventId_SendsEveryRowExactlyOnce()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 10_000));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 10_000))).Id;
         var received = new List<string>();
         string lastId;
         using (var first = await OpenAsync(key, grant))
         {
-            var before = await _lake.ProjectAsync(_host, rows: 300);
+            var before = await _market.Lake.ProjectAsync(_market.Host, rows: 300);
             received.AddRange((await first.RowsAsync(before.Count)).Select(r => r.GetProperty("reading_id").GetString()!));
             lastId = first.LastEventId!;
         }
-        var after = await _lake.ProjectAsync(_host, rows: 200);
+        var after = await _market.Lake.ProjectAsync(_market.Host, rows: 200);
         using (var resumed = await OpenAsync(key, grant, lastId))
             received.AddRange((await resumed.RowsAsync(after.Count)).Select(r => r.GetProperty("reading_id").GetString()!));
 
-        Assert.Equal(_lake.Rows.TakeLast(500).Select(r => r.ReadingId), received);
+        Assert.Equal(_market.Lake.Rows.TakeLast(500).Select(r => r.ReadingId), received);
     }
 
     [Fact]
     public async Task Feed_PastTheQuota_SendsTheQuotaThenEndsWithQuotaExhausted()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 150));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 150))).Id;
         using var feed = await OpenAsync(key, grant);
-        var added = await _lake.ProjectAsync(_host, rows: 400);
+        var added = await _market.Lake.ProjectAsync(_market.Host, rows: 400);
 
         var received = await feed.RowsAsync(150);
         var end = await feed.NextAsync();
         Assert.Equal("end", end.Event);
         Assert.Equal("quota_exhausted", JsonDocument.Parse(end.Data).RootElement.GetProperty("reason").GetString());
         Assert.Equal(added.Take(150).Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
-        Assert.Equal(150, (await AccountAsync(key)).Grants.Single().RowsUsed);
+        Assert.Equal(150, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
     }
 
     [Fact]
     public async Task Feed_OfAFixedRangeGrant_IsRefusedNotSubscription()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 100, until: Nov23.AddDays(2)));
-        await AssertProblemAsync(await SendAsync(key, $"/v1/grants/{grant}/feed"), HttpStatusCode.Conflict, "not_subscription");
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 100, until: Nov23.AddDays(2)))).Id;
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/grants/{grant}/feed", key), HttpStatusCode.Conflict, "not_subscription");
     }
 
     [Fact]
     public async Task Feed_OfAnotherBuyersGrant_IsUnknown()
     {
-        var (_, owner) = await CreateBuyerAsync(credits: 100_000);
-        var (_, stranger) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(owner, Subscription(rowQuota: 100));
-        await AssertProblemAsync(await SendAsync(stranger, $"/v1/grants/{grant}/feed"), HttpStatusCode.NotFound, "unknown_grant");
+        var (_, owner) = await _market.CreateBuyerAsync(credits: 100_000);
+        var (_, stranger) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(owner, Subscription(rowQuota: 100))).Id;
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/grants/{grant}/feed", stranger), HttpStatusCode.NotFound, "unknown_grant");
     }
 
     [Fact]
     public async Task Feed_ASlowReader_IsDroppedWithoutHoldingBackAnother()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 1_000_000);
-        var grant = await BuyAsync(key, Subscription(rowQuota: 250_000));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 1_000_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 250_000))).Id;
         // The slow client's socket takes little (16 KiB, no autotuning): with Linux's default autotuning (up to 32 MiB
         // here) the kernel alone would hold the whole stream and the server would never see the client fall behind.
-        using var slowClient = new HttpClient(new SocketsHttpHandler { ConnectCallback = ConnectWithSmallReceiveBufferAsync }) { BaseAddress = _host.Api.BaseAddress };
+        using var slowClient = new HttpClient(new SocketsHttpHandler { ConnectCallback = ConnectWithSmallReceiveBufferAsync }) { BaseAddress = _market.Host.Api.BaseAddress };
         using var slow = await OpenAsync(key, grant, client: slowClient);
         using var fast = await OpenAsync(key, grant);
 
         // Enough rows to fill the slow client's socket, the server's send buffer (up to 4 MiB) and its buffer of batches
         // several times over.
-        var added = await _lake.ProjectAsync(_host, rows: 200_000);
+        var added = await _market.Lake.ProjectAsync(_market.Host, rows: 200_000);
         var received = await fast.RowsAsync(added.Count);
         Assert.Equal(added[^1].ReadingId, received[^1].GetProperty("reading_id").GetString());
 
@@ -178,7 +155,7 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/grants/{grant}/feed");
         request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
         if (lastEventId is not null) request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-        var response = await (client ?? _host.Api).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var response = await (client ?? _market.Host.Api).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         if (response.StatusCode != HttpStatusCode.OK) Assert.Fail($"{response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         return new FeedReader(response, await response.Content.ReadAsStreamAsync());
@@ -229,37 +206,5 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
             _reader.Dispose();
             response.Dispose();
         }
-    }
-
-    private async Task<(string BuyerId, string Key)> CreateBuyerAsync(long credits)
-    {
-        var response = await SendAsync(_operatorKey, "/v1/buyers", new { name = "feed buyer", credits });
-        var created = await response.Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson);
-        return (created!.Buyer.Id, created.ApiKey);
-    }
-
-    private async Task<string> BuyAsync(string key, object body)
-    {
-        var response = await SendAsync(key, "/v1/grants", body);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!.Id;
-    }
-
-    private async Task<AccountView> AccountAsync(string key) =>
-        (await (await SendAsync(key, "/v1/account")).Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
-
-    private async Task<HttpResponseMessage> SendAsync(string key, string path, object? body = null)
-    {
-        using var request = new HttpRequestMessage(body is null ? HttpMethod.Get : HttpMethod.Post, path);
-        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
-        if (body is not null) request.Content = JsonContent.Create(body, options: ServiceDefaults.WireJson);
-        return await _host.Api.SendAsync(request);
-    }
-
-    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == status, $"Expected {status}, got {response.StatusCode}: {body}");
-        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
     }
 }

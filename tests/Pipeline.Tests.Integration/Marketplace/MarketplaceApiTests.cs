@@ -24,66 +24,48 @@ namespace Pipeline.Tests.Integration.Marketplace;
 public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
 {
     private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
-    private readonly MarketLake _lake = new();
-    private readonly string _operatorKeyFile = Path.Combine(Path.GetTempPath(), "market-op-" + Guid.NewGuid().ToString("n"), "operator-key.sha256");
-    private TestHost _host = null!;
-    private string _operatorKey = "";
+    private MarketTestHost _market = null!;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => _market = await MarketTestHost.StartAsync(fixture, "it_market_api", new Dictionary<string, string?>
     {
-        _operatorKey = new OperatorKey(_operatorKeyFile).CreateIfMissing()!;
-        _host = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
-        {
-            ["Lake:Directory"] = _lake.Root,
-            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
-            ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: easy sums
-            ["Marketplace:RequestsPerSecond"] = "1000",
-            ["Marketplace:RequestBurst"] = "1000",
-            ["Marketplace:QueryTimeout"] = "00:00:02",
-            ["Marketplace:CatalogRefresh"] = "00:00:00", // each request after the lake moves starts a recompute
-        }, schema: "it_market_api");
-        await _lake.PublishAsync(_host);
-    }
+        ["Marketplace:QueryTimeout"] = "00:00:02",
+        ["Marketplace:CatalogRefresh"] = "00:00:00", // each request after the lake moves starts a recompute
+    });
 
-    public async Task DisposeAsync()
-    {
-        await _host.DisposeAsync();
-        _lake.Dispose();
-        Directory.Delete(Path.GetDirectoryName(_operatorKeyFile)!, recursive: true);
-    }
+    public async Task DisposeAsync() => await _market.DisposeAsync();
 
     [Fact]
     public async Task Catalog_WithoutKey_DescribesTheLakeAndPreviewsTwentyRows()
     {
-        var datasets = await _host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson);
+        var datasets = await _market.Host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson);
         var vehicles = datasets!.Single(d => d.Name == "vehicle_signals");
-        Assert.Equal(_lake.Rows.Count, vehicles.Rows);
+        Assert.Equal(_market.Lake.Rows.Count, vehicles.Rows);
         Assert.Equal(3, vehicles.Devices);
-        Assert.Equal(_lake.Rows.Min(r => r.DeviceTime), vehicles.From);
-        Assert.Equal(_lake.Rows.Max(r => r.EventSeq), vehicles.LakeCheckpoint);
+        Assert.Equal(_market.Lake.Rows.Min(r => r.DeviceTime), vehicles.From);
+        Assert.Equal(_market.Lake.Rows.Max(r => r.EventSeq), vehicles.LakeCheckpoint);
         Assert.Equal(0, datasets!.Single(d => d.Name == "weather_observations").Rows);
 
-        var detail = await _host.Api.GetFromJsonAsync<DatasetDetail>("/v1/datasets/vehicle_signals", ServiceDefaults.WireJson);
+        var detail = await _market.Host.Api.GetFromJsonAsync<DatasetDetail>("/v1/datasets/vehicle_signals", ServiceDefaults.WireJson);
         Assert.Contains(detail!.Schema, c => c.Name == "speed_kmh" && c.Unit == "km/h");
-        Assert.Equal(_lake.Rows.Count, detail.Regions.Sum(r => r.Rows));
+        Assert.Equal(_market.Lake.Rows.Count, detail.Regions.Sum(r => r.Rows));
 
-        var preview = await _host.Api.GetAsync("/v1/datasets/vehicle_signals/preview");
+        var preview = await _market.Host.Api.GetAsync("/v1/datasets/vehicle_signals/preview");
         var rows = JsonDocument.Parse(await preview.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(MarketplaceEndpoints.PreviewRows, rows.GetArrayLength());
-        Assert.Equal(_lake.Rows.Max(r => r.EventSeq), rows[0].GetProperty("event_seq").GetInt64());
+        Assert.Equal(_market.Lake.Rows.Max(r => r.EventSeq), rows[0].GetProperty("event_seq").GetInt64());
 
-        await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/secrets"), HttpStatusCode.NotFound, "unknown_dataset");
-        await AssertProblemAsync(await _host.Api.GetAsync("/v1/datasets/reading_rejections/preview"), HttpStatusCode.NotFound, "unknown_dataset");
+        await MarketTestHost.AssertProblemAsync(await _market.Host.Api.GetAsync("/v1/datasets/secrets"), HttpStatusCode.NotFound, "unknown_dataset");
+        await MarketTestHost.AssertProblemAsync(await _market.Host.Api.GetAsync("/v1/datasets/reading_rejections/preview"), HttpStatusCode.NotFound, "unknown_dataset");
     }
 
     [Fact]
     public async Task Catalog_AfterTheLakeMoves_AnswersTheLastComputedCatalogForItsCheckpoint_ThenTheNewOneExactly_Issue15()
     {
         var before = await VehicleSummaryAsync();
-        var checkpoint = _lake.Rows.Max(r => r.EventSeq);
-        Assert.Equal((checkpoint, _lake.Rows.Count), (before.LakeCheckpoint, before.Rows));
+        var checkpoint = _market.Lake.Rows.Max(r => r.EventSeq);
+        Assert.Equal((checkpoint, _market.Lake.Rows.Count), (before.LakeCheckpoint, before.Rows));
 
-        await _lake.ProjectAsync(_host, rows: 300);
+        await _market.Lake.ProjectAsync(_market.Host, rows: 300);
         // Answered from the catalog already computed, which names its own checkpoint; the recompute runs behind it.
         var during = await VehicleSummaryAsync();
         Assert.Equal((checkpoint, before.Rows, before.Until), (during.LakeCheckpoint, during.Rows, during.Until));
@@ -95,32 +77,32 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             await Task.Delay(20, timeout.Token); // polls until the recompute is handed out, without spending the rate limit
             after = await VehicleSummaryAsync(timeout.Token);
         }
-        Assert.Equal((_lake.Rows.Max(r => r.EventSeq), _lake.Rows.Count, _lake.Rows.Max(r => r.DeviceTime)), (after.LakeCheckpoint, after.Rows, after.Until));
+        Assert.Equal((_market.Lake.Rows.Max(r => r.EventSeq), _market.Lake.Rows.Count, _market.Lake.Rows.Max(r => r.DeviceTime)), (after.LakeCheckpoint, after.Rows, after.Until));
     }
 
     private async Task<DatasetSummary> VehicleSummaryAsync(CancellationToken cancellation = default) =>
-        (await _host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson, cancellation))!.Single(d => d.Name == "vehicle_signals");
+        (await _market.Host.Api.GetFromJsonAsync<List<DatasetSummary>>("/v1/datasets", ServiceDefaults.WireJson, cancellation))!.Single(d => d.Name == "vehicle_signals");
 
     [Fact]
     public async Task Keys_MissingWrongRevokedOrOfTheWrongRole_AreRefusedWithTheirReason()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 0);
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", null), HttpStatusCode.Unauthorized, "no_key");
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "dmk_" + new string('A', 43)), HttpStatusCode.Unauthorized, "unknown_key");
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "Bearer-less"), HttpStatusCode.Unauthorized, "unknown_key");
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", "dmo_not-the-operator"), HttpStatusCode.Unauthorized, "unknown_key");
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/buyers", key, new { name = "x" }), HttpStatusCode.Forbidden, "wrong_role");
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", _operatorKey), HttpStatusCode.Forbidden, "wrong_role");
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", null), HttpStatusCode.Unauthorized, "no_key");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", "dmk_" + new string('A', 43)), HttpStatusCode.Unauthorized, "unknown_key");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", "Bearer-less"), HttpStatusCode.Unauthorized, "unknown_key");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", "dmo_not-the-operator"), HttpStatusCode.Unauthorized, "unknown_key");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/buyers", key, new { name = "x" }), HttpStatusCode.Forbidden, "wrong_role");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", _market.OperatorKey), HttpStatusCode.Forbidden, "wrong_role");
 
         // A second key works alongside the first; revoking the first stops it at once and leaves the second working.
-        var issued = await (await Send(HttpMethod.Post, "/v1/account/keys", key, new { label = "ci" })).Content.ReadFromJsonAsync<IssuedKey>(ServiceDefaults.WireJson);
-        var first = (await AccountAsync(key)).Keys.Single(k => k.Id != issued!.Key.Id);
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Delete, $"/v1/account/keys/{first.Id}", issued!.ApiKey)).StatusCode);
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", key), HttpStatusCode.Unauthorized, "revoked_key");
-        Assert.Equal(buyer, (await AccountAsync(issued.ApiKey)).Id);
+        var issued = await (await _market.SendAsync(HttpMethod.Post, "/v1/account/keys", key, new { label = "ci" })).Content.ReadFromJsonAsync<IssuedKey>(ServiceDefaults.WireJson);
+        var first = (await _market.AccountAsync(key)).Keys.Single(k => k.Id != issued!.Key.Id);
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Delete, $"/v1/account/keys/{first.Id}", issued!.ApiKey)).StatusCode);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", key), HttpStatusCode.Unauthorized, "revoked_key");
+        Assert.Equal(buyer, (await _market.AccountAsync(issued.ApiKey)).Id);
 
         // Only hashes are stored.
-        await using var session = _host.Store.QuerySession();
+        await using var session = _market.Host.Store.QuerySession();
         var stored = await session.LoadAsync<BuyerAccount>(buyer);
         Assert.DoesNotContain(stored!.Keys, k => k.Hash.Contains(key[4..], StringComparison.Ordinal) || k.Hash == key);
         Assert.Equal(ApiKeys.Hash(issued.ApiKey), stored.Keys.Single(k => k.Id == issued.Key.Id).Hash);
@@ -129,10 +111,10 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task Grant_PricedAboveTheBalance_IsRefusedAndNothingIsSpent()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 99);
-        var response = await Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100));
-        await AssertProblemAsync(response, HttpStatusCode.PaymentRequired, "insufficient_credit");
-        var account = await AccountAsync(key);
+        var (_, key) = await _market.CreateBuyerAsync(credits: 99);
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100));
+        await MarketTestHost.AssertProblemAsync(response, HttpStatusCode.PaymentRequired, "insufficient_credit");
+        var account = await _market.AccountAsync(key);
         Assert.Equal(99, account.Balance);
         Assert.Empty(account.Grants);
     }
@@ -140,11 +122,11 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task Grants_BoughtConcurrently_NeverSpendMoreThanTheBalance()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 300);
-        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100))));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 300);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 100))));
         Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.Created));
         Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.PaymentRequired));
-        var account = await AccountAsync(key);
+        var account = await _market.AccountAsync(key);
         Assert.Equal(0, account.Balance);
         Assert.Equal(3, account.Grants.Count);
     }
@@ -152,39 +134,39 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task PaymentReceived_AppendedByTheChainFollower_CountsAsCreditsOnce()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 0);
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
         var payment = new PaymentReceived(buyer, 31337, "0x" + new string('a', 64), 3, "0x" + new string('b', 40), "5000000000000000000", 500, 12);
-        await using (var session = _host.Store.LightweightSession())
+        await using (var session = _market.Host.Store.LightweightSession())
         {
             session.Events.Append(buyer, payment, payment); // followed twice (a restart before its cursor moved)
             await session.SaveChangesAsync();
         }
-        Assert.Equal(500, (await AccountAsync(key)).Balance);
-        Assert.Equal(HttpStatusCode.Created, (await Send(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 500))).StatusCode);
+        Assert.Equal(500, (await _market.AccountAsync(key)).Balance);
+        Assert.Equal(HttpStatusCode.Created, (await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 500))).StatusCode);
     }
 
     [Fact]
     public async Task Query_OverAGrant_ReturnsExactlyItsRowsChargesThemAndAttributesEveryRowAndCredit()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 1000);
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 1000);
         var devices = new[] { MarketLake.Devices[0], MarketLake.Devices[2] };
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 1000, from: Nov23.AddHours(6), until: Nov23.AddHours(30), devices: devices));
-        var expected = _lake.Expected(new RowRestriction(Nov23.AddHours(6), Nov23.AddHours(30), null, devices));
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1000, from: Nov23.AddHours(6), until: Nov23.AddHours(30), devices: devices));
+        var expected = _market.Lake.Expected(new RowRestriction(Nov23.AddHours(6), Nov23.AddHours(30), null, devices));
         Assert.InRange(expected.Count, 100, 999);
 
-        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT reading_id, device FROM vehicle_signals ORDER BY event_seq" });
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT reading_id, device FROM vehicle_signals ORDER BY event_seq" });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var rows = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(expected.Select(r => r.ReadingId), rows.EnumerateArray().Select(r => r.GetProperty("reading_id").GetString()));
         Assert.Equal($"{expected.Count}", Header(response, "X-Rows"));
-        Assert.Equal($"{_lake.Rows.Max(r => r.EventSeq)}", Header(response, MarketplaceEndpoints.LakeCheckpointHeader));
+        Assert.Equal($"{_market.Lake.Rows.Max(r => r.EventSeq)}", Header(response, MarketplaceEndpoints.LakeCheckpointHeader));
 
         // A credit per row (the price), so the charge is the rows; the attribution adds up to both, device by device.
-        var account = await AccountAsync(key);
+        var account = await _market.AccountAsync(key);
         Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
         Assert.Equal(expected.Count, account.Grants.Single().CreditsUsed);
         var chargeId = Header(response, "X-Charge-Id");
-        await using var session = _host.Store.QuerySession();
+        await using var session = _market.Host.Store.QuerySession();
         var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
         Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
         Assert.Equal(expected.Count, sold.Sum(s => s.Credits));
@@ -196,42 +178,42 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task Query_PastTheQuota_IsCutAtTheQuotaThenRefused()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100);
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 25));
-        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals", format = "csv" });
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 25));
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals", format = "csv" });
         Assert.Equal("25", Header(response, "X-Rows"));
         Assert.Equal("true", Header(response, "X-Truncated"));
         Assert.Equal(26, (await response.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length);
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1" }), HttpStatusCode.Forbidden, "quota_exhausted");
-        Assert.Equal(25, (await AccountAsync(key)).Grants.Single().CreditsUsed);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1" }), HttpStatusCode.Forbidden, "quota_exhausted");
+        Assert.Equal(25, (await _market.AccountAsync(key)).Grants.Single().CreditsUsed);
     }
 
     [Fact]
     public async Task Query_AsParquetByAccept_IsReadBackByAnIndependentReader()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 5000);
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 5000));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 5000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 5000));
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/query") { Content = JsonContent.Create(new { grant = grant.Id, sql = "SELECT event_seq, reading_id, speed_kmh FROM vehicle_signals ORDER BY event_seq" }) };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
         request.Headers.Accept.ParseAdd("application/vnd.apache.parquet");
-        var response = await _host.Api.SendAsync(request);
+        var response = await _market.Host.Api.SendAsync(request);
         Assert.Equal("application/vnd.apache.parquet", response.Content.Headers.ContentType?.MediaType);
         var read = await MarketLake.ReadParquetAsync(new MemoryStream(await response.Content.ReadAsByteArrayAsync()));
         // The grant covers the whole lake: all three days.
-        Assert.Equal(_lake.Rows.OrderBy(r => r.EventSeq).Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read);
+        Assert.Equal(_market.Lake.Rows.OrderBy(r => r.EventSeq).Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read);
 
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1", format = "xml" }), HttpStatusCode.NotAcceptable, "not_acceptable");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1", format = "xml" }), HttpStatusCode.NotAcceptable, "not_acceptable");
     }
 
     [Fact]
     public async Task Export_OverHttp_IsSignedByTheMarketplaceMatchesItsDigestsAndIsChargedAndAttributed()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 2000);
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 2000);
         var devices = new[] { MarketLake.Devices[1] };
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 2000, devices: devices));
-        var expected = _lake.Rows.Where(r => r.Device == devices[0]).OrderBy(r => r.EventSeq).ToList();
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 2000, devices: devices));
+        var expected = _market.Lake.Rows.Where(r => r.Device == devices[0]).OrderBy(r => r.EventSeq).ToList();
 
-        var started = await Send(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 2 });
+        var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 2 });
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         var job = (await started.Content.ReadFromJsonAsync<JsonElement>());
         var id = job.GetProperty("id").GetString()!;
@@ -240,14 +222,14 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         string status;
         do
         {
-            job = await (await Send(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
+            job = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
             status = job.GetProperty("status").GetString()!;
         } while (status is "queued" or "running" && DateTime.UtcNow < deadline);
         Assert.True(status == "done", job.ToString());
 
-        var manifestText = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();
-        var signature = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest.sig", key)).Content.ReadAsStringAsync();
-        var signer = JsonDocument.Parse(await _host.Api.GetStringAsync("/v1/marketplace")).RootElement.GetProperty("signer").GetString()!;
+        var manifestText = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();
+        var signature = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest.sig", key)).Content.ReadAsStringAsync();
+        var signer = JsonDocument.Parse(await _market.Host.Api.GetStringAsync("/v1/marketplace")).RootElement.GetProperty("signer").GetString()!;
         Assert.Equal(signer.ToLowerInvariant(), RepositoryTools.EthersRecover(manifestText, signature));
 
         var manifest = JsonDocument.Parse(manifestText).RootElement;
@@ -255,20 +237,20 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var read = new List<(long Seq, string Id, double? Speed)>();
         foreach (var file in manifest.GetProperty("files").EnumerateArray())
         {
-            var bytes = await (await Send(HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}", key)).Content.ReadAsByteArrayAsync();
+            var bytes = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}", key)).Content.ReadAsByteArrayAsync();
             Assert.Equal(file.GetProperty("sha256").GetString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
             read.AddRange(await MarketLake.ReadParquetAsync(new MemoryStream(bytes)));
         }
         Assert.Equal(expected.Select(r => (r.EventSeq, r.ReadingId, r.SpeedKmh)), read.OrderBy(r => r.Seq));
-        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/files/..%2F..%2Fjob.json", key), HttpStatusCode.NotFound, "unknown_file");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/files/..%2F..%2Fjob.json", key), HttpStatusCode.NotFound, "unknown_file");
 
         // Another buyer sees nothing of it.
-        var (_, otherKey) = await CreateBuyerAsync(credits: 0);
-        await AssertProblemAsync(await Send(HttpMethod.Get, $"/v1/exports/{id}/manifest", otherKey), HttpStatusCode.NotFound, "unknown_export");
+        var (_, otherKey) = await _market.CreateBuyerAsync(credits: 0);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", otherKey), HttpStatusCode.NotFound, "unknown_export");
 
-        var account = await AccountAsync(key);
+        var account = await _market.AccountAsync(key);
         Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
-        await using var session = _host.Store.QuerySession();
+        await using var session = _market.Host.Store.QuerySession();
         var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
         Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
         Assert.All(sold, s => Assert.Equal(devices[0], s.Device));
@@ -290,13 +272,13 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [InlineData("SELECT count(*) FROM vehicle_signals a, vehicle_signals b, vehicle_signals c, vehicle_signals d", "timeout")]
     public async Task Query_SandboxEscapeThroughHttp_IsRefusedWithItsReasonAndCharged_Nothing(string sql, string reason)
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100);
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 100));
-        var response = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = sql.Replace("{secret}", _lake.Secret, StringComparison.Ordinal) });
-        var body = await AssertProblemAsync(response, reason == "timeout" ? HttpStatusCode.UnprocessableEntity : HttpStatusCode.BadRequest, reason);
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 100));
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = sql.Replace("{secret}", _market.Lake.Secret, StringComparison.Ordinal) });
+        var body = await MarketTestHost.AssertProblemAsync(response, reason == "timeout" ? HttpStatusCode.UnprocessableEntity : HttpStatusCode.BadRequest, reason);
         Assert.DoesNotContain("do not read", body, StringComparison.Ordinal);
         Assert.DoesNotContain("root:", body, StringComparison.Ordinal);
-        Assert.Equal(0, (await AccountAsync(key)).Grants.Single().RowsUsed);
+        Assert.Equal(0, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
     }
 
     [Theory]
@@ -313,10 +295,10 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [InlineData("/v1/account/keys", "{\"label\": 7}")]
     public async Task MalformedBody_IsRefusedWithAReason_NeverA500(string path, string body)
     {
-        var (_, key) = await CreateBuyerAsync(credits: 0);
+        var (_, key) = await _market.CreateBuyerAsync(credits: 0);
         using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        var response = await _host.Api.SendAsync(request);
+        var response = await _market.Host.Api.SendAsync(request);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.True(problem.TryGetProperty("reason", out var reason), await response.Content.ReadAsStringAsync());
@@ -328,42 +310,93 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     {
         var owner = Pipeline.Core.Crypto.EthKey.Generate();
         var device = Pipeline.Core.Crypto.EthKey.Generate();
-        await Registration.RegisterAsync(_host, device, owner: owner);
+        await Registration.RegisterAsync(_market.Host, device, owner: owner);
         var address = owner.Address.ToLowerHex();
 
-        var challenge = await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>();
+        var challenge = await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>();
         var message = challenge.GetProperty("message").GetString()!;
         Assert.Contains(address, message, StringComparison.Ordinal);
         var signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
         var forged = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", device.ToHex(), message]).Trim();
 
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature = forged }), HttpStatusCode.Unauthorized, "bad_signature");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature = forged }), HttpStatusCode.Unauthorized, "bad_signature");
         // A refused attempt used the challenge up too: ask again.
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
-        message = (await (await Send(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+        message = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
         signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
-        var session = await (await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature })).Content.ReadFromJsonAsync<JsonElement>();
+        var session = await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature })).Content.ReadFromJsonAsync<JsonElement>();
         var token = session.GetProperty("token").GetString()!;
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
 
-        var devices = await (await Send(HttpMethod.Get, "/v1/contributor/devices", token)).Content.ReadFromJsonAsync<JsonElement>();
+        var devices = await (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token)).Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal([device.Address.ToLowerHex()], devices.EnumerateArray().Select(d => d.GetProperty("id").GetString()));
 
         // Sales come from the charges' DataSold events of the devices the wallet owns, and of no other device.
-        await using (var events = _host.Store.LightweightSession())
+        await using (var events = _market.Host.Store.LightweightSession())
         {
             events.Events.Append("0x" + new string('c', 64), new DataSold(device.Address.ToLowerHex(), 5, "vehicle_signals", 7, 3, "grant_a", "charge_a"),
                 new DataSold(device.Address.ToLowerHex(), 6, "vehicle_signals", 5, 2, "grant_a", "charge_b"), new DataSold(MarketLake.Devices[0], 5, "vehicle_signals", 100, 50, "grant_a", "charge_a"));
             await events.SaveChangesAsync();
         }
-        var sales = await (await Send(HttpMethod.Get, "/v1/contributor/sales", token)).Content.ReadFromJsonAsync<JsonElement>();
+        var sales = await (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/sales", token)).Content.ReadFromJsonAsync<JsonElement>();
         var only = Assert.Single(sales.EnumerateArray());
         Assert.Equal(12, only.GetProperty("rows").GetInt64());
         Assert.Equal(5, only.GetProperty("credits").GetInt64());
         Assert.Equal(2, only.GetProperty("charges").GetInt64());
 
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/account", token), HttpStatusCode.Forbidden, "wrong_role");
-        await AssertProblemAsync(await Send(HttpMethod.Get, "/v1/contributor/devices", "dcs_forged"), HttpStatusCode.Unauthorized, "unknown_key");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", token), HttpStatusCode.Forbidden, "wrong_role");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", "dcs_forged"), HttpStatusCode.Unauthorized, "unknown_key");
+    }
+
+    [Fact]
+    public async Task ContributorSession_KeptHashedInTheDatabase_IsHonouredByAnotherReplica_AndEndsOnLogoutEverywhere()
+    {
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var address = owner.Address.ToLowerHex();
+        // A second API process over the same database: what a replica, or this host after a restart, would be.
+        await using var replica = await _market.StartReplicaAsync(fixture);
+
+        async Task<string> LoginAsync(HttpClient challenger, HttpClient trader)
+        {
+            var challenge = await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address }, challenger);
+            var message = (await challenge.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+            var signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+            var session = await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }, trader);
+            Assert.True(session.StatusCode == HttpStatusCode.OK, await session.Content.ReadAsStringAsync());
+            // Used once, wherever it is traded next.
+            await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }, challenger), HttpStatusCode.Unauthorized, "stale_challenge");
+            return (await session.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
+        }
+        var first = await LoginAsync(_market.Host.Api, replica.Api);
+        var second = await LoginAsync(replica.Api, _market.Host.Api);
+        foreach (var api in new[] { _market.Host.Api, replica.Api })
+            foreach (var token in new[] { first, second })
+                Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token, api: api)).StatusCode);
+
+        // The database holds each session's SHA-256 and no token.
+        await using (var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var stored = new Npgsql.NpgsqlCommand(
+                $"SELECT count(*) FILTER (WHERE token_sha256 = ANY($1)), count(*) FILTER (WHERE s::text LIKE '%' || $2 || '%' OR s::text LIKE '%' || $3 || '%') FROM {_market.Host.Schema}.market_contributor_sessions s", connection);
+            stored.Parameters.Add(new Npgsql.NpgsqlParameter { Value = new[] { ApiKeys.Hash(first), ApiKeys.Hash(second) } });
+            stored.Parameters.Add(new Npgsql.NpgsqlParameter { Value = first });
+            stored.Parameters.Add(new Npgsql.NpgsqlParameter { Value = second });
+            await using var reader = await stored.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            Assert.Equal((2L, 0L), (reader.GetInt64(0), reader.GetInt64(1)));
+        }
+
+        // Logging out on one replica ends the session on the other at once; everywhere ends the address's other sessions too.
+        var ended = await _market.SendAsync(HttpMethod.Delete, "/v1/contributor/session", first, api: replica.Api);
+        Assert.Equal(1, (await ended.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("sessions").GetInt32());
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", first), HttpStatusCode.Unauthorized, "unknown_key");
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", second)).StatusCode);
+        var third = await LoginAsync(_market.Host.Api, _market.Host.Api);
+        ended = await _market.SendAsync(HttpMethod.Delete, "/v1/contributor/session?everywhere=true", third);
+        Assert.Equal(2, (await ended.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("sessions").GetInt32());
+        foreach (var token in new[] { second, third })
+            await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token, api: replica.Api), HttpStatusCode.Unauthorized, "unknown_key");
     }
 
     [Fact]
@@ -371,52 +404,46 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     {
         await using var limited = await TestHost.StartAsync(fixture, Roles.Api, new Dictionary<string, string?>
         {
-            ["Lake:Directory"] = _lake.Root,
-            ["Marketplace:OperatorKeyFile"] = _operatorKeyFile,
+            ["Lake:Directory"] = _market.Lake.Root,
+            ["Marketplace:OperatorKeyFile"] = _market.OperatorKeyFile,
             ["Marketplace:RequestsPerSecond"] = "1",
             ["Marketplace:RequestBurst"] = "3",
         }, schema: "it_market_api_limits");
-        async Task<HttpResponseMessage> Send(HttpMethod method, string path, string key, object? body = null)
-        {
-            using var request = new HttpRequestMessage(method, path);
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-            if (body is not null) request.Content = JsonContent.Create(body);
-            return await limited.Api.SendAsync(request);
-        }
+        Task<HttpResponseMessage> SendLimited(HttpMethod method, string path, string key, object? body = null) => _market.SendAsync(method, path, key, body, limited.Api);
         var keys = new List<string>();
         for (var i = 0; i < 2; i++)
-            keys.Add((await (await Send(HttpMethod.Post, "/v1/buyers", _operatorKey, new { name = $"buyer {i}" })).Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson))!.ApiKey);
+            keys.Add((await (await SendLimited(HttpMethod.Post, "/v1/buyers", _market.OperatorKey, new { name = $"buyer {i}" })).Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson))!.ApiKey);
 
         var statuses = new List<HttpStatusCode>();
-        for (var i = 0; i < 6; i++) statuses.Add((await Send(HttpMethod.Get, "/v1/account", keys[0])).StatusCode);
+        for (var i = 0; i < 6; i++) statuses.Add((await SendLimited(HttpMethod.Get, "/v1/account", keys[0])).StatusCode);
         Assert.Contains(HttpStatusCode.OK, statuses);
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
-        var refused = await Send(HttpMethod.Get, "/v1/account", keys[0]);
-        await AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "rate_limited");
+        var refused = await SendLimited(HttpMethod.Get, "/v1/account", keys[0]);
+        await MarketTestHost.AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, "rate_limited");
         Assert.NotNull(refused.Headers.RetryAfter);
         // Another key has a bucket of its own.
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, "/v1/account", keys[1])).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SendLimited(HttpMethod.Get, "/v1/account", keys[1])).StatusCode);
     }
 
     [Fact]
     public async Task Grant_PastItsExpiry_IsRefusedGrantExpiredForQueriesAndExports_AndChargesNothing()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100);
-        var expiring = await BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, rowQuota = 10, expiresAt = DateTimeOffset.UtcNow.AddSeconds(2) });
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var expiring = await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, rowQuota = 10, expiresAt = DateTimeOffset.UtcNow.AddSeconds(2) });
         // The host reads the same clock as the test (its TimeProvider is the system's): once the clock is past expiresAt,
         // it is for the host too.
         while (TimeProvider.System.GetUtcNow() <= expiring.ExpiresAt)
             await Task.Delay(expiring.ExpiresAt - TimeProvider.System.GetUtcNow() + TimeSpan.FromMilliseconds(1));
 
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = expiring.Id, sql = "SELECT count(*) FROM vehicle_signals" }),
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = expiring.Id, sql = "SELECT count(*) FROM vehicle_signals" }),
             HttpStatusCode.Forbidden, "grant_expired");
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/exports", key, new { grant = expiring.Id }), HttpStatusCode.Forbidden, "grant_expired");
-        var grant = (await AccountAsync(key)).Grants.Single();
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = expiring.Id }), HttpStatusCode.Forbidden, "grant_expired");
+        var grant = (await _market.AccountAsync(key)).Grants.Single();
         Assert.Equal((0, 0), (grant.RowsUsed, grant.CreditsUsed));
 
         // The same query on a grant that has not expired is answered: the refusal was the expiry's.
-        var live = await BuyAsync(key, GrantBody(rowQuota: 10));
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/v1/query", key, new { grant = live.Id, sql = "SELECT count(*) FROM vehicle_signals" })).StatusCode);
+        var live = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = live.Id, sql = "SELECT count(*) FROM vehicle_signals" })).StatusCode);
     }
 
     [Fact]
@@ -429,7 +456,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         Assert.Contains("grant_expired", reasons);
         foreach (var reason in reasons)
         {
-            var response = await _host.Api.GetAsync($"/problems/{reason}");
+            var response = await _market.Host.Api.GetAsync($"/problems/{reason}");
             Assert.True(response.StatusCode == HttpStatusCode.OK, $"/problems/{reason} answered {response.StatusCode}.");
             var page = await response.Content.ReadFromJsonAsync<ProblemExplanation>(ServiceDefaults.WireJson);
             Assert.Equal(reason, page!.Reason);
@@ -441,17 +468,17 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         Assert.All(MarketProblems.Explanations.Where(e => typeof(SandboxReason).GetFields().Any(f => (string)f.GetRawConstantValue()! == e.Reason)),
             e => Assert.Equal(MarketProblems.SandboxStatus(e.Reason), e.Status));
         // A reason used by the core list as well keeps the core's explanation.
-        Assert.Equal(429, (await _host.Api.GetFromJsonAsync<ProblemExplanation>("/problems/rate_limited", ServiceDefaults.WireJson))!.Status);
+        Assert.Equal(429, (await _market.Host.Api.GetFromJsonAsync<ProblemExplanation>("/problems/rate_limited", ServiceDefaults.WireJson))!.Status);
     }
 
     [Fact]
     public async Task ContributorSales_AreSummedThroughThePartialIndexOfDataSold_NotAScanOfEveryEvent()
     {
-        await using var connection = new Npgsql.NpgsqlConnection(_host.PostgresConnectionString);
+        await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
         await connection.OpenAsync();
         await using (var exists = new Npgsql.NpgsqlCommand("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", connection))
         {
-            exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _host.Schema });
+            exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _market.Host.Schema });
             exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name });
             var definition = (string?)await exists.ExecuteScalarAsync();
             Assert.NotNull(definition);
@@ -460,7 +487,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         // The test's table is small enough for a scan to be cheaper; forbidding scans shows the query can use the index at
         // all (its expressions and predicate match), which is what keeps it fast when mt_events holds millions of readings.
         await using (var off = new Npgsql.NpgsqlCommand("SET enable_seqscan = off", connection)) await off.ExecuteNonQueryAsync();
-        await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + Pipeline.Marketplace.Contributors.ContributorData.SalesSql(_host.Schema), connection);
+        await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + Pipeline.Marketplace.Contributors.ContributorData.SalesSql(_market.Host.Schema), connection);
         explain.Parameters.Add(new Npgsql.NpgsqlParameter { Value = new[] { MarketLake.Devices[0] } });
         var plan = new List<string>();
         await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
@@ -470,36 +497,36 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task Query_AsOfAnEarlierCheckpoint_ReadsTheLakeAsItWasThen_AfterMoreRowsAndCompaction_UntilRetentionEnds()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 100_000);
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 50_000));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 50_000));
         const string sql = "SELECT device, count(*) AS readings, sum(speed_kmh) AS speed FROM vehicle_signals GROUP BY device ORDER BY device";
-        var first = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
+        var first = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
         var checkpoint = long.Parse(Header(first, MarketplaceEndpoints.LakeCheckpointHeader)!, System.Globalization.CultureInfo.InvariantCulture);
         var then = await first.Content.ReadAsStringAsync();
 
-        await _lake.ProjectAsync(_host, rows: 300);
-        await _lake.CompactSecondDayAsync(_host);
-        var now = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
+        await _market.Lake.ProjectAsync(_market.Host, rows: 300);
+        await _market.Lake.CompactSecondDayAsync(_market.Host);
+        var now = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
         Assert.NotEqual(then, await now.Content.ReadAsStringAsync());
 
-        var again = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv", asOf = checkpoint });
+        var again = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv", asOf = checkpoint });
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         Assert.Equal(then, await again.Content.ReadAsStringAsync());
         Assert.Equal($"{checkpoint}", Header(again, MarketplaceEndpoints.LakeCheckpointHeader));
 
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint + 1_000_000 }), HttpStatusCode.BadRequest, "invalid_request");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint + 1_000_000 }), HttpStatusCode.BadRequest, "invalid_request");
         // Retention over: the replaced files are forgotten, and the snapshots that needed them with them.
-        Assert.NotEmpty(await _host.Lake.Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake).ExpireAsync(TimeSpan.Zero, CancellationToken.None));
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint }), HttpStatusCode.Gone, "snapshot_expired");
+        Assert.NotEmpty(await _market.Host.Lake.Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake).ExpireAsync(TimeSpan.Zero, CancellationToken.None));
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, asOf = checkpoint }), HttpStatusCode.Gone, "snapshot_expired");
     }
 
     [Fact]
     public async Task Query_RowsCarryingDeviceAndTime_AreAttributedToTheirOwnDevices_AndMadeUpNamesToTheSlice()
     {
-        var (buyer, key) = await CreateBuyerAsync(credits: 10_000);
-        var grant = await BuyAsync(key, GrantBody(rowQuota: 5_000));
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 5_000));
         var device = MarketLake.Devices[1];
-        var own = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT device, device_time FROM vehicle_signals WHERE device = '{device}' LIMIT 50" });
+        var own = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT device, device_time FROM vehicle_signals WHERE device = '{device}' LIMIT 50" });
         Assert.Equal("50", Header(own, "X-Rows"));
         var sold = await SoldAsync(buyer, Header(own, "X-Charge-Id")!);
         Assert.Equal(50, sold.Where(s => s.Device == device).Sum(s => s.Rows));
@@ -507,7 +534,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
 
         // A name the query made up cannot steer the sale: the rows are attributed over the grant's slice instead.
         const string madeUp = "0x00000000000000000000000000000000000000ee";
-        var forged = await Send(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT '{madeUp}' AS device, device_time FROM vehicle_signals LIMIT 30" });
+        var forged = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT '{madeUp}' AS device, device_time FROM vehicle_signals LIMIT 30" });
         Assert.Equal("30", Header(forged, "X-Rows"));
         sold = await SoldAsync(buyer, Header(forged, "X-Charge-Id")!);
         Assert.DoesNotContain(sold, s => s.Device == madeUp);
@@ -517,49 +544,26 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
 
     private async Task<List<DataSold>> SoldAsync(string buyer, string chargeId)
     {
-        await using var session = _host.Store.QuerySession();
+        await using var session = _market.Host.Store.QuerySession();
         return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
     }
 
     [Fact]
     public async Task Query_UnknownGrant_IsNotFound()
     {
-        var (_, key) = await CreateBuyerAsync(credits: 0);
-        await AssertProblemAsync(await Send(HttpMethod.Post, "/v1/query", key, new { grant = "grant_nope", sql = "SELECT 1" }), HttpStatusCode.NotFound, "unknown_grant");
+        var (_, key) = await _market.CreateBuyerAsync(credits: 0);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = "grant_nope", sql = "SELECT 1" }), HttpStatusCode.NotFound, "unknown_grant");
     }
 
     [Fact]
     public async Task OpenApi_DocumentsEveryMarketplaceEndpoint()
     {
-        var document = JsonDocument.Parse(await _host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
+        var document = JsonDocument.Parse(await _market.Host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
         foreach (var path in new[] { "/v1/datasets", "/v1/datasets/{name}", "/v1/datasets/{name}/preview", "/v1/buyers", "/v1/buyers/{buyerId}", "/v1/buyers/{buyerId}/credits",
                      "/v1/buyers/{buyerId}/keys", "/v1/buyers/{buyerId}/keys/{keyId}", "/v1/account", "/v1/account/keys", "/v1/account/keys/{keyId}", "/v1/grants", "/v1/grants/{grantId}", "/v1/query", "/v1/marketplace",
                      "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}",
-                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales", "/v1/grants/{grantId}/feed" })
+                     "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales", "/v1/contributor/session", "/v1/grants/{grantId}/feed" })
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
-    }
-
-    private async Task<(string BuyerId, string Key)> CreateBuyerAsync(long credits)
-    {
-        var response = await Send(HttpMethod.Post, "/v1/buyers", _operatorKey, new { name = "test buyer", credits });
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        var created = await response.Content.ReadFromJsonAsync<CreatedBuyer>(ServiceDefaults.WireJson);
-        Assert.StartsWith(ApiKeys.BuyerPrefix, created!.ApiKey, StringComparison.Ordinal);
-        return (created.Buyer.Id, created.ApiKey);
-    }
-
-    private async Task<GrantView> BuyAsync(string key, object body)
-    {
-        var response = await Send(HttpMethod.Post, "/v1/grants", key, body);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!;
-    }
-
-    private async Task<AccountView> AccountAsync(string key)
-    {
-        var response = await Send(HttpMethod.Get, "/v1/account", key);
-        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
     }
 
     private static object GrantBody(long rowQuota, DateTimeOffset? from = null, DateTimeOffset? until = null, string[]? devices = null) => new
@@ -572,22 +576,6 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         expiresAt = DateTimeOffset.UtcNow.AddDays(7),
     };
 
-    private async Task<HttpResponseMessage> Send(HttpMethod method, string path, string? key, object? body = null)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (key is not null) request.Headers.TryAddWithoutValidation("Authorization", key.StartsWith("dm", StringComparison.Ordinal) || key.StartsWith("dcs_", StringComparison.Ordinal) ? $"Bearer {key}" : key);
-        if (body is not null) request.Content = JsonContent.Create(body, options: ServiceDefaults.WireJson);
-        return await _host.Api.SendAsync(request);
-    }
-
     private static string? Header(HttpResponseMessage response, string name) => response.Headers.TryGetValues(name, out var values) ? values.Single() : null;
 
-    private static async Task<string> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == status, $"Expected {status}, got {response.StatusCode}: {body}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(reason, JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString());
-        return body;
-    }
 }

@@ -80,12 +80,48 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
     [InlineData("SELECT x, upper(y) FROM (VALUES (1, 'a'), (2, 'b')) t(x, y)")]
     [InlineData("SELECT CASE WHEN speed_kmh BETWEEN 0 AND 50 THEN 'slow' ELSE 'fast' END, count(*) FILTER (WHERE latitude > 52.5) FROM vehicle_signals GROUP BY 1")]
     [InlineData("SELECT strftime(device_time, '%Y-%m-%d %H'), date_part('hour', device_time), epoch(device_time) FROM vehicle_signals LIMIT 3")]
-    public async Task Query_OrdinaryAnalytics_Runs(string sql)
+    public async Task Query_OrdinaryAnalytics_Runs_AndGivesTheSameResultWhenCountedForAttribution(string sql)
     {
         using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
         var (result, json) = await RunJsonAsync(sandbox, sql);
         Assert.Equal(json.GetArrayLength(), result.Rows);
         Assert.True(result.Rows > 0);
+
+        // Counted per device and epoch, as the API runs it (carrying the view's device along where it can), it shows the
+        // same columns and as many rows (which rows among ties a LIMIT keeps may differ between two plans).
+        var (counted, countedJson) = await RunJsonAsync(sandbox, sql, TimeSpan.FromHours(1));
+        Assert.Equal(result.Columns, counted.Columns);
+        Assert.Equal(json.GetArrayLength(), countedJson.GetArrayLength());
+    }
+
+    [Theory]
+    [InlineData("SELECT device_time, speed_kmh FROM vehicle_signals WHERE device = '0x00000000000000000000000000000000000000b2' AND speed_kmh > 20", true)]
+    [InlineData("SELECT v.speed_kmh AS device, v.latitude FROM vehicle_signals AS v WHERE v.speed_kmh > (SELECT avg(speed_kmh) FROM vehicle_signals) ORDER BY v.event_seq LIMIT 70", true)]
+    [InlineData("SELECT '0x00000000000000000000000000000000000000a1' AS device, device_time FROM vehicle_signals WHERE seq % 3 = 0", true)]
+    [InlineData("SELECT * FROM vehicle_signals WHERE speed_kmh < 30", true)]
+    [InlineData("SELECT count(*) AS n FROM vehicle_signals WHERE speed_kmh > 20", false)]
+    [InlineData("SELECT DISTINCT date FROM vehicle_signals", false)]
+    [InlineData("SELECT device, max(speed_kmh) FROM vehicle_signals GROUP BY device", false)]
+    [InlineData("WITH fast AS (SELECT * FROM vehicle_signals WHERE speed_kmh > 20) SELECT device_time FROM fast", false)]
+    public async Task Query_WhoseRowsAreTheViewsOneForOne_IsCountedPerDeliveredDevice_EvenWithoutTheDeviceColumn(string sql, bool oneForOne)
+    {
+        using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
+        var (plain, json) = await RunJsonAsync(sandbox, sql);
+        var (counted, countedJson) = await RunJsonAsync(sandbox, sql, TimeSpan.FromHours(1));
+
+        Assert.Equal(json.GetRawText(), countedJson.GetRawText()); // the carried columns are not delivered
+        Assert.Equal(plain.Columns, counted.Columns);
+        Assert.Equal(oneForOne, counted.DeliveredFromView);
+        if (!oneForOne) return;
+        // The same query with the device and time in view: what it delivered, per device and hour.
+        var withDevice = sql.Replace(" FROM vehicle_signals AS v WHERE", ", v.device AS d, v.device_time AS t FROM vehicle_signals AS v WHERE", StringComparison.Ordinal);
+        if (withDevice == sql) withDevice = sql.Replace(" FROM vehicle_signals WHERE", ", vehicle_signals.device AS d, vehicle_signals.device_time AS t FROM vehicle_signals WHERE", StringComparison.Ordinal);
+        var (_, truth) = await RunJsonAsync(sandbox, withDevice);
+        var expected = truth.EnumerateArray()
+            .GroupBy(r => (Device: r.GetProperty("d").GetString()!, Epoch: DateTimeOffset.Parse(r.GetProperty("t").GetString()!, CultureInfo.InvariantCulture).ToUnixTimeSeconds() / 3600))
+            .Select(g => (g.Key.Device, g.Key.Epoch, (long)g.Count())).Order();
+        Assert.Equal(expected, counted.Delivered!.Select(s => (s.Device, s.Epoch, s.Rows)).Order());
+        Assert.Equal(counted.Rows, counted.Delivered!.Sum(s => s.Rows));
     }
 
     [Fact]
@@ -308,10 +344,10 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
             Assert.Contains(part, error.Message);
     }
 
-    private static async Task<(QueryResult Result, JsonElement Json)> RunJsonAsync(SqlSandbox sandbox, string sql)
+    private static async Task<(QueryResult Result, JsonElement Json)> RunJsonAsync(SqlSandbox sandbox, string sql, TimeSpan? epochLength = null)
     {
         using var output = new MemoryStream();
-        var result = await sandbox.RunAsync(sql, ResultFormat.Json, output, 100_000, 1, CancellationToken.None);
+        var result = await sandbox.RunAsync(sql, ResultFormat.Json, output, 100_000, 1, CancellationToken.None, epochLength);
         return (result, JsonDocument.Parse(output.ToArray()).RootElement.Clone());
     }
 }
