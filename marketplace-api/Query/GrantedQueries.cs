@@ -77,17 +77,12 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
 
     /// <summary>
     /// Whose rows a result delivered: its own rows per device and epoch when the view's device and time were carried
-    /// along, or when the result has the grant's device and time columns with values of the slice; otherwise (an
-    /// aggregate, or made-up names) each device's rows in the slice.
+    /// along; otherwise (an aggregate, a join, DISTINCT, …) each device's rows in the slice. A device column the query
+    /// made itself is not believed, even when it names a device of the slice: a buyer could steer a sale of everyone's
+    /// rows to one owner.
     /// </summary>
-    private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result)
-    {
-        if (result is { DeliveredFromView: true, Delivered: { } fromView }) return fromView;
-        var slice = sandbox.CountShares(table.Name, lake.EpochLength);
-        if (result.Delivered is not { } delivered) return slice;
-        var inSlice = slice.Select(s => (s.Device, s.Epoch)).ToHashSet();
-        return delivered.All(d => inSlice.Contains((d.Device, d.Epoch))) ? delivered : slice;
-    }
+    private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result) =>
+        result.Delivered ?? sandbox.CountShares(table.Name, lake.EpochLength);
 
     public static SandboxLimits Limits(MarketplaceOptions options) => new()
     {

@@ -1,13 +1,11 @@
 using Apache.Arrow;
-using Apache.Arrow.Types;
 using Pipeline.Marketplace.Attribution;
 
 namespace Pipeline.Marketplace.Sandbox;
 
 /// <summary>
-/// Counts a result's delivered rows per device and epoch as they are written, when the result has the grant's device
-/// column (text) and time column (a timestamp) by name: rows that name their device are attributed to it without a
-/// second scan. The caller still checks the names against the grant's slice, since a query can make up any value.
+/// Counts a result's delivered rows per device and epoch as they are written, from the view's device (text) and time
+/// (a timestamp) carried along as the result's last two columns: rows are attributed to their devices without a second scan.
 /// </summary>
 internal sealed class DeliveredRows
 {
@@ -21,18 +19,6 @@ internal sealed class DeliveredRows
         _device = device;
         _time = time;
         _epochSeconds = (long)epochLength.TotalSeconds;
-    }
-
-    /// <summary>A counter for results of this schema, or null when it does not carry both columns of the only grant.</summary>
-    public static DeliveredRows? For(Schema schema, IEnumerable<GrantedTable> grants, TimeSpan epochLength)
-    {
-        if (grants.ToList() is not [var grant] || epochLength < TimeSpan.FromSeconds(1)) return null;
-        var device = schema.GetFieldIndex(grant.Shape.DeviceColumn);
-        var time = schema.GetFieldIndex(grant.Shape.TimeColumn);
-        if (device < 0 || time < 0) return null;
-        if (schema.GetFieldByIndex(device).DataType is not (StringType or StringViewType)) return null;
-        if (schema.GetFieldByIndex(time).DataType is not TimestampType) return null;
-        return new DeliveredRows(device, time, epochLength);
     }
 
     /// <summary>A counter for results whose last two columns are the view's device and time, carried along by <see cref="CarriedColumns"/>.</summary>

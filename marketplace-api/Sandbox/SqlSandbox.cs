@@ -6,11 +6,11 @@ namespace Pipeline.Marketplace.Sandbox;
 
 /// <summary>
 /// What a query delivered: rows and bytes written (what is metered), whether a cap cut it short, and the lake checkpoint
-/// it was read at. <see cref="Delivered"/>: the rows per device and epoch, when the caller asked for them and the result
-/// carries the grant's device and time columns — as the buyer named them (any value a query made up), or carried along
-/// from the view itself (<see cref="DeliveredFromView"/>: values of the slice by construction).
+/// it was read at. <see cref="Delivered"/>: the rows per device and epoch, when the caller asked for them and the query's
+/// rows are the view's one for one, so that the view's own device and time could be carried along unseen
+/// (<see cref="CarriedColumns"/>). Columns the query names itself are never trusted: it can put any value there.
 /// </summary>
-public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns, IReadOnlyList<Attribution.DeviceShare>? Delivered = null, bool DeliveredFromView = false);
+public sealed record QueryResult(long Rows, long Bytes, bool Truncated, long LakeCheckpoint, IReadOnlyList<string> Columns, IReadOnlyList<Attribution.DeviceShare>? Delivered = null);
 
 /// <summary>
 /// A fresh in-memory DuckDB for one buyer's queries: a view per grant restricted to the granted rows over exactly the
@@ -109,8 +109,8 @@ public sealed class SqlSandbox : IDisposable
     /// result cut short says so. Throws <see cref="SandboxRefusedException"/> when refused, timed out, out of memory or
     /// failed (bad column, division error, …), and <see cref="OperationCanceledException"/> when the caller cancels.
     /// With <paramref name="epochLength"/>, the result's rows are counted per device and epoch as they are written
-    /// (<see cref="QueryResult.Delivered"/>) when it carries the only grant's device and time columns, or when the query
-    /// can carry them along from the view unseen (<see cref="CarriedColumns"/>).
+    /// (<see cref="QueryResult.Delivered"/>) when the query can carry the view's device and time along unseen
+    /// (<see cref="CarriedColumns"/>).
     /// </summary>
     public Task<QueryResult> RunAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation, TimeSpan? epochLength = null)
     {
@@ -142,9 +142,7 @@ public sealed class SqlSandbox : IDisposable
             ResultWriter.CheckTypes(shown);
             writer = ResultWriter.For(format, counted);
             writer.Begin(shown);
-            var delivered = epochLength is not { } epoch ? null
-                : carried is null ? DeliveredRows.For(batches.Schema, _granted.Values, epoch)
-                : DeliveredRows.Last(batches.Schema, epoch);
+            var delivered = epochLength is { } epoch && carried is not null ? DeliveredRows.Last(batches.Schema, epoch) : null;
             while (!truncated && await batches.ReadNextRecordBatchAsync(timeout.Token) is { } batch)
             {
                 using (batch)
@@ -158,7 +156,7 @@ public sealed class SqlSandbox : IDisposable
                 }
             }
             writer.End();
-            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, shown.FieldsList.Select(f => f.Name).ToList(), delivered?.Shares(), carried is not null);
+            return new QueryResult(rows, counted.Written, truncated, lakeCheckpoint, shown.FieldsList.Select(f => f.Name).ToList(), delivered?.Shares());
         }
         catch (Exception e) when (e is DuckDBException or OperationCanceledException)
         {

@@ -540,6 +540,14 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         Assert.DoesNotContain(sold, s => s.Device == madeUp);
         Assert.Equal(30, sold.Sum(s => s.Rows));
         Assert.All(sold, s => Assert.Contains(s.Device, MarketLake.Devices));
+
+        // Nor can a real device of the slice, named by a query whose rows are not the view's one for one (DISTINCT): the
+        // other devices' rows it delivered are not sold as that device's.
+        var steered = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = $"SELECT DISTINCT '{device}' AS device, device_time FROM vehicle_signals WHERE device <> '{device}' LIMIT 40" });
+        Assert.Equal("40", Header(steered, "X-Rows"));
+        sold = await SoldAsync(buyer, Header(steered, "X-Charge-Id")!);
+        Assert.Equal(40, sold.Sum(s => s.Rows));
+        Assert.True(sold.Where(s => s.Device == device).Sum(s => s.Rows) < 40, "the rows are attributed over the slice's devices, not to the device the query named");
     }
 
     private async Task<List<DataSold>> SoldAsync(string buyer, string chargeId)
