@@ -75,23 +75,39 @@ public static class ChaosRun
                     StateDirectory = Path.Combine(data, "simulator"),
                     ShowProgress = false,
                 }, TimeProvider.System);
+                var fleetEnd = DateTime.UtcNow + options.Duration;
                 var fleetRun = fleet.RunAsync(cancellation);
+                // Faults begin once the devices are registered: the ledger holds readings, and a registration refused
+                // mid-outage would only end the run early.
+                await AnsiConsole.Status().StartAsync("Registering the fleet…", async _ =>
+                {
+                    while (fleet.Stats.Registered < options.Vehicles + options.Stations && !fleetRun.IsCompleted) await Task.Delay(100, cancellation);
+                });
+                if (fleetRun.IsFaulted) await fleetRun;
                 var faults = new Faults(new Random(options.Seed), stages, postgres, postgresDirectory, servers.EmbeddedKafka!, report);
-                var chaos = faults.RunAsync(options.Duration, cancellation);
+                var chaos = faults.RunAsync(fleetEnd, cancellation);
                 await ShowProgressAsync(Task.WhenAll(fleetRun, chaos), fleet.Stats, report, options.Duration);
                 await chaos;
                 var run = await fleetRun;
                 report.UnexpectedExits = stages.ToDictionary(s => s.Name, s => s.UnexpectedExits);
 
                 var checks = new ChaosChecks(configuration, data, postgres.ConnectionString, kafka, report);
-                await AnsiConsole.Status().StartAsync("Draining: every stage up, the processors at the end of the topic, the lake at the store's head…", async _ =>
+                try
                 {
-                    await Task.WhenAll(stages.Select(s => s.WaitHealthyAsync(http, StartPatience, cancellation)));
-                    await checks.WaitForDrainAsync(cancellation);
-                });
+                    await AnsiConsole.Status().StartAsync("Draining: every stage up, the processors at the end of the topic, the lake at the store's head…", async _ =>
+                    {
+                        await Task.WhenAll(stages.Select(s => s.WaitHealthyAsync(http, StartPatience, cancellation)));
+                        await checks.WaitForDrainAsync(cancellation);
+                    });
+                }
+                catch (TimeoutException e)
+                {
+                    report.Checks.Add(new("Stages drained", false, e.Message));
+                }
                 await stopStages.CancelAsync();
                 await Task.WhenAll(supervisors);
-                await AnsiConsole.Status().StartAsync("Checking the store, the dead letters and the lake against the ledger…", _ => checks.RunAsync(run.Ledger, cancellation));
+                if (report.Checks.Count == 0)
+                    await AnsiConsole.Status().StartAsync("Checking the store, the dead letters and the lake against the ledger…", _ => checks.RunAsync(run.Ledger, cancellation));
             }
             finally
             {
@@ -125,14 +141,16 @@ public static class ChaosRun
             ["PIPELINE_INGEST_PORT"] = Port(endpoints.IngestPort),
             ["PIPELINE_MQTT_PORT"] = Port(endpoints.MqttPort),
         };
-        var statusPort = endpoints.StatusPort;
+        var nextStatusPort = endpoints.StatusPort;
         StageProcess Stage(string name, string stage, string? healthUrl = null)
         {
             var environment = new Dictionary<string, string>(shared);
             if (healthUrl is null)
             {
+                // Status port 0 ("any free one") still has to be known here, to ask the stage for its health.
+                var statusPort = endpoints.StatusPort == 0 ? FreePort() : nextStatusPort++;
                 environment["PIPELINE_STATUS_PORT"] = Port(statusPort);
-                healthUrl = $"http://{endpoints.ListenAddress}:{statusPort++}";
+                healthUrl = $"http://{endpoints.ListenAddress}:{statusPort}";
             }
             return new StageProcess(name, stage, environment, healthUrl, Path.Combine(data, "logs", name + ".log"));
         }
@@ -147,6 +165,13 @@ public static class ChaosRun
     }
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     /// <summary>A live table on a terminal, a line every 10 s when piped, until the fleet and the faults are done.</summary>
     private static async Task ShowProgressAsync(Task run, SimulationStats fleet, ChaosReport report, TimeSpan duration)

@@ -9,9 +9,8 @@ namespace Pipeline.Cli.Chaos;
 /// </summary>
 public sealed class Faults(Random random, IReadOnlyList<StageProcess> stages, LocalPostgres postgres, string postgresDirectory, EmbeddedKafka kafka, ChaosReport report)
 {
-    public async Task RunAsync(TimeSpan duration, CancellationToken cancellation)
+    public async Task RunAsync(DateTime end, CancellationToken cancellation)
     {
-        var end = DateTime.UtcNow + duration;
         while (true)
         {
             var pause = TimeSpan.FromMilliseconds(random.Next(2_000, 7_000));
