@@ -86,7 +86,7 @@ public static class ChaosRun
                 if (fleetRun.IsFaulted) await fleetRun;
                 var faults = new Faults(new Random(options.Seed), stages, postgres, postgresDirectory, servers.EmbeddedKafka!, report);
                 var chaos = faults.RunAsync(fleetEnd, cancellation);
-                await ShowProgressAsync(Task.WhenAll(fleetRun, chaos), fleet.Stats, report, options.Duration);
+                await ShowProgressAsync(Task.WhenAll(fleetRun, chaos), fleet.Stats, report, fleetEnd);
                 await chaos;
                 var run = await fleetRun;
                 report.UnexpectedExits = stages.ToDictionary(s => s.Name, s => s.UnexpectedExits);
@@ -174,11 +174,10 @@ public static class ChaosRun
     }
 
     /// <summary>A live table on a terminal, a line every 10 s when piped, until the fleet and the faults are done.</summary>
-    private static async Task ShowProgressAsync(Task run, SimulationStats fleet, ChaosReport report, TimeSpan duration)
+    private static async Task ShowProgressAsync(Task run, SimulationStats fleet, ChaosReport report, DateTime end)
     {
-        var started = System.Diagnostics.Stopwatch.StartNew();
         string Line() => string.Create(CultureInfo.InvariantCulture,
-            $"{Left(duration - started.Elapsed)} left · kills {report.TotalKills} · PostgreSQL restarts {report.PostgresRestarts} · broker outages {report.BrokerOutages} · readings sent {fleet.Sent:N0}, acknowledged {fleet.Acknowledged:N0}, retried {fleet.Retried:N0}");
+            $"{Left(end - DateTime.UtcNow)} · kills {report.TotalKills} · PostgreSQL restarts {report.PostgresRestarts} · broker outages {report.BrokerOutages} · readings sent {fleet.Sent:N0}, acknowledged {fleet.Acknowledged:N0}, retried {fleet.Retried:N0}");
         if (Console.IsOutputRedirected)
         {
             while (!run.IsCompleted)
@@ -199,5 +198,5 @@ public static class ChaosRun
         });
     }
 
-    private static string Left(TimeSpan left) => left > TimeSpan.Zero ? left.ToString(@"mm\:ss", CultureInfo.InvariantCulture) : "00:00 (fleet draining)";
+    private static string Left(TimeSpan left) => left > TimeSpan.Zero ? left.ToString(@"mm\:ss", CultureInfo.InvariantCulture) + " left" : "time up, the fleet sends what it still holds";
 }
