@@ -47,7 +47,7 @@ public sealed class ChaosReport
 
     public Table Table()
     {
-        var table = new Table().Border(TableBorder.Rounded).Title("[bold]depin chaos[/]").AddColumn("").AddColumn(new TableColumn("").RightAligned());
+        var table = new Table().Border(TableBorder.Rounded).Title("[bold]depin chaos[/]").HideHeaders().AddColumn("").AddColumn(new TableColumn("").RightAligned());
         table.AddRow("Duration (chaos)", $"{Duration:mm\\:ss} (seed {Seed})");
         table.AddRow("Kills", $"{TotalKills:N0}");
         foreach (var (what, count) in Kills.OrderBy(k => k.Key, StringComparer.Ordinal)) table.AddRow($"  {what}", $"{count:N0}");
