@@ -19,7 +19,8 @@ public sealed record ChaosOptions(TimeSpan Duration, int Seed, double Rate, int 
 /// </summary>
 public static class ChaosRun
 {
-    private static readonly TimeSpan StartPatience = TimeSpan.FromMinutes(2);
+    // Generous: a stage killed just before the end starts again on a machine that may be busy with other work.
+    private static readonly TimeSpan StartPatience = TimeSpan.FromMinutes(5);
 
     public static async Task<int> RunAsync(IConfiguration configuration, ChaosOptions options, CancellationToken cancellation)
     {

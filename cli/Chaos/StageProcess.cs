@@ -83,7 +83,8 @@ public sealed class StageProcess(string name, string stage, IReadOnlyDictionary<
             {
                 // The request timed out: the stage is busy starting.
             }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{Name} did not answer {HealthUrl}/health with 200 within {timeout.TotalSeconds:N0} s; its log is {LogFile}.");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{Name} did not answer {HealthUrl}/health with 200 within {timeout.TotalSeconds:N0} s; the end of its log ({LogFile}):\n{string.Join('\n', File.ReadLines(LogFile).TakeLast(15))}");
             await Task.Delay(TimeSpan.FromMilliseconds(250), cancellation);
         }
     }
