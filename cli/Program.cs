@@ -16,6 +16,7 @@ var root = new RootCommand("depin — the DePIN telemetry pipeline: ingest signe
     RewardsCommands.Create(),
     OperatorKeyCommand.Create(),
     SimulateCommand.Create(),
+    ChaosCommand.Create(),
     ResetCommand.Create(),
     ScriptCommands.Test(),
     ScriptCommands.Bench(),

@@ -139,9 +139,11 @@ public static class LakeCommand
     }
 
     /// <summary>The event store the lake comes from, composed like any host, without a broker (the lake needs none).</summary>
-    private sealed class LakeHost(DevServers servers, IHost host) : IAsyncDisposable
+    internal sealed class LakeHost(DevServers servers, IHost host) : IAsyncDisposable
     {
         public LakeStore Store { get; } = host.Services.GetRequiredService<LakeStore>();
+
+        public Marten.IDocumentStore Events => host.Services.GetRequiredService<Marten.IDocumentStore>();
 
         public string DataDirectory => servers.DataDirectory;
 
