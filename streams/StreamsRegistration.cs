@@ -30,6 +30,7 @@ public static class StreamsRegistration
     public static IServiceCollection AddProcessingStore(this IServiceCollection services)
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, ProcessingTables>());
+        services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProcessingStore>();
         return services;
     }

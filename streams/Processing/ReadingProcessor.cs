@@ -5,6 +5,7 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
@@ -232,21 +233,27 @@ public sealed class ReadingProcessor(
         }
     }
 
-    /// <summary>Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.</summary>
+    /// <summary>
+    /// Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.
+    /// The first try assumes the store holds none of the batch's readings, the usual case, and skips reading them: the
+    /// insert of their ids proves it (it stores every one) or refuses, and then the batch is decided again against
+    /// what the store holds — as it is at once when a device's own history rejected a reading, where the store's
+    /// accepted seqs decide which reason applies.
+    /// </summary>
     private async Task RecordAsync(IReadOnlyList<Checked> checkedMessages, CancellationToken cancellation)
     {
         var started = Stopwatch.GetTimestamp();
         var batch = checkedMessages.Select(c => c.Message).ToList();
-        for (var attempt = 1; ; attempt++)
+        for (var attempt = 0; ; attempt++)
         {
             await using var connection = await store.OpenAsync(cancellation);
             await using var transaction = await connection.BeginTransactionAsync(cancellation);
-            var histories = await store.HistoryAsync(connection, transaction, checkedMessages, _fixes, cancellation);
-            var outcomes = new List<Outcome>(batch.Count);
-            foreach (var message in checkedMessages)
+            var assumeNew = attempt == 0;
+            var (histories, outcomes) = await DecideAsync(connection, transaction, checkedMessages, withReadings: !assumeNew, cancellation);
+            if (assumeNew && RejectedByHistory(checkedMessages, outcomes))
             {
-                var device = message.Reading?.Content.Device.ToLowerHex();
-                outcomes.Add(ReadingValidator.Decide(message, device is not null && histories.TryGetValue(device, out var history) ? history : new ReadingValidator.DeviceHistory(), _options.Plausibility));
+                assumeNew = false;
+                (histories, outcomes) = await DecideAsync(connection, transaction, checkedMessages, withReadings: true, cancellation);
             }
             var fixes = histories.Where(h => h.Value.LastFix is not null && (!_fixes.TryGetValue(h.Key, out var known) || known != h.Value.LastFix)).ToDictionary(h => h.Key, h => h.Value.LastFix!.Value);
 
@@ -261,12 +268,39 @@ public sealed class ReadingProcessor(
                 relay.Notify();
                 return;
             }
+            await transaction.RollbackAsync(cancellation);
+            if (assumeNew)
+            {
+                logger.LogDebug("The store already holds readings of this batch (a replay); deciding it against them");
+                continue;
+            }
             // Another instance recorded some of these readings meanwhile (a rebalance race): decide the batch again
             // against what it stored. That settles at once; should it not, pause rather than spin.
-            await transaction.RollbackAsync(cancellation);
             logger.LogInformation("Another processor recorded readings of this batch meanwhile (attempt {Attempt}); deciding it again", attempt);
             if (attempt >= 3) await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), clock, cancellation);
         }
+    }
+
+    private async Task<(Dictionary<string, ReadingValidator.DeviceHistory> Histories, List<Outcome> Outcomes)> DecideAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> checkedMessages, bool withReadings, CancellationToken cancellation)
+    {
+        var histories = await store.HistoryAsync(connection, transaction, checkedMessages, _fixes, withReadings, cancellation);
+        var outcomes = new List<Outcome>(checkedMessages.Count);
+        foreach (var message in checkedMessages)
+        {
+            var device = message.Reading?.Content.Device.ToLowerHex();
+            outcomes.Add(ReadingValidator.Decide(message, device is not null && histories.TryGetValue(device, out var history) ? history : new ReadingValidator.DeviceHistory(), _options.Plausibility));
+        }
+        return (histories, outcomes);
+    }
+
+    /// <summary>Whether a reading was rejected by its device's history (seq conflict, teleport) rather than by a check of its own.</summary>
+    private static bool RejectedByHistory(IReadOnlyList<Checked> checkedMessages, List<Outcome> outcomes)
+    {
+        for (var i = 0; i < outcomes.Count; i++)
+        {
+            if (outcomes[i].Verdict == Verdict.RejectedSigned && !ReferenceEquals(outcomes[i].Rejection, checkedMessages[i].Rejection)) return true;
+        }
+        return false;
     }
 
     private void Report(List<Outcome> outcomes, TimeSpan elapsed)

@@ -63,7 +63,7 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         await Registration.RegisterAsync(host, device.Key);
         var readings = Enumerable.Range(0, 24).Select(_ => device.Next()).ToList();
 
-        // Genuine refusals by PostgreSQL of what two readings carry: one from a plain Npgsql insert, one from Marten's append.
+        // Genuine refusals by PostgreSQL of what two readings carry: one from the reading ids' insert, one from the events' append into Marten's mt_events.
         var store = host.Create<ProcessingStore>();
         await store.EnsureSchemaAsync(CancellationToken.None);
         await host.ExecuteAsync($"ALTER TABLE {store.Schema}.processed_readings ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
