@@ -49,7 +49,8 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
         var kills = 0;
         try
         {
-            while (!simulation.IsCompleted)
+            // At least five kills however long the fleet takes on a busy machine.
+            while (!simulation.IsCompleted || kills < 5)
             {
                 await Task.WhenAny(simulation, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1_000, 3_500))));
                 projector.Dispose();
@@ -72,7 +73,6 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
         {
             projector.Dispose();
         }
-        Assert.True(kills >= 5, $"only {kills} kills");
 
         // Killed last, and nothing has recovered since: a commit publishes its files before recording them.
         var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
