@@ -52,7 +52,8 @@ public sealed class LakeConsistencyTests(StackFixture fixture)
             // At least five kills however long the fleet takes on a busy machine.
             while (!simulation.IsCompleted || kills < 5)
             {
-                await Task.WhenAny(simulation, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1_000, 3_500))));
+                var pause = Task.Delay(TimeSpan.FromMilliseconds(random.Next(1_000, 3_500)));
+                await (simulation.IsCompleted ? pause : Task.WhenAny(simulation, pause));
                 projector.Dispose();
                 kills++;
                 projector = DepinProcess.Start(host, "projections", environment);
