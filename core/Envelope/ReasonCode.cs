@@ -70,7 +70,7 @@ public static class ReasonCodes
         ReasonCode.Unstorable => "The event store refused to record the message (a PostgreSQL data error, named in the detail); it was set aside and the rest of its batch recorded.",
         ReasonCode.UnsupportedMediaType => "The Content-Type or Content-Encoding is not one the endpoint takes.",
         ReasonCode.RateLimited => "Too many requests for this device or client; retry after the time given.",
-        ReasonCode.Unavailable => "The broker cannot take readings now; nothing was acknowledged, retry after the time given.",
+        ReasonCode.Unavailable => "The broker cannot take readings now (nothing was acknowledged), or the database is unreachable or restarting; retry after the time given.",
         ReasonCode.AlreadyRegistered => "The device is already registered; transfer it instead.",
         ReasonCode.WrongOwner => "The message names an owner who does not own the device.",
         ReasonCode.StaleMessage => "The signed message is out of date: its nonce was used or its time is too far from now; sign a fresh one.",

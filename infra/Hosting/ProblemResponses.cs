@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Core.Envelope;
+using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Infra.Hosting;
 
@@ -32,12 +33,15 @@ public static class ProblemResponses
 
     /// <summary>
     /// Kestrel refuses a request body by throwing from the read: over the endpoint's size limit (413), cut short (400),
-    /// too slow (408). Those are the client's doing and keep their status instead of becoming a logged 500.
+    /// too slow (408). Those are the client's doing and keep their status instead of becoming a logged 500. PostgreSQL
+    /// unreachable or restarting is nobody's mistake and passes: 503 with Retry-After, still logged.
     /// </summary>
     public static IApplicationBuilder UseProblemResponses(this IApplicationBuilder app) => app
         .UseExceptionHandler(new ExceptionHandlerOptions
         {
-            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode
+                : DatabaseFailure.Classify(e) == FailureKind.Outage ? StatusCodes.Status503ServiceUnavailable
+                : StatusCodes.Status500InternalServerError,
             SuppressDiagnosticsCallback = context => context.Exception is BadHttpRequestException,
         })
         .UseStatusCodePages();
@@ -60,12 +64,18 @@ public static class ProblemResponses
         var problem = context.ProblemDetails;
         // Kestrel's messages say what was wrong with the request and nothing about the server.
         if (context.Exception is BadHttpRequestException bad) problem.Detail ??= bad.Message;
+        if (context.Exception is { } failure && DatabaseFailure.Classify(failure) == FailureKind.Outage)
+        {
+            context.HttpContext.Response.Headers.RetryAfter = "5";
+            problem.Detail ??= "The database is unreachable or restarting; retry after the time given.";
+        }
         if (problem.Extensions.ContainsKey("reason")) return;
         ReasonCode? reason = problem.Status switch
         {
             StatusCodes.Status400BadRequest => ReasonCode.Malformed,
             StatusCodes.Status413PayloadTooLarge => ReasonCode.TooLarge,
             StatusCodes.Status415UnsupportedMediaType => ReasonCode.UnsupportedMediaType,
+            StatusCodes.Status503ServiceUnavailable => ReasonCode.Unavailable,
             _ => null,
         };
         if (reason is not { } code) return;

@@ -36,11 +36,12 @@ public sealed class DeadLetterRelay(LeaderElection leaders, ProcessingStore stor
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await store.EnsureSchemaAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // Inside the retry: PostgreSQL restarting while this process starts is an outage to wait out, not an end.
+                await store.EnsureSchemaAsync(stoppingToken);
                 // The lead lives as long as this session; it is used for everything below, so losing it fails the work.
                 await using var session = await leaders.TryLeadAsync($"depin:dead-letter-relay:{store.Schema}", stoppingToken);
                 if (session is null)
@@ -57,7 +58,7 @@ public sealed class DeadLetterRelay(LeaderElection leaders, ProcessingStore stor
                     if (await RelayAsync(session, producer, stoppingToken) == 0) await _wake.WaitAsync(TimeSpan.FromMilliseconds(500), stoppingToken);
                 }
             }
-            catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when ((e is NpgsqlException or KafkaException or TimeoutException || DatabaseFailure.Classify(e) == FailureKind.Outage) && !stoppingToken.IsCancellationRequested)
             {
                 // Whatever was sent and not marked is found by the next term's reconcile.
                 logger.LogWarning("Dead-letter relay interrupted: {Message}; retrying", e.Message);

@@ -29,9 +29,15 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     /// <summary>
     /// Creates or migrates the processors' tables once per process, under Marten's lock: a host applies them at start
-    /// already, this covers a store composed without <see cref="ProcessingTables"/>.
+    /// already, this covers a store composed without <see cref="ProcessingTables"/>. An attempt that failed (PostgreSQL
+    /// restarting) is not kept, so the caller's retry applies them again.
     /// </summary>
-    public Task EnsureSchemaAsync(CancellationToken cancellation) => LazyInitializer.EnsureInitialized(ref _schemaReady, () => store.ApplyAsync(ProcessingTables.For(_schema), cancellation));
+    public Task EnsureSchemaAsync(CancellationToken cancellation)
+    {
+        var ready = _schemaReady;
+        if (ready is null || ready.IsFaulted || ready.IsCanceled) _schemaReady = ready = store.ApplyAsync(ProcessingTables.For(_schema), cancellation);
+        return ready;
+    }
 
     public string Schema => _schema;
 

@@ -11,6 +11,7 @@ using Pipeline.Core.Envelope;
 using Pipeline.Core.Kafka;
 using Pipeline.Core.Signals;
 using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Postgres;
 using Pipeline.Registry;
 
 namespace Pipeline.Streams.Processing;
@@ -46,7 +47,7 @@ public sealed class ReadingProcessor(
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        await store.EnsureSchemaAsync(stoppingToken);
+        await RetryAsync("schema", () => store.EnsureSchemaAsync(stoppingToken), stoppingToken);
         var topic = kafka.Value.RawTopic;
         var config = kafka.Value.ConsumerConfig(_options.GroupId, $"depin-streams-{Environment.ProcessId}");
         using var consumer = new ConsumerBuilder<string, byte[]>(config)

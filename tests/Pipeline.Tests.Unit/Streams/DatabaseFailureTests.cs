@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Marten.Exceptions;
 using Npgsql;
-using Pipeline.Streams.Processing;
+using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Tests.Unit.Streams;
 

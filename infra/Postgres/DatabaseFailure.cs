@@ -2,9 +2,9 @@ using System.Net.Sockets;
 using System.Text;
 using Npgsql;
 
-namespace Pipeline.Streams.Processing;
+namespace Pipeline.Infra.Postgres;
 
-/// <summary>What a failure while reading or writing the store means to the processors.</summary>
+/// <summary>What a failure while reading or writing the store means: to the processors (retry, split or stop) and to an HTTP caller (503 or 500).</summary>
 public enum FailureKind
 {
     /// <summary>Not the database: a bug, which stops the host.</summary>
