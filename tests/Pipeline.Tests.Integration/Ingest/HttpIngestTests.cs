@@ -82,8 +82,10 @@ public sealed class HttpIngestTests(StackFixture fixture)
         var device = new TestDevice("partial");
         var good1 = device.Next();
         var forged = device.Next();
-        var forgedEnvelope = Encoding.UTF8.GetString(forged.Envelope).Replace("\"sig\":\"0x", "\"sig\":\"0x0");
-        forgedEnvelope = forgedEnvelope.Remove(forgedEnvelope.IndexOf("\"}", StringComparison.Ordinal) - 1, 1);
+        // v = 29, which no signature has: a tampered r or s could still recover some other key (then signer_mismatch).
+        var forgedEnvelope = Encoding.UTF8.GetString(forged.Envelope);
+        var sigEnd = forgedEnvelope.IndexOf("\"}", StringComparison.Ordinal);
+        forgedEnvelope = forgedEnvelope[..(sigEnd - 2)] + "1d" + forgedEnvelope[sigEnd..];
         var otherSigner = new TestDevice("impostor");
         var stolenName = ReadingWriter.Sign(otherSigner.Key, device.Next().Payload);
         var good2 = device.Next();
