@@ -4,10 +4,12 @@ using System.Text.Json;
 using DuckDB.NET.Data;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Pipeline.Cli.Chaos;
 using Pipeline.Cli.Hosting;
 using Pipeline.Infra.Development;
 using Pipeline.Infra.Postgres;
 using Pipeline.Simulator;
+using Pipeline.Tests.Support;
 using Spectre.Console;
 
 namespace Pipeline.Bench;
@@ -222,7 +224,7 @@ public static class E2eBench
             options.Postgres = new PostgresOptions { Port = Environment.GetEnvironmentVariable("PIPELINE_POSTGRES_PORT") is { } pg ? int.Parse(pg, CultureInfo.InvariantCulture) : Scratch.FreePort() };
             var servers = await AnsiConsole.Status().StartAsync("Starting PostgreSQL, the embedded broker and anvil in this process…", _ => DevServers.StartAsync(options, NullLogger.Instance, CancellationToken.None));
 
-            var cli = Path.Combine(RepositoryRoot(), "cli", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "depin.dll");
+            var cli = Path.Combine(RepositoryTools.Root, "cli", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "depin.dll");
             if (!File.Exists(cli)) throw new FileNotFoundException($"The CLI is not built at {cli}: run ./depin bench e2e, which builds it.");
             var common = new[] { "--data", folder, "--kafka", servers.KafkaBootstrapServers!, "--postgres", servers.PostgresConnectionString! };
             var stages = new List<StageProcess>();
@@ -250,13 +252,6 @@ public static class E2eBench
         /// <summary>A port from the environment (each helper on a shared machine has its own), else a free one.</summary>
         private static int Port(string variable) =>
             Environment.GetEnvironmentVariable(variable) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : Scratch.FreePort();
-
-        private static string RepositoryRoot()
-        {
-            for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
-                if (File.Exists(Path.Combine(folder.FullName, "Pipeline.sln"))) return folder.FullName;
-            throw new InvalidOperationException($"No Pipeline.sln above {AppContext.BaseDirectory}.");
-        }
 
         /// <summary>`dotnet depin.dll …` with its output in logs/; exec keeps the pid the dotnet process's own, for /proc.</summary>
         private StageProcess Start(string name, string[] arguments, string? healthUrl, Dictionary<string, string>? environment = null)
@@ -562,7 +557,7 @@ public static class E2eBench
             await _stop.CancelAsync();
             await _lakeWatch;
             foreach (var stage in Stages.Where(s => !s.Process.HasExited))
-                try { Process.Start("kill", ["-TERM", $"{stage.Process.Id}"])?.WaitForExit(); } catch (System.ComponentModel.Win32Exception) { }
+                Signals.Send(stage.Process.Id, Signals.Term);
             foreach (var stage in Stages)
             {
                 using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(20));

@@ -15,7 +15,7 @@ namespace Pipeline.Tests.Integration.Hosting;
 /// Retry-After, not a 500 — `depin chaos` saw the registry answer 500 while PostgreSQL restarted (issue 16).
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class DatabaseOutageTests
+public sealed class DatabaseOutageProblemTests
 {
     [Fact]
     public async Task Request_WhenPostgresIsUnreachable_IsA503ProblemWithRetryAfter_Issue16()
