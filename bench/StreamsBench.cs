@@ -144,7 +144,7 @@ public static class StreamsBench
     /// CPU time of the scratch PostgreSQL cluster from /proc: the postmaster's own, that of its children that ended
     /// (connections closed), and that of those still running.
     /// </summary>
-    private static TimeSpan PostgresCpu(Scratch stack)
+    internal static TimeSpan PostgresCpu(Scratch stack)
     {
         var postmaster = int.Parse(File.ReadLines(Path.Combine(stack.Folder, "postgres", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
         long ticks = 0;

@@ -23,6 +23,10 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
     private readonly LakeBuilder _builder = new(options.LocationDecimals);
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
     private DateTimeOffset _lastCompaction = DateTimeOffset.MinValue;
+    private ReadAhead? _readAhead;
+
+    /// <summary>The next round's events, read while this round's files are written.</summary>
+    private sealed record ReadAhead(long After, long? Until, Task<(IReadOnlyList<FeedEvent> Events, long Through)> Read);
 
     private string Staging => Path.Combine(directory, ".staging");
 
@@ -30,8 +34,11 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
     public async Task<int> ProjectAsync(long? until, CancellationToken cancellation)
     {
         var checkpoint = await manifest.CheckpointAsync(cancellation);
-        var (events, through) = await _feed.ReadAsync(checkpoint, _options.MaxEventsPerRound, until, cancellation);
+        var (events, through) = await ReadAsync(checkpoint, until, cancellation);
         if (through == checkpoint) return 0;
+        // A full round: more is waiting. Reading it (PostgreSQL and JSON) overlaps writing this one (Arrow, Parquet).
+        if (events.Count == _options.MaxEventsPerRound)
+            _readAhead = new ReadAhead(through, until, Task.Run(() => _feed.ReadAsync(through, _options.MaxEventsPerRound, until, cancellation), cancellation));
 
         await LoadDevicesAsync(events.Select(e => e.Device), cancellation);
         var files = new List<LakeFile>();
@@ -47,6 +54,20 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         }
         metrics?.Projected(files, events.Count > 0 ? events[^1] : null);
         return Math.Max(1, events.Count);
+    }
+
+    /// <summary>
+    /// The events after <paramref name="after"/>: those read ahead when they start there. Any read from the same point
+    /// is as good as another: the feed returns only ranges nothing can be added to later.
+    /// </summary>
+    private async Task<(IReadOnlyList<FeedEvent> Events, long Through)> ReadAsync(long after, long? until, CancellationToken cancellation)
+    {
+        var ahead = _readAhead;
+        _readAhead = null;
+        if (ahead is not null && ahead.After == after && ahead.Until == until) return await ahead.Read;
+        // Read from elsewhere (the round before failed, or another writer moved the lake): dropped, its failure too.
+        _ = ahead?.Read.ContinueWith(t => t.Exception, TaskScheduler.Default);
+        return await _feed.ReadAsync(after, _options.MaxEventsPerRound, until, cancellation);
     }
 
     /// <summary>Projects round after round until caught up (or at <paramref name="until"/>), reporting each round's events.</summary>
@@ -81,7 +102,10 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         }, cancellation);
     }
 
-    /// <summary>Merges a day's many small files into one, when due; the rows do not change, only how they are spread.</summary>
+    /// <summary>
+    /// Merges a day's many small files into one, when due, its rows in <see cref="FileOrder"/> and row groups of
+    /// <see cref="ParquetFiles.RowGroupRows"/>; the rows do not change, only how they are spread.
+    /// </summary>
     public async Task CompactAsync(bool force, CancellationToken cancellation)
     {
         var now = store.Clock.GetUtcNow();
@@ -105,7 +129,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
             }
             var batches = new List<Apache.Arrow.RecordBatch>();
             foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
-            merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, batches) };
+            merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, batches)]) };
             if (!await manifest.CommitAsync(checkpoint, checkpoint, [merged], inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
@@ -132,9 +156,10 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         if (rows?.Count != file.Rows)
             throw new InvalidOperationException($"Lake file {file.Path} is recorded with {file.Rows} rows but its events make {rows?.Count ?? 0}; rebuild the lake (depin lake rebuild --replace).");
         var dataset = LakeDatasets.All.Single(d => d.Name == file.Dataset);
-        var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [rows.ToRecordBatch()]);
-        // A compacted file was written from several batches; written again from one, the same rows make other bytes.
-        // The digest is recorded before the file lands: should that fail, the next recovery writes the same bytes again.
+        // Written in file order, as compaction writes: a compacted file comes back byte for byte; a round's file (rows
+        // in event order) comes back sorted, other bytes. The digest is recorded before the file lands: should that
+        // fail, the next recovery writes the same bytes again.
+        var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [rows.ToRecordBatch()])]);
         if (sha256 != file.Sha256) await manifest.RecordDigestAsync(file.Path, sha256, cancellation);
         Publish(file.Path);
     }
