@@ -38,10 +38,12 @@ public static class FileOrder
             }
             start += batch.Length;
         }
-        var order = new int[count];
-        for (var i = 0; i < count; i++) order[i] = i;
-        System.Array.Sort(order, (x, y) => string.CompareOrdinal(devices[x], devices[y]) is var byDevice and not 0 ? byDevice
-            : times[x].CompareTo(times[y]) is var byTime and not 0 ? byTime : sequences[x].CompareTo(sequences[y]));
+        // Devices by rank in ordinal order, so the sort compares numbers only.
+        var ranks = devices.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select((device, rank) => (device, rank)).ToDictionary(p => p.device, p => p.rank, StringComparer.Ordinal);
+        var keys = new Key[count];
+        for (var i = 0; i < count; i++) keys[i] = new Key(ranks[devices[i]], times[i], sequences[i], i);
+        System.Array.Sort(keys);
+        var order = keys.Select(k => k.Row).ToArray();
 
         var columns = new IArrowArray[schema.FieldsList.Count];
         for (var c = 0; c < columns.Length; c++)
@@ -50,6 +52,12 @@ public static class FileOrder
             columns[c] = type is StringType ? TakeStrings(batches, c, order) : TakeFixedWidth(type, batches, c, order);
         }
         return new RecordBatch(schema, columns, count);
+    }
+
+    private readonly record struct Key(int Device, long Time, long Sequence, int Row) : IComparable<Key>
+    {
+        public int CompareTo(Key other) => Device != other.Device ? Device.CompareTo(other.Device)
+            : Time != other.Time ? Time.CompareTo(other.Time) : Sequence.CompareTo(other.Sequence);
     }
 
     private static IArrowArray TakeStrings(IReadOnlyList<RecordBatch> batches, int column, int[] order)

@@ -156,9 +156,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         if (rows?.Count != file.Rows)
             throw new InvalidOperationException($"Lake file {file.Path} is recorded with {file.Rows} rows but its events make {rows?.Count ?? 0}; rebuild the lake (depin lake rebuild --replace).");
         var dataset = LakeDatasets.All.Single(d => d.Name == file.Dataset);
-        // Written in file order, as compaction writes: a compacted file comes back byte for byte; a round's file (rows
-        // in event order) comes back sorted, other bytes. The digest is recorded before the file lands: should that
-        // fail, the next recovery writes the same bytes again.
+        // Written in file order, as compaction writes: a compacted file comes back with its rows in the same order; a
+        // round's file (rows in event order) comes back sorted. The digest is recorded before the file lands: should
+        // that fail, the next recovery writes the same bytes again.
         var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [rows.ToRecordBatch()])]);
         if (sha256 != file.Sha256) await manifest.RecordDigestAsync(file.Path, sha256, cancellation);
         Publish(file.Path);
