@@ -1,5 +1,5 @@
-using Marten;
 using JasperFx.Events;
+using Marten;
 using Microsoft.AspNetCore.Http;
 using Pipeline.Core.Events;
 
