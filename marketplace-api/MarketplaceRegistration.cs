@@ -38,6 +38,7 @@ public static class MarketplaceRegistration
         services.TryAddSingleton(provider => new OperatorKey(provider.GetRequiredService<IOptions<MarketplaceOptions>>().Value
             .ResolveOperatorKeyFile(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath)));
         services.AddSingleton<MarketAccounts>();
+        services.AddSingleton<BuyerKeyCache>();
         services.AddSingleton<MarketLake>();
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<DatasetPreviews>();

@@ -1,3 +1,4 @@
+using JasperFx.Events;
 using Marten;
 using Microsoft.AspNetCore.Http;
 using Pipeline.Core.Events;
@@ -8,7 +9,7 @@ namespace Pipeline.Marketplace.Accounts;
 /// Changes to buyer accounts. Each is a decision on the account as it stands (a pure function returning events), appended
 /// with Marten's optimistic concurrency: when another change got in first, the decision is made again on the new state.
 /// </summary>
-public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
+public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, TimeProvider clock)
 {
     private const int Attempts = 8;
 
@@ -52,7 +53,9 @@ public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
             { RevokedAt: not null } => [], // revoking twice changes nothing
             _ => [new ApiKeyRevoked(buyerId, keyId, now)],
         }, cancellation);
-        return account.Keys.Single(k => k.Id == keyId);
+        var revoked = account.Keys.Single(k => k.Id == keyId);
+        keys.Revoked(revoked.Hash);
+        return revoked;
     }
 
     /// <summary>
@@ -64,22 +67,24 @@ public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
 
     /// <summary>
     /// As <see cref="UpdateAsync"/>, without reading the account back: for charges, whose callers need only that the
-    /// events are stored. Returns the account when the decision appended nothing, null otherwise.
+    /// events are stored. Returns the account when the decision appended nothing, null otherwise. With
+    /// <paramref name="read"/> (the account read when the charged work began), the first decision is made on it and
+    /// appended at its version, saving a read; any change since makes that append fail, and the decision is made again.
     /// </summary>
-    public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation)
+    public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation, AccountRead? read = null)
     {
         for (var attempt = 1; ; attempt++)
         {
-            await using var session = store.LightweightSession();
-            var stream = await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation);
-            if (stream.Aggregate is not { } account)
+            await using var fresh = attempt == 1 && read is not null ? null : await ReadForChangeAsync(buyerId, cancellation);
+            var current = fresh ?? read!;
+            if (current.Account is not { } account)
                 throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, $"There is no buyer {buyerId}.");
             var events = decide(account, clock.GetUtcNow());
             if (events.Count == 0) return account;
-            stream.AppendMany(events);
+            current.Stream.AppendMany(events);
             try
             {
-                await session.SaveChangesAsync(cancellation);
+                await current.Session.SaveChangesAsync(cancellation);
                 return null;
             }
             catch (JasperFx.ConcurrencyException) when (attempt < Attempts)
@@ -88,4 +93,31 @@ public sealed class MarketAccounts(IDocumentStore store, TimeProvider clock)
             }
         }
     }
+
+    /// <summary>The account as stored (null if there is no such buyer) and its version, for a change to be appended at that version.</summary>
+    public async Task<AccountRead> ReadForChangeAsync(string buyerId, CancellationToken cancellation)
+    {
+        var session = store.LightweightSession();
+        try
+        {
+            return new AccountRead(session, await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation));
+        }
+        catch
+        {
+            await session.DisposeAsync();
+            throw;
+        }
+    }
+}
+
+/// <summary>A buyer's account as read for writing: the session to append in, and the stream at the version read.</summary>
+public sealed class AccountRead(IDocumentSession session, IEventStream<BuyerAccount> stream) : IAsyncDisposable
+{
+    public BuyerAccount? Account => stream.Aggregate;
+
+    internal IDocumentSession Session => session;
+
+    internal IEventStream<BuyerAccount> Stream => stream;
+
+    public ValueTask DisposeAsync() => session.DisposeAsync();
 }

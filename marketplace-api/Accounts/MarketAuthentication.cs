@@ -13,7 +13,7 @@ namespace Pipeline.Marketplace.Accounts;
 /// by their prefix and checked against their stored SHA-256. A refusal is a problem response whose reason says which:
 /// no key, a key nobody holds, a revoked key, or a key of the wrong role.
 /// </summary>
-public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IDocumentStore store, OperatorKey operatorKey, Contributors.ContributorLogin contributors)
+public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IDocumentStore store, BuyerKeyCache keys, OperatorKey operatorKey, Contributors.ContributorLogin contributors)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "market-key";
@@ -44,10 +44,13 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
             return Fail(MarketReason.UnknownKey, $"An API key starts with {ApiKeys.BuyerPrefix} (a buyer) or {ApiKeys.OperatorPrefix} (the operator).");
 
         var hash = ApiKeys.Hash(key);
+        if (keys.TryGet(hash, out var buyerId, out var keyId)) return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, buyerId), new Claim(KeyIdClaim, keyId));
+        var revocations = keys.Revocations;
         await using var session = store.QuerySession();
         var account = await session.Query<BuyerAccount>().Where(a => a.Keys.Any(k => k.Hash == hash)).FirstOrDefaultAsync(Context.RequestAborted);
         if (account?.Keys.Single(k => k.Hash == hash) is not { } found) return Fail(MarketReason.UnknownKey, "No buyer holds this API key.");
         if (found.RevokedAt is { } revoked) return Fail(MarketReason.RevokedKey, $"This API key was revoked at {revoked:O}; use another key of the account or ask the operator for one.");
+        keys.Add(hash, account.Id, found.Id, revocations);
         return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, account.Id), new Claim(KeyIdClaim, found.Id));
     }
 

@@ -16,20 +16,41 @@ public sealed class MarketLake(LakeStore store, IOptions<LakeOptions> lake, IOpt
 {
     private readonly LakeManifest _manifest = store.Manifest(LakeProjector.LiveLake);
     private Task? _schema;
+    private ReadSnapshot? _latest;
+
+    /// <summary>How long the files of the last snapshot read are used again while the checkpoint stands still.</summary>
+    public static readonly TimeSpan ReuseFilesFor = TimeSpan.FromSeconds(5);
+
+    private sealed record ReadSnapshot(LakeSnapshot Snapshot, DateTimeOffset ReadAt);
 
     public TimeSpan EpochLength => lake.Value.EpochLength;
 
     public string Directory => lake.Value.ResolveDirectory(data.Value.FullPath);
 
-    /// <summary>The files and the checkpoint they were committed with: read until the checkpoint stands still across the read.</summary>
+    /// <summary>
+    /// The files and the checkpoint they were committed with: read until the checkpoint stands still across the read.
+    /// The last snapshot is reused while the checkpoint stays where it was, for at most <see cref="ReuseFilesFor"/>, so most
+    /// calls read only the checkpoint. Compaction replaces files without moving the checkpoint (the same rows in fewer
+    /// files); the replaced ones stay on disk for Lake:SnapshotRetention (at least 30 s), far longer than a reuse.
+    /// </summary>
     public async Task<LakeSnapshot> SnapshotAsync(CancellationToken cancellation)
     {
         await EnsureSchemaAsync().WaitAsync(cancellation);
+        var before = await _manifest.CheckpointAsync(cancellation);
         while (true)
         {
-            var before = await _manifest.CheckpointAsync(cancellation);
+            if (Volatile.Read(ref _latest) is { } latest && latest.Snapshot.Checkpoint == before && store.Clock.GetUtcNow() - latest.ReadAt < ReuseFilesFor)
+                return latest.Snapshot;
+            var readAt = store.Clock.GetUtcNow();
             var files = await _manifest.FilesAsync(cancellation);
-            if (await _manifest.CheckpointAsync(cancellation) == before) return new LakeSnapshot(before, files, Directory);
+            var after = await _manifest.CheckpointAsync(cancellation);
+            if (after == before)
+            {
+                var snapshot = new LakeSnapshot(before, files, Directory);
+                Volatile.Write(ref _latest, new ReadSnapshot(snapshot, readAt));
+                return snapshot;
+            }
+            before = after;
         }
     }
 

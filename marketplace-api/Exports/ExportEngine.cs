@@ -88,6 +88,9 @@ public static class ExportEngine
                 "SET TimeZone = 'UTC'",
                 "SET autoinstall_known_extensions = false",
                 "SET autoload_known_extensions = false",
+                // One thread: the ordered, partitioned COPY took a quarter more CPU with two (merging sorted runs) and no
+                // less time on the shared cores; exports run two at a time beside queries.
+                "SET threads = 1",
                 $"SET allowed_paths = [{string.Join(", ", request.Table.Files.Select(SqlSandbox.Literal))}]",
                 // DuckDB allows what lies under an allowed directory, not the directory itself: COPY writes into a subfolder.
                 $"SET allowed_directories = [{SqlSandbox.Literal(request.Folder + "/")}]",

@@ -26,10 +26,23 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
     public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, CancellationToken cancellation)
     {
         var phases = metrics.StartQuery();
-        var account = await accounts.FindAsync(buyerId, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
+        // The account (read for the charge to append at its version) and the lake's snapshot, at once.
+        var reading = accounts.ReadForChangeAsync(buyerId, cancellation);
+        var snapshotting = asOf is { } checkpoint ? lake.SnapshotAtAsync(checkpoint, cancellation) : lake.SnapshotAsync(cancellation);
+        try
+        {
+            await Task.WhenAll(reading, snapshotting);
+        }
+        catch
+        {
+            if (reading.IsCompletedSuccessfully) await reading.Result.DisposeAsync();
+            throw;
+        }
+        await using var read = reading.Result;
+        var snapshot = snapshotting.Result;
+        var account = read.Account ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
         var grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
         phases.End("account");
-        var snapshot = asOf is { } checkpoint ? await lake.SnapshotAtAsync(checkpoint, cancellation) : await lake.SnapshotAsync(cancellation);
         var table = await TableAsync(grant, snapshot, cancellation);
         phases.End("lake");
 
@@ -41,7 +54,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         var content = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
         try
         {
-            var result = await sandbox.RunAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
+            var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
             phases.End("execute");
             var shares = result.Rows > 0 ? Shares(sandbox, table, result) : [];
             lease.Keep();
@@ -63,7 +76,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                         .Where(a => a.Rows > 0 || a.Credits > 0)
                         .Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)));
                 return events;
-            }, cancellation);
+            }, cancellation, read);
             phases.End("charge");
             content.Position = 0;
             return new ChargedResult(content, result, chargeId, credits);

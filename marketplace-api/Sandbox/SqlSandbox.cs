@@ -118,7 +118,8 @@ public sealed class SqlSandbox : IDisposable
         return RunValidatedAsync(sql, format, output, maxRows, lakeCheckpoint, cancellation, epochLength);
     }
 
-    // Tests call this directly to show that the locked-down DuckDB refuses on its own what the validator refuses first.
+    // For a caller that has just validated (the API, which times validation apart) and for tests showing that the
+    // locked-down DuckDB refuses on its own what the validator refuses first.
     internal async Task<QueryResult> RunValidatedAsync(string sql, ResultFormat format, Stream output, long maxRows, long lakeCheckpoint, CancellationToken cancellation, TimeSpan? epochLength = null)
     {
         var rowCap = Math.Min(Math.Max(0, maxRows), _limits.MaxResultRows);
