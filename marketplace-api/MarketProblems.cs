@@ -20,13 +20,13 @@ public static class MarketReason
     public const string UnknownGrant = "unknown_grant";
     public const string InsufficientCredit = "insufficient_credit";
     public const string QuotaExhausted = "quota_exhausted";
+    public const string ByteQuotaExceeded = "byte_quota_exceeded";
     public const string GrantExpired = "grant_expired";
     public const string NotAcceptable = "not_acceptable";
     public const string UnknownExport = "unknown_export";
     public const string StaleChallenge = "stale_challenge";
     public const string BadSignature = "bad_signature";
     public const string UnknownFile = "unknown_file";
-    public const string LoginsBusy = "logins_busy";
     public const string NotSubscription = "not_subscription";
     public const string TooManyFeeds = "too_many_feeds";
     public const string SnapshotExpired = "snapshot_expired";
@@ -70,12 +70,12 @@ public static class MarketProblems
             (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too); GET /v1/account lists yours."),
             (MarketReason.InsufficientCredit, 402, "The grant costs more credits than the balance holds; add credits or buy fewer rows."),
             (MarketReason.QuotaExhausted, 403, "The grant has no rows left (for a subscription, this calendar month's); 409 when another request used them while this one ran, and nothing was charged."),
+            (MarketReason.ByteQuotaExceeded, 403, "The result is larger than the bytes the grant has left (its byte quota; for a subscription, this calendar month's): nothing of it was delivered or charged. Select fewer rows or columns, ask for Parquet (compressed), or buy a grant with a larger byteQuotaMegabytes."),
             (MarketReason.GrantExpired, 403, "The grant is past its expiresAt: it can no longer be queried or exported; buy a new one."),
             (MarketReason.NotAcceptable, 406, "The format or Accept header asks for a result format the API does not write: json, csv, arrow or parquet."),
             (MarketReason.UnknownExport, 404, "The account has no finished export with this id (another buyer's export is unknown too); GET /v1/exports/{id} shows its status."),
-            (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not outstanding: unknown, already used (even by a refused attempt) or past its five minutes; ask for a new one."),
+            (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not one to trade: not issued by this marketplace (or altered), already traded for a session, or past its five minutes; ask for a new one."),
             (MarketReason.UnknownFile, 404, "The export has no file at this path; its manifest lists the files."),
-            (MarketReason.LoginsBusy, 503, "Too many contributor logins are outstanding on this server (challenges asked for and not yet used or expired); retry in a minute."),
             (MarketReason.NotSubscription, 409, "Only a subscription grant (bought without 'until') has a live feed; query a fixed range with POST /v1/query or export it."),
             (MarketReason.TooManyFeeds, 429, "The key has as many live feeds open as Marketplace:MaxFeedsPerKey allows; close one first."),
             (MarketReason.SnapshotExpired, 410, "The query's as_of names a checkpoint whose files the lake no longer keeps (Lake:SnapshotRetention after compaction replaced them); query a later checkpoint, or the lake as it is now."),

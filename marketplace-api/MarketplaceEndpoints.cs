@@ -32,13 +32,15 @@ public sealed record KeyView(string Id, string Label, DateTimeOffset IssuedAt, D
 public sealed record IssuedKey(KeyView Key, string ApiKey);
 public sealed record GrantView(
     string Id, string Dataset, DateTimeOffset From, DateTimeOffset? Until, BoundingBox? Box, IReadOnlyList<string>? Devices, string? Make,
-    bool Subscription, long RowQuota, long RowsUsed, long RowsLeft, DateTimeOffset ExpiresAt, long Credits, long CreditsUsed, DateTimeOffset PurchasedAt)
+    bool Subscription, long RowQuota, long RowsUsed, long RowsLeft, DateTimeOffset ExpiresAt, long Credits, long CreditsUsed, DateTimeOffset PurchasedAt,
+    long? ByteQuota, long BytesUsed, long? BytesLeft)
 {
     public static GrantView Of(Grant g, DateTimeOffset now)
     {
         var usage = g.UsageIn(g.Period(now));
         return new(g.Id, g.Dataset, g.From, g.Until, g.South is { } s ? new BoundingBox(s, g.West!.Value, g.North!.Value, g.East!.Value) : null, g.Devices, g.Make,
-            g.Subscription, g.RowQuota, usage.Rows, g.RowsLeft(now), g.ExpiresAt, g.Credits, usage.Credits, g.PurchasedAt);
+            g.Subscription, g.RowQuota, usage.Rows, g.RowsLeft(now), g.ExpiresAt, g.Credits, usage.Credits, g.PurchasedAt,
+            g.ByteQuota, usage.Bytes, g.ByteQuota is null ? null : g.BytesLeft(now));
     }
 }
 public sealed record AccountView(string Id, string Name, long Balance, DateTimeOffset CreatedAt, IReadOnlyList<KeyView> Keys, IReadOnlyList<GrantView> Grants)

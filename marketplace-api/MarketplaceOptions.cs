@@ -12,6 +12,13 @@ public sealed class MarketplaceOptions
     public Dictionary<string, long> CreditsPerThousandRows { get; set; } = [];
     public long DefaultCreditsPerThousandRows { get; set; } = 10;
 
+    /// <summary>The price of a dataset's bytes delivered, in credits per MB (10⁶ bytes), by dataset; datasets not named cost <see cref="DefaultCreditsPerMegabyte"/>. Paid for a grant's optional byte quota.</summary>
+    public Dictionary<string, long> CreditsPerMegabyte { get; set; } = [];
+    public long DefaultCreditsPerMegabyte { get; set; } = 1;
+
+    /// <summary>Largest byte quota one grant may have, in MB (per month for a subscription).</summary>
+    public long MaxGrantMegabytes { get; set; } = 1_000_000;
+
     /// <summary>Most rows one grant may cover (per month for a subscription).</summary>
     public long MaxGrantRows { get; set; } = 100_000_000;
 
@@ -41,13 +48,16 @@ public sealed class MarketplaceOptions
 
     public long PriceOf(string dataset) => CreditsPerThousandRows.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerThousandRows;
 
+    public long MegabytePriceOf(string dataset) => CreditsPerMegabyte.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerMegabyte;
+
     public string ResolveOperatorKeyFile(string dataDirectory) =>
         Path.GetFullPath(string.IsNullOrWhiteSpace(OperatorKeyFile) ? Path.Combine(dataDirectory, "marketplace", "operator-key.sha256") : OperatorKeyFile);
 
     public IEnumerable<string> Errors()
     {
-        if (DefaultCreditsPerThousandRows < 0 || CreditsPerThousandRows.Values.Any(p => p < 0)) yield return "Marketplace prices cannot be negative.";
-        if (MaxGrantRows < 1) yield return "Marketplace:MaxGrantRows must be positive.";
+        if (DefaultCreditsPerThousandRows < 0 || CreditsPerThousandRows.Values.Any(p => p < 0) || DefaultCreditsPerMegabyte < 0 || CreditsPerMegabyte.Values.Any(p => p < 0))
+            yield return "Marketplace prices cannot be negative.";
+        if (MaxGrantRows < 1 || MaxGrantMegabytes < 1) yield return "Marketplace:MaxGrantRows and MaxGrantMegabytes must be positive.";
         if (RequestsPerSecond < 1 || RequestBurst < 1) yield return "Marketplace:RequestsPerSecond and RequestBurst must be positive.";
         if (MaxBodyBytes < 1024) yield return "Marketplace:MaxBodyBytes must be at least 1024.";
         if (FeedBatchRows < 1 || FeedBufferBatches < 1 || FeedStepRows < FeedBatchRows || MaxFeedsPerKey < 1) yield return "Marketplace:FeedBatchRows, FeedBufferBatches and MaxFeedsPerKey must be positive, FeedStepRows at least FeedBatchRows.";

@@ -24,6 +24,8 @@ public sealed record PaymentReceived(string BuyerId, long ChainId, string TxHash
 /// <summary>
 /// A buyer bought a grant: rows of one dataset in device time [From, Until) — Until null for a subscription, whose
 /// RowQuota is per calendar month (UTC) — optionally in a box and only of some devices, until ExpiresAt, for Credits.
+/// ByteQuota (bytes delivered, per month for a subscription; null: no byte limit) was paid with ByteCredits of those Credits;
+/// both added later, so events stored before them read as null and 0.
 /// </summary>
 public sealed record GrantPurchased(
     string BuyerId,
@@ -40,7 +42,9 @@ public sealed record GrantPurchased(
     long RowQuota,
     DateTimeOffset ExpiresAt,
     long Credits,
-    DateTimeOffset PurchasedAt);
+    DateTimeOffset PurchasedAt,
+    long? ByteQuota = null,
+    long ByteCredits = 0);
 
 /// <summary>A query delivered Rows (Bytes) of a grant, read at LakeCheckpoint; Credits is the share of the grant's price those rows used.</summary>
 public sealed record QueryCharged(string BuyerId, string GrantId, string ChargeId, long Rows, long Bytes, long Credits, long LakeCheckpoint, DateTimeOffset ChargedAt);

@@ -42,17 +42,33 @@ public sealed class Grant
 
     public long RowsLeft(DateTimeOffset now) => Math.Max(0, RowQuota - UsageIn(Period(now)).Rows);
 
-    /// <summary>
-    /// The credits a period's first <paramref name="rows"/> rows are worth: rows × price ÷ quota, rounded down, where the
-    /// price is the grant's (a fixed range) or one month's (a subscription). Charging the difference before and after a
-    /// delivery makes a period's charges add up to exactly its price once the quota is used.
-    /// </summary>
-    public long CreditsFor(long rows) => RowQuota == 0 ? 0 : (long)((Int128)rows * PeriodCredits / RowQuota);
+    /// <summary>Bytes the grant may still deliver this period; without a byte quota, no limit.</summary>
+    public long BytesLeft(DateTimeOffset now) => ByteQuota is { } quota ? Math.Max(0, quota - UsageIn(Period(now)).Bytes) : long.MaxValue;
 
-    /// <summary>What one period costs: the whole price, or for a subscription the price ÷ the months bought.</summary>
-    public long PeriodCredits => Subscription ? Credits / Math.Max(1, MonthsBought) : Credits;
+    /// <summary>
+    /// The credits a delivery of <paramref name="rows"/> rows and <paramref name="bytes"/> bytes uses of the period's
+    /// price, after what the period used already. Each part is worth its share of what it was paid for — rows × rows'
+    /// price ÷ row quota, bytes × bytes' price ÷ byte quota — rounded down after the delivery and before it, so a
+    /// period's charges add up to exactly its price once both quotas are used.
+    /// </summary>
+    public long CreditsFor(DateTimeOffset now, long rows, long bytes)
+    {
+        var used = UsageIn(Period(now));
+        return Share(used.Rows + rows, PeriodCredits - PeriodByteCredits, RowQuota) - Share(used.Rows, PeriodCredits - PeriodByteCredits, RowQuota)
+            + (ByteQuota is { } quota ? Share(used.Bytes + bytes, PeriodByteCredits, quota) - Share(used.Bytes, PeriodByteCredits, quota) : 0);
+    }
+
+    private static long Share(long used, long credits, long quota) => quota == 0 ? 0 : (long)((Int128)Math.Min(used, quota) * credits / quota);
+
+    /// <summary>What one period costs: the whole price, or for a subscription the price ÷ the months bought; and of it, what the byte quota cost.</summary>
+    public long PeriodCredits => Credits / Math.Max(1, MonthsBought);
+    public long PeriodByteCredits => ByteCredits / Math.Max(1, MonthsBought);
 
     public int MonthsBought { get; set; } = 1;
+
+    /// <summary>The byte quota (per month for a subscription), null for none, and the credits it cost (part of <see cref="Credits"/>).</summary>
+    public long? ByteQuota { get; set; }
+    public long ByteCredits { get; set; }
 
     public void Record(string period, long rows, long bytes, long credits)
     {
@@ -137,6 +153,8 @@ public sealed partial class BuyerAccountProjection : SingleStreamProjection<Buye
             Credits = purchased.Credits,
             PurchasedAt = purchased.PurchasedAt,
             MonthsBought = purchased.Until is null ? GrantPricing.MonthsBetween(purchased.PurchasedAt, purchased.ExpiresAt) : 1,
+            ByteQuota = purchased.ByteQuota,
+            ByteCredits = purchased.ByteCredits,
         });
     }
 

@@ -12,7 +12,7 @@ public sealed record RegionCell(double South, double West, long Rows);
 
 public sealed record QualityReport(long Accepted, long Rejected, IReadOnlyDictionary<string, long> RejectedByReason, double? Completeness, double? Uptime, double? QualityScore);
 
-/// <summary>What a buyer sees of a dataset before buying: coverage, freshness, quality and price.</summary>
+/// <summary>What a buyer sees of a dataset before buying: coverage, freshness, quality and price (per 1,000 rows, and per MB of 10⁶ bytes for a grant's byte quota).</summary>
 public sealed record DatasetSummary(
     string Name,
     string Description,
@@ -23,7 +23,8 @@ public sealed record DatasetSummary(
     long Devices,
     double? FreshnessSeconds,
     long CreditsPerThousandRows,
-    long LakeCheckpoint);
+    long LakeCheckpoint,
+    long CreditsPerMegabyte);
 
 public sealed record DatasetDetail(DatasetSummary Summary, IReadOnlyList<ColumnDescription> Schema, IReadOnlyList<RegionCell> Regions, QualityReport Quality);
 
@@ -68,7 +69,7 @@ public sealed class DatasetCatalog
     private DatasetSummary Summary(MarketDataset dataset, Computed numbers, long checkpoint, MarketplaceOptions options) => new(
         dataset.Name, dataset.Description, dataset.Kind.ToWire(), numbers.Rows, numbers.From, numbers.Until, numbers.Devices,
         numbers.NewestReceived is { } newest ? Math.Max(0, (_clock.GetUtcNow() - newest).TotalSeconds) : null,
-        options.PriceOf(dataset.Name), checkpoint);
+        options.PriceOf(dataset.Name), checkpoint, options.MegabytePriceOf(dataset.Name));
 
     private static List<ColumnDescription> Schema(MarketDataset dataset)
     {

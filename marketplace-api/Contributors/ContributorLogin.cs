@@ -20,30 +20,38 @@ public sealed record ContributorSession(string Token, string Address, DateTimeOf
 
 /// <summary>
 /// Device owners log in with their wallet, no key: they ask for a challenge (the network, their address, a random nonce,
-/// an expiry five minutes out), sign it with EIP-191 (personal_sign, `cast wallet sign`), and trade it for a session
-/// token good for an hour. Challenges and sessions live in PostgreSQL (<see cref="Tables"/>), so they outlive a restart
-/// and every API replica honours them: a challenge is used once wherever it is traded (deleted as it is read), and a
-/// session is kept only as the SHA-256 of its token. Logging out deletes the session, or all of the address's.
+/// an expiry five minutes out, and a ticket: the HMAC-SHA256 of those lines under the marketplace's login key), sign it
+/// with EIP-191 (personal_sign, `cast wallet sign`), and trade it for a session token good for an hour.
+/// Issuing a challenge stores nothing — the ticket proves at the trade that this marketplace issued it, unaltered, and
+/// the expiry inside it says until when — so asking for challenges by the million costs only the asker and never
+/// crowds out another contributor's login. Only a challenge traded for a session is stored (until it expires), to use
+/// it once: its row is inserted with its hash as the key, so of two replicas given the same challenge one inserts it
+/// and the other is refused. The login key is one row in PostgreSQL, made by the first replica that needs it and read
+/// by all (<see cref="Tables"/>); sessions are kept there too, as the SHA-256 of their token. Logging out deletes the
+/// session, or all of the address's.
 /// </summary>
 public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvider clock, IDocumentStore store, NpgsqlDataSource dataSource)
 {
     public const string SessionPrefix = "dcs_";
     public static readonly TimeSpan ChallengeLifetime = TimeSpan.FromMinutes(5);
     public static readonly TimeSpan SessionLifetime = TimeSpan.FromHours(1);
-    public const int MaxOutstanding = 100_000;
-    private const string ChallengesTable = "market_login_challenges";
+    private const string TradedTable = "market_login_challenges";
     private const string SessionsTable = "market_contributor_sessions";
+    private const string KeyTable = "market_login_key";
+    private const string TicketLine = "\nTicket: ";
+    private const string ExpiresFormat = "yyyy-MM-ddTHH:mm:ssZ";
 
     private readonly string _schema = store.Schema();
+    private byte[]? _key;
 
-    /// <summary>The challenges outstanding and the sessions open, by hash, with their expiry (both swept as new ones come).</summary>
+    /// <summary>The challenges traded (until they expire), the sessions open, by hash, with their expiry (both swept as new ones come), and the login key.</summary>
     public static Table[] Tables(string schema)
     {
-        var challenges = SchemaObjects.Table(schema, ChallengesTable);
-        challenges.AddColumn("message_sha256", "text").AsPrimaryKey();
-        challenges.AddColumn("address", "text").NotNull();
-        challenges.AddColumn("expires_at", "timestamptz").NotNull();
-        challenges.Indexes.Add(new IndexDefinition($"{ChallengesTable}_expires_at") { Columns = ["expires_at"] });
+        var traded = SchemaObjects.Table(schema, TradedTable);
+        traded.AddColumn("message_sha256", "text").AsPrimaryKey();
+        traded.AddColumn("address", "text").NotNull();
+        traded.AddColumn("expires_at", "timestamptz").NotNull();
+        traded.Indexes.Add(new IndexDefinition($"{TradedTable}_expires_at") { Columns = ["expires_at"] });
 
         var sessions = SchemaObjects.Table(schema, SessionsTable);
         sessions.AddColumn("token_sha256", "text").AsPrimaryKey();
@@ -51,45 +59,39 @@ public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvi
         sessions.AddColumn("expires_at", "timestamptz").NotNull();
         sessions.Indexes.Add(new IndexDefinition($"{SessionsTable}_address") { Columns = ["address"] });
         sessions.Indexes.Add(new IndexDefinition($"{SessionsTable}_expires_at") { Columns = ["expires_at"] });
-        return [challenges, sessions];
+
+        var key = SchemaObjects.Table(schema, KeyTable);
+        key.AddColumn("id", "integer").AsPrimaryKey();
+        key.AddColumn("secret", "bytea").NotNull();
+        return [traded, sessions, key];
     }
 
     public async Task<LoginChallenge> ChallengeAsync(string address, CancellationToken cancellation)
     {
         if (!EthAddress.TryParse(address, out var parsed))
             throw new MarketRefusedException(StatusCodes.Status400BadRequest, MarketReason.InvalidRequest, "address must be 0x and 40 hex digits (EIP-55 checksum when mixed case).");
+        // Whole seconds, as the message writes it, so the expiry read back at the trade is the one answered here.
         var now = clock.GetUtcNow();
-        var expires = now + ChallengeLifetime;
+        var expires = DateTimeOffset.FromUnixTimeSeconds((now + ChallengeLifetime).ToUnixTimeSeconds());
         var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var message = $"""
+        var body = $"""
             Log in to the {network.Value.Name} data marketplace as a contributor.
             Network: {network.Value.Name} (chain {network.Value.ChainId.ToString(CultureInfo.InvariantCulture)})
             Address: {parsed.ToLowerHex()}
             Nonce: {nonce}
-            Expires: {expires.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)}
+            Expires: {expires.UtcDateTime.ToString(ExpiresFormat, CultureInfo.InvariantCulture)}
             """;
-        // Expired challenges go first; anyone may ask for challenges, so how many may be outstanding is bounded.
-        await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(BatchCommand($"DELETE FROM {_schema}.{ChallengesTable} WHERE expires_at <= $1", now));
-        batch.BatchCommands.Add(BatchCommand($"""
-            INSERT INTO {_schema}.{ChallengesTable} (message_sha256, address, expires_at)
-            SELECT $1, $2, $3 WHERE (SELECT count(*) FROM {_schema}.{ChallengesTable}) < {MaxOutstanding}
-            """, Sha256(message), parsed.ToLowerHex(), expires));
-        await batch.ExecuteNonQueryAsync(cancellation);
-        if (batch.BatchCommands[1].RecordsAffected == 0)
-            throw new MarketRefusedException(StatusCodes.Status503ServiceUnavailable, MarketReason.LoginsBusy, "Too many logins are under way; retry in a minute.");
-        return new LoginChallenge(message, expires);
+        return new LoginChallenge(body + TicketLine + await TicketAsync(body, cancellation), expires);
     }
 
-    /// <summary>A session for the address that signed an outstanding challenge, which is used up whatever the signature.</summary>
+    /// <summary>A session for the address that signed a challenge this marketplace issued, not expired and not traded before.</summary>
     public async Task<ContributorSession> LoginAsync(string message, string signature, CancellationToken cancellation)
     {
         var now = clock.GetUtcNow();
-        // Deleted as it is read: of two replicas given the same challenge, one gets its address and the other nothing.
-        await using var take = Command($"DELETE FROM {_schema}.{ChallengesTable} WHERE message_sha256 = $1 AND expires_at > $2 RETURNING address", Sha256(message), now);
-        var address = await take.ExecuteScalarAsync(cancellation) as string;
-        if (address is null)
-            throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge, "This is not an outstanding challenge (unknown, used or expired); ask POST /v1/contributors/challenge for a new one.");
+        var (address, expires) = await IssuedAsync(message, cancellation) ?? throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge,
+            "This is not a challenge this marketplace issued, or it was altered; ask POST /v1/contributors/challenge for a new one and sign it exactly as it is.");
+        if (expires <= now)
+            throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge, $"The challenge expired at {expires:O}; ask POST /v1/contributors/challenge for a new one.");
         var bytes = new byte[PersonalSign.SignatureSize];
         if (!(signature.StartsWith("0x", StringComparison.Ordinal) && Hex.TryDecode(signature.AsSpan(2), bytes))
             || PersonalSign.TryRecover(Encoding.UTF8.GetBytes(message), bytes, out var signer) != SignatureCheck.Valid)
@@ -99,11 +101,46 @@ public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvi
 
         var token = SessionPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var session = new ContributorSession(token, address, now + SessionLifetime);
+        // One statement: the challenge is marked traded (its hash is the key, so of two replicas one does it) and the session
+        // made, or neither. Expired rows of both go first.
         await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(BatchCommand($"DELETE FROM {_schema}.{TradedTable} WHERE expires_at <= $1", now));
         batch.BatchCommands.Add(BatchCommand($"DELETE FROM {_schema}.{SessionsTable} WHERE expires_at <= $1", now));
-        batch.BatchCommands.Add(BatchCommand($"INSERT INTO {_schema}.{SessionsTable} (token_sha256, address, expires_at) VALUES ($1, $2, $3)", ApiKeys.Hash(token), address, session.ExpiresAt));
+        batch.BatchCommands.Add(BatchCommand($"""
+            WITH traded AS (
+                INSERT INTO {_schema}.{TradedTable} (message_sha256, address, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
+            INSERT INTO {_schema}.{SessionsTable} (token_sha256, address, expires_at) SELECT $4, $2, $5 FROM traded
+            """, Sha256(message), address, expires, ApiKeys.Hash(token), session.ExpiresAt));
         await batch.ExecuteNonQueryAsync(cancellation);
+        if (batch.BatchCommands[2].RecordsAffected == 0)
+            throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge, "This challenge was traded for a session already; ask POST /v1/contributors/challenge for a new one.");
         return session;
+    }
+
+    /// <summary>The address and expiry of a challenge whose ticket is this marketplace's, or null.</summary>
+    private async Task<(string Address, DateTimeOffset Expires)?> IssuedAsync(string message, CancellationToken cancellation)
+    {
+        var at = message.LastIndexOf(TicketLine, StringComparison.Ordinal);
+        if (at < 0) return null;
+        var body = message[..at];
+        var expected = Encoding.ASCII.GetBytes(await TicketAsync(body, cancellation));
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(message[(at + TicketLine.Length)..]), expected)) return null;
+        // The ticket is ours, so the lines are the ones ChallengeAsync wrote.
+        var lines = body.Split('\n');
+        var address = lines[2]["Address: ".Length..];
+        var expires = DateTimeOffset.ParseExact(lines[4]["Expires: ".Length..], ExpiresFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+        return (address, expires);
+    }
+
+    private async Task<string> TicketAsync(string body, CancellationToken cancellation) => Convert.ToHexStringLower(HMACSHA256.HashData(_key ??= await LoginKeyAsync(cancellation), Encoding.UTF8.GetBytes(body)));
+
+    /// <summary>The login key every replica shares: made once, by whichever replica asks first (two at once read the same row).</summary>
+    private async Task<byte[]> LoginKeyAsync(CancellationToken cancellation)
+    {
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(BatchCommand($"INSERT INTO {_schema}.{KeyTable} (id, secret) VALUES (1, $1) ON CONFLICT DO NOTHING", RandomNumberGenerator.GetBytes(32)));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT secret FROM {_schema}.{KeyTable} WHERE id = 1"));
+        return (byte[])(await batch.ExecuteScalarAsync(cancellation))!;
     }
 
     /// <summary>The address a live session token stands for, or null.</summary>

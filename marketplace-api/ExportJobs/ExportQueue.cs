@@ -124,8 +124,8 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                 var grant = GrantedQueries.Usable(account, job.GrantId, now);
                 if (grant.RowsLeft(now) < result.Manifest.Rows)
                     throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.QuotaExhausted, "Other requests used the grant's quota while the export ran; nothing was charged.");
-                var used = grant.UsageIn(grant.Period(now)).Rows;
-                var cost = grant.CreditsFor(used + result.Manifest.Rows) - grant.CreditsFor(used);
+                if (grant.BytesLeft(now) < bytes) throw GrantedQueries.ResultPastByteQuota(grant, now, bytes);
+                var cost = grant.CreditsFor(now, result.Manifest.Rows, bytes);
                 var events = new List<object> { new ExportCharged(buyerId, job.GrantId, chargeId, job.Id, result.Manifest.Rows, bytes, cost, request.LakeCheckpoint, now) };
                 if (result.Manifest.Rows > 0)
                     events.AddRange(SalesAttribution.Allocate(shares, result.Manifest.Rows, cost)

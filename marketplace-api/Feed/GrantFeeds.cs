@@ -105,11 +105,17 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
 
             try
             {
-                var sent = await ChargeAsync(buyerId, grantId, batch, cancellation);
+                var (sent, cut) = await ChargeAsync(buyerId, grantId, batch, cancellation);
                 var rows = batch.Rows.Take(sent);
                 var data = "[" + string.Join(",", rows.Select(r => r.Json)) + "]";
                 await WriteAsync(response, $"id: {batch.Checkpoint}:{batch.Rows[sent - 1].EventSeq}\nevent: rows\ndata: {data}\n\n", cancellation);
                 metrics.FeedSent(sent);
+                if (cut is not null)
+                {
+                    // The rest of the batch would pass the byte quota: the feed ends here rather than skip rows and go on.
+                    await EndAsync(response, cut, cancellation);
+                    return;
+                }
                 if (sent < batch.Rows.Count && await EndedAsync(response, buyerId, grantId, cancellation)) return;
             }
             catch (MarketRefusedException refused)
@@ -121,21 +127,33 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
     }
 
     /// <summary>
-    /// Charges as many of the batch's rows as the grant has left (at least one, or it refuses): FeedCharged and a DataSold
-    /// per device and epoch of exactly those rows, in one append. Returns how many rows were charged.
+    /// Charges as many of the batch's rows as the grant has rows and bytes left (at least one, or it refuses): FeedCharged
+    /// and a DataSold per device and epoch of exactly those rows, in one append. Returns how many rows were charged, and
+    /// when the byte quota cut the batch, the refusal that ends the feed after them.
     /// </summary>
-    private async Task<int> ChargeAsync(string buyerId, string grantId, FeedBatch batch, CancellationToken cancellation)
+    private async Task<(int Sent, MarketRefusedException? Cut)> ChargeAsync(string buyerId, string grantId, FeedBatch batch, CancellationToken cancellation)
     {
         var sent = 0;
+        MarketRefusedException? cut = null;
         var chargeId = ApiKeys.NewChargeId();
         await accounts.AppendAsync(buyerId, (account, now) =>
         {
             var grant = GrantedQueries.Usable(account, grantId, now);
-            sent = (int)Math.Min(batch.Rows.Count, grant.RowsLeft(now));
+            var (rowsLeft, bytesLeft) = (grant.RowsLeft(now), grant.BytesLeft(now));
+            long bytes = 0;
+            for (sent = 0; sent < batch.Rows.Count && sent < rowsLeft; sent++)
+            {
+                var rowBytes = Encoding.UTF8.GetByteCount(batch.Rows[sent].Json);
+                if (bytes + rowBytes > bytesLeft) break;
+                bytes += rowBytes;
+            }
+            if (sent < batch.Rows.Count && sent < rowsLeft)
+            {
+                cut = GrantedQueries.ByteQuotaExceeded(grant, $"The next row is {Encoding.UTF8.GetByteCount(batch.Rows[sent].Json)} bytes and the grant has {bytesLeft - bytes} left; the feed ends before it");
+                if (sent == 0) throw cut;
+            }
             var rows = batch.Rows.Take(sent).ToList();
-            var used = grant.UsageIn(grant.Period(now)).Rows;
-            var credits = grant.CreditsFor(used + sent) - grant.CreditsFor(used);
-            var bytes = rows.Sum(r => (long)Encoding.UTF8.GetByteCount(r.Json));
+            var credits = grant.CreditsFor(now, sent, bytes);
             var shares = rows.GroupBy(r => (r.Device, r.Epoch)).Select(g => new DeviceShare(g.Key.Device, g.Key.Epoch, g.Count())).ToList();
             return
             [
@@ -143,7 +161,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
                 .. SalesAttribution.Allocate(shares, sent, credits).Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)),
             ];
         }, cancellation);
-        return sent;
+        return (sent, cut);
     }
 
     /// <summary>Ends the stream with the reason when the grant can no longer be read (expired, quota used).</summary>

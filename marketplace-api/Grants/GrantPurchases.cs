@@ -9,7 +9,9 @@ namespace Pipeline.Marketplace.Grants;
 
 /// <summary>
 /// What a buyer asks to buy. A subscription leaves Until out: it covers data from From on, as it arrives, with
-/// RowQuota rows per calendar month (UTC), until ExpiresAt. Devices and Make narrow it to some devices.
+/// RowQuota rows per calendar month (UTC), until ExpiresAt. Devices and Make narrow it to some devices. ByteQuotaMegabytes,
+/// when given (MB of 10⁶ bytes, to the byte: at most six decimals), also bounds the bytes delivered (per month for a
+/// subscription) and is paid at the dataset's price per MB.
 /// </summary>
 public sealed record GrantRequest(
     string? Dataset,
@@ -19,7 +21,8 @@ public sealed record GrantRequest(
     IReadOnlyList<string>? Devices,
     string? Make,
     long? RowQuota,
-    DateTimeOffset? ExpiresAt);
+    DateTimeOffset? ExpiresAt,
+    decimal? ByteQuotaMegabytes = null);
 
 /// <summary>Buys grants: checks the request, prices it from the catalog, and pays it from the balance in one append.</summary>
 public sealed partial class GrantPurchases(MarketAccounts accounts)
@@ -36,14 +39,15 @@ public sealed partial class GrantPurchases(MarketAccounts accounts)
         var bought = await accounts.UpdateAsync(buyerId, (account, at) =>
         {
             var months = request.Until is null ? GrantPricing.MonthsBetween(at, request.ExpiresAt!.Value) : 1;
-            var price = GrantPricing.Price(request.RowQuota!.Value, options.PriceOf(request.Dataset!), months);
+            var byteCredits = ByteQuota(request) is { } bytes ? GrantPricing.BytePrice(bytes, options.MegabytePriceOf(request.Dataset!), months) : 0;
+            var price = GrantPricing.Price(request.RowQuota!.Value, options.PriceOf(request.Dataset!), months) + byteCredits;
             if (price > account.Balance)
                 throw new MarketRefusedException(StatusCodes.Status402PaymentRequired, MarketReason.InsufficientCredit,
                     $"The grant costs {price} credits and the balance is {account.Balance}; add credits or buy fewer rows.");
             var box = request.Box;
             return [new GrantPurchased(buyerId, grantId, request.Dataset!, request.From!.Value, request.Until, box?.South, box?.West, box?.North, box?.East,
                 request.Devices?.Select(d => d.ToLowerInvariant()).Distinct().Order(StringComparer.Ordinal).ToList(), request.Make, request.RowQuota!.Value,
-                request.ExpiresAt!.Value, price, at)];
+                request.ExpiresAt!.Value, price, at, ByteQuota(request), byteCredits)];
         }, cancellation);
         return bought.FindGrant(grantId)!;
     }
@@ -54,6 +58,8 @@ public sealed partial class GrantPurchases(MarketAccounts accounts)
         if (request.From is not { } from) yield return "from (the first device time covered) is required.";
         else if (request.Until is { } until && until <= from) yield return "until must be after from.";
         if (request.RowQuota is not { } quota || quota < 1 || quota > options.MaxGrantRows) yield return $"rowQuota must be between 1 and {options.MaxGrantRows}.";
+        if (request.ByteQuotaMegabytes is { } megabytes && (megabytes <= 0 || megabytes > options.MaxGrantMegabytes || ByteQuota(request) is null))
+            yield return $"byteQuotaMegabytes, when given, is more than 0 and at most {options.MaxGrantMegabytes}, with at most six decimals (a byte).";
         if (request.ExpiresAt is not { } expires || expires <= now) yield return "expiresAt must be in the future.";
         else if (expires > now.AddYears(5)) yield return "expiresAt may be at most 5 years ahead.";
         if (request.Box is { } box) foreach (var error in box.Errors()) yield return error;
@@ -64,6 +70,10 @@ public sealed partial class GrantPurchases(MarketAccounts accounts)
         }
         if (request.Make is { } make && (make.Length is 0 or > 64 || make.Any(char.IsControl))) yield return "make, when given, is 1 to 64 printable characters.";
     }
+
+    /// <summary>The byte quota in bytes, null when none is asked or it is not a whole number of bytes (checked within the maximum first).</summary>
+    private static long? ByteQuota(GrantRequest request) =>
+        request.ByteQuotaMegabytes * GrantPricing.BytesPerMegabyte is { } bytes && bytes == decimal.Truncate(bytes) ? (long)bytes : null;
 
     [GeneratedRegex("^0x[0-9a-fA-F]{40}$")]
     private static partial Regex DeviceAddress();

@@ -67,8 +67,8 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                 if (charged.RowsLeft(now) < result.Rows)
                     throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.QuotaExhausted,
                         $"Other requests used the grant's quota while this query ran: {charged.RowsLeft(now)} rows are left and the result has {result.Rows}. Nothing was charged; narrow the query.");
-                var used = charged.UsageIn(charged.Period(now)).Rows;
-                var cost = credits = charged.CreditsFor(used + result.Rows) - charged.CreditsFor(used);
+                if (charged.BytesLeft(now) < result.Bytes) throw ResultPastByteQuota(charged, now, result.Bytes);
+                var cost = credits = charged.CreditsFor(now, result.Rows, result.Bytes);
                 var events = new List<object> { new QueryCharged(buyerId, grantId, chargeId, result.Rows, result.Bytes, cost, snapshot.Checkpoint, now) };
                 // Rows of a query that read nothing of the grant (SELECT 1) sold nobody's data.
                 if (shares.Sum(s => s.Rows) > 0)
@@ -104,7 +104,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         Timeout = options.QueryTimeout,
     };
 
-    /// <summary>The grant, if it may be read now: it exists, has not expired, and has rows left in its quota.</summary>
+    /// <summary>The grant, if it may be read now: it exists, has not expired, and has rows (and bytes) left in its quota.</summary>
     public static Grant Usable(BuyerAccount account, string grantId, DateTimeOffset now)
     {
         var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}'; GET /v1/account lists yours.");
@@ -112,8 +112,19 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         if (grant.RowsLeft(now) == 0)
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
                 grant.Subscription ? $"The grant's {grant.RowQuota} rows for this month are used; more come on the 1st (UTC)." : $"The grant's {grant.RowQuota} rows are used; buy a new grant.");
+        if (grant.BytesLeft(now) == 0) throw ByteQuotaExceeded(grant, "The grant's bytes are used");
         return grant;
     }
+
+    /// <summary>The refusal of a delivery that would pass the grant's byte quota: what happened, then what to do.</summary>
+    public static MarketRefusedException ByteQuotaExceeded(Grant grant, string what) =>
+        new(StatusCodes.Status403Forbidden, MarketReason.ByteQuotaExceeded, grant.Subscription
+            ? $"{what} (byte quota {grant.ByteQuota} a month). Select fewer rows or columns, ask for Parquet, wait for the 1st (UTC), or buy a grant with a larger byteQuotaMegabytes."
+            : $"{what} (byte quota {grant.ByteQuota}). Select fewer rows or columns, ask for Parquet, or buy a grant with a larger byteQuotaMegabytes.");
+
+    /// <summary>The refusal of a result (query, export) of <paramref name="bytes"/> bytes, more than the grant has left.</summary>
+    public static MarketRefusedException ResultPastByteQuota(Grant grant, DateTimeOffset now, long bytes) =>
+        ByteQuotaExceeded(grant, $"The result is {bytes} bytes and the grant has {grant.BytesLeft(now)} left; nothing of it was delivered or charged");
 
     /// <summary>The sandbox's view of a grant: its dataset's files, restricted to its rows; a make becomes its devices.</summary>
     public async Task<GrantedTable> TableAsync(Grant grant, LakeSnapshot snapshot, CancellationToken cancellation)

@@ -85,6 +85,32 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Feed_PastTheByteQuota_SendsTheRowsThatFitInOrder_ThenEndsWithByteQuotaExceeded()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        // 20,000 bytes of rows' JSON: a good part of the 400 rows, not all of them.
+        var grant = (await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, rowQuota = 10_000, byteQuotaMegabytes = 0.02m, expiresAt = DateTimeOffset.UtcNow.AddDays(7) })).Id;
+        using var feed = await OpenAsync(key, grant);
+        var added = await _market.Lake.ProjectAsync(_market.Host, rows: 400);
+
+        var received = new List<JsonElement>();
+        (string Event, string Data) next;
+        while ((next = await feed.NextAsync()).Event == "rows") received.AddRange(JsonDocument.Parse(next.Data).RootElement.EnumerateArray().Select(r => r.Clone()));
+        Assert.Equal("end", next.Event);
+        var end = JsonDocument.Parse(next.Data).RootElement;
+        Assert.Equal("byte_quota_exceeded", end.GetProperty("reason").GetString());
+        Assert.Contains("byteQuotaMegabytes", end.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        // The first rows, none skipped, as many as fit; exactly those are charged.
+        Assert.InRange(received.Count, 1, added.Count - 1);
+        Assert.Equal(added.Take(received.Count).Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
+        var bytes = received.Sum(r => (long)System.Text.Encoding.UTF8.GetByteCount(r.GetRawText()));
+        Assert.InRange(bytes, 20_000 - 1_000, 20_000);
+        var used = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal((received.Count, bytes), (used.RowsUsed, used.BytesUsed));
+    }
+
+    [Fact]
     public async Task Feed_OfAFixedRangeGrant_IsRefusedNotSubscription()
     {
         var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);

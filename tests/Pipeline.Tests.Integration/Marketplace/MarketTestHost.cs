@@ -31,6 +31,7 @@ public sealed class MarketTestHost(TestHost host, MarketLake lake, string operat
             ["Lake:Directory"] = lake.Root,
             ["Marketplace:OperatorKeyFile"] = operatorKeyFile,
             ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: easy sums
+            ["Marketplace:CreditsPerMegabyte:vehicle_signals"] = "10000", // and a credit per 100 bytes of a byte quota
             ["Marketplace:RequestsPerSecond"] = "1000",
             ["Marketplace:RequestBurst"] = "1000",
         };

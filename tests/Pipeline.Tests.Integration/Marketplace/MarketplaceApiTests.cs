@@ -189,6 +189,84 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Grant_WithAByteQuota_PaysItsMegabytesOnTopOfItsRows_MonthlyForASubscription()
+    {
+        var summary = await VehicleSummaryAsync();
+        Assert.Equal((1000, 10_000), (summary.CreditsPerThousandRows, summary.CreditsPerMegabyte));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+
+        // 1,000 rows at a credit each, and 0.05 MB (50,000 bytes) at 10,000 credits per MB: 1,000 + 500.
+        var fixedRange = await _market.BuyAsync(key, GrantBody(rowQuota: 1000, until: Nov23.AddDays(2), byteQuotaMegabytes: 0.05m));
+        Assert.Equal((1500L, 50_000L, 50_000L), (fixedRange.Credits, fixedRange.ByteQuota, fixedRange.BytesLeft));
+        // A subscription pays both per started 30 days until it expires: 45 days are two months.
+        var subscription = await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, rowQuota = 1000, byteQuotaMegabytes = 0.05m, expiresAt = DateTimeOffset.UtcNow.AddDays(45) });
+        Assert.Equal(3000, subscription.Credits);
+        // Without a byte quota, rows only, and no byte limit.
+        var rowsOnly = await _market.BuyAsync(key, GrantBody(rowQuota: 1000));
+        Assert.Equal((1000L, (long?)null, (long?)null), (rowsOnly.Credits, rowsOnly.ByteQuota, rowsOnly.BytesLeft));
+        Assert.Equal(100_000 - 1500 - 3000 - 1000, (await _market.AccountAsync(key)).Balance);
+
+        foreach (var megabytes in new[] { 0m, -1m, 0.0000001m, 2_000_000m })
+            await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10, byteQuotaMegabytes: megabytes)), HttpStatusCode.BadRequest, "invalid_request");
+        Assert.Equal(100_000 - 5500, (await _market.AccountAsync(key)).Balance);
+    }
+
+    [Fact]
+    public async Task Query_PastTheByteQuota_IsRefusedSayingWhatToDo_AndNothingOfItIsDeliveredOrCharged()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        // 2,000 bytes for 20 credits, beside 5,000 rows for 5,000.
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 5000, byteQuotaMegabytes: 0.002m));
+        Assert.Equal(5020, grant.Credits);
+
+        var small = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals ORDER BY event_seq LIMIT 10", format = "csv" });
+        Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+        var bytes = long.Parse(Header(small, "X-Bytes")!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(bytes, (await small.Content.ReadAsByteArrayAsync()).Length);
+        // Each part is charged its share: 10 of 5,000 rows and bytes of 2,000 bytes, each of what it cost.
+        var used = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal((10L, bytes, 10 + bytes * 20 / 2000), (used.RowsUsed, used.BytesUsed, used.CreditsUsed));
+
+        var large = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT * FROM vehicle_signals", format = "csv" });
+        var problem = await MarketTestHost.AssertProblemAsync(large, HttpStatusCode.Forbidden, "byte_quota_exceeded");
+        Assert.Contains("byteQuotaMegabytes", problem, StringComparison.Ordinal);
+        Assert.Contains($"has {2000 - bytes} left", problem, StringComparison.Ordinal);
+        var after = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal((used.RowsUsed, used.BytesUsed, used.CreditsUsed), (after.RowsUsed, after.BytesUsed, after.CreditsUsed));
+
+        // What fits the bytes left is still answered.
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT 1 AS one", format = "csv" })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Export_PastTheByteQuota_FailsSayingSo_AndChargesNothing()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        // 1,000 bytes: less than any Parquet file of the slice (a footer alone is more).
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 2000, devices: [MarketLake.Devices[1]], byteQuotaMegabytes: 0.001m));
+        var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id });
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var job = await FinishedExportAsync(key, id);
+
+        Assert.Equal("failed", job.GetProperty("status").GetString());
+        Assert.Contains("byteQuotaMegabytes", job.GetProperty("error").GetString(), StringComparison.Ordinal);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", key), HttpStatusCode.NotFound, "unknown_export");
+        var after = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal((0L, 0L, 0L), (after.RowsUsed, after.BytesUsed, after.CreditsUsed));
+    }
+
+    /// <summary>The export job once it is done or failed: its own status is the condition waited on.</summary>
+    private async Task<JsonElement> FinishedExportAsync(string key, string id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        JsonElement job;
+        do job = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
+        while (job.GetProperty("status").GetString() is "queued" or "running" && DateTime.UtcNow < deadline);
+        return job;
+    }
+
+    [Fact]
     public async Task Query_AsParquetByAccept_IsReadBackByAnIndependentReader()
     {
         var (_, key) = await _market.CreateBuyerAsync(credits: 5000);
@@ -306,7 +384,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Contributor_LoggingInWithACastSignature_SeesTheirDevicesAndSales_AndAChallengeServesOnce()
+    public async Task Contributor_LoggingInWithACastSignature_SeesTheirDevicesAndSales_AndAChallengeIsTradedOnceAndUnaltered()
     {
         var owner = Pipeline.Core.Crypto.EthKey.Generate();
         var device = Pipeline.Core.Crypto.EthKey.Generate();
@@ -320,10 +398,12 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var forged = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", device.ToHex(), message]).Trim();
 
         await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature = forged }), HttpStatusCode.Unauthorized, "bad_signature");
-        // A refused attempt used the challenge up too: ask again.
-        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
-        message = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
-        signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        // An altered challenge (a later expiry), even signed by the owner, is not the one the marketplace issued.
+        var stretched = System.Text.RegularExpressions.Regex.Replace(message, "Expires: [^\n]+", $"Expires: {DateTime.UtcNow.AddDays(1):yyyy-MM-ddTHH:mm:ssZ}");
+        Assert.NotEqual(message, stretched);
+        var stretchedSignature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), stretched]).Trim();
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message = stretched, signature = stretchedSignature }), HttpStatusCode.Unauthorized, "stale_challenge");
+        // Refused attempts did not use the challenge: the owner's own signature trades it, once.
         var session = await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature })).Content.ReadFromJsonAsync<JsonElement>();
         var token = session.GetProperty("token").GetString()!;
         await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
@@ -368,6 +448,16 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             return (await session.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
         }
         var first = await LoginAsync(_market.Host.Api, replica.Api);
+
+        // The same signed challenge sent to both replicas at once makes one session.
+        var raced = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address }, replica.Api)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+        var racedSignature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), raced]).Trim();
+        var racing = await Task.WhenAll(new[] { _market.Host.Api, replica.Api, _market.Host.Api, replica.Api }
+            .Select(api => _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message = raced, signature = racedSignature }, api)));
+        Assert.Single(racing, r => r.StatusCode == HttpStatusCode.OK);
+        foreach (var refused in racing.Where(r => r.StatusCode != HttpStatusCode.OK)) await MarketTestHost.AssertProblemAsync(refused, HttpStatusCode.Unauthorized, "stale_challenge");
+        await _market.SendAsync(HttpMethod.Delete, "/v1/contributor/session", (await racing.Single(r => r.StatusCode == HttpStatusCode.OK).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!);
+
         var second = await LoginAsync(replica.Api, _market.Host.Api);
         foreach (var api in new[] { _market.Host.Api, replica.Api })
             foreach (var token in new[] { first, second })
@@ -397,6 +487,38 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(2, (await ended.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("sessions").GetInt32());
         foreach (var token in new[] { second, third })
             await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token, api: replica.Api), HttpStatusCode.Unauthorized, "unknown_key");
+    }
+
+    [Fact]
+    public async Task ContributorChallenges_AskedForInAFlood_StoreNothing_AndAnHonestContributorStillSignsIn_Issue13()
+    {
+        async Task<long> StoredChallengesAsync()
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
+            await connection.OpenAsync();
+            await using var count = new Npgsql.NpgsqlCommand($"SELECT count(*) FROM {_market.Host.Schema}.market_login_challenges", connection);
+            return (long)(await count.ExecuteScalarAsync())!;
+        }
+        var before = await StoredChallengesAsync();
+        // A flood from one client (within its rate limit here: what many addresses would do past it), for made-up addresses.
+        var flood = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            var statuses = new List<HttpStatusCode>();
+            for (var i = 0; i < 100; i++)
+                statuses.Add((await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address = Pipeline.Core.Crypto.EthKey.Generate().Address.ToLowerHex() })).StatusCode);
+            return statuses;
+        }));
+        Assert.All(flood.SelectMany(s => s), status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(before, await StoredChallengesAsync());
+
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var message = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address = owner.Address.ToLowerHex() })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString()!;
+        var signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim();
+        var session = await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature });
+        Assert.True(session.StatusCode == HttpStatusCode.OK, await session.Content.ReadAsStringAsync());
+        // Only the challenge traded is stored, to refuse it a second time.
+        Assert.Equal(before + 1, await StoredChallengesAsync());
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature }), HttpStatusCode.Unauthorized, "stale_challenge");
     }
 
     [Fact]
@@ -574,7 +696,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
     }
 
-    private static object GrantBody(long rowQuota, DateTimeOffset? from = null, DateTimeOffset? until = null, string[]? devices = null) => new
+    private static object GrantBody(long rowQuota, DateTimeOffset? from = null, DateTimeOffset? until = null, string[]? devices = null, decimal? byteQuotaMegabytes = null) => new
     {
         dataset = "vehicle_signals",
         from = from ?? Nov23,
@@ -582,6 +704,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         devices,
         rowQuota,
         expiresAt = DateTimeOffset.UtcNow.AddDays(7),
+        byteQuotaMegabytes,
     };
 
     private static string? Header(HttpResponseMessage response, string name) => response.Headers.TryGetValues(name, out var values) ? values.Single() : null;
