@@ -1,15 +1,20 @@
 using System.Text;
 using Confluent.Kafka;
+using System.Numerics;
 using Marten;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipeline.Cli.Commands;
+using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
 using Pipeline.Infra.Kafka;
 using Pipeline.Infra.Postgres;
 using Pipeline.Projections.Lake;
+using Pipeline.Rewards;
+using Pipeline.Rewards.Epochs;
+using Pipeline.Rewards.Stage;
 using Pipeline.Simulator;
 
 namespace Pipeline.Cli.Chaos;
@@ -18,13 +23,15 @@ namespace Pipeline.Cli.Chaos;
 /// The end of a chaos run: waits until the stages have drained (explicit conditions, not time), then holds the store,
 /// the dead-letter topic and the lake against the fleet's ledger, adding each check to the report.
 /// </summary>
-public sealed class ChaosChecks(IConfiguration configuration, string dataDirectory, string postgres, KafkaOptions kafka, ChaosReport report)
+public sealed class ChaosChecks(IConfiguration configuration, string dataDirectory, string postgres, KafkaOptions kafka, TimeSpan epochLength, ChaosReport report)
 {
     private const string ProcessorGroup = "depin-streams";
     private static readonly TimeSpan DrainPatience = TimeSpan.FromMinutes(5);
 
     /// <summary>Rejections that do not depend on what else arrived or when: an acknowledged reading expecting one must have its dead letter.</summary>
     private static readonly string[] FixedRejections = ["bad_signature", "signer_mismatch", "unknown_device", "out_of_range"];
+
+    private const string RefusedPrefix = "refused:";
 
     private readonly string _schema = configuration.GetSection(EventStoreOptions.Section).Get<EventStoreOptions>()?.Schema ?? EventStoreOptions.DefaultSchema;
 
@@ -96,7 +103,7 @@ public sealed class ChaosChecks(IConfiguration configuration, string dataDirecto
         report.Checks.Add(new("No reading stored twice", report.Duplicated == 0,
             $"{report.Duplicated} duplicated: {Some(stored.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => $"{g.Key} ×{g.Count()}"))}"));
 
-        CheckDeadLetters(acknowledged, await DeadLetterRowsAsync(cancellation));
+        CheckDeadLetters(entries, acknowledged, await DeadLetterRowsAsync(cancellation));
 
         var options = configuration.GetSection(LakeOptions.Section).Get<LakeOptions>() ?? new();
         var (partitions, through, rebuilt) = await LakeRebuild.RunAsync(lake.Store, dataDirectory, options, NullLogger.Instance, null, cancellation);
@@ -105,14 +112,55 @@ public sealed class ChaosChecks(IConfiguration configuration, string dataDirecto
         var differing = partitions.Where(p => !p.Equal).ToList();
         report.Checks.Add(new("Lake equal to a rebuild", differing.Count == 0 && report.LakeRows > 0,
             report.LakeRows == 0 ? "the lake is empty" : $"through event {through:N0}, differing partitions: {Some(differing.Select(p => $"{p.Dataset} {p.Date:yyyy-MM-dd} live {p.LiveRows} rows, rebuilt {p.RebuiltRows}"))}"));
+        await CheckRewardsAsync(lake, rebuilt, cancellation);
         Directory.Delete(rebuilt, recursive: true);
     }
 
     /// <summary>
-    /// Every dead letter the processors recorded (one per raw offset) is on the topic exactly once, nothing else from the
-    /// raw topic is; and each acknowledged reading that must fail a fixed check has its dead letter with that reason.
+    /// Each epoch the rewards stage closed during the run equals a recomputation afterwards — inputs read again from the
+    /// rebuilt lake as of the epoch's event, cumulative amounts carried from the recomputed epoch before — and nothing is
+    /// paid twice: one calculation per epoch, at most one root on chain for it, and that root the recomputed one.
     /// </summary>
-    private void CheckDeadLetters(List<LedgerEntry> acknowledged, HashSet<string> recorded)
+    private async Task CheckRewardsAsync(LakeCommand.LakeHost lake, string rebuilt, CancellationToken cancellation)
+    {
+        string[] types = [EventNames.All[typeof(EpochClosed)], EventNames.All[typeof(RewardsCalculated)], EventNames.All[typeof(RootPublished)]];
+        List<object> events;
+        await using (var session = lake.Events.QuerySession())
+            events = [.. (await session.Events.QueryAllRawEvents().Where(e => e.EventTypeName.IsOneOf(types)).ToListAsync(cancellation)).Select(e => e.Data)];
+        var closed = events.OfType<EpochClosed>().OrderBy(e => e.Epoch).ToList();
+        var calculated = events.OfType<RewardsCalculated>().ToLookup(e => e.Epoch);
+        var published = events.OfType<RootPublished>().ToLookup(e => e.Epoch);
+        report.EpochsClosed = closed.Count;
+        report.RootsPublished = published.Count;
+
+        var policy = (configuration.GetSection(RewardsOptions.Section).Get<RewardsOptions>() ?? new()).LoadPolicy();
+        var reader = new EpochInputsReader(lake.Events, lake.Store, NullLogger<EpochInputsReader>.Instance);
+        var cumulative = new Dictionary<EthAddress, BigInteger>();
+        var differing = new List<string>();
+        var twice = new List<string>();
+        foreach (var epoch in closed)
+        {
+            var inputs = await reader.ReadAsync(policy, epoch, epochLength, new LakeSource(LakeRebuild.RebuildLake, rebuilt), cancellation);
+            var file = RewardFile.Create(policy, inputs, cumulative);
+            var recorded = calculated[epoch.Epoch].ToList();
+            if (recorded.Count != 1) twice.Add($"epoch {epoch.Epoch} calculated {recorded.Count} times");
+            else if (recorded[0].ContentHash != file.ContentHash()) differing.Add($"epoch {epoch.Epoch}: recorded {recorded[0].ContentHash}, recomputed {file.ContentHash()}");
+            var roots = published[epoch.Epoch].ToList();
+            if (roots.Count > 1) twice.Add($"epoch {epoch.Epoch} published {roots.Count} times");
+            else if (roots.Count == 1 && roots[0].MerkleRoot != file.MerkleRoot) differing.Add($"epoch {epoch.Epoch}: root on chain {roots[0].MerkleRoot}, recomputed {file.MerkleRoot}");
+            cumulative = file.Rewards.Contributors.ToDictionary(c => c.Account, c => c.CumulativeAmount);
+        }
+        report.Checks.Add(new("Closed epochs equal to a recomputation", differing.Count == 0 && closed.Count > 0,
+            closed.Count == 0 ? "the rewards stage closed no epoch" : $"{differing.Count} of {closed.Count} differ: {Some(differing)}"));
+        report.Checks.Add(new("No epoch paid twice", twice.Count == 0, Some(twice)));
+    }
+
+    /// <summary>
+    /// Every dead letter the processors recorded (one per raw offset) is on the topic exactly once, nothing else from the
+    /// raw topic is; each MQTT publish the edge refused has exactly one dead letter from the edge; and each acknowledged
+    /// reading that must fail a fixed check has its dead letter with that reason.
+    /// </summary>
+    private void CheckDeadLetters(IReadOnlyList<LedgerEntry> entries, List<LedgerEntry> acknowledged, HashSet<string> recorded)
     {
         var letters = ReadDeadLetters();
         report.DeadLetters = letters.Count;
@@ -123,6 +171,19 @@ public sealed class ChaosChecks(IConfiguration configuration, string dataDirecto
         var unrecorded = onTopic.Except(recorded).ToList();
         report.Checks.Add(new("Each dead letter on the topic exactly once", repeated.Count == 0 && missing.Count == 0 && unrecorded.Count == 0,
             $"{repeated.Count} written more than once ({Some(repeated)}), {missing.Count} recorded but not written ({Some(missing)}), {unrecorded.Count} written but not recorded ({Some(unrecorded)})"));
+
+        // MQTT has no response body for the reason, so the edge writes each refused publish to the topic itself, with the
+        // device's topic in its source ("mqtt:<client>:devices/<address>/readings"); a malformed one names no reading,
+        // so they are counted per device and reason against the refusals the fleet was told of.
+        var refusedAtEdge = entries.Where(e => e.Transport == "mqtt" && e.Edge.StartsWith(RefusedPrefix, StringComparison.Ordinal))
+            .CountBy(e => $"{e.Device} {e.Edge[RefusedPrefix.Length..]}").ToDictionary();
+        var fromEdge = letters.Where(l => l.Source.StartsWith("mqtt:", StringComparison.Ordinal))
+            .CountBy(l => $"{l.Source.Split('/')[^2]} {l.Reason}").ToDictionary();
+        var differ = refusedAtEdge.Keys.Union(fromEdge.Keys)
+            .Where(k => refusedAtEdge.GetValueOrDefault(k) != fromEdge.GetValueOrDefault(k))
+            .Select(k => $"{k}: refused {refusedAtEdge.GetValueOrDefault(k)}, dead letters {fromEdge.GetValueOrDefault(k)}").ToList();
+        report.Checks.Add(new("Each MQTT refusal dead-lettered once by the edge", differ.Count == 0 && refusedAtEdge.Count > 0,
+            refusedAtEdge.Count == 0 ? "the edge refused no MQTT publish" : $"{differ.Count} device and reason pairs differ: {Some(differ)}"));
 
         var byReading = letters.Where(l => l.ReadingId is not null).ToLookup(l => l.ReadingId!);
         var owed = acknowledged.Where(e => FixedRejections.Contains(e.Expected)).ToList();

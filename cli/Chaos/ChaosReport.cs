@@ -36,6 +36,8 @@ public sealed class ChaosReport
     public long DeadLetters { get; set; }
     public long LakeRows { get; set; }
     public long RebuiltRows { get; set; }
+    public int EpochsClosed { get; set; }
+    public int RootsPublished { get; set; }
     public List<ChaosCheck> Checks { get; } = [];
     public bool Passed => Checks.Count > 0 && Checks.All(c => c.Held);
 
@@ -61,6 +63,7 @@ public sealed class ChaosReport
         table.AddRow("Duplicated", Count(Duplicated));
         table.AddRow("Dead letters", $"{DeadLetters:N0}");
         table.AddRow("Lake rows / rebuild rows", $"{LakeRows:N0} / {RebuiltRows:N0}");
+        table.AddRow("Reward epochs closed / roots published", $"{EpochsClosed:N0} / {RootsPublished:N0}");
         foreach (var check in Checks)
             table.AddRow(new Text(check.Name), check.Held ? new Markup("[green]held[/]") : new Markup($"[red]FAILED[/] {Markup.Escape(check.Detail)}"));
         return table;

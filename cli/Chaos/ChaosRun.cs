@@ -22,6 +22,9 @@ public static class ChaosRun
     // Generous: a stage killed just before the end starts again on a machine that may be busy with other work.
     private static readonly TimeSpan StartPatience = TimeSpan.FromMinutes(5);
 
+    // The shortest the lake allows, so that even a 2-minute run closes reward epochs while stages are being killed.
+    private static readonly TimeSpan EpochLength = TimeSpan.FromMinutes(1);
+
     public static async Task<int> RunAsync(IConfiguration configuration, ChaosOptions options, CancellationToken cancellation)
     {
         using var loggerFactory = LoggerFactory.Create(logging => logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
@@ -92,7 +95,7 @@ public static class ChaosRun
                 var run = await fleetRun;
                 report.UnexpectedExits = stages.ToDictionary(s => s.Name, s => s.UnexpectedExits);
 
-                var checks = new ChaosChecks(configuration, data, postgres.ConnectionString, kafka, report);
+                var checks = new ChaosChecks(configuration, data, postgres.ConnectionString, kafka, EpochLength, report);
                 try
                 {
                     await AnsiConsole.Status().StartAsync("Draining: every stage up, the processors at the end of the topic, the lake at the store's head…", async _ =>
@@ -127,7 +130,7 @@ public static class ChaosRun
         return report.Passed ? 0 : 1;
     }
 
-    /// <summary>ingest, two stream processors, the projector and the API, each with its own ports and log.</summary>
+    /// <summary>ingest, two stream processors, the projector, the rewards stage and the API, each with its own ports and log.</summary>
     private static List<StageProcess> Stages(EndpointsOptions endpoints, string data, string postgres, DevServers servers)
     {
         var shared = new Dictionary<string, string>
@@ -141,11 +144,22 @@ public static class ChaosRun
             ["PIPELINE_API_PORT"] = Port(endpoints.ApiPort),
             ["PIPELINE_INGEST_PORT"] = Port(endpoints.IngestPort),
             ["PIPELINE_MQTT_PORT"] = Port(endpoints.MqttPort),
+            ["PIPELINE_Lake__EpochLength"] = EpochLength.ToString("c", CultureInfo.InvariantCulture),
+        };
+        // Epochs close 10 s after their end, from the one this run starts in (the fleet's old readings would otherwise
+        // send the stage back to close hours of empty epochs); the chain is the one this process started.
+        var rewards = new Dictionary<string, string>
+        {
+            ["PIPELINE_Rewards__Grace"] = "00:00:10",
+            ["PIPELINE_Rewards__PollInterval"] = "00:00:01",
+            ["PIPELINE_Rewards__FirstEpoch"] = (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / (long)EpochLength.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
+            ["PIPELINE_Chain__Local"] = "true",
         };
         var nextStatusPort = endpoints.StatusPort;
-        StageProcess Stage(string name, string stage, string? healthUrl = null)
+        StageProcess Stage(string name, string stage, string? healthUrl = null, Dictionary<string, string>? own = null)
         {
             var environment = new Dictionary<string, string>(shared);
+            foreach (var (key, value) in own ?? []) environment[key] = value;
             if (healthUrl is null)
             {
                 // Status port 0 ("any free one") still has to be known here, to ask the stage for its health.
@@ -162,6 +176,7 @@ public static class ChaosRun
             Stage("streams-1", "streams"),
             Stage("streams-2", "streams"),
             Stage("projections", "projections"),
+            Stage("rewards", "rewards-stage", own: rewards),
         ];
     }
 

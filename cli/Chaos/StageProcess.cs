@@ -100,6 +100,8 @@ public sealed class StageProcess(string name, string stage, IReadOnlyDictionary<
         start.RedirectStandardError = true;
         start.RedirectStandardInput = true;
         foreach (var (key, value) in environment) start.Environment[key] = value;
+        // Killed with SIGKILL, this process cannot stop the stage: the stage watches for that itself.
+        start.Environment[Hosting.ParentWatch.Variable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         lock (_gate)
         {
             WriteLine(log, $"=== start {++Starts} at {DateTimeOffset.UtcNow:O}");

@@ -3,6 +3,8 @@ using System.CommandLine.Completions;
 using System.CommandLine.Parsing;
 using System.Globalization;
 
+using Pipeline.Infra.Postgres;
+
 namespace Pipeline.Cli.Commands;
 
 /// <summary>
@@ -52,14 +54,21 @@ public static class CommandLineErrors
     /// </summary>
     public static bool IsUserError(Exception e) => e is InvalidOperationException or IOException or UnauthorizedAccessException
         or FormatException or ArgumentException or TimeoutException or HttpRequestException or DllNotFoundException
-        or OperationCanceledException or Npgsql.NpgsqlException or Confluent.Kafka.KafkaException or DuckDB.NET.Data.DuckDBException;
+        or OperationCanceledException or Npgsql.NpgsqlException or Confluent.Kafka.KafkaException or DuckDB.NET.Data.DuckDBException
+        || IsDatabaseOutage(e);
 
-    public static int Report(Exception e)
+    public static int Report(Exception e, TextWriter? error = null)
     {
         if (e is OperationCanceledException) return 130;
-        Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+        (error ?? Console.Error).WriteLine($"error: {(IsDatabaseOutage(e) ? $"PostgreSQL cannot serve now ({DatabaseFailure.Describe(e)}); start again once it can." : OneLine(e.Message))}");
         return ExitCode;
     }
+
+    /// <summary>
+    /// PostgreSQL down, starting or stopping, as Marten wraps it (a schema migration at start-up that met a restart):
+    /// uncaught, it would end the process with SIGABRT and a page of DDL instead of a line and exit code 2.
+    /// </summary>
+    private static bool IsDatabaseOutage(Exception e) => e is not Npgsql.NpgsqlException && DatabaseFailure.Classify(e) == FailureKind.Outage;
 
     private static string OneLine(string text) => string.Join(' ', text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 

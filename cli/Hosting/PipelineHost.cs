@@ -51,6 +51,8 @@ public static class PipelineHost
 
         var services = builder.Services;
         services.AddServiceDefaults(configuration);
+        if (ParentWatch.ParentFromEnvironment() is { } parent)
+            services.AddHostedService(provider => ActivatorUtilities.CreateInstance<ParentWatch>(provider, parent));
         if (NeedsEventStore(roles)) services.AddEventStore(configuration);
         if (roles.HasFlag(Roles.Ingest)) services.AddIngest(configuration);
         if (roles.HasFlag(Roles.Api)) services.AddRegistry(configuration);

@@ -82,7 +82,9 @@ public sealed partial class LocalPostgres
             EnsurePortIsFree();
             // Inside the cluster folder: the postgres user owns it and may write there.
             var log = Path.Combine(_dataDirectory, "server.log");
-            var settings = $"-p {_options.Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c shared_buffers=256MB";
+            // 128 MB of shared buffers (PostgreSQL's default): they fill as the store grows and then stay, and the
+            // whole stack on one machine is to stay under 1.5 GB; the kernel's page cache holds what they do not.
+            var settings = $"-p {_options.Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c shared_buffers=128MB";
             var result = await RunAsync("pg_ctl", ["start", "-D", _dataDirectory, "-w", "-t", "60", "-l", log, "-o", settings], cancellation);
             if (result.ExitCode != 0)
                 throw new InvalidOperationException($"PostgreSQL did not start ({result.Output.Trim()}). Its log is {log}; `./depin reset` starts from an empty cluster.");

@@ -32,4 +32,24 @@ public sealed class CommandLineErrorsTests
         Assert.DoesNotContain("System.", message);
         Assert.DoesNotContain("Pipeline.", message);
     }
+
+    [Fact]
+    public void DatabaseRestartWrappedByMarten_Issue16_IsOneLineAndExitCodeTwo()
+    {
+        // What a stage met in depin chaos: its schema migration at start-up cut by PostgreSQL's restart (57P01),
+        // wrapped by Marten; it used to escape Main and end the process with SIGABRT (134).
+        var restart = new Npgsql.PostgresException("terminating connection due to administrator command", "FATAL", "FATAL", "57P01");
+        var wrapped = new Marten.Exceptions.MartenSchemaException("All Configured Changes", "drop index if exists depin.mt_events_data_sold_device;", restart);
+        var error = new StringWriter();
+
+        Assert.True(CommandLineErrors.IsUserError(wrapped));
+        Assert.Equal(CommandLineErrors.ExitCode, CommandLineErrors.Report(wrapped, error));
+        Assert.Equal("error: PostgreSQL cannot serve now (SQLSTATE 57P01: terminating connection due to administrator command); start again once it can.", error.ToString().TrimEnd());
+    }
+
+    [Fact]
+    public void DefectOutsideTheDatabase_IsNotAUserError()
+    {
+        Assert.False(CommandLineErrors.IsUserError(new Marten.Exceptions.MartenSchemaException("All Configured Changes", "select 1;", new NullReferenceException())));
+    }
 }
