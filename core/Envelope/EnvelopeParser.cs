@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Unicode;
 using Pipeline.Core.Crypto;
+using Pipeline.Core.Signals;
 
 namespace Pipeline.Core.Envelope;
 
@@ -140,11 +141,13 @@ public static class EnvelopeParser
                 if (signals is not null) return Duplicate("signals");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartObject) return WrongType("signals", "an object of signal name to number");
-                signals = [];
+                signals = new Dictionary<string, double>(8, StringComparer.Ordinal);
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
                     if (reader.ValueSpan.Length > limits.MaxStringLength) return TooLong("a signal name", limits);
-                    if (ReadText(ref reader, "A signal name", out var name) is { } badName) return badName;
+                    // A catalog name (the usual case) needs no string of its own nor a check: the catalog's are safe.
+                    var name = "";
+                    if ((reader.ValueIsEscaped || !SignalCatalog.TryGetName(reader.ValueSpan, out name)) && ReadText(ref reader, "A signal name", out name) is { } badName) return badName;
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out var value) || !double.IsFinite(value))
                         return WrongType($"signals.{name}", "a finite number");

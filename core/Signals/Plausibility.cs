@@ -33,7 +33,8 @@ public static class Plausibility
     /// <summary>The reading's signals in catalog names and units: raw OBD responses decode into (and win over) stated values.</summary>
     public static (Dictionary<string, double>? Signals, Rejection? Rejection) Decode(ReadingPayload payload)
     {
-        var signals = new Dictionary<string, double>(payload.Signals, StringComparer.Ordinal);
+        var signals = new Dictionary<string, double>(payload.Signals.Count + payload.Obd.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in payload.Signals) signals[name] = value;
         foreach (var response in payload.Obd)
         {
             if (!ObdCodec.TryDecode(response, out var signal, out var value, out var rejection)) return (null, rejection);

@@ -89,5 +89,23 @@ public static class SignalCatalog
 
     public static bool TryGet(string name, out SignalDefinition definition) => ByName.TryGetValue(name, out definition!);
 
+    private static readonly Dictionary<string, SignalDefinition>.AlternateLookup<ReadOnlySpan<char>> ByNameSpan = ByName.GetAlternateLookup<ReadOnlySpan<char>>();
+
+    /// <summary>The catalog's own string for a name given as raw (unescaped) UTF-8: parsers use it instead of allocating one per reading.</summary>
+    public static bool TryGetName(ReadOnlySpan<byte> utf8, out string name)
+    {
+        name = "";
+        Span<char> chars = stackalloc char[64];
+        if (utf8.Length > chars.Length) return false;
+        for (var i = 0; i < utf8.Length; i++)
+        {
+            if (utf8[i] > 0x7F) return false;
+            chars[i] = (char)utf8[i];
+        }
+        if (!ByNameSpan.TryGetValue(chars[..utf8.Length], out var definition)) return false;
+        name = definition.Name;
+        return true;
+    }
+
     public static IEnumerable<SignalDefinition> For(DeviceKind kind) => All.Where(s => s.Kind == kind);
 }
