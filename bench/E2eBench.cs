@@ -147,12 +147,16 @@ public static class E2eBench
     private static void PrintSoak(SoakResult soak, int rate, bool noStepHeld)
     {
         var table = new Table().Title($"[bold]Soak: {rate:N0} readings/s for {soak.Elapsed.TotalMinutes:N1} min[/]{(noStepHeld ? " (70 % of the lowest step's acknowledged rate: no step held)" : " (70 % of the highest acknowledged rate held)")}")
-            .AddColumn("Process").AddColumn(new TableColumn("Start").RightAligned()).AddColumn(new TableColumn("Peak").RightAligned()).AddColumn(new TableColumn("End").RightAligned());
+            .AddColumn("Process").AddColumn(new TableColumn("RSS start").RightAligned()).AddColumn(new TableColumn("Peak").RightAligned()).AddColumn(new TableColumn("End").RightAligned())
+            .AddColumn(new TableColumn("PSS start").RightAligned()).AddColumn(new TableColumn("Peak").RightAligned()).AddColumn(new TableColumn("End").RightAligned());
+        static string[] Row(string name, IReadOnlyList<long> rss, IReadOnlyList<long> pss) => [name, Mb(rss[0]), Mb(rss.Max()), Mb(rss[^1]), Mb(pss[0]), Mb(pss.Max()), Mb(pss[^1])];
         foreach (var (name, samples) in soak.Memory)
-            table.AddRow(name, Mb(samples[0]), Mb(samples.Max()), Mb(samples[^1]));
-        var totals = Enumerable.Range(0, soak.Memory.Values.Min(s => s.Count)).Select(i => soak.Memory.Where(m => m.Key != SimulatorName).Sum(m => m.Value[i])).ToList();
-        table.AddRow("[bold]whole stack (without the simulator)[/]", Mb(totals[0]), Mb(totals.Max()), Mb(totals[^1]));
-        table.Caption($"RSS of each .NET process, PSS summed over PostgreSQL's server processes (shared buffers counted once), sampled every {RssSample.TotalSeconds:N0} s ({totals.Count} samples). The bench process holds the embedded broker; anvil (for the API's chain reads) is left out. Goal: flat, the whole stack under 1,536 MB.");
+            table.AddRow(Row(name, samples.Select(s => s.Rss).ToList(), samples.Select(s => s.Pss).ToList()));
+        var stack = soak.Memory.Where(m => m.Key != SimulatorName).Select(m => m.Value).ToList();
+        List<long> Totals(Func<MemorySample, long> size) => Enumerable.Range(0, stack.Min(s => s.Count)).Select(i => stack.Sum(s => size(s[i]))).ToList();
+        var (rssTotals, pssTotals) = (Totals(s => s.Rss), Totals(s => s.Pss));
+        table.AddRow(Row("[bold]whole stack (without the simulator)[/]", rssTotals, pssTotals));
+        table.Caption($"RSS and PSS of each process (PostgreSQL: its server processes summed), sampled every {RssSample.TotalSeconds:N0} s ({pssTotals.Count} samples). RSS counts the pages a process shares with others (the .NET runtime's and the native libraries' files, PostgreSQL's shared buffers) in each of them; PSS divides them among their sharers, so the whole stack's PSS is what the machine spends on it. The bench process holds the embedded broker; anvil (for the API's chain reads) is left out. Goal: flat, the whole stack under 1,536 MB.");
         AnsiConsole.Write(table);
         var step = soak.Step;
         AnsiConsole.MarkupLineInterpolated($"Soak readings: acknowledged {step.AcknowledgedPerSecond:N0}/s, freshness p50 {step.P50Ms:N0} ms, p99 {step.P99Ms:N0} ms, lost {step.Lost}, doubled {step.Doubled}; load average {LoadAverage()}.");
@@ -177,7 +181,9 @@ public static class E2eBench
         public bool Holds => Lost == 0 && Doubled == 0 && P99Ms <= FreshnessGoalMs && AcknowledgedPerSecond >= 0.95 * SentPerSecond;
     }
 
-    private sealed record SoakResult(StepResult Step, Dictionary<string, List<long>> Memory, TimeSpan Elapsed);
+    private sealed record MemorySample(long Rss, long Pss);
+
+    private sealed record SoakResult(StepResult Step, Dictionary<string, List<MemorySample>> Memory, TimeSpan Elapsed);
 
     /// <summary>One `depin` process of the stack, its log in the scratch folder.</summary>
     private sealed record StageProcess(string Name, Process Process, string? HealthUrl);
@@ -262,6 +268,8 @@ public static class E2eBench
             // The mock cluster keeps 5 MiB per partition: the edge's backlog gate needs to know (depin up sets it for its own broker).
             start.Environment["PIPELINE_Kafka__Embedded"] = "true";
             start.Environment["PIPELINE_Logging__LogLevel__Default"] = "Warning";
+            // exec keeps the shell's pid, whose parent is this process: a bench killed outright leaves no stage behind.
+            start.Environment[ParentWatch.Variable] = $"{Environment.ProcessId}";
             // 1,100 devices register from one address in the warm-up; the registry's default allows 20/s.
             start.Environment["PIPELINE_Registry__Limits__ClientWritesPerSecond"] = "1000";
             start.Environment["PIPELINE_Registry__Limits__ClientWriteBurst"] = "2000";
@@ -354,7 +362,7 @@ public static class E2eBench
         /// <summary>One long simulator run with every process's memory sampled as it goes.</summary>
         public async Task<SoakResult> SoakAsync(int rate, TimeSpan duration)
         {
-            var memory = new Dictionary<string, List<long>>();
+            var memory = new Dictionary<string, List<MemorySample>>();
             var cpu = CpuTimes();
             var clock = Stopwatch.StartNew();
             var simulator = StartSimulator(rate, duration);
@@ -363,9 +371,9 @@ public static class E2eBench
                 var task = progress.AddTask($"Soak at {rate:N0} readings/s", maxValue: duration.TotalSeconds);
                 while (!simulator.Process.HasExited)
                 {
-                    foreach (var (name, bytes) in MemoryNow(simulator)) (memory.TryGetValue(name, out var list) ? list : memory[name] = []).Add(bytes);
-                    var total = memory.Where(m => m.Key != SimulatorName).Sum(m => m.Value[^1]);
-                    task.Description = $"Soak at {rate:N0} readings/s — stack {Mb(total)}";
+                    foreach (var (name, sample) in MemoryNow(simulator)) (memory.TryGetValue(name, out var list) ? list : memory[name] = []).Add(sample);
+                    var total = memory.Where(m => m.Key != SimulatorName).Sum(m => m.Value[^1].Pss);
+                    task.Description = $"Soak at {rate:N0} readings/s — stack {Mb(total)} (PSS)";
                     task.Value = Math.Min(clock.Elapsed.TotalSeconds, duration.TotalSeconds);
                     await Task.WhenAny(simulator.Process.WaitForExitAsync(), Task.Delay(RssSample));
                 }
@@ -525,30 +533,28 @@ public static class E2eBench
             return pids;
         }
 
-        /// <summary>RSS of every .NET process (this one holds the broker), PSS summed over PostgreSQL's processes.</summary>
-        private IEnumerable<(string Name, long Bytes)> MemoryNow(StageProcess simulator)
+        /// <summary>RSS and PSS of every .NET process (this one holds the broker), and summed over PostgreSQL's processes.</summary>
+        private IEnumerable<(string Name, MemorySample Sample)> MemoryNow(StageProcess simulator)
         {
-            yield return ("bench (embedded broker, lake watcher)", Environment.WorkingSet);
-            foreach (var stage in Stages)
-            {
-                stage.Process.Refresh();
-                yield return (stage.Name, stage.Process.WorkingSet64);
-            }
-            yield return ("PostgreSQL (all server processes, PSS)", PostgresProcesses().Sum(Pss));
-            simulator.Process.Refresh();
-            yield return (SimulatorName, simulator.Process.HasExited ? 0 : simulator.Process.WorkingSet64);
+            yield return ("bench (embedded broker, lake watcher)", Sample(Environment.ProcessId));
+            foreach (var stage in Stages) yield return (stage.Name, Sample(stage.Process.Id));
+            var postgres = PostgresProcesses().Select(Sample).ToList();
+            yield return ("PostgreSQL (all server processes)", new MemorySample(postgres.Sum(s => s.Rss), postgres.Sum(s => s.Pss)));
+            yield return (SimulatorName, Sample(simulator.Process.Id));
         }
 
-        private static long Pss(int pid)
+        /// <summary>From /proc/&lt;pid&gt;/smaps_rollup; zero for a process that has ended.</summary>
+        private static MemorySample Sample(int pid)
         {
             try
             {
-                var line = File.ReadLines($"/proc/{pid}/smaps_rollup").FirstOrDefault(l => l.StartsWith("Pss:", StringComparison.Ordinal));
-                return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+                var fields = File.ReadLines($"/proc/{pid}/smaps_rollup").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f is [_, _, "kB"])
+                    .ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture) * 1024);
+                return new MemorySample(fields.GetValueOrDefault("Rss:"), fields.GetValueOrDefault("Pss:"));
             }
             catch (IOException)
             {
-                return 0;
+                return new MemorySample(0, 0);
             }
         }
 
