@@ -66,9 +66,18 @@ public static class CommandLineErrors
 
     /// <summary>
     /// PostgreSQL down, starting or stopping, as Marten wraps it (a schema migration at start-up that met a restart):
-    /// uncaught, it would end the process with SIGABRT and a page of DDL instead of a line and exit code 2.
+    /// uncaught, it would end the process with SIGABRT and a page of DDL instead of a line and exit code 2. Only an
+    /// Npgsql error inside counts: a refused HTTP connection (the registry API not running) is not the database.
     /// </summary>
-    private static bool IsDatabaseOutage(Exception e) => e is not Npgsql.NpgsqlException && DatabaseFailure.Classify(e) == FailureKind.Outage;
+    private static bool IsDatabaseOutage(Exception e) =>
+        e is not Npgsql.NpgsqlException && HasNpgsqlInside(e) && DatabaseFailure.Classify(e) == FailureKind.Outage;
+
+    private static bool HasNpgsqlInside(Exception e)
+    {
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+            if (inner is Npgsql.NpgsqlException) return true;
+        return false;
+    }
 
     private static string OneLine(string text) => string.Join(' ', text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 

@@ -48,6 +48,18 @@ public sealed class CommandLineErrorsTests
     }
 
     [Fact]
+    public void RefusedHttpConnection_IsReportedAsItself_NotAsTheDatabase()
+    {
+        // A socket refused inside an HttpRequestException (the registry API not running) is not PostgreSQL's outage.
+        var refused = new HttpRequestException("Connection refused (127.0.0.1:5080)", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
+        var error = new StringWriter();
+
+        CommandLineErrors.Report(refused, error);
+
+        Assert.Equal("error: Connection refused (127.0.0.1:5080)", error.ToString().TrimEnd());
+    }
+
+    [Fact]
     public void DefectOutsideTheDatabase_IsNotAUserError()
     {
         Assert.False(CommandLineErrors.IsUserError(new Marten.Exceptions.MartenSchemaException("All Configured Changes", "select 1;", new NullReferenceException())));
