@@ -138,7 +138,9 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Export {Export} failed", job.Id);
+            // A refusal (quota, expiry) is the buyer's to act on and says so in the job; only a defect earns a stack trace.
+            if (e is MarketRefusedException) logger.LogInformation("Export {Export} refused: {Reason}", job.Id, e.Message);
+            else logger.LogWarning(e, "Export {Export} failed", job.Id);
             if (Directory.Exists(request.Folder)) Directory.Delete(request.Folder, recursive: true);
             Save(buyerId, job with { Status = ExportStatus.Failed, Error = e is MarketRefusedException refused ? refused.Message : "The export could not be written; nothing was charged. Start it again." });
         }
