@@ -27,6 +27,7 @@ public static class MarketReason
     public const string StaleChallenge = "stale_challenge";
     public const string BadSignature = "bad_signature";
     public const string UnknownFile = "unknown_file";
+    public const string ExportFilesUnavailable = "export_files_unavailable";
     public const string NotSubscription = "not_subscription";
     public const string TooManyFeeds = "too_many_feeds";
     public const string SnapshotExpired = "snapshot_expired";
@@ -76,6 +77,7 @@ public static class MarketProblems
             (MarketReason.UnknownExport, 404, "The account has no finished export with this id (another buyer's export is unknown too); GET /v1/exports/{id} shows its status."),
             (MarketReason.StaleChallenge, 401, "The contributor login's challenge is not one to trade: not issued by this marketplace (or altered), already traded for a session, or past its five minutes; ask for a new one."),
             (MarketReason.UnknownFile, 404, "The export has no file at this path; its manifest lists the files."),
+            (MarketReason.ExportFilesUnavailable, 503, "The export is done, but the API replica that answered cannot read the export folder (every replica must mount it; see the README's Deployment). Try again, or ask the operator."),
             (MarketReason.NotSubscription, 409, "Only a subscription grant (bought without 'until') has a live feed; query a fixed range with POST /v1/query or export it."),
             (MarketReason.TooManyFeeds, 429, "The key has as many live feeds open as Marketplace:MaxFeedsPerKey allows; close one first."),
             (MarketReason.SnapshotExpired, 410, "The query's as_of names a checkpoint whose files the lake no longer keeps (Lake:SnapshotRetention after compaction replaced them); query a later checkpoint, or the lake as it is now."),

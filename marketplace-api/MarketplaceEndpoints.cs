@@ -295,38 +295,45 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        buyer.MapGet("/exports/{exportId}", Results<Ok<ExportJob>, ProblemHttpResult> (HttpContext context, string exportId, ExportQueue jobs) =>
-                jobs.Find(context.User.BuyerId(), exportId) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
+        buyer.MapGet("/exports/{exportId}", async Task<Results<Ok<ExportJob>, ProblemHttpResult>> (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
+                await jobs.FindAsync(context.User.BuyerId(), exportId, cancellation) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
             .WithName("GetExport")
-            .WithSummary("An export's status and progress");
+            .WithSummary("An export's status and progress")
+            .WithDescription("Any API replica answers: the job's state is kept in PostgreSQL. A job whose replica stopped (no heartbeat for Marketplace:ExportHeartbeatTimeout) is failed, saying so, and was not charged.");
 
-        buyer.MapGet("/exports/{exportId}/manifest", (HttpContext context, string exportId, ExportQueue jobs) =>
-                Download(context, jobs, exportId, ExportEngine.ManifestFile, "application/json"))
+        buyer.MapGet("/exports/{exportId}/manifest", (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
+                DownloadAsync(context, jobs, exportId, ExportEngine.ManifestFile, "application/json", cancellation))
             .WithName("GetExportManifest")
             .WithSummary("A finished export's manifest.json, exactly the bytes that were signed");
 
-        buyer.MapGet("/exports/{exportId}/manifest.sig", (HttpContext context, string exportId, ExportQueue jobs) =>
-                Download(context, jobs, exportId, ExportEngine.SignatureFile, "text/plain"))
+        buyer.MapGet("/exports/{exportId}/manifest.sig", (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
+                DownloadAsync(context, jobs, exportId, ExportEngine.SignatureFile, "text/plain", cancellation))
             .WithName("GetExportSignature")
             .WithSummary("The EIP-191 signature of the manifest's bytes (0x, 65 bytes)");
 
-        buyer.MapGet("/exports/{exportId}/files/{**path}", (HttpContext context, string exportId, string path, ExportQueue jobs) =>
-            {
-                // Only files the manifest lists: a path is never resolved against the folder unless it is one of them.
-                if (jobs.OutputOf(context.User.BuyerId(), exportId) is not { } output) return UnknownExport(context, exportId);
-                var manifest = JsonSerializer.Deserialize<ExportManifest>(File.ReadAllBytes(Path.Combine(output, ExportEngine.ManifestFile)), ExportManifest.Json)!;
-                return manifest.Files.Any(f => f.Path == path)
-                    ? Download(context, jobs, exportId, path, "application/vnd.apache.parquet")
-                    : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownFile, $"The export has no file '{path}'; its manifest lists them.");
-            })
+        buyer.MapGet("/exports/{exportId}/files/{**path}", (HttpContext context, string exportId, string path, ExportQueue jobs, CancellationToken cancellation) =>
+                DownloadAsync(context, jobs, exportId, path, "application/vnd.apache.parquet", cancellation, listedFile: true))
             .WithName("GetExportFile")
             .WithSummary("One Parquet file of a finished export, by its path in the manifest");
     }
 
-    private static IResult Download(HttpContext context, ExportQueue jobs, string exportId, string relative, string contentType) =>
-        jobs.OutputOf(context.User.BuyerId(), exportId) is { } output
-            ? TypedResults.PhysicalFile(Path.Combine(output, relative), contentType, Path.GetFileName(relative))
-            : UnknownExport(context, exportId);
+    /// <summary>
+    /// A file of a finished export, from the export folder every replica mounts. A replica that cannot see the folder
+    /// answers 503 <c>export_files_unavailable</c> (a deployment without the shared volume), never a 404 that would
+    /// tell the buyer the export is gone.
+    /// </summary>
+    private static async Task<IResult> DownloadAsync(HttpContext context, ExportQueue jobs, string exportId, string relative, string contentType, CancellationToken cancellation, bool listedFile = false)
+    {
+        if (await jobs.OutputOfAsync(context.User.BuyerId(), exportId, cancellation) is not { } output) return UnknownExport(context, exportId);
+        var manifestFile = Path.Combine(output, ExportEngine.ManifestFile);
+        if (!File.Exists(manifestFile))
+            return MarketProblems.For(context, StatusCodes.Status503ServiceUnavailable, MarketReason.ExportFilesUnavailable,
+                $"Export '{exportId}' is done, but this API replica cannot read its files; try again (another replica may serve them) or ask the operator to mount the export folder on every replica.");
+        // Only files the manifest lists: a path is never resolved against the folder unless it is one of them.
+        if (listedFile && !JsonSerializer.Deserialize<ExportManifest>(await File.ReadAllBytesAsync(manifestFile, cancellation), ExportManifest.Json)!.Files.Any(f => f.Path == relative))
+            return MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownFile, $"The export has no file '{relative}'; its manifest lists them.");
+        return TypedResults.PhysicalFile(Path.Combine(output, relative), contentType, Path.GetFileName(relative));
+    }
 
     private static ProblemHttpResult UnknownExport(HttpContext context, string exportId) =>
         MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownExport, $"You have no finished export '{exportId}'; GET /v1/exports/{{id}} says where it is.");

@@ -46,6 +46,9 @@ public sealed class MarketplaceOptions
     /// <summary>Least time between the end of one catalog recompute and the start of the next (requests meanwhile get the last catalog computed).</summary>
     public TimeSpan CatalogRefresh { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long the replica running an export job may go without a heartbeat (it beats twice a second) before another replica fails the job.</summary>
+    public TimeSpan ExportHeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     public long PriceOf(string dataset) => CreditsPerThousandRows.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerThousandRows;
 
     public long MegabytePriceOf(string dataset) => CreditsPerMegabyte.TryGetValue(dataset, out var price) ? price : DefaultCreditsPerMegabyte;
@@ -62,6 +65,7 @@ public sealed class MarketplaceOptions
         if (MaxBodyBytes < 1024) yield return "Marketplace:MaxBodyBytes must be at least 1024.";
         if (FeedBatchRows < 1 || FeedBufferBatches < 1 || FeedStepRows < FeedBatchRows || MaxFeedsPerKey < 1) yield return "Marketplace:FeedBatchRows, FeedBufferBatches and MaxFeedsPerKey must be positive, FeedStepRows at least FeedBatchRows.";
         if (FeedPollInterval <= TimeSpan.Zero || FeedKeepAlive <= TimeSpan.Zero || FeedDropAfter <= TimeSpan.Zero) yield return "Marketplace:FeedPollInterval, FeedKeepAlive and FeedDropAfter must be positive.";
+        if (ExportHeartbeatTimeout < TimeSpan.FromSeconds(1)) yield return "Marketplace:ExportHeartbeatTimeout must be at least a second (the runner beats every 0.5 s).";
         if (CatalogRefresh < TimeSpan.Zero) yield return "Marketplace:CatalogRefresh cannot be negative.";
         if (QueryMemoryLimitMegabytes < 16 || QueryThreads < 1 || QueryTimeout <= TimeSpan.Zero) yield return "Marketplace:QueryMemoryLimitMegabytes must be at least 16, QueryThreads at least 1 and QueryTimeout positive.";
     }

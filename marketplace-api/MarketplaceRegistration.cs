@@ -31,7 +31,7 @@ public static class MarketplaceRegistration
         services.AddMarketplaceDocuments();
         services.AddOptions<MarketplaceOptions>()
             .Bind(configuration.GetSection(MarketplaceOptions.Section))
-            .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits, CatalogRefresh ≥ 0).")
+            .Validate(o => !o.Errors().Any(), "Marketplace settings are invalid (prices ≥ 0, MaxGrantRows, RequestsPerSecond and RequestBurst positive, MaxBodyBytes ≥ 1024, query limits, CatalogRefresh ≥ 0, ExportHeartbeatTimeout ≥ 1 s).")
             .ValidateOnStart();
         services.AddLakeOptions(configuration);
         services.AddLakeStore();
@@ -54,7 +54,9 @@ public static class MarketplaceRegistration
         services.AddSingleton<Contributors.ContributorLogin>();
         services.AddSingleton<Contributors.ContributorData>();
         services.TryAddSingleton(provider => new MarketSigner(Path.Combine(MarketFolder(provider), "signer.key")));
+        services.AddSingleton<ExportJobStore>();
         services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<ExportQueue>(provider, Path.Combine(MarketFolder(provider), "exports")));
+        services.AddHostedService(provider => provider.GetRequiredService<ExportQueue>());
 
         services.AddAuthentication(MarketKeyHandler.SchemeName).AddScheme<AuthenticationSchemeOptions, MarketKeyHandler>(MarketKeyHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -78,6 +80,7 @@ public static class MarketplaceRegistration
             // Every authenticated request looks its key up by hash.
             options.Schema.For<BuyerAccount>().GinIndexJsonData();
             options.Storage.ExtendedSchemaObjects.AddRange(Contributors.ContributorLogin.Tables(options.DatabaseSchemaName));
+            options.Storage.ExtendedSchemaObjects.Add(ExportJobStore.Table(options.DatabaseSchemaName));
         }
     }
 }

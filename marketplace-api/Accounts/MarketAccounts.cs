@@ -70,8 +70,10 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
     /// events are stored. Returns the account when the decision appended nothing, null otherwise. With
     /// <paramref name="read"/> (the account read when the charged work began), the first decision is made on it and
     /// appended at its version, saving a read; any change since makes that append fail, and the decision is made again.
+    /// <paramref name="alongside"/> queues more work on the session, to commit or fail with the events (an export job's move to done).
     /// </summary>
-    public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation, AccountRead? read = null)
+    public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation, AccountRead? read = null,
+        Action<IDocumentSession>? alongside = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -82,6 +84,7 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
             var events = decide(account, clock.GetUtcNow());
             if (events.Count == 0) return account;
             current.Stream.AppendMany(events);
+            alongside?.Invoke(current.Session);
             try
             {
                 await current.Session.SaveChangesAsync(cancellation);

@@ -2,7 +2,10 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using DuckDB.NET.Data;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
 using Pipeline.Core.Events;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Attribution;
@@ -20,18 +23,26 @@ public sealed record ExportJob(string Id, string GrantId, int Shards, ExportStat
 
 /// <summary>
 /// Export jobs: a grant's slice written by the engine (hive-partitioned Parquet, optional shards, a signed manifest)
-/// into a folder of its own under the data folder, a few at a time in the background. The rows are charged once the
+/// into a folder of its own under the export folder, a few at a time in the background. The rows are charged once the
 /// files are written and before anything can be downloaded; if the quota was used meanwhile, the files are deleted
-/// and the job fails saying so. A job's state lives in memory and in its folder's job.json, so after a restart a
-/// finished job is still there and one that was cut short says it failed.
+/// and the job fails saying so. A job's state is a row in PostgreSQL (<see cref="ExportJobStore"/>), so any replica
+/// answers its progress and serves its files from the shared export folder. The replica that runs a job writes its
+/// progress with a heartbeat twice a second; a job whose replica fell silent for <see cref="MarketplaceOptions.ExportHeartbeatTimeout"/>
+/// is failed by the next replica asked about it, and its files deleted. A replica that shuts down fails its jobs itself.
 /// </summary>
-public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, GrantedQueries queries, DatasetCatalog catalog, MarketSigner signer, MarketMetrics metrics, string folder, ILogger<ExportQueue> logger)
+public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, GrantedQueries queries, DatasetCatalog catalog, MarketSigner signer, MarketMetrics metrics,
+    ExportJobStore store, IOptions<MarketplaceOptions> options, string folder, ILogger<ExportQueue> logger) : BackgroundService
 {
-    public const string JobFile = "job.json";
-    private readonly ConcurrentDictionary<string, (string BuyerId, ExportJob Job)> _jobs = new();
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+    private const string OutputFolder = "out";
+    private readonly ConcurrentDictionary<string, RunningJob> _jobs = new();
     private readonly SemaphoreSlim _running = new(2, 2);
+    private volatile bool _stopping;
 
-    public string FolderOf(string id) => Path.Combine(folder, id);
+    /// <summary>This process, as the jobs it runs name it (the host, the process and a random part, since a restarted pod keeps its name).</summary>
+    public string Runner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("n")[..8]}";
+
+    public string FolderOf(string id) => Path.Combine(folder, Path.GetFileName(id));
 
     public async Task<ExportJob> StartAsync(string buyerId, string grantId, int shards, MarketplaceOptions options, CancellationToken cancellation)
     {
@@ -50,35 +61,74 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
 
         var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
         Directory.CreateDirectory(FolderOf(job.Id));
-        Save(buyerId, job);
+        var running = new RunningJob(job.Id);
+        _jobs[job.Id] = running;
+        await store.InsertAsync(buyerId, job, Runner, cancellation);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
         // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the files are written.
         var quality = QualityAsync(grant.Dataset, snapshot);
-        var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), "out"), shards,
+        var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), OutputFolder), shards,
             files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
         phases.End("plan");
-        _ = Task.Run(() => RunAsync(buyerId, job, grant.Dataset, request, phases), CancellationToken.None);
+        running.Task = Task.Run(() => RunAsync(buyerId, job, running, grant.Dataset, request, phases), CancellationToken.None);
         return job;
     }
 
-    /// <summary>The job, if it is this buyer's; from disk when the process restarted since.</summary>
-    public ExportJob? Find(string buyerId, string id)
+    /// <summary>The job, if it is this buyer's, as it is now, whichever replica runs it.</summary>
+    public async Task<ExportJob?> FindAsync(string buyerId, string id, CancellationToken cancellation)
     {
-        if (_jobs.TryGetValue(id, out var known)) return known.BuyerId == buyerId ? known.Job : null;
-        var file = Path.Combine(FolderOf(Path.GetFileName(id)), JobFile);
-        if (!File.Exists(file)) return null;
-        var stored = JsonSerializer.Deserialize<StoredJob>(File.ReadAllText(file), ExportManifest.Json)!;
-        if (stored.BuyerId != buyerId) return null;
-        return stored.Job.Status is ExportStatus.Done or ExportStatus.Failed
-            ? stored.Job
-            : stored.Job with { Status = ExportStatus.Failed, Error = "The marketplace restarted while this export ran; nothing was charged. Start it again." };
+        var (job, takenOver) = await store.FindAsync(buyerId, id, options.Value.ExportHeartbeatTimeout, cancellation);
+        if (takenOver)
+        {
+            logger.LogWarning("Export {Export} failed: {Reason}", id, job!.Error);
+            DeleteFolder(id);
+        }
+        return job;
     }
 
-    /// <summary>The folder of a finished export's files (manifest, signature, data/), if it is this buyer's.</summary>
-    public string? OutputOf(string buyerId, string id) =>
-        Find(buyerId, id) is { Status: ExportStatus.Done } job ? Path.Combine(FolderOf(job.Id), "out") : null;
+    /// <summary>The folder of a finished export's files (manifest, signature, data/), if it is this buyer's and done.</summary>
+    public async Task<string?> OutputOfAsync(string buyerId, string id, CancellationToken cancellation) =>
+        await FindAsync(buyerId, id, cancellation) is { Status: ExportStatus.Done } job ? Path.Combine(FolderOf(job.Id), OutputFolder) : null;
 
-    private sealed record StoredJob(string BuyerId, ExportJob Job);
+    /// <summary>Beats for the jobs this replica runs, with their progress; a job another replica failed meanwhile is stopped here.</summary>
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(HeartbeatInterval);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            if (_jobs.IsEmpty) continue;
+            try
+            {
+                var jobs = _jobs.Values.Select(j => (j.Id, j.Progress)).ToList();
+                foreach (var id in await store.HeartbeatAsync(Runner, jobs, stoppingToken))
+                    if (_jobs.TryGetValue(id, out var lost)) await lost.Cancellation.CancelAsync();
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                // A missed beat or two is what the timeout allows for; the next tick tries again.
+                logger.LogWarning("Export heartbeat failed: {Error}", e.Message);
+            }
+        }
+    }
+
+    /// <summary>Stops this replica's jobs and fails them saying so, rather than leaving them to time out.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        foreach (var job in _jobs.Values) await job.Cancellation.CancelAsync();
+        await Task.WhenAll(_jobs.Values.Select(j => j.Task)).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await base.StopAsync(cancellationToken);
+    }
+
+    /// <summary>A job this replica runs: its latest progress (written by the heartbeat) and what stops it.</summary>
+    private sealed class RunningJob(string id) : IProgress<ExportProgress>
+    {
+        public string Id => id;
+        public CancellationTokenSource Cancellation { get; } = new();
+        public Task Task { get; set; } = Task.CompletedTask;
+        public ExportProgress? Progress { get; private set; }
+        public void Report(ExportProgress value) => Progress = value;
+    }
 
     /// <summary>The rows of the written files per device and epoch: exactly what the export delivers, for its DataSold.</summary>
     private IReadOnlyList<DeviceShare> SharesOf(ExportResult result, TableShape shape)
@@ -98,24 +148,20 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         return shares;
     }
 
-    private void Save(string buyerId, ExportJob job)
-    {
-        _jobs[job.Id] = (buyerId, job);
-        File.WriteAllText(Path.Combine(FolderOf(job.Id), JobFile), JsonSerializer.Serialize(new StoredJob(buyerId, job), ExportManifest.Json));
-    }
-
     private async Task<JsonElement?> QualityAsync(string dataset, LakeSnapshot snapshot) =>
         await catalog.QualityAtAsync(dataset, snapshot, CancellationToken.None) is { } quality ? JsonSerializer.SerializeToElement(quality, ExportManifest.Json) : null;
 
-    private async Task RunAsync(string buyerId, ExportJob job, string dataset, ExportRequest request, MarketMetrics.Phases phases)
+    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, string dataset, ExportRequest request, MarketMetrics.Phases phases)
     {
-        await _running.WaitAsync();
+        var cancellation = running.Cancellation.Token;
+        var started = false;
         try
         {
+            await _running.WaitAsync(cancellation);
+            started = true;
             phases.End("queue");
-            Save(buyerId, job = job with { Status = ExportStatus.Running });
-            var progress = new Progress<ExportProgress>(p => Save(buyerId, job = job with { Stage = p.Stage, Done = p.Done, Total = p.Total }));
-            var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, progress, CancellationToken.None, phases);
+            if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
+            var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, running, cancellation, phases);
             var shares = SharesOf(result, request.Table.Shape);
             var chargeId = ApiKeys.NewChargeId();
             var bytes = result.Manifest.Files.Sum(f => f.Bytes);
@@ -132,21 +178,45 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                         .Where(a => a.Rows > 0 || a.Credits > 0)
                         .Select(a => new DataSold(a.Device, a.Epoch, dataset, a.Rows, a.Credits, job.GrantId, chargeId)));
                 return events;
-            }, CancellationToken.None);
-            Save(buyerId, job with { Status = ExportStatus.Done, Rows = result.Manifest.Rows, ChargeId = chargeId });
+            }, cancellation, alongside: session => store.FinishWithCharge(session, job.Id, Runner, result.Manifest.Rows, chargeId));
             phases.End("charge");
         }
         catch (Exception e)
         {
+            DeleteFolder(job.Id);
+            if (ExportJobStore.IsTakenOver(e) || (e is OperationCanceledException && !_stopping))
+            {
+                // Another replica found this one silent and failed the job (its row says why); nothing was charged here.
+                logger.LogWarning("Export {Export} was failed by another replica while it ran here; stopped without a charge", job.Id);
+                return;
+            }
             // A refusal (quota, expiry) is the buyer's to act on and says so in the job; only a defect earns a stack trace.
             if (e is MarketRefusedException) logger.LogInformation("Export {Export} refused: {Reason}", job.Id, e.Message);
-            else logger.LogWarning(e, "Export {Export} failed", job.Id);
-            if (Directory.Exists(request.Folder)) Directory.Delete(request.Folder, recursive: true);
-            Save(buyerId, job with { Status = ExportStatus.Failed, Error = e is MarketRefusedException refused ? refused.Message : "The export could not be written; nothing was charged. Start it again." });
+            else if (e is not OperationCanceledException) logger.LogWarning(e, "Export {Export} failed", job.Id);
+            var error = e switch
+            {
+                MarketRefusedException refused => refused.Message,
+                OperationCanceledException => "The API replica running this export shut down; nothing was charged. Start it again.",
+                _ => "The export could not be written; nothing was charged. Start it again.",
+            };
+            await store.FailAsync(job.Id, Runner, error, CancellationToken.None);
         }
         finally
         {
-            _running.Release();
+            if (started) _running.Release();
+            _jobs.TryRemove(job.Id, out _);
+        }
+    }
+
+    private void DeleteFolder(string id)
+    {
+        try
+        {
+            if (Directory.Exists(FolderOf(id))) Directory.Delete(FolderOf(id), recursive: true);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning("The files of failed export {Export} could not be deleted: {Error}", id, e.Message);
         }
     }
 }
