@@ -31,7 +31,7 @@ public sealed record ExportJob(string Id, string GrantId, int Shards, ExportStat
 /// is failed by the next replica asked about it, and its files deleted. A replica that shuts down fails its jobs itself.
 /// </summary>
 public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, GrantedQueries queries, DatasetCatalog catalog, MarketSigner signer, MarketMetrics metrics,
-    ExportJobStore store, IOptions<MarketplaceOptions> options, string folder, ILogger<ExportQueue> logger) : BackgroundService
+    ExportJobStore store, IOptions<MarketplaceOptions> settings, string folder, ILogger<ExportQueue> logger) : BackgroundService
 {
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
     private const string OutputFolder = "out";
@@ -60,10 +60,10 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                 $"The grant's slice has {rows} rows and the grant {grant.RowsLeft(accounts.Clock.GetUtcNow())} left; buy a grant with a larger quota.");
 
         var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
+        await store.InsertAsync(buyerId, job, Runner, cancellation);
         Directory.CreateDirectory(FolderOf(job.Id));
         var running = new RunningJob(job.Id);
         _jobs[job.Id] = running;
-        await store.InsertAsync(buyerId, job, Runner, cancellation);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
         // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the files are written.
         var quality = QualityAsync(grant.Dataset, snapshot);
@@ -77,7 +77,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
     /// <summary>The job, if it is this buyer's, as it is now, whichever replica runs it.</summary>
     public async Task<ExportJob?> FindAsync(string buyerId, string id, CancellationToken cancellation)
     {
-        var (job, takenOver) = await store.FindAsync(buyerId, id, options.Value.ExportHeartbeatTimeout, cancellation);
+        var (job, takenOver) = await store.FindAsync(buyerId, id, settings.Value.ExportHeartbeatTimeout, cancellation);
         if (takenOver)
         {
             logger.LogWarning("Export {Export} failed: {Reason}", id, job!.Error);
