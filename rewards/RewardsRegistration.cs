@@ -27,7 +27,8 @@ public static class RewardsRegistration
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ChainOptions>, RewardsOptionsValidation>());
         services.AddLakeOptions(configuration);
         services.AddLakeStore();
-        services.TryAddSingleton<RewardsChain>();
+        // The API reads the chain; the rewards stage (AddRewards, registered first when both run) deploys.
+        services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<RewardsChain>(provider, false));
         services.TryAddSingleton<RewardsQueries>();
         if (!services.Any(s => s.ServiceType == typeof(RewardsExplained))) services.AddSingleton<RewardsExplained>().AddProblemExplanations(RewardsReason.Explanations);
         return services;
@@ -40,6 +41,7 @@ public static class RewardsRegistration
     /// </summary>
     public static IServiceCollection AddRewards(this IServiceCollection services, IConfiguration configuration)
     {
+        services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<RewardsChain>(provider, true));
         services.AddRewardsReadModel(configuration);
         services.TryAddSingleton<RewardsMetrics>();
         services.TryAddSingleton<EpochInputsReader>();

@@ -106,10 +106,20 @@ public static class UpCommand
             }
             await stopFleet.CancelAsync();
             await fleetRun;
+            // A stage's loop that failed stops the host (BackgroundServiceExceptionBehavior.StopHost): that is a failure
+            // of the process, for its supervisor to see, not a stop.
+            if (FailedStage(app) is { } failed)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[red]Stopped because {failed.GetType().Name} failed:[/] {failed.ExecuteTask!.Exception!.GetBaseException().Message}");
+                return 1;
+            }
         }
         AnsiConsole.MarkupLine("[grey]Stopped.[/]");
         return 0;
     }
+
+    private static BackgroundService? FailedStage(WebApplication app) =>
+        app.Services.GetServices<IHostedService>().OfType<BackgroundService>().FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
 
     /// <summary>
     /// Stops what started before start-up failed (the MQTT listener, the stages' loops), so that disposing the app

@@ -25,6 +25,9 @@ public sealed class ChainClient
 
     private readonly TimeSpan _receiptTimeout;
 
+    /// <summary>The address a reading client names (it has no account).</summary>
+    public const string NoAccount = "0x0000000000000000000000000000000000000000";
+
     private ChainClient(Web3 web3, string address, BigInteger chainId, TimeSpan receiptTimeout)
     {
         Web3 = web3;
@@ -39,6 +42,17 @@ public sealed class ChainClient
     public string Address { get; }
 
     public BigInteger ChainId { get; }
+
+    /// <summary>Whether this client holds a key and can send transactions (a reading client only calls and reads logs).</summary>
+    public bool CanSend => Address != NoAccount;
+
+    /// <summary>Connects to <paramref name="rpcUrl"/> to read only, without a key: calls, logs, blocks; sending fails.</summary>
+    public static async Task<ChainClient> ConnectReadOnlyAsync(string rpcUrl, CancellationToken cancellationToken = default)
+    {
+        var web3 = new Web3(rpcUrl);
+        var chainId = (await web3.Eth.ChainId.SendRequestAsync().WaitAsync(cancellationToken)).Value;
+        return new ChainClient(web3, NoAccount, chainId, TimeSpan.FromMinutes(2));
+    }
 
     /// <summary>
     /// Connects to <paramref name="rpcUrl"/>, reads its chain id, and signs with <paramref name="privateKey"/> (hex). A sent
@@ -114,6 +128,7 @@ public sealed class ChainClient
 
     private async Task<string> SubmitAsync(ContractMessageBase message, Func<Task<string>> sign, CancellationToken cancellationToken)
     {
+        if (!CanSend) throw new InvalidOperationException("This chain client reads only (it was connected without a key) and cannot send transactions.");
         await _sendLock.WaitAsync(cancellationToken);
         try
         {

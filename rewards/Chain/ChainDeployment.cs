@@ -26,6 +26,14 @@ public sealed record ChainDeployment(
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
+    /// <summary>The deployment recorded at <paramref name="path"/> if it is the one on the client's chain, else null.</summary>
+    public static async Task<ChainDeployment?> RecordedAsync(ChainClient client, string treasury, string path, CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(path)) return null;
+        var recorded = JsonSerializer.Deserialize<ChainDeployment>(await File.ReadAllTextAsync(path, cancellationToken), Json);
+        return recorded is not null && await recorded.IsOnChainAsync(client, treasury) ? recorded : null;
+    }
+
     /// <summary>
     /// Returns the deployment recorded in <paramref name="path"/> if the chain still holds it; otherwise deploys the
     /// token (its whole <paramref name="supply"/> minted to <paramref name="treasury"/>), the distributor (owned by the
@@ -33,11 +41,7 @@ public sealed record ChainDeployment(
     /// </summary>
     public static async Task<ChainDeployment> EnsureAsync(ChainClient operatorClient, string treasury, BigInteger supply, string path, CancellationToken cancellationToken = default)
     {
-        if (File.Exists(path))
-        {
-            var recorded = JsonSerializer.Deserialize<ChainDeployment>(await File.ReadAllTextAsync(path, cancellationToken), Json);
-            if (recorded is not null && await recorded.IsOnChainAsync(operatorClient, treasury)) return recorded;
-        }
+        if (await RecordedAsync(operatorClient, treasury, path, cancellationToken) is { } recorded) return recorded;
         var deployed = await DeployAsync(operatorClient, treasury, supply, cancellationToken);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temporary = path + ".tmp";
@@ -46,11 +50,14 @@ public sealed record ChainDeployment(
         return deployed;
     }
 
-    /// <summary>Whether this deployment is the one on the chain the client talks to (not reset, same sources, same roles).</summary>
+    /// <summary>
+    /// Whether this deployment is the one on the chain the client talks to (not reset, same sources, same roles); a
+    /// reading client (no key) does not check the operator, whose key only the deployer holds.
+    /// </summary>
     public async Task<bool> IsOnChainAsync(ChainClient client, string treasury)
     {
         if (ChainId != client.ChainId.ToString() || BuildHash != CompiledContracts.BuildHash) return false;
-        if (!Operator.IsTheSameAddress(client.Address) || !Treasury.IsTheSameAddress(treasury)) return false;
+        if ((client.CanSend && !Operator.IsTheSameAddress(client.Address)) || !Treasury.IsTheSameAddress(treasury)) return false;
         var block = await client.Web3.Eth.Blocks.GetBlockWithTransactionsHashesByNumber.SendRequestAsync(new BlockParameter((ulong)DeployedAtBlock));
         if (block is null || block.BlockHash != DeployedAtBlockHash) return false;
         foreach (var contract in new[] { Token, Distributor, Payments })

@@ -9,7 +9,7 @@ using Pipeline.Rewards.Payments;
 
 namespace Pipeline.Rewards.Stage;
 
-/// <summary>The operator's client on the chain and the contracts there (deployed at <paramref name="DeployedAtBlock"/>, 0 when configured).</summary>
+/// <summary>The operator's client on the chain (a reading client, without a key, in the API) and the contracts there (deployed at <paramref name="DeployedAtBlock"/>, 0 when configured).</summary>
 public sealed record ChainContext(ChainClient Operator, string Token, string Distributor, string Payments, string Treasury, long DeployedAtBlock)
 {
     public long ChainId => (long)Operator.ChainId;
@@ -20,8 +20,11 @@ public sealed record ChainContext(ChainClient Operator, string Token, string Dis
 /// remembered in <c>chain/deployment.json</c> in the data folder (one per event store schema) (<see cref="ChainDeployment.EnsureAsync"/>), with the
 /// treasury's approval of the distributor, which pulls each root's new total from it. After any failure the next
 /// caller connects afresh, so a restarted node is met with a fresh nonce.
+/// Only the rewards stage deploys (<paramref name="deploys"/>; it holds the operator's key to publish roots anyway).
+/// The API reads: without a key, the contracts as configured or as the rewards stage recorded them in the shared data
+/// folder; until it has, the API's chain answers say so and the next request looks again.
 /// </summary>
-public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<RewardsOptions> rewards, IOptions<DataOptions> data, IOptions<EventStoreOptions> eventStore, ILogger<RewardsChain> logger)
+public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<RewardsOptions> rewards, IOptions<DataOptions> data, IOptions<EventStoreOptions> eventStore, ILogger<RewardsChain> logger, bool deploys)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private ChainContext? _context;
@@ -51,8 +54,16 @@ public sealed class RewardsChain(IOptions<ChainOptions> options, IOptions<Reward
     {
         var chain = options.Value;
         var treasury = rewards.Value.LoadPolicy().Treasury.ToLowerHex();
-        var client = await ChainClient.ConnectAsync(chain.RpcUrl!, chain.ResolveOperatorKey(), chain.ReceiptTimeout, cancellation);
+        var client = deploys
+            ? await ChainClient.ConnectAsync(chain.RpcUrl!, chain.ResolveOperatorKey(), chain.ReceiptTimeout, cancellation)
+            : await ChainClient.ConnectReadOnlyAsync(chain.RpcUrl!, cancellation);
         if (chain.HasAddresses) return new ChainContext(client, chain.Token!, chain.Distributor!, chain.Payments!, treasury, 0);
+        if (!deploys)
+        {
+            var recorded = await ChainDeployment.RecordedAsync(client, treasury, DeploymentFile, cancellation)
+                ?? throw new InvalidOperationException($"the contracts are not deployed on chain {client.ChainId} yet: the rewards stage deploys them and records them in {DeploymentFile} (or set Chain:Token, Chain:Distributor and Chain:Payments)");
+            return new ChainContext(client, recorded.Token.Address, recorded.Distributor.Address, recorded.Payments.Address, treasury, recorded.DeployedAtBlock);
+        }
 
         var deployment = await ChainDeployment.EnsureAsync(client, treasury, BigInteger.Parse(chain.Supply), DeploymentFile, cancellation);
         await ApproveDistributorAsync(client, deployment, treasury, cancellation);

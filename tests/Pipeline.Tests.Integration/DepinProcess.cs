@@ -51,6 +51,9 @@ public sealed class DepinProcess : IDisposable
         return new DepinProcess(Process.Start(start)!);
     }
 
+    /// <summary>The exit code once the process has ended by itself, or null if it is still running after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
+
     /// <summary>SIGKILL: no shutdown hooks, no flush, whatever was in flight is simply gone.</summary>
     public void Kill()
     {

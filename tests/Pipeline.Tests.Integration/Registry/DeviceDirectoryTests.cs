@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Crypto;
@@ -73,6 +74,40 @@ public sealed class DeviceDirectoryTests(StackFixture fixture)
         await HttpIngestTests.PostAsync(host, late.Envelope, "application/json");
         await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic);
         Assert.Equal([late.Id], (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Directory_StoppedWhileLoadingOrListening_EndsQuietly_WithoutAnError_Issue16(bool listening)
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: Schema);
+        await Registration.RegisterAsync(host, EthKey.Generate());
+        var logged = new LoggedLevels();
+        var directory = ActivatorUtilities.CreateInstance<DeviceDirectory>(host.App.Services, logged);
+        await directory.StartAsync(CancellationToken.None);
+        if (listening) await WaitAsync(() => directory.Listening, "the directory to listen");
+
+        await directory.StopAsync(CancellationToken.None);
+        directory.Dispose();
+        // A normal shutdown: the loop ended without a fault the host would log as an error, and said nothing above information.
+        Assert.False(directory.ExecuteTask!.IsFaulted, directory.ExecuteTask.Exception?.ToString());
+        Assert.Empty(logged.Above(LogLevel.Information));
+    }
+
+    /// <summary>The levels and messages a logger was given.</summary>
+    private sealed class LoggedLevels : ILogger<DeviceDirectory>
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(LogLevel Level, string Message)> _entries = new();
+
+        public IEnumerable<string> Above(LogLevel level) => _entries.Where(e => e.Level > level).Select(e => $"{e.Level}: {e.Message}");
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _entries.Enqueue((logLevel, formatter(state, exception)));
     }
 
     private static async Task<RunningDirectory> StartAsync(TestHost host)

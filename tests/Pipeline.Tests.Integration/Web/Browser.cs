@@ -27,14 +27,37 @@ public sealed class Browser : IAsyncDisposable
         return new Browser(playwright, browser);
     }
 
-    /// <summary>A fresh context (its own cookies) and page on <paramref name="baseUrl"/>.</summary>
-    public async Task<IPage> NewPageAsync(string baseUrl)
+    /// <summary>A fresh context (its own cookies) and page on <paramref name="baseUrl"/>, a desktop's window unless told (a phone: 390 × 844).</summary>
+    public async Task<IPage> NewPageAsync(string baseUrl, int width = 1280, int height = 900)
     {
-        var context = await _browser.NewContextAsync(new() { BaseURL = baseUrl, ViewportSize = new() { Width = 1280, Height = 900 }, AcceptDownloads = true });
+        var context = await _browser.NewContextAsync(new() { BaseURL = baseUrl, ViewportSize = new() { Width = width, Height = height }, AcceptDownloads = true });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(30_000);
         return page;
     }
+
+    /// <summary>
+    /// What keeps the page from being used at its width: the page itself scrolling sideways, a table wider than the
+    /// window outside a box that scrolls it, a link of the main navigation out of the window. Empty when none.
+    /// </summary>
+    public static async Task<string[]> LayoutProblemsAsync(IPage page) => await page.EvaluateAsync<string[]>("""
+        () => {
+          const width = window.innerWidth, problems = [];
+          const page = document.documentElement.scrollWidth;
+          if (page > width) problems.push(`the page scrolls sideways: ${page} px wide in ${width}`);
+          for (const table of document.querySelectorAll('main table')) {
+            let box = table.parentElement;
+            while (box && box !== document.body && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) box = box.parentElement;
+            const edge = (box && box !== document.body ? box : table).getBoundingClientRect().right;
+            if (edge > width + 1) problems.push(`a table reaches ${Math.round(edge)} px: ${table.outerHTML.slice(0, 100)}`);
+          }
+          for (const link of document.querySelectorAll('nav a')) {
+            const r = link.getBoundingClientRect();
+            if (r.width === 0 || r.left < 0 || r.right > width + 1) problems.push(`the navigation's "${link.textContent.trim()}" is out of reach`);
+          }
+          return problems;
+        }
+        """);
 
     public static async Task ScreenshotAsync(IPage page, string name)
     {

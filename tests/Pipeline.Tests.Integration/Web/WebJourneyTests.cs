@@ -224,6 +224,43 @@ public sealed class WebJourneyTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EveryPage_AtPhoneWidth_DoesNotScrollSideways_TablesScrollInside_NavigationInReach()
+    {
+        var key = await CreateBuyerAsync(100_000);
+        var page = await _browser.NewPageAsync(BaseUrl, width: 390, height: 844);
+        var seen = new Dictionary<string, string[]>();
+        async Task CheckAsync(string name, ILocator loaded)
+        {
+            await Assertions.Expect(loaded).ToBeVisibleAsync();
+            seen[name] = await Browser.LayoutProblemsAsync(page);
+        }
+
+        await page.GotoAsync("/");
+        await CheckAsync("catalog", page.Locator("[data-dataset=vehicle_signals]"));
+        await page.GotoAsync("/datasets/vehicle_signals");
+        await CheckAsync("dataset", page.Locator("table.rows tbody tr").First);
+        await page.GotoAsync("/contributor");
+        await CheckAsync("contributor", page.GetByRole(AriaRole.Main));
+        await page.GotoAsync("/operator");
+        await CheckAsync("operator", page.GetByRole(AriaRole.Main));
+        await page.GotoAsync("/buyer");
+        await CheckAsync("buyer, signed out", page.GetByLabel("API key"));
+        await page.GetByLabel("API key").FillAsync(key);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.GetByLabel("From (UTC)").FillAsync("2026-11-01T00:00");
+        await page.GetByLabel("Row quota").FillAsync("5000");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Buy", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator("#bought")).ToContainTextAsync("for 5,000 credits");
+        // The widest table the app shows: a result with every column of the dataset.
+        await page.GetByLabel("SQL (one SELECT; the grant's dataset is the only table)").FillAsync("SELECT * FROM vehicle_signals LIMIT 20");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await CheckAsync("buyer, a result of every column", page.Locator("table.rows tbody tr").First);
+        await Browser.ScreenshotAsync(page, "buyer-phone");
+
+        Assert.True(seen.Values.All(p => p.Length == 0), string.Join("\n", seen.Where(s => s.Value.Length > 0).Select(s => $"{s.Key}: {string.Join("; ", s.Value)}")));
+    }
+
+    [Fact]
     public async Task Visitor_WithOnlyTheKeyboard_FindsADatasetAndPricesAGrant()
     {
         var page = await _browser.NewPageAsync(BaseUrl);

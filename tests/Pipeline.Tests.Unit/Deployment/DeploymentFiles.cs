@@ -19,4 +19,7 @@ public static class DeploymentFiles
 
     /// <summary>The stages that read the chain: they must be told where it is, or they would start a local anvil the image does not carry.</summary>
     public static readonly IReadOnlyList<string> ChainStages = ["api", "rewards-stage"];
+
+    /// <summary>The one stage that holds the operator's key: it deploys the contracts and publishes roots (the API reads without it).</summary>
+    public const string OperatorKeyStage = "rewards-stage";
 }

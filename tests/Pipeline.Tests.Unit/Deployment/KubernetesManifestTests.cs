@@ -119,7 +119,7 @@ public sealed class KubernetesManifestTests
         foreach (var deployment in Objects.OfType<V1Deployment>())
         {
             var key = Assert.Single(deployment.Spec.Template.Spec.Containers).Env?.SingleOrDefault(e => e.Name == "PIPELINE_Chain__OperatorKey");
-            if (DeploymentFiles.ChainStages.Contains(deployment.Metadata.Name)) Assert.Equal("depin-chain", key!.ValueFrom.SecretKeyRef.Name);
+            if (deployment.Metadata.Name == DeploymentFiles.OperatorKeyStage) Assert.Equal("depin-chain", key!.ValueFrom.SecretKeyRef.Name);
             else Assert.Null(key);
         }
         Assert.Single(Objects.OfType<V1Secret>(), s => s.Metadata.Name == "depin-chain");
