@@ -133,6 +133,12 @@ public sealed class DeviceDirectory(IDocumentStore store, NpgsqlDataSource dataS
             {
                 logger.LogWarning("The device directory lost its notifications: {Message}; reconnecting", e.Message);
             }
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                // Shutting down: a query or wait cut short by the stop (Npgsql may report it as a failed command rather
+                // than a cancellation) is the stop itself, not an error.
+                return;
+            }
             finally
             {
                 StopListening();

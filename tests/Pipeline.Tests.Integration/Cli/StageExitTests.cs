@@ -10,7 +10,8 @@ public sealed class StageExitTests(StackFixture fixture)
     [Fact]
     public async Task StreamsStage_WhoseDeadLetterRelayFailsAtStart_ExitsNonZeroSayingWhy_Issue16()
     {
-        await using var host = await TestHost.StartAsync(fixture, Roles.Streams, schema: "it_stage_exit");
+        // The host only gives the process its topics and schema: no processor of its own, so the process's relay leads.
+        await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_stage_exit");
         // A producer setting librdkafka refuses: only the relay builds a producer in this process, once it leads.
         using var processor = DepinProcess.Start(host, environment: new Dictionary<string, string> { ["PIPELINE_Kafka__Producer__acks"] = "not-a-number" });
 
