@@ -41,6 +41,8 @@ public static class LakeBench
         var onSingle = Time(lake, On($"read_parquet('{single}')"));
         var rowGroups = Scalar(lake, $"SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata([{string.Join(", ", files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).Select(f => $"'{Path.Combine(lakeDirectory, f.Path)}'"))}])");
 
+        var variants = await VariantsAsync(lake, lakeDirectory, files, scratch.Folder, On);
+
         var stages = await StagesAsync(scratch, lakeOptions, readings);
 
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
@@ -53,7 +55,48 @@ public static class LakeBench
         table.AddRow("The same query on one Parquet file DuckDB wrote itself (median of 5)", $"{onSingle.TotalMilliseconds:N1} ms");
         table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
         AnsiConsole.Write(table);
+
+        var parts = new Table().Title("Where the lake's query time goes: the same rows laid out and compressed otherwise, each read as a list of files (median of 5)")
+            .AddColumn("Files").AddColumn(new TableColumn("Size").RightAligned()).AddColumn(new TableColumn("Query").RightAligned()).AddColumn(new TableColumn("÷ DuckDB's own file").RightAligned());
+        parts.AddRow("DuckDB's own single file (snappy)", Mb(new FileInfo(single).Length), $"{onSingle.TotalMilliseconds:N1} ms", "1.00×");
+        foreach (var (name, bytes, time) in variants) parts.AddRow(name, Mb(bytes), $"{time.TotalMilliseconds:N1} ms", $"{time / onSingle:F2}×");
+        AnsiConsole.Write(parts);
     }
+
+    /// <summary>
+    /// The aggregate over the same rows in other files, to tell the view's list of day files from the files' encoding and
+    /// codec: DuckDB's own files split by day as the lake is (snappy and zstd), and the lake's files written again by
+    /// the lake's writer, same order and row groups, with each other codec.
+    /// </summary>
+    private static async Task<List<(string Name, long Bytes, TimeSpan Time)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, Func<string, string> query)
+    {
+        var results = new List<(string, long, TimeSpan)>();
+        void Measure(string name, string directory)
+        {
+            var paths = Directory.EnumerateFiles(directory, "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+            var source = $"read_parquet([{string.Join(", ", paths.Select(p => $"'{p}'"))}], hive_partitioning = true, hive_types = {{'date': DATE}})";
+            Time(lake, query(source));
+            results.Add((name, paths.Sum(p => new FileInfo(p).Length), Time(lake, query(source))));
+        }
+        foreach (var codec in new[] { "snappy", "zstd" })
+        {
+            var directory = Path.Combine(folder, $"duckdb-by-day-{codec}");
+            LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{directory}' (FORMAT parquet, PARTITION_BY (date), COMPRESSION {codec})");
+            Measure($"DuckDB's own files, one per day ({codec})", directory);
+        }
+        var vehicleFiles = files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).ToList();
+        Measure("The lake's files, one per day (zstd, as kept)", Path.Combine(lakeDirectory, LakeDatasets.VehicleSignals));
+        foreach (var codec in new[] { ParquetSharp.Compression.Lz4, ParquetSharp.Compression.Snappy, ParquetSharp.Compression.Uncompressed })
+        {
+            var directory = Path.Combine(folder, $"lake-{codec}");
+            foreach (var file in vehicleFiles)
+                ParquetFiles.Write(Path.Combine(directory, file.Path), LakeDatasets.Vehicle.Schema, await ParquetFiles.ReadAsync(Path.Combine(lakeDirectory, file.Path)), codec);
+            Measure($"The lake's files written again ({codec})", directory);
+        }
+        return results;
+    }
+
+    private static string Mb(long bytes) => $"{bytes / 1_048_576.0:N1} MB";
 
     /// <summary>What making the bench's lake cost: wall clock and CPU of the projection, and the compaction after it.</summary>
     public sealed record Projection(TimeSpan Elapsed, TimeSpan ProcessCpu, TimeSpan PostgresCpu, TimeSpan Compacting, TimeSpan CompactingCpu);
