@@ -41,6 +41,8 @@ public static class LakeBench
         var onSingle = Time(lake, On($"read_parquet('{single}')"));
         var rowGroups = Scalar(lake, $"SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata([{string.Join(", ", files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).Select(f => $"'{Path.Combine(lakeDirectory, f.Path)}'"))}])");
 
+        var variants = await VariantsAsync(lake, lakeDirectory, files, scratch.Folder, single, On);
+
         var stages = await StagesAsync(scratch, lakeOptions, readings);
 
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
@@ -53,7 +55,54 @@ public static class LakeBench
         table.AddRow("The same query on one Parquet file DuckDB wrote itself (median of 5)", $"{onSingle.TotalMilliseconds:N1} ms");
         table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
         AnsiConsole.Write(table);
+
+        var parts = new Table().Title("Where the lake's query time goes: the same rows laid out and compressed otherwise, timed in turns (median of 7)")
+            .AddColumn("Files").AddColumn(new TableColumn("Size").RightAligned()).AddColumn(new TableColumn("Query").RightAligned()).AddColumn(new TableColumn("÷ DuckDB's own file").RightAligned());
+        foreach (var (name, bytes, time) in variants) parts.AddRow(name, Mb(bytes), $"{time.TotalMilliseconds:N1} ms", $"{time / variants[0].Time:F2}×");
+        AnsiConsole.Write(parts);
     }
+
+    /// <summary>
+    /// The aggregate over the same rows in other files, to tell the view's list of day files from the files' encoding and
+    /// codec: DuckDB's own files split by day as the lake is (snappy and zstd), and the lake's live files written again
+    /// by the lake's writer, same order and row groups, with each other codec. Timed in turns with the lake's view and
+    /// DuckDB's single file, so a load that changes during the bench weighs on every one alike.
+    /// </summary>
+    private static async Task<List<(string Name, long Bytes, TimeSpan Time)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query)
+    {
+        var sources = new List<(string Name, long Bytes, string Source)>();
+        void Add(string name, IReadOnlyList<string> paths) => sources.Add((name, paths.Sum(p => new FileInfo(p).Length),
+            $"read_parquet([{string.Join(", ", paths.Select(p => $"'{p}'"))}], hive_partitioning = true, hive_types = {{'date': DATE}})"));
+        sources.Add(("DuckDB's own single file (snappy)", new FileInfo(single).Length, $"read_parquet('{single}')"));
+        var vehicleFiles = files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).ToList();
+        sources.Add(("The lake's view (zstd, as kept)", vehicleFiles.Sum(f => new FileInfo(Path.Combine(lakeDirectory, f.Path)).Length), "vehicle_signals"));
+        Add("The lake's files read directly (zstd)", vehicleFiles.Select(f => Path.Combine(lakeDirectory, f.Path)).ToList());
+        foreach (var codec in new[] { "snappy", "zstd" })
+        {
+            var directory = Path.Combine(folder, $"duckdb-by-day-{codec}");
+            LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{directory}' (FORMAT parquet, PARTITION_BY (date), COMPRESSION {codec})");
+            Add($"DuckDB's own files, one per day ({codec})", Directory.EnumerateFiles(directory, "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList());
+        }
+        foreach (var codec in new[] { ParquetSharp.Compression.Lz4, ParquetSharp.Compression.Snappy, ParquetSharp.Compression.Uncompressed })
+        {
+            var paths = new List<string>();
+            foreach (var file in vehicleFiles)
+            {
+                var path = Path.Combine(folder, $"lake-{codec}", file.Path);
+                ParquetFiles.Write(path, LakeDatasets.Vehicle.Schema, await ParquetFiles.ReadAsync(Path.Combine(lakeDirectory, file.Path)), codec);
+                paths.Add(path);
+            }
+            Add($"The lake's files written again ({codec})", paths);
+        }
+        foreach (var (_, _, source) in sources) Time(lake, query(source), runs: 1);
+        var times = sources.Select(_ => new List<TimeSpan>()).ToList();
+        for (var run = 0; run < 7; run++)
+            for (var i = 0; i < sources.Count; i++)
+                times[i].Add(Time(lake, query(sources[i].Source), runs: 1));
+        return sources.Select((s, i) => (s.Name, s.Bytes, times[i].Order().ElementAt(3))).ToList();
+    }
+
+    private static string Mb(long bytes) => $"{bytes / 1_048_576.0:N1} MB";
 
     /// <summary>What making the bench's lake cost: wall clock and CPU of the projection, and the compaction after it.</summary>
     public sealed record Projection(TimeSpan Elapsed, TimeSpan ProcessCpu, TimeSpan PostgresCpu, TimeSpan Compacting, TimeSpan CompactingCpu);
@@ -160,10 +209,11 @@ public static class LakeBench
         public void Report(int value) => task.Increment(value);
     }
 
-    private static TimeSpan Time(DuckDBConnection connection, string sql)
+    /// <summary>The median of <paramref name="runs"/> runs of <paramref name="sql"/>, read to the end.</summary>
+    private static TimeSpan Time(DuckDBConnection connection, string sql, int runs = 5)
     {
         var times = new List<TimeSpan>();
-        for (var i = 0; i < 5; i++)
+        for (var i = 0; i < runs; i++)
         {
             var clock = Stopwatch.StartNew();
             using var command = connection.CreateCommand();
@@ -172,7 +222,7 @@ public static class LakeBench
             while (reader.Read()) { }
             times.Add(clock.Elapsed);
         }
-        return times.Order().ElementAt(2);
+        return times.Order().ElementAt(runs / 2);
     }
 
     private static long Scalar(DuckDBConnection connection, string sql)

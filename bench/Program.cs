@@ -2,6 +2,7 @@ using Pipeline.Bench;
 using Spectre.Console;
 
 if (args is ["e2e", .. var e2eArguments]) return await E2eBench.RunAsync(e2eArguments);
+if (args is ["lake-soak", .. var soakArguments]) return await LakeSoak.RunAsync(soakArguments);
 if (args is ["ingest-load", var url, var batchFile, var loadSeconds]) return await IngestBench.LoadAsync(url, batchFile, TimeSpan.FromSeconds(double.Parse(loadSeconds, System.Globalization.CultureInfo.InvariantCulture)));
 
 var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task> Run)>
@@ -14,6 +15,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<TimeSpan, Task
     ["fuzz"] = ("A million hostile bodies per parser, then 10,000 HTTP requests and 10,000 MQTT publishes to a running host: counts of every outcome", FuzzBench.RunAsync),
     ["web"] = ("First render of each web page in chromium with the default fleet running vs the catalog's raw JSON", WebBench.RunAsync),
     ["e2e"] = ("Every stage its own process and the fleet simulator in another, at rising rates, then a memory soak: " + E2eBench.Usage, _ => E2eBench.RunAsync([])),
+    ["lake-soak"] = ("The lake projector alone as its own process under a steady stream of events, its memory sampled: " + LakeSoak.Usage, _ => LakeSoak.RunAsync([])),
     ["directory"] = ("The processors' device directory with 1,000,000 devices vs a plain Dictionary of the address strings", DirectoryBench.RunAsync),
 };
 

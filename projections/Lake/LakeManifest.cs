@@ -100,34 +100,60 @@ public sealed class LakeManifest(IDocumentStore store, NpgsqlDataSource dataSour
             if (await checkpoint.ExecuteNonQueryAsync(cancellation) != 1) return false;
         }
         publish();
-        if (removed.Count > 0)
-        {
-            // Replaced, not forgotten: snapshots up to this checkpoint still read them until retention ends (ExpireAsync).
-            await using var retire = new NpgsqlCommand($"UPDATE {_schema}.lake_files SET retired_seq = $3, retired_at = now() WHERE lake = $1 AND path = ANY($2)", connection, transaction);
-            retire.Parameters.Add(new NpgsqlParameter { Value = lake });
-            retire.Parameters.Add(new NpgsqlParameter { Value = removed.Select(f => f.Path).ToArray() });
-            retire.Parameters.Add(new NpgsqlParameter { Value = through });
-            await retire.ExecuteNonQueryAsync(cancellation);
-        }
-        if (added.Count > 0)
-        {
-            await using var insert = new NpgsqlCommand($"""
-                INSERT INTO {_schema}.lake_files (lake, path, dataset, date, first_seq, last_seq, rows, sha256, live_from)
-                SELECT $1, *, $9 FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
-                """, connection, transaction);
-            insert.Parameters.Add(new NpgsqlParameter { Value = lake });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Path).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Dataset).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Date).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.FirstSequence).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.LastSequence).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Rows).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = added.Select(f => f.Sha256).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = through });
-            await insert.ExecuteNonQueryAsync(cancellation);
-        }
+        // Replaced, not forgotten: snapshots up to this checkpoint still read them until retention ends (ExpireAsync).
+        if (removed.Count > 0) await RetireAsync(connection, transaction, removed, through, cancellation);
+        if (added.Count > 0) await InsertAsync(connection, transaction, added, through, cancellation);
         await transaction.CommitAsync(cancellation);
         return true;
+    }
+
+    /// <summary>
+    /// Swaps <paramref name="replaced"/> for <paramref name="merged"/> at the lake's checkpoint as it is now, whatever
+    /// rounds committed since the files were listed (compaction runs beside the rounds); false, with nothing changed,
+    /// when one of them is no longer live (replaced meanwhile by another leader's compaction). The checkpoint's row is
+    /// locked, so the swap lands between two commits, and <paramref name="publish"/> puts the merged file in place under
+    /// that lock before it is recorded, as <see cref="CommitAsync"/> does.
+    /// </summary>
+    public async Task<bool> ReplaceAsync(LakeFile merged, IReadOnlyList<LakeFile> replaced, Action publish, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using var checkpoint = new NpgsqlCommand($"SELECT last_seq FROM {_schema}.lake_checkpoints WHERE lake = $1 FOR UPDATE", connection, transaction) { Parameters = { new() { Value = lake } } };
+        var current = (long)(await checkpoint.ExecuteScalarAsync(cancellation))!;
+        if (await RetireAsync(connection, transaction, replaced, current, cancellation) != replaced.Count) return false;
+        publish();
+        await InsertAsync(connection, transaction, [merged], current, cancellation);
+        await transaction.CommitAsync(cancellation);
+        return true;
+    }
+
+    /// <summary>Marks live files as replaced at <paramref name="checkpoint"/>; returns how many were still live.</summary>
+    private async Task<int> RetireAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<LakeFile> files, long checkpoint, CancellationToken cancellation)
+    {
+        await using var retire = new NpgsqlCommand($"UPDATE {_schema}.lake_files SET retired_seq = $3, retired_at = now() WHERE lake = $1 AND path = ANY($2) AND retired_seq IS NULL", connection, transaction);
+        retire.Parameters.Add(new NpgsqlParameter { Value = lake });
+        retire.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Path).ToArray() });
+        retire.Parameters.Add(new NpgsqlParameter { Value = checkpoint });
+        return await retire.ExecuteNonQueryAsync(cancellation);
+    }
+
+    /// <summary>Records files as part of the lake from <paramref name="liveFrom"/> on.</summary>
+    private async Task InsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<LakeFile> files, long liveFrom, CancellationToken cancellation)
+    {
+        await using var insert = new NpgsqlCommand($"""
+            INSERT INTO {_schema}.lake_files (lake, path, dataset, date, first_seq, last_seq, rows, sha256, live_from)
+            SELECT $1, *, $9 FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
+            """, connection, transaction);
+        insert.Parameters.Add(new NpgsqlParameter { Value = lake });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Path).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Dataset).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Date).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.FirstSequence).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.LastSequence).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Rows).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = files.Select(f => f.Sha256).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { Value = liveFrom });
+        await insert.ExecuteNonQueryAsync(cancellation);
     }
 
     /// <summary>

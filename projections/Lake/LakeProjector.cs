@@ -35,11 +35,28 @@ public sealed class LakeProjector(LakeStore store, IOptions<DataOptions> data, I
                 }
                 logger.LogInformation("Projecting the lake in {Directory}", directory);
                 await writer.RecoverAsync(stoppingToken);
-                while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
+                using var leading = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                // Compaction runs beside the rounds, one at a time: merging a day's files takes seconds that the
+                // freshness of every reading would otherwise wait for, once every CompactionInterval.
+                var compaction = Task.CompletedTask;
+                try
                 {
-                    var projected = await writer.ProjectAsync(until: null, stoppingToken);
-                    await writer.CompactAsync(force: false, stoppingToken);
-                    if (projected == 0) await Task.Delay(_options.PollInterval, stoppingToken);
+                    while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
+                    {
+                        var projected = await writer.ProjectAsync(until: null, stoppingToken);
+                        if (compaction.IsCompleted)
+                        {
+                            await compaction; // its failure ends this leadership as a round's would
+                            compaction = Task.Run(() => writer.CompactAsync(force: false, leading.Token), leading.Token);
+                        }
+                        if (projected == 0) await Task.Delay(_options.PollInterval, stoppingToken);
+                    }
+                }
+                finally
+                {
+                    // Never two at once, nor one beside a new leadership's recovery (which empties the staging folder).
+                    await leading.CancelAsync();
+                    await compaction.ContinueWith(t => t.Exception, TaskScheduler.Default);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

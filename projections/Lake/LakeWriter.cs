@@ -104,7 +104,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
 
     /// <summary>
     /// Merges a day's many small files into one, when due, its rows in <see cref="FileOrder"/> and row groups of
-    /// <see cref="ParquetFiles.RowGroupRows"/>; the rows do not change, only how they are spread.
+    /// <see cref="ParquetFiles.RowGroupRows"/>; the rows do not change, only how they are spread. Safe beside
+    /// <see cref="ProjectAsync"/>: it replaces only files already committed, at whatever checkpoint the lake has reached
+    /// when it swaps them, and leaves a partition alone if one of its files was replaced meanwhile.
     /// </summary>
     public async Task CompactAsync(bool force, CancellationToken cancellation)
     {
@@ -112,7 +114,6 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         if (!force && now - _lastCompaction < _options.CompactionInterval) return;
         _lastCompaction = now;
         await ExpireAsync(_options.SnapshotRetention, cancellation);
-        var checkpoint = await manifest.CheckpointAsync(cancellation);
         var files = await manifest.FilesAsync(cancellation);
         foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
         {
@@ -128,12 +129,21 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             var batches = new List<Apache.Arrow.RecordBatch>();
-            foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
-            merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, batches)]) };
-            if (!await manifest.CommitAsync(checkpoint, checkpoint, [merged], inputs, () => Publish(merged.Path), cancellation))
+            try
+            {
+                foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
+                merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, batches)]) };
+            }
+            finally
+            {
+                // The inputs' buffers are native memory (ParquetSharp's); left to the finalizer, they piled up.
+                batches.ForEach(b => b.Dispose());
+            }
+            if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
-                throw new LakeTakenOverException();
+                logger.LogWarning("Not compacting {Dataset} {Date}: its files were replaced meanwhile (another projector leads the lake)", dataset.Name, partition.Key.Date);
+                continue;
             }
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
         }
@@ -159,7 +169,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         // Written in file order, as compaction writes: a compacted file comes back with its rows in the same order; a
         // round's file (rows in event order) comes back sorted. The digest is recorded before the file lands: should
         // that fail, the next recovery writes the same bytes again.
-        var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [rows.ToRecordBatch()])]);
+        string sha256;
+        using (var batch = rows.ToRecordBatch())
+            sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [batch])]);
         if (sha256 != file.Sha256) await manifest.RecordDigestAsync(file.Path, sha256, cancellation);
         Publish(file.Path);
     }

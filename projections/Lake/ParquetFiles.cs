@@ -16,8 +16,8 @@ public static class ParquetFiles
     /// </summary>
     public const int RowGroupRows = 122_880;
 
-    private static WriterProperties Properties() => new WriterPropertiesBuilder()
-        .Compression(Compression.Zstd)
+    private static WriterProperties Properties(Compression compression) => new WriterPropertiesBuilder()
+        .Compression(compression)
         .MaxRowGroupLength(RowGroupRows)
         .CreatedBy("depin-pipeline lake")
         .Build();
@@ -26,11 +26,12 @@ public static class ParquetFiles
     /// Writes batches to <paramref name="path"/> and syncs it to disk; returns its SHA-256 in hex. Each batch is disposed
     /// once written: its buffers are native memory (Arrow's allocator, or ParquetSharp's import) that would otherwise wait
     /// for the GC's finalizer, which a large heap runs seldom, so the projector's memory grew round after round.
+    /// The lake's files are zstd; another <paramref name="compression"/> is for the bench's comparison.
     /// </summary>
-    public static string Write(string path, Schema schema, IEnumerable<RecordBatch> batches)
+    public static string Write(string path, Schema schema, IEnumerable<RecordBatch> batches, Compression compression = Compression.Zstd)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using (var properties = Properties())
+        using (var properties = Properties(compression))
         using (var writer = new ParquetSharp.Arrow.FileWriter(path, schema, properties))
         {
             // Buffered: batches fill row groups of RowGroupRows whatever their own sizes; each is disposed once

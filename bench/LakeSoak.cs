@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using JasperFx.Events;
+using Marten;
+using Pipeline.Cli.Chaos;
+using Pipeline.Cli.Hosting;
+using Pipeline.Core.Crypto;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Events;
+using Pipeline.Registry;
+using Pipeline.Tests.Support;
+using Spectre.Console;
+using V = Pipeline.Core.Signals.SignalCatalog.Vehicle;
+
+namespace Pipeline.Bench;
+
+/// <summary>
+/// The lake projector alone, as its own `depin projections` process, under a steady stream of reading events appended to
+/// a scratch PostgreSQL by this process; its memory (RSS and PSS) sampled every 10 s, and how far behind the lake is.
+/// </summary>
+public static class LakeSoak
+{
+    public static string Usage => "./depin bench lake-soak [minutes, 6] [--rate readings/s, 2500] [--cli <depin.dll>, this build's]";
+
+    private const int Devices = 500;
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Sample = TimeSpan.FromSeconds(10);
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var minutes = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var m) ? m : 6;
+        var rate = Option(args, "--rate") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 2_500;
+        // Another build's CLI (an earlier commit's, copied aside) measures the projector before a change in the same way.
+        var cli = Option(args, "--cli") ?? Path.Combine(RepositoryTools.Root, "cli", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "depin.dll");
+        await using var scratch = await Scratch.StartAsync();
+        var devices = await RegisterAsync(scratch);
+
+        var log = Path.Combine(scratch.Folder, "projections.log");
+        var start = new ProcessStartInfo("/bin/sh", ["-c", "exec dotnet \"$@\" > \"$LOG\" 2>&1", "sh", cli, "projections", "--data", scratch.Folder,
+            "--kafka", scratch.KafkaBootstrapServers, "--postgres", scratch.Servers.PostgresConnectionString!, "--status-port", $"{Scratch.FreePort()}"]);
+        start.Environment["LOG"] = log;
+        start.Environment["PIPELINE_Logging__LogLevel__Default"] = "Warning";
+        start.Environment[ParentWatch.Variable] = $"{Environment.ProcessId}";
+        using var projector = Process.Start(start) ?? throw new InvalidOperationException("The projector did not start.");
+        AnsiConsole.MarkupLineInterpolated($"Projector pid {projector.Id} (log {log}); appending {rate:N0} readings/s for {minutes} min over {Devices} vehicles");
+
+        var manifest = scratch.Services.GetRequiredService<Pipeline.Projections.Lake.LakeStore>().Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake);
+        var table = new Table().AddColumn("Minute").AddColumn(new TableColumn("Appended").RightAligned()).AddColumn(new TableColumn("Lake behind (events)").RightAligned())
+            .AddColumn(new TableColumn("Projector RSS").RightAligned()).AddColumn(new TableColumn("PSS").RightAligned());
+        var (clock, appended, nextSample, seq) = (Stopwatch.StartNew(), 0L, Sample, 0L);
+        var rss = new List<long>();
+        var perTick = Math.Max(1, rate / 10);
+        while (clock.Elapsed < TimeSpan.FromMinutes(minutes))
+        {
+            if (projector.HasExited) throw new InvalidOperationException($"The projector exited ({projector.ExitCode}); see {log}.");
+            var tickStart = clock.Elapsed;
+            await using (var session = scratch.Store.LightweightSession())
+            {
+                var now = DateTimeOffset.UtcNow;
+                for (var i = 0; i < perTick; i++, seq++)
+                {
+                    var device = devices[(int)(seq % Devices)];
+                    var n = seq / Devices;
+                    session.Events.Append(device, new ReadingAccepted($"0x{seq:x12}", n + 1, now, now, new Dictionary<string, double>
+                    {
+                        [V.Speed] = 30 + (n % 90), [V.Latitude] = 52.3 + n * 1e-5, [V.Longitude] = 4.9, [V.Odometer] = 10_000 + n * 0.07,
+                        [V.EngineSpeed] = 1500 + (n % 1500), [V.CoolantTemperature] = 88, [V.FuelLevel] = 80 - n * 1e-4,
+                    }, 0, seq));
+                }
+                await session.SaveChangesAsync();
+            }
+            appended += perTick;
+            if (clock.Elapsed >= nextSample)
+            {
+                nextSample += Sample;
+                var (processRss, processPss) = Memory(projector.Id);
+                rss.Add(processRss);
+                var behind = await BehindAsync(scratch, await manifest.CheckpointAsync(CancellationToken.None));
+                table.AddRow($"{clock.Elapsed.TotalMinutes:F1}", $"{appended:N0}", $"{behind:N0}", Mb(processRss), Mb(processPss));
+                AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  PSS {Mb(processPss),8}");
+            }
+            var rest = Tick - (clock.Elapsed - tickStart);
+            if (rest > TimeSpan.Zero) await Task.Delay(rest);
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"Appended {appended / clock.Elapsed.TotalSeconds:N0} readings/s; projector RSS start / peak / end {Mb(rss[0])} / {Mb(rss.Max())} / {Mb(rss[^1])}; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        Signals.Send(projector.Id, Signals.Term);
+        await projector.WaitForExitAsync();
+        return 0;
+    }
+
+    private static string? Option(string[] args, string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+
+    /// <summary>Events in the store past the lake's checkpoint.</summary>
+    private static async Task<long> BehindAsync(Scratch scratch, long checkpoint)
+    {
+        await using var connection = await scratch.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().OpenConnectionAsync();
+        await using var command = new Npgsql.NpgsqlCommand($"SELECT coalesce(max(seq_id), 0) FROM {scratch.Services.GetRequiredService<Pipeline.Projections.Lake.LakeStore>().Schema}.mt_events", connection);
+        return (long)(await command.ExecuteScalarAsync())! - checkpoint;
+    }
+
+    private static async Task<string[]> RegisterAsync(Scratch scratch)
+    {
+        var start = DateTimeOffset.UtcNow.AddDays(-1);
+        var owner = EthKey.FromSeed("lake-soak-owner"u8).Address.ToLowerHex();
+        var addresses = Enumerable.Range(0, Devices).Select(d => EthKey.FromSeed(Encoding.UTF8.GetBytes($"lake-soak-{d}")).Address.ToLowerHex()).ToArray();
+        await scratch.Store.BulkInsertDocumentsAsync(addresses.Select(a => new Device { Id = a, Owner = owner, Kind = DeviceKind.Vehicle, RegisteredAt = start, UpdatedAt = start }));
+        await scratch.Store.BulkInsertEventsAsync(addresses.Select(a => StreamAction.Start(((DocumentStore)scratch.Store).Events, a,
+            [new DeviceRegistered(a, owner, DeviceKind.Vehicle, new Dictionary<string, string>(), "{}", "0x", "0x", start)])).ToList());
+        return addresses;
+    }
+
+    private static (long Rss, long Pss) Memory(int pid)
+    {
+        var fields = File.ReadLines($"/proc/{pid}/smaps_rollup").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f is [_, _, "kB"])
+            .ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture) * 1024);
+        return (fields.GetValueOrDefault("Rss:"), fields.GetValueOrDefault("Pss:"));
+    }
+
+    private static string Mb(long bytes) => $"{bytes / 1_048_576.0:N0} MB";
+}

@@ -1,0 +1,61 @@
+using Pipeline.Cli.Hosting;
+using Pipeline.Projections.Lake;
+
+namespace Pipeline.Tests.Integration.Projections;
+
+/// <summary>
+/// Issue 16: compaction runs beside the projection rounds, so the lake's checkpoint may move between listing a day's
+/// files and swapping them for the merged one. The swap happens at the checkpoint the lake has then, keeps what the
+/// rounds added meanwhile, and never replaces a file twice.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class LakeCompactionTests(StackFixture fixture)
+{
+    private static readonly DateOnly Day = new(2026, 11, 23);
+
+    private static LakeFile DayFile(long first, long last) =>
+        new($"{LakeDatasets.VehicleSignals}/date={Day:yyyy-MM-dd}/part-{first}-{last}.parquet", LakeDatasets.VehicleSignals, Day, first, last, (int)(last - first + 1), "test");
+
+    [Fact]
+    public async Task Compaction_SwappedAfterARoundCommitted_ReplacesItsInputsAtTheNewCheckpoint_AndKeepsTheRoundsFile()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.None, schema: "it_lake_compaction_round");
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+        await manifest.EnsureSchemaAsync(CancellationToken.None);
+        var (a, b, round, merged) = (DayFile(1, 5), DayFile(6, 10), DayFile(11, 20), DayFile(1, 10));
+        Assert.True(await manifest.CommitAsync(0, 10, [a, b], [], () => { }, CancellationToken.None));
+        // Compaction listed a and b; a round commits before it swaps them.
+        Assert.True(await manifest.CommitAsync(10, 20, [round], [], () => { }, CancellationToken.None));
+
+        var published = false;
+        Assert.True(await manifest.ReplaceAsync(merged, [a, b], () => published = true, CancellationToken.None));
+
+        Assert.True(published);
+        Assert.Equal([merged, round], await manifest.FilesAsync(CancellationToken.None));
+        Assert.Equal(20, await manifest.CheckpointAsync(CancellationToken.None));
+        // Snapshots: before the swap's checkpoint the inputs, from it the merged file; the rows are the same either way.
+        Assert.Equal([a, b], (await manifest.FilesAtAsync(10, CancellationToken.None)).Files);
+        Assert.Equal([merged, round], (await manifest.FilesAtAsync(20, CancellationToken.None)).Files);
+        // The next round commits from the checkpoint it knows: the swap did not move it.
+        Assert.True(await manifest.CommitAsync(20, 25, [DayFile(21, 25)], [], () => { }, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Compaction_WhoseInputWasReplacedMeanwhile_ChangesNothingAndPublishesNothing()
+    {
+        await using var host = await TestHost.StartAsync(fixture, Roles.None, schema: "it_lake_compaction_twice");
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+        await manifest.EnsureSchemaAsync(CancellationToken.None);
+        var (a, b, c) = (DayFile(1, 5), DayFile(6, 10), DayFile(11, 20));
+        Assert.True(await manifest.CommitAsync(0, 20, [a, b, c], [], () => { }, CancellationToken.None));
+        // Another leader's compaction merged a and b first.
+        Assert.True(await manifest.ReplaceAsync(DayFile(1, 10), [a, b], () => { }, CancellationToken.None));
+
+        var published = false;
+        Assert.False(await manifest.ReplaceAsync(DayFile(6, 20), [b, c], () => published = true, CancellationToken.None));
+
+        Assert.False(published);
+        Assert.Equal([DayFile(1, 10), c], await manifest.FilesAsync(CancellationToken.None));
+    }
+}
