@@ -12,9 +12,10 @@ using Pipeline.Infra.Kafka;
 namespace Pipeline.Streams.Processing;
 
 /// <summary>
-/// Where the processors keep what makes them exact, beside the events and in the same transaction: the reading ids
-/// processed (the store is the authority on duplicates, across restarts and instances), the seqs accepted per device,
-/// each vehicle's last fix, the consumer offsets themselves, and the dead letters waiting for the relay.
+/// Where the processors keep what makes them exact, beside the events and in the same transaction: the seqs accepted
+/// per device, each vehicle's last fix, the consumer offsets themselves, and the dead letters waiting for the relay.
+/// Which readings were processed, the events say: each event's id derives from its reading's id, and mt_events' unique
+/// index on it is the authority on duplicates, across restarts and instances.
 /// </summary>
 public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataSource, IOptions<KafkaOptions> kafka, TimeProvider clock)
 {
@@ -35,8 +36,35 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     public Task EnsureSchemaAsync(CancellationToken cancellation)
     {
         var ready = _schemaReady;
-        if (ready is null || ready.IsFaulted || ready.IsCanceled) _schemaReady = ready = store.ApplyAsync(ProcessingTables.For(_schema), cancellation);
+        if (ready is null || ready.IsFaulted || ready.IsCanceled) _schemaReady = ready = PrepareAsync(cancellation);
         return ready;
+    }
+
+    private async Task PrepareAsync(CancellationToken cancellation)
+    {
+        await store.ApplyAsync(ProcessingTables.For(_schema), cancellation);
+        await CarryOverProcessedReadingsAsync(cancellation);
+    }
+
+    /// <summary>
+    /// A database from before issue 16 keeps every processed reading's id in processed_readings, beside the events that
+    /// already say so: its accepted seqs move to accepted_seqs and the table goes, once, whichever process comes first.
+    /// </summary>
+    private async Task CarryOverProcessedReadingsAsync(CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = new NpgsqlCommand($"""
+            DO $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(hashtext('depin:processed_readings:{_schema}'));
+                IF to_regclass('{_schema}.processed_readings') IS NOT NULL THEN
+                    INSERT INTO {_schema}.accepted_seqs (device, seq, reading_id)
+                        SELECT device, seq, reading_id FROM {_schema}.processed_readings WHERE accepted ON CONFLICT DO NOTHING;
+                    DROP TABLE {_schema}.processed_readings;
+                END IF;
+            END $$
+            """, connection);
+        await command.ExecuteNonQueryAsync(cancellation);
     }
 
     public string Schema => _schema;
@@ -59,7 +87,7 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     /// <summary>
     /// What the store knows of the batch's devices: their last fixes and, when <paramref name="withReadings"/>, which of
-    /// the batch's reading ids it processed already and which of its seqs it accepted.
+    /// the batch's readings it processed already (their events exist) and which of its seqs it accepted.
     /// </summary>
     public async Task<Dictionary<string, ReadingValidator.DeviceHistory>> HistoryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> batch, IReadOnlyDictionary<string, Fix> knownFixes, bool withReadings, CancellationToken cancellation)
     {
@@ -86,16 +114,21 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     private async Task ReadingsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<Checked> signed, Dictionary<string, ReadingValidator.DeviceHistory> histories, CancellationToken cancellation)
     {
-        await using (var processed = new NpgsqlCommand($"SELECT device, reading_id FROM {_schema}.processed_readings WHERE reading_id = ANY($1)", connection, transaction))
+        var byEventId = new Dictionary<Guid, SignedReading>(signed.Count);
+        foreach (var c in signed) byEventId.TryAdd(EventIdOf(c.Reading!.Id), c.Reading!);
+        await using (var processed = new NpgsqlCommand($"SELECT id FROM {_schema}.mt_events WHERE id = ANY($1)", connection, transaction))
         {
-            processed.Parameters.Add(new NpgsqlParameter { Value = signed.Select(c => Hex.Decode(c.Reading!.Id)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+            processed.Parameters.Add(new NpgsqlParameter { Value = byEventId.Keys.ToArray() });
             await using var reader = await processed.ExecuteReaderAsync(cancellation);
-            while (await reader.ReadAsync(cancellation)) histories[reader.GetString(0)].ProcessedIds.Add(Hex.Encode0x((byte[])reader[1]));
+            while (await reader.ReadAsync(cancellation))
+            {
+                var reading = byEventId[reader.GetGuid(0)];
+                histories[reading.Content.Device.ToLowerHex()].ProcessedIds.Add(reading.Id);
+            }
         }
         await using (var seqs = new NpgsqlCommand($"""
-            SELECT p.device, p.seq, p.reading_id FROM {_schema}.processed_readings p
-            JOIN unnest($1::text[], $2::bigint[]) AS b(device, seq) ON p.device = b.device AND p.seq = b.seq
-            WHERE p.accepted
+            SELECT a.device, a.seq, a.reading_id FROM {_schema}.accepted_seqs a
+            JOIN unnest($1::text[], $2::bigint[]) AS b(device, seq) ON a.device = b.device AND a.seq = b.seq
             """, connection, transaction))
         {
             seqs.Parameters.Add(new NpgsqlParameter { Value = signed.Select(c => c.Reading!.Content.Device.ToLowerHex()).ToArray() });
@@ -106,26 +139,29 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     }
 
     /// <summary>
-    /// Records a batch's outcomes and the offsets after it in one transaction. False when another instance recorded
-    /// one of these readings meanwhile (a rebalance race); the caller then decides the batch again.
+    /// Records a batch's outcomes and the offsets after it in one transaction. False when the store holds one of these
+    /// readings (a replay, or another instance recorded it meanwhile in a rebalance race) or another reading for one of
+    /// their seqs; the caller then rolls back and decides the batch against what the store holds.
     /// </summary>
     public async Task<bool> RecordAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Outcome> outcomes, IReadOnlyDictionary<string, Fix> fixes, string group, IReadOnlyDictionary<(string Topic, int Partition), long> nextOffsets, CancellationToken cancellation)
     {
         var stored = outcomes.Where(o => o.Verdict is Verdict.Accepted or Verdict.RejectedSigned).ToList();
         if (stored.Count > 0)
         {
-            await using var insert = new NpgsqlCommand($"""
-                INSERT INTO {_schema}.processed_readings (reading_id, device, seq, accepted)
-                SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::boolean[])
-                ON CONFLICT DO NOTHING
-                """, connection, transaction);
-            insert.Parameters.Add(new NpgsqlParameter { Value = stored.Select(o => Hex.Decode(o.Reading!.Id)).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = stored.Select(o => o.Device!).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = stored.Select(o => o.Reading!.Content.Seq).ToArray() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = stored.Select(o => o.Verdict == Verdict.Accepted).ToArray() });
-            if (await insert.ExecuteNonQueryAsync(cancellation) != stored.Count) return false;
-
-            await AppendAsync(connection, transaction, stored, cancellation);
+            var accepted = stored.Where(o => o.Verdict == Verdict.Accepted).ToList();
+            if (accepted.Count > 0)
+            {
+                await using var seqs = new NpgsqlCommand($"""
+                    INSERT INTO {_schema}.accepted_seqs (device, seq, reading_id)
+                    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
+                    ON CONFLICT DO NOTHING
+                    """, connection, transaction);
+                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => o.Device!).ToArray() });
+                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => o.Reading!.Content.Seq).ToArray() });
+                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => Hex.Decode(o.Reading!.Id)).ToArray() });
+                if (await seqs.ExecuteNonQueryAsync(cancellation) != accepted.Count) return false;
+            }
+            if (!await AppendAsync(connection, transaction, stored, cancellation)) return false;
         }
 
         var dead = outcomes.Where(o => o.Verdict is Verdict.RejectedSigned or Verdict.RejectedUnsigned).ToList();
@@ -184,9 +220,10 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     /// number per event in batch order, taken inside this transaction as the lake's feed expects). Marten's quick append
     /// calls a PL/pgSQL function per stream that inserts event by event, about half of a batch's recording time (README,
     /// Performance). Reading events feed no inline projection, so none is skipped. A stream that is missing or archived
-    /// gets no version and PostgreSQL refuses the row (23502), as it refuses anything else a message carries.
+    /// gets no version and PostgreSQL refuses the row (23502), as it refuses anything else a message carries. False when
+    /// an event of one of these readings exists already: nothing of it may then be committed.
     /// </summary>
-    private async Task AppendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<Outcome> stored, CancellationToken cancellation)
+    private async Task<bool> AppendAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<Outcome> stored, CancellationToken cancellation)
     {
         var count = stored.Count;
         var ids = new Guid[count];
@@ -206,8 +243,7 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
             object data = accepted
                 ? new ReadingAccepted(reading.Id, reading.Content.Seq, reading.Content.DeviceTime, message.ReceivedAt, outcome.Signals!, message.Partition, message.Offset)
                 : new ReadingRejected(reading.Id, reading.Content.Seq, outcome.Rejection!.Code.ToWire(), outcome.Rejection.Detail, message.ReceivedAt, message.Partition, message.Offset);
-            // The event id derives from the reading id: the store's unique index refuses a second copy whatever happens above.
-            ids[i] = new Guid(Hex.Decode(reading.Id).AsSpan(0, 16));
+            ids[i] = EventIdOf(reading.Id);
             streams[i] = outcome.Device!;
             positions[i] = perStream[outcome.Device!] = perStream.GetValueOrDefault(outcome.Device!) + 1;
             (types[i], dotnetTypes[i]) = accepted ? _acceptedNames.Value : _rejectedNames.Value;
@@ -226,6 +262,7 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
             INSERT INTO {_schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, mt_dotnet_type, is_archived)
             SELECT nextval('{_schema}.mt_events_sequence'), id, stream_id, before + position, data, type, $7, dotnet_type, false
             FROM (SELECT e.*, s.before FROM events e LEFT JOIN streams s ON s.id = e.stream_id ORDER BY e.ordinal) ordered
+            ON CONFLICT (id) DO NOTHING
             """, connection, transaction);
         append.Parameters.Add(new NpgsqlParameter { Value = ids });
         append.Parameters.Add(new NpgsqlParameter { Value = streams });
@@ -234,8 +271,11 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
         append.Parameters.Add(new NpgsqlParameter { Value = dotnetTypes });
         append.Parameters.Add(new NpgsqlParameter { Value = bodies, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
         append.Parameters.Add(new NpgsqlParameter { Value = clock.GetUtcNow() });
-        await append.ExecuteNonQueryAsync(cancellation);
+        return await append.ExecuteNonQueryAsync(cancellation) == count;
     }
+
+    /// <summary>The event id of a reading's event: the first 16 bytes of the reading id, so the store's unique index refuses a second copy.</summary>
+    private static Guid EventIdOf(string readingId) => new(Hex.Decode(readingId).AsSpan(0, 16));
 
     /// <summary>The names Marten stores an event under: its wire name and its .NET type name.</summary>
     private static (string Type, string DotNetType) EventNamesOf(IDocumentStore store, object sample)

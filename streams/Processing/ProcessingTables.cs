@@ -14,13 +14,12 @@ public sealed class ProcessingTables : IConfigureMarten
 
     public static Table[] For(string schema)
     {
-        var processed = SchemaObjects.Table(schema, "processed_readings");
-        processed.AddColumn("reading_id", "bytea").AsPrimaryKey();
-        processed.AddColumn("device", "text").NotNull();
-        processed.AddColumn("seq", "bigint").NotNull();
-        processed.AddColumn("accepted", "boolean").NotNull();
-        // One accepted reading per device and seq; rejected ones may repeat a seq.
-        processed.Indexes.Add(new IndexDefinition("processed_readings_accepted_seq") { Columns = ["device", "seq"], IsUnique = true, Predicate = "accepted" });
+        // The seq each device's accepted readings took, and by which reading: equivocation is decided against it. Whether
+        // a reading was processed at all is mt_events' to say (its unique index on the event id, which is the reading id's).
+        var accepted = SchemaObjects.Table(schema, "accepted_seqs");
+        accepted.AddColumn("device", "text").AsPrimaryKey();
+        accepted.AddColumn("seq", "bigint").AsPrimaryKey();
+        accepted.AddColumn("reading_id", "bytea").NotNull();
 
         var positions = SchemaObjects.Table(schema, "device_positions");
         positions.AddColumn("device", "text").AsPrimaryKey();
@@ -57,6 +56,6 @@ public sealed class ProcessingTables : IConfigureMarten
         checkpoints.AddColumn("partition", "integer").AsPrimaryKey();
         checkpoints.AddColumn("verified_offset", "bigint").NotNull();
 
-        return [processed, positions, offsets, letters, checkpoints];
+        return [accepted, positions, offsets, letters, checkpoints];
     }
 }

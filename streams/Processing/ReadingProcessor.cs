@@ -237,8 +237,8 @@ public sealed class ReadingProcessor(
     /// <summary>
     /// Decides duplicates, equivocation and teleports against the store, then records the batch in one transaction.
     /// The first try assumes the store holds none of the batch's readings, the usual case, and skips reading them: the
-    /// insert of their ids proves it (it stores every one) or refuses, and then the batch is decided again against
-    /// what the store holds — as it is at once when a device's own history rejected a reading, where the store's
+    /// inserts of their events and accepted seqs prove it (they store every one) or fall short, and then the batch is
+    /// decided again against what the store holds — as it is at once when a device's own history rejected a reading, where the store's
     /// accepted seqs decide which reason applies.
     /// </summary>
     private async Task RecordAsync(IReadOnlyList<Checked> checkedMessages, CancellationToken cancellation)

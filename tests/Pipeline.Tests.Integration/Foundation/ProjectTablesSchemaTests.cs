@@ -27,7 +27,7 @@ public sealed class ProjectTablesSchemaTests(StackFixture fixture)
         const string schema = "it_schema_former_ddl";
         await fixture.DropSchemaAsync(schema);
         await ExecuteAsync($"CREATE SCHEMA {schema};" + FormerDdl(schema) + $"""
-            INSERT INTO {schema}.processed_readings VALUES ('\x01', 'd', 1, true);
+            INSERT INTO {schema}.processed_readings VALUES ('\x01', 'd', 1, true), ('\x02', 'd', 1, false), ('\x03', 'd', 2, false);
             INSERT INTO {schema}.device_positions VALUES ('d', 52.5, 13.4, '2026-01-01T00:00:00Z');
             INSERT INTO {schema}.consumer_offsets VALUES ('b', 'g', 't', 0, 42);
             INSERT INTO {schema}.dead_letters (broker, source_topic, source_partition, source_offset, reason, detail, value, received_at) VALUES ('b', 't', 0, 7, 'bad_encoding', 'x', '\x00', now());
@@ -37,26 +37,29 @@ public sealed class ProjectTablesSchemaTests(StackFixture fixture)
             """);
 
         // The definitions match what the DDL made: Marten finds nothing to alter (no key or index rebuilt on a big table).
-        // The lake's tables have since gained the columns of versioned file sets (as_of): added, nothing rebuilt.
+        // The lake's tables have since gained the columns of versioned file sets (as_of): added, nothing rebuilt; the
+        // processors' accepted seqs have left processed_readings for a table of their own (issue 16).
         await using (var connection = new NpgsqlConnection(fixture.PostgresConnectionString))
         {
             await connection.OpenAsync();
-            Assert.Equal(SchemaPatchDifference.None, (await SchemaMigration.DetermineAsync(connection, ProcessingTables.For(schema).ToArray<ISchemaObject>())).Difference);
+            Assert.Equal(SchemaPatchDifference.None, (await SchemaMigration.DetermineAsync(connection, ProcessingTables.For(schema).Where(t => t.Identifier.Name != "accepted_seqs").ToArray<ISchemaObject>())).Difference);
             Assert.Equal(SchemaPatchDifference.Update, (await SchemaMigration.DetermineAsync(connection, LakeTables.For(schema).ToArray<ISchemaObject>())).Difference);
         }
 
         await using var services = Compose(schema);
         var store = services.GetRequiredService<IDocumentStore>();
         await store.ApplySchemaAsync();
+        await services.GetRequiredService<ProcessingStore>().EnsureSchemaAsync(CancellationToken.None);
 
         Assert.Equal(SchemaPatchDifference.None, (await store.Storage.Database.CreateMigrationAsync()).Difference);
         // The serial keeps counting where it was: the relay's order survives.
         await ExecuteAsync($"INSERT INTO {schema}.dead_letters (broker, source_topic, source_partition, source_offset, reason, detail, value, received_at) VALUES ('b', 't', 0, 8, 'bad_encoding', 'x', '\\x00', now())");
         Assert.Equal(
-            "1|1|1|1,2|1|1|1",
+            "d/1/\\x01|processed_readings gone|1|1|1,2|1|1|1",
             await QueryAsync($"""
                 SELECT concat_ws('|',
-                    (SELECT count(*) FROM {schema}.processed_readings WHERE reading_id = '\x01' AND accepted),
+                    (SELECT string_agg(device || '/' || seq || '/' || reading_id::text, ',') FROM {schema}.accepted_seqs),
+                    (SELECT coalesce(to_regclass('{schema}.processed_readings')::text, 'processed_readings gone')),
                     (SELECT count(*) FROM {schema}.device_positions WHERE latitude = 52.5),
                     (SELECT count(*) FROM {schema}.consumer_offsets WHERE next_offset = 42),
                     (SELECT string_agg(id::text, ',' ORDER BY id) FROM {schema}.dead_letters WHERE NOT written),
@@ -74,9 +77,9 @@ public sealed class ProjectTablesSchemaTests(StackFixture fixture)
         await using var services = Compose(schema);
         await services.GetRequiredService<IDocumentStore>().ApplySchemaAsync();
 
-        // A second accepted reading for a seq is refused; a rejected one is not.
-        await ExecuteAsync($"INSERT INTO {schema}.processed_readings VALUES ('\\x01', 'd', 1, true), ('\\x02', 'd', 1, false)");
-        var duplicate = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync($"INSERT INTO {schema}.processed_readings VALUES ('\\x03', 'd', 1, true)"));
+        // A second accepted reading for a device's seq is refused.
+        await ExecuteAsync($"INSERT INTO {schema}.accepted_seqs VALUES ('d', 1, '\\x01'), ('e', 1, '\\x02')");
+        var duplicate = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync($"INSERT INTO {schema}.accepted_seqs VALUES ('d', 1, '\\x03')"));
         Assert.Equal(PostgresErrorCodes.UniqueViolation, duplicate.SqlState);
         Assert.Equal(
             "dead_letters_pending: CREATE INDEX dead_letters_pending ON it_schema_indexes.dead_letters USING btree (id) WHERE (NOT written)",

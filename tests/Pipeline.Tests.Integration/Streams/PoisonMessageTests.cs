@@ -63,10 +63,10 @@ public sealed class PoisonMessageTests(StackFixture fixture)
         await Registration.RegisterAsync(host, device.Key);
         var readings = Enumerable.Range(0, 24).Select(_ => device.Next()).ToList();
 
-        // Genuine refusals by PostgreSQL of what two readings carry: one from the reading ids' insert, one from the events' append into Marten's mt_events.
+        // Genuine refusals by PostgreSQL of what two readings carry: one from the accepted seqs' insert, one from the events' append into Marten's mt_events.
         var store = host.Create<ProcessingStore>();
         await store.EnsureSchemaAsync(CancellationToken.None);
-        await host.ExecuteAsync($"ALTER TABLE {store.Schema}.processed_readings ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
+        await host.ExecuteAsync($"ALTER TABLE {store.Schema}.accepted_seqs ADD CONSTRAINT no_seq_7 CHECK (seq <> 7)");
         await host.ExecuteAsync($"ALTER TABLE {store.Schema}.mt_events ADD CONSTRAINT no_seq_19 CHECK (type <> 'reading_accepted.v1' OR (data ->> 'seq')::bigint <> 19)");
 
         // All in one partition before a processor starts: they arrive together and are decided as one batch.
