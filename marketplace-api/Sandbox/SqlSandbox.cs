@@ -35,8 +35,9 @@ public sealed class SqlSandbox : IDisposable
         _granted = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
         _tables = _granted.Keys.ToHashSet(StringComparer.Ordinal);
         _validated = validated;
-        // Everything a verdict depends on besides the text: the views' names and shapes (the rewrite names their columns) and the limits.
-        _scope = string.Join("\n", tables.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => $"{t.Name} {t.Shape}")) + "\n" + limits;
+        // Everything a verdict depends on besides the text (the views' names and shapes, as the rewrite names their columns,
+        // and the limits), and the views' rows: only buyers of exactly the same rows share what they ran (its timing tells).
+        _scope = string.Join("\n", tables.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => $"{t.Name} {t.Shape} {RowCondition(t.Shape, t.Rows)}")) + "\n" + limits;
     }
 
     /// <summary>The views a query may read, by name.</summary>

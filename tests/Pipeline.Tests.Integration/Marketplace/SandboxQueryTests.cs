@@ -341,6 +341,9 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         var validated = new ValidatedStatements(TimeProvider.System);
         const string sql = "SELECT count(*) FROM vehicle_signals WHERE speed_kmh > 20 AND speed_kmh < 90";
         using (var vehicles = SqlSandbox.Open([Lake.Grant()], new SandboxLimits(), validated)) vehicles.Validate(sql);
+        // Another buyer's rows: their own verdicts, so the timing of a query tells nothing of what others ran.
+        using (var otherRows = SqlSandbox.Open([Lake.Grant(rows: new RowRestriction(Nov23.AddHours(1), null))], new SandboxLimits(), validated))
+            Assert.Null(validated.Find(otherRows.Scope, sql));
         using var other = SqlSandbox.Open([Lake.Grant("fleet")], new SandboxLimits(), validated);
         Assert.Equal(SandboxReason.UnknownTable, Assert.Throws<SandboxRefusedException>(() => other.Validate(sql)).Reason);
         using var stricter = SqlSandbox.Open([Lake.Grant()], new SandboxLimits { MaxSqlBytes = 64 }, validated);
