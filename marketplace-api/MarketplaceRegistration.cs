@@ -12,6 +12,7 @@ using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.ExportJobs;
 using Pipeline.Marketplace.Grants;
 using Pipeline.Marketplace.Query;
+using Pipeline.Marketplace.Sandbox;
 using Pipeline.Projections;
 
 namespace Pipeline.Marketplace;
@@ -48,6 +49,7 @@ public static class MarketplaceRegistration
         services.AddSingleton<GrantedQueries>();
         services.AddSingleton<MarketMetrics>();
         services.AddSingleton<SandboxPool>();
+        services.AddSingleton<ValidatedStatements>();
         services.AddSingleton<Feed.LiveFeed>();
         services.AddHostedService(provider => provider.GetRequiredService<Feed.LiveFeed>());
         services.AddSingleton<Feed.GrantFeeds>();

@@ -9,16 +9,16 @@ using Pipeline.Registry;
 
 namespace Pipeline.Marketplace.Query;
 
-/// <summary>A query's result, written and paid for: the file holding it, what was delivered, and the charge.</summary>
+/// <summary>A query's result, written and paid for: the buffer holding it, what was delivered, and the charge.</summary>
 public sealed record ChargedResult(Stream Content, QueryResult Result, string ChargeId, long Credits) : IDisposable
 {
     public void Dispose() => Content.Dispose();
 }
 
 /// <summary>
-/// Runs a buyer's SQL over one grant in the sandbox and charges it. The result is written to a temporary file first and
-/// handed out only once the charge is stored, so a buyer never reads a row that was not paid for: when a concurrent
-/// charge used the quota in the meantime, the result is dropped and the request refused.
+/// Runs a buyer's SQL over one grant in the sandbox and charges it. The result is written to a buffer first (memory, or a
+/// temporary file when large) and handed out only once the charge is stored, so a buyer never reads a row that was not
+/// paid for: when a concurrent charge used the quota in the meantime, the result is dropped and the request refused.
 /// </summary>
 public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, SandboxPool sandboxes, MarketMetrics metrics)
 {
@@ -51,7 +51,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         phases.End("sandbox");
         sandbox.Validate(sql);
         phases.End("validate");
-        var content = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        var content = new ResultBuffer();
         try
         {
             var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
@@ -78,7 +78,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                 return events;
             }, cancellation, read);
             phases.End("charge");
-            content.Position = 0;
+            content.Rewind();
             return new ChargedResult(content, result, chargeId, credits);
         }
         catch

@@ -8,7 +8,7 @@ namespace Pipeline.Marketplace.Query;
 /// with (same files, same rows, same limits), so a new checkpoint or another grant opens its own; a sandbox whose query
 /// failed or was stopped is never reused. At most <see cref="Capacity"/> stay idle, the least recently used go first.
 /// </summary>
-public sealed class SandboxPool : IDisposable
+public sealed class SandboxPool(ValidatedStatements validated) : IDisposable
 {
     public const int Capacity = 8;
 
@@ -28,7 +28,7 @@ public sealed class SandboxPool : IDisposable
                     return new Lease(this, key, node.Value.Sandbox);
                 }
         }
-        return new Lease(this, key, SqlSandbox.Open([table], limits));
+        return new Lease(this, key, SqlSandbox.Open([table], limits, validated));
     }
 
     private static string KeyOf(GrantedTable table, SandboxLimits limits) => SqlSandbox.ViewSql(table) + "\n" + limits;

@@ -85,8 +85,8 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
         if (array.IsNull(index)) { json.WriteNullValue(); return; }
         switch (array)
         {
-            case StringArray a: json.WriteStringValue(a.GetString(index)); break;
-            case StringViewArray a: json.WriteStringValue(a.GetString(index)); break;
+            case StringArray a: WriteText(json, a.GetBytes(index), a, index); break;
+            case StringViewArray a: WriteText(json, a.GetBytes(index), a, index); break;
             case BooleanArray a: json.WriteBooleanValue(a.GetValue(index)!.Value); break;
             case Int8Array a: json.WriteNumberValue(a.GetValue(index)!.Value); break;
             case Int16Array a: json.WriteNumberValue(a.GetValue(index)!.Value); break;
@@ -116,8 +116,20 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
                 }
                 json.WriteEndObject();
                 break;
+            case TimestampArray a:
+                Span<byte> time = stackalloc byte[32];
+                json.WriteStringValue(time[..FormatIso(a.GetTimestamp(index)!.Value, time)]);
+                break;
             default: json.WriteStringValue(Text(array, index)); break;
         }
+    }
+
+    // DuckDB's text is UTF-8 and goes out as it is, without a detour through a .NET string; bytes that are not UTF-8
+    // (which DuckDB does not produce) go the old way, where they become U+FFFD.
+    private static void WriteText(Utf8JsonWriter json, ReadOnlySpan<byte> utf8, IArrowArray array, int index)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(utf8)) json.WriteStringValue(utf8);
+        else json.WriteStringValue(Text(array, index));
     }
 
     // JSON has no NaN or infinity: written as strings, as PostgreSQL's JSON does.
@@ -154,7 +166,13 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
         };
     }
 
-    protected static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFF'Z'", CultureInfo.InvariantCulture);
+    private const string IsoFormat = "yyyy-MM-dd'T'HH:mm:ss.FFFFFF'Z'";
+
+    protected static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString(IsoFormat, CultureInfo.InvariantCulture);
+
+    /// <summary><see cref="Iso"/> as UTF-8 into <paramref name="utf8"/> (at least 28 bytes); returns its length.</summary>
+    private static int FormatIso(DateTimeOffset time, Span<byte> utf8) =>
+        time.UtcDateTime.TryFormat(utf8, out var written, IsoFormat, CultureInfo.InvariantCulture) ? written : throw new InvalidOperationException("An ISO time is at most 28 bytes.");
 
     private static string NestedJson(IArrowArray array, int index)
     {
@@ -167,11 +185,12 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
 internal sealed class JsonResultWriter(CountingStream output) : ResultWriter(output)
 {
     private readonly Utf8JsonWriter _json = new(output);
-    private Schema? _schema;
+    private JsonEncodedText[] _names = [];
 
     public override void Begin(Schema schema)
     {
-        _schema = schema;
+        // Escaped once, not per row.
+        _names = schema.FieldsList.Select(f => JsonEncodedText.Encode(f.Name)).ToArray();
         _json.WriteStartArray();
     }
 
@@ -183,7 +202,7 @@ internal sealed class JsonResultWriter(CountingStream output) : ResultWriter(out
             _json.WriteStartObject();
             for (var column = 0; column < batch.ColumnCount; column++)
             {
-                _json.WritePropertyName(_schema!.FieldsList[column].Name);
+                _json.WritePropertyName(_names[column]);
                 WriteJson(_json, batch.Column(column), row);
             }
             _json.WriteEndObject();

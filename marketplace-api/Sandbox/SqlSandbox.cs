@@ -25,20 +25,32 @@ public sealed class SqlSandbox : IDisposable
     private readonly Dictionary<string, GrantedTable> _granted;
     private readonly HashSet<string> _tables;
     private readonly Dictionary<(string Table, TimeSpan Epoch), IReadOnlyList<Attribution.DeviceShare>> _shares = [];
+    private readonly ValidatedStatements? _validated;
+    private readonly string _scope;
 
-    private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, IReadOnlyList<GrantedTable> tables)
+    private SqlSandbox(DuckDBConnection connection, SandboxLimits limits, IReadOnlyList<GrantedTable> tables, ValidatedStatements? validated)
     {
         _connection = connection;
         _limits = limits;
         _granted = tables.ToDictionary(t => t.Name, StringComparer.Ordinal);
         _tables = _granted.Keys.ToHashSet(StringComparer.Ordinal);
+        _validated = validated;
+        // Everything a verdict depends on besides the text (the views' names and shapes, as the rewrite names their columns,
+        // and the limits), and the views' rows: only buyers of exactly the same rows share what they ran (its timing tells).
+        _scope = string.Join("\n", tables.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => $"{t.Name} {t.Shape} {RowCondition(t.Shape, t.Rows)}")) + "\n" + limits;
     }
 
     /// <summary>The views a query may read, by name.</summary>
     public IReadOnlySet<string> Tables => _tables;
 
-    /// <summary>Opens a sandbox over <paramref name="tables"/>; throws <see cref="ArgumentException"/> when a description is invalid.</summary>
-    public static SqlSandbox Open(IReadOnlyList<GrantedTable> tables, SandboxLimits limits)
+    /// <summary>What this sandbox's validated statements are remembered under (<see cref="ValidatedStatements"/>).</summary>
+    internal string Scope => _scope;
+
+    /// <summary>
+    /// Opens a sandbox over <paramref name="tables"/>; throws <see cref="ArgumentException"/> when a description is invalid.
+    /// With <paramref name="validated"/>, statements that passed lately (in any sandbox over the same views and limits) are not parsed again.
+    /// </summary>
+    public static SqlSandbox Open(IReadOnlyList<GrantedTable> tables, SandboxLimits limits, ValidatedStatements? validated = null)
     {
         var errors = tables.SelectMany(t => t.Errors()).Concat(limits.Errors()).ToList();
         if (tables.Select(t => t.Name).Distinct().Count() != tables.Count) errors.Add("Table names must be distinct.");
@@ -64,7 +76,7 @@ public sealed class SqlSandbox : IDisposable
             }) Execute(connection, setting);
             foreach (var table in tables) Execute(connection, ViewSql(table));
             Execute(connection, "SET lock_configuration = true");
-            return new SqlSandbox(connection, limits, tables);
+            return new SqlSandbox(connection, limits, tables, validated);
         }
         catch
         {
@@ -101,7 +113,12 @@ public sealed class SqlSandbox : IDisposable
     }
 
     /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing.</summary>
-    public void Validate(string sql) => SqlValidator.Validate(_connection, sql, _tables, _limits);
+    public void Validate(string sql)
+    {
+        if (_validated?.Find(_scope, sql) is not null) return;
+        SqlValidator.Validate(_connection, sql, _tables, _limits);
+        _validated?.Validated(_scope, sql);
+    }
 
     /// <summary>
     /// Validates and runs one SELECT, streaming its result to <paramref name="output"/> in <paramref name="format"/>.
@@ -173,16 +190,19 @@ public sealed class SqlSandbox : IDisposable
     /// <summary>The query carrying the only view's device and time along, if it qualifies and the rewrite passes the validator too.</summary>
     private string? Carried(string sql)
     {
+        if (_validated?.Find(_scope, sql) is { CarriedKnown: true } known) return known.Carried;
+        string? carried;
         try
         {
-            var carried = CarriedColumns.Rewrite(_connection, sql, _granted.Values.Single());
-            if (carried is not null) Validate(carried);
-            return carried;
+            carried = CarriedColumns.Rewrite(_connection, sql, _granted.Values.Single());
+            if (carried is not null) SqlValidator.Validate(_connection, carried, _tables, _limits);
         }
         catch (Exception e) when (e is SandboxRefusedException or DuckDBException or System.Text.Json.JsonException)
         {
-            return null; // the buyer's own query passed: it runs as written and is attributed as before
+            carried = null; // the buyer's own query passed: it runs as written and is attributed as before
         }
+        _validated?.Carried(_scope, sql, carried);
+        return carried;
     }
 
     private static Schema WithoutLast(Schema schema, int count) =>

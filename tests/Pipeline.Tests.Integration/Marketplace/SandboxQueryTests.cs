@@ -325,6 +325,47 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Query_Json_EscapesTextAndNamesAsSystemTextJsonDoes()
+    {
+        using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
+        using var output = new MemoryStream();
+        const string sql = "SELECT 'é\"\\ <b> 😀' || chr(10) AS \"naïve \"\"name\"\"\" FROM vehicle_signals LIMIT 1";
+        await sandbox.RunAsync(sql, ResultFormat.Json, output, 10, 1, CancellationToken.None);
+        // Text goes out from DuckDB's UTF-8 as it is: the same bytes as serializing the .NET strings.
+        Assert.Equal("[{" + JsonSerializer.Serialize("naïve \"name\"") + ":" + JsonSerializer.Serialize("é\"\\ <b> 😀\n") + "}]", Encoding.UTF8.GetString(output.ToArray()));
+    }
+
+    [Fact]
+    public void Validate_AStatementThatPassedOverOtherViews_IsStillRefusedHere()
+    {
+        var validated = new ValidatedStatements(TimeProvider.System);
+        const string sql = "SELECT count(*) FROM vehicle_signals WHERE speed_kmh > 20 AND speed_kmh < 90";
+        using (var vehicles = SqlSandbox.Open([Lake.Grant()], new SandboxLimits(), validated)) vehicles.Validate(sql);
+        // Another buyer's rows: their own verdicts, so the timing of a query tells nothing of what others ran.
+        using (var otherRows = SqlSandbox.Open([Lake.Grant(rows: new RowRestriction(Nov23.AddHours(1), null))], new SandboxLimits(), validated))
+            Assert.Null(validated.Find(otherRows.Scope, sql));
+        using var other = SqlSandbox.Open([Lake.Grant("fleet")], new SandboxLimits(), validated);
+        Assert.Equal(SandboxReason.UnknownTable, Assert.Throws<SandboxRefusedException>(() => other.Validate(sql)).Reason);
+        using var stricter = SqlSandbox.Open([Lake.Grant()], new SandboxLimits { MaxSqlBytes = 64 }, validated);
+        Assert.Equal(SandboxReason.SqlTooLong, Assert.Throws<SandboxRefusedException>(() => stricter.Validate(sql)).Reason);
+    }
+
+    [Fact]
+    public async Task Query_RememberedFromAnotherSandboxOverTheSameView_DeliversAndAttributesTheSame()
+    {
+        const string sql = "SELECT device_time, speed_kmh FROM vehicle_signals WHERE speed_kmh > 20";
+        var validated = new ValidatedStatements(TimeProvider.System);
+        using var first = SqlSandbox.Open([Lake.Grant()], new SandboxLimits(), validated);
+        var (fresh, freshJson) = await RunJsonAsync(first, sql, TimeSpan.FromHours(1));
+        Assert.True(validated.Find(first.Scope, sql) is { CarriedKnown: true, Carried: not null });
+
+        using var second = SqlSandbox.Open([Lake.Grant()], new SandboxLimits(), validated);
+        var (remembered, rememberedJson) = await RunJsonAsync(second, sql, TimeSpan.FromHours(1));
+        Assert.Equal(freshJson.GetRawText(), rememberedJson.GetRawText());
+        Assert.Equal(fresh.Delivered!.OrderBy(d => (d.Device, d.Epoch)), remembered.Delivered!.OrderBy(d => (d.Device, d.Epoch)));
+    }
+
+    [Fact]
     public async Task Query_ColumnTypeResultsCannotCarry_IsRefusedBeforeWriting()
     {
         using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
