@@ -214,7 +214,7 @@ public static class MarketplaceEndpoints
             })
             .WithName("FollowGrant")
             .WithSummary("Follow a subscription grant's new rows (server-sent events)")
-            .WithDescription("A text/event-stream of the grant's rows as the lake projects them, from the lake's checkpoint now. Each `rows` event is a JSON array of rows (as POST /v1/query's JSON) and is charged before it is sent (FeedCharged, DataSold per device and epoch); its id, 'checkpoint:event_seq', resumes the feed right after it when sent back as Last-Event-ID. Comments (': keep-alive') come when idle. The stream ends with an `end` event ({reason, status, detail}) when the quota is used up (quota_exhausted) or the grant expires (grant_expired); a client that lets events pile up is dropped (the connection closes; resume with Last-Event-ID). At most Marketplace:MaxFeedsPerKey feeds per key (too_many_feeds).")
+            .WithDescription("A text/event-stream of the grant's rows as the lake projects them, from the lake's checkpoint now. Each `rows` event is a JSON array of rows (as POST /v1/query's JSON) and is charged before it is sent (FeedCharged, and a SalesAttributed with its rows per device and epoch); its id, 'checkpoint:event_seq', resumes the feed right after it when sent back as Last-Event-ID. Comments (': keep-alive') come when idle. The stream ends with an `end` event ({reason, status, detail}) when the quota is used up (quota_exhausted) or the grant expires (grant_expired); a client that lets events pile up is dropped (the connection closes; resume with Last-Event-ID). At most Marketplace:MaxFeedsPerKey feeds per key (too_many_feeds).")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);
@@ -272,7 +272,7 @@ public static class MarketplaceEndpoints
                 TypedResults.Ok(await data.SalesAsync(context.User.ContributorAddress(), cancellation)))
             .WithName("ContributorSales")
             .WithSummary("What of your devices' data was sold: rows and credits per device and dataset")
-            .WithDescription("From every charge's DataSold events (queries and exports), for the devices you own now.");
+            .WithDescription("From every charge's SalesAttributed (queries, exports and feeds), for the devices you own now.");
         contributor.MapDelete("/session", async (HttpContext context, ContributorLogin logins, bool? everywhere, CancellationToken cancellation) =>
                 TypedResults.Ok(new LoggedOut(await logins.LogoutAsync(MarketKeyHandler.BearerToken(context.Request), everywhere ?? false, cancellation))))
             .WithName("ContributorLogout")

@@ -8,7 +8,7 @@ namespace Pipeline.Rewards;
 
 /// <summary>
 /// The rewards stage's settings, bound from "Rewards". The epoch length is the lake's (<c>Lake:EpochLength</c>): one
-/// setting for device_quality, the marketplace's DataSold epochs and the rewards.
+/// setting for device_quality, the marketplace's sales' epochs and the rewards.
 /// </summary>
 public sealed class RewardsOptions
 {

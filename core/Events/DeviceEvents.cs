@@ -65,6 +65,7 @@ public static class EventNames
         [typeof(ExportCharged)] = "export_charged.v1",
         [typeof(FeedCharged)] = "feed_charged.v1",
         [typeof(DataSold)] = "data_sold.v1",
+        [typeof(SalesAttributed)] = "sales_attributed.v1",
         [typeof(EpochClosed)] = "epoch_closed.v1",
         [typeof(RewardsCalculated)] = "rewards_calculated.v1",
         [typeof(RootPublishRequested)] = "root_publish_requested.v1",

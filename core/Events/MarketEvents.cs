@@ -56,7 +56,21 @@ public sealed record ExportCharged(string BuyerId, string GrantId, string Charge
 public sealed record FeedCharged(string BuyerId, string GrantId, string ChargeId, long Rows, long Bytes, long Credits, long LakeCheckpoint, DateTimeOffset ChargedAt);
 
 /// <summary>
-/// Of one charge, the rows of one device in one epoch (device time ÷ epoch length) it sold and the credits they earned;
-/// the charge's DataSold add up exactly to its rows and credits. The rewards stage shares revenue with owners from these.
+/// What one charge sold: per device and epoch (device time ÷ epoch length), the rows it delivered and the credits they
+/// earned; the lines add up exactly to the charge's rows and credits. The rewards stage shares revenue with owners from
+/// these. One event per charge, whatever the number of devices: an aggregate over a slice sells every device's rows.
 /// </summary>
-public sealed record DataSold(string Device, long Epoch, string Dataset, long Rows, long Credits, string GrantId, string ChargeId);
+public sealed record SalesAttributed(string Dataset, string GrantId, string ChargeId, IReadOnlyList<SoldRows> Lines);
+
+/// <summary>Of one charge, the rows of one device in one epoch and the credits they earned.</summary>
+public sealed record SoldRows(string Device, long Epoch, long Rows, long Credits);
+
+/// <summary>
+/// A charge's sale as first written, one event per device and epoch. No longer written; a running network holds it from
+/// before <see cref="SalesAttributed"/> (under this CLR name, which Marten stores beside the wire name), so every reader
+/// of sales reads both, this one as <see cref="AsAttribution"/>.
+/// </summary>
+public sealed record DataSold(string Device, long Epoch, string Dataset, long Rows, long Credits, string GrantId, string ChargeId)
+{
+    public SalesAttributed AsAttribution() => new(Dataset, GrantId, ChargeId, [new SoldRows(Device, Epoch, Rows, Credits)]);
+}

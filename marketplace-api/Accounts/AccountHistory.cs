@@ -16,7 +16,7 @@ public sealed class AccountHistory(IDocumentStore store)
 {
     public const int MaxEntries = 1000;
 
-    /// <summary>The newest <paramref name="limit"/> money events of the buyer's stream (its DataSold, keys and the like are left out).</summary>
+    /// <summary>The newest <paramref name="limit"/> money events of the buyer's stream (its sales, keys and the like are left out).</summary>
     public async Task<IReadOnlyList<AccountEntry>> ReadAsync(string buyerId, int limit, CancellationToken cancellation)
     {
         await using var session = store.QuerySession();

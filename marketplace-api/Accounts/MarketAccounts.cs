@@ -1,6 +1,7 @@
 using JasperFx.Events;
 using Marten;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Pipeline.Core.Events;
 
 namespace Pipeline.Marketplace.Accounts;
@@ -9,7 +10,7 @@ namespace Pipeline.Marketplace.Accounts;
 /// Changes to buyer accounts. Each is a decision on the account as it stands (a pure function returning events), appended
 /// with Marten's optimistic concurrency: when another change got in first, the decision is made again on the new state.
 /// </summary>
-public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, TimeProvider clock)
+public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, TimeProvider clock, ILogger<MarketAccounts> logger)
 {
     private const int Attempts = 8;
 
@@ -101,6 +102,7 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
     public async Task<AccountRead> ReadForChangeAsync(string buyerId, CancellationToken cancellation)
     {
         var session = store.LightweightSession();
+        session.Logger = new LostRaceLogger(session.Logger, logger, buyerId);
         try
         {
             return new AccountRead(session, await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation));

@@ -1,3 +1,5 @@
+using Pipeline.Core.Events;
+
 namespace Pipeline.Marketplace.Attribution;
 
 /// <summary>Rows of one device in one epoch that a charge delivered — or, for an aggregate, that the query read.</summary>
@@ -29,6 +31,17 @@ public static class SalesAttribution
         var rows = LargestRemainder(ordered, rowsDelivered, total);
         var earned = LargestRemainder(ordered, credits, total);
         return ordered.Select((s, i) => new DeviceAllocation(s.Device, s.Epoch, rows[i], earned[i])).ToList();
+    }
+
+    /// <summary>
+    /// The sale of a charge: its rows and credits allocated over the shares, lines that got nothing left out; null when
+    /// no line is left (a query that read nothing of the grant, SELECT 1, sold nobody's data).
+    /// </summary>
+    public static SalesAttributed? Sale(string dataset, string grantId, string chargeId, IReadOnlyList<DeviceShare> shares, long rowsDelivered, long credits)
+    {
+        if (shares.Sum(s => s.Rows) == 0) return null;
+        var lines = Allocate(shares, rowsDelivered, credits).Where(a => a.Rows > 0 || a.Credits > 0).Select(a => new SoldRows(a.Device, a.Epoch, a.Rows, a.Credits)).ToList();
+        return lines.Count == 0 ? null : new SalesAttributed(dataset, grantId, chargeId, lines);
     }
 
     private static long[] LargestRemainder(List<DeviceShare> shares, long amount, Int128 total)

@@ -21,9 +21,9 @@ public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataS
     }
 
     /// <summary>
-    /// Summed in PostgreSQL from the DataSold events' JSON (camelCase, as the store writes events) through
-    /// <see cref="SalesByDeviceIndex"/>: the event type is written out, not a parameter, so that the planner matches the
-    /// index's predicate whatever plan it caches.
+    /// Summed in PostgreSQL from the sales' JSON (camelCase, as the store writes events) through
+    /// <see cref="SalesByDeviceIndex"/>: the event types are written out, not parameters, so that the planner matches the
+    /// indexes' predicates whatever plan it caches.
     /// </summary>
     public async Task<IReadOnlyList<DeviceSales>> SalesAsync(string owner, CancellationToken cancellation)
     {
@@ -38,10 +38,16 @@ public sealed class ContributorData(IDocumentStore store, NpgsqlDataSource dataS
         return sales;
     }
 
-    /// <summary>The sales of the devices in $1 (a text array), per device and dataset.</summary>
+    /// <summary>The sales of the devices in $1 (a text array), per device and dataset: each charge's lines of those devices, and the sales stored one per device before.</summary>
     public static string SalesSql(string schema) => $"""
-        SELECT data ->> 'device', data ->> 'dataset', sum((data ->> 'rows')::bigint), sum((data ->> 'credits')::bigint), count(DISTINCT data ->> 'chargeId')
-        FROM {schema}.mt_events WHERE type = '{SalesByDeviceIndex.DataSoldType}' AND data ->> 'device' = ANY($1)
+        SELECT device, dataset, sum(rows), sum(credits), count(DISTINCT charge) FROM (
+            SELECT line ->> 'device' AS device, data ->> 'dataset' AS dataset, (line ->> 'rows')::bigint AS rows, (line ->> 'credits')::bigint AS credits, data ->> 'chargeId' AS charge
+            FROM {schema}.mt_events CROSS JOIN LATERAL jsonb_array_elements(data -> 'lines') AS line
+            WHERE type = '{SalesByDeviceIndex.SalesAttributedType}' AND {SalesByDeviceIndex.DevicesOfSale} ?| $1 AND line ->> 'device' = ANY($1)
+            UNION ALL
+            SELECT data ->> 'device', data ->> 'dataset', (data ->> 'rows')::bigint, (data ->> 'credits')::bigint, data ->> 'chargeId'
+            FROM {schema}.mt_events WHERE type = '{SalesByDeviceIndex.DataSoldType}' AND data ->> 'device' = ANY($1)
+        ) AS sales
         GROUP BY 1, 2 ORDER BY 1, 2
         """;
 }

@@ -9,29 +9,43 @@ using Weasel.Postgresql;
 namespace Pipeline.Marketplace.Contributors;
 
 /// <summary>
-/// A partial index of the DataSold events on mt_events by device and dataset, so a contributor's sales are summed from
-/// their devices' sales alone rather than from a scan of every event (readings are most of them). Marten owns mt_events
-/// and offers no expression index on it, so the index is a Weasel schema object of its own; other events' inserts skip it.
+/// Partial indexes of the sales on mt_events by device, so a contributor's sales are summed from their devices' sales
+/// alone rather than from a scan of every event (readings are most of them): a GIN index of the devices each
+/// <see cref="SalesAttributed"/> names in its lines, and a b-tree by device and dataset of the sales first written one per
+/// device (<see cref="DataSold"/>). Marten owns mt_events and offers no expression index on it, so the indexes are a
+/// Weasel schema object of their own; other events' inserts skip them.
 /// </summary>
 public sealed class SalesByDeviceIndex(string schema) : ISchemaObject
 {
-    public const string Name = "mt_events_data_sold_device";
+    public const string Name = "mt_events_data_sold_devices";
+    public const string V1Name = "mt_events_data_sold_device";
+    public static readonly string SalesAttributedType = EventNames.All[typeof(SalesAttributed)];
     public static readonly string DataSoldType = EventNames.All[typeof(DataSold)];
+
+    /// <summary>The devices a <see cref="SalesAttributed"/> names, as a JSON array of strings: the indexed expression, which a query must repeat to use it.</summary>
+    public const string DevicesOfSale = "jsonb_path_query_array(data, '$.lines[*].device')";
 
     public DbObjectName Identifier { get; } = new PostgresqlObjectName(schema, Name, SchemaUtils.IdentifierUsage.General);
 
-    public void WriteCreateStatement(Migrator migrator, TextWriter writer) =>
-        writer.WriteLine($"CREATE INDEX IF NOT EXISTS {Name} ON {schema}.mt_events ((data ->> 'device'), (data ->> 'dataset')) WHERE type = '{DataSoldType}';");
+    public void WriteCreateStatement(Migrator migrator, TextWriter writer)
+    {
+        writer.WriteLine($"CREATE INDEX IF NOT EXISTS {Name} ON {schema}.mt_events USING gin (({DevicesOfSale})) WHERE type = '{SalesAttributedType}';");
+        writer.WriteLine($"CREATE INDEX IF NOT EXISTS {V1Name} ON {schema}.mt_events ((data ->> 'device'), (data ->> 'dataset')) WHERE type = '{DataSoldType}';");
+    }
 
-    public void WriteDropStatement(Migrator rules, TextWriter writer) => writer.WriteLine($"DROP INDEX IF EXISTS {schema}.{Name};");
+    public void WriteDropStatement(Migrator rules, TextWriter writer)
+    {
+        writer.WriteLine($"DROP INDEX IF EXISTS {schema}.{Name};");
+        writer.WriteLine($"DROP INDEX IF EXISTS {schema}.{V1Name};");
+    }
 
     public void ConfigureQueryCommand(Weasel.Core.DbCommandBuilder builder) =>
-        builder.Append($"SELECT 1 FROM pg_indexes WHERE schemaname = '{schema}' AND indexname = '{Name}';");
+        builder.Append($"SELECT count(*) FROM pg_indexes WHERE schemaname = '{schema}' AND indexname IN ('{Name}', '{V1Name}');");
 
     public async Task<ISchemaObjectDelta> CreateDeltaAsync(DbDataReader reader, CancellationToken ct = default) =>
-        new SchemaObjectDelta(this, await reader.ReadAsync(ct) ? SchemaPatchDifference.None : SchemaPatchDifference.Create);
+        new SchemaObjectDelta(this, await reader.ReadAsync(ct) && reader.GetInt64(0) == 2 ? SchemaPatchDifference.None : SchemaPatchDifference.Create);
 
-    public IEnumerable<DbObjectName> AllNames() => [Identifier];
+    public IEnumerable<DbObjectName> AllNames() => [Identifier, new PostgresqlObjectName(schema, V1Name, SchemaUtils.IdentifierUsage.General)];
 
     /// <summary>
     /// Applied when the host starts, after the store's own schema (registered later than it): as one of Marten's

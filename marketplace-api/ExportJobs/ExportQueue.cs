@@ -130,7 +130,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         public void Report(ExportProgress value) => Progress = value;
     }
 
-    /// <summary>The rows of the written files per device and epoch: exactly what the export delivers, for its DataSold.</summary>
+    /// <summary>The rows of the written files per device and epoch: exactly what the export delivers, for its SalesAttributed.</summary>
     private IReadOnlyList<DeviceShare> SharesOf(ExportResult result, TableShape shape)
     {
         if (result.Manifest.Files.Count == 0) return [];
@@ -172,12 +172,8 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                     throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.QuotaExhausted, "Other requests used the grant's quota while the export ran; nothing was charged.");
                 if (grant.BytesLeft(now) < bytes) throw GrantedQueries.ResultPastByteQuota(grant, now, bytes);
                 var cost = grant.CreditsFor(now, result.Manifest.Rows, bytes);
-                var events = new List<object> { new ExportCharged(buyerId, job.GrantId, chargeId, job.Id, result.Manifest.Rows, bytes, cost, request.LakeCheckpoint, now) };
-                if (result.Manifest.Rows > 0)
-                    events.AddRange(SalesAttribution.Allocate(shares, result.Manifest.Rows, cost)
-                        .Where(a => a.Rows > 0 || a.Credits > 0)
-                        .Select(a => new DataSold(a.Device, a.Epoch, dataset, a.Rows, a.Credits, job.GrantId, chargeId)));
-                return events;
+                var charged = new ExportCharged(buyerId, job.GrantId, chargeId, job.Id, result.Manifest.Rows, bytes, cost, request.LakeCheckpoint, now);
+                return SalesAttribution.Sale(dataset, job.GrantId, chargeId, shares, result.Manifest.Rows, cost) is { } sale ? [charged, sale] : [charged];
             }, cancellation, alongside: session => store.FinishWithCharge(session, job.Id, Runner, result.Manifest.Rows, chargeId));
             phases.End("charge");
         }

@@ -14,8 +14,8 @@ using Pipeline.Marketplace.Sandbox;
 namespace Pipeline.Marketplace.Feed;
 
 /// <summary>
-/// A subscription grant's live feed over server-sent events. Each batch of rows is charged (FeedCharged, DataSold per
-/// device and epoch of exactly the rows sent) before it is written, as one event whose id is its position
+/// A subscription grant's live feed over server-sent events. Each batch of rows is charged (FeedCharged, and a SalesAttributed with
+/// exactly the rows sent per device and epoch) before it is written, as one event whose id is its position
 /// ("checkpoint:event_seq" of its last row); Last-Event-ID resumes right after it. The stream ends with an `end` event
 /// naming the reason when the quota is used up or the grant expires, and a client too slow to take its batches is dropped.
 /// </summary>
@@ -128,7 +128,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
 
     /// <summary>
     /// Charges as many of the batch's rows as the grant has rows and bytes left (at least one, or it refuses): FeedCharged
-    /// and a DataSold per device and epoch of exactly those rows, in one append. Returns how many rows were charged, and
+    /// and the SalesAttributed of exactly those rows (per device and epoch), in one append. Returns how many rows were charged, and
     /// when the byte quota cut the batch, the refusal that ends the feed after them.
     /// </summary>
     private async Task<(int Sent, MarketRefusedException? Cut)> ChargeAsync(string buyerId, string grantId, FeedBatch batch, CancellationToken cancellation)
@@ -155,11 +155,8 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
             var rows = batch.Rows.Take(sent).ToList();
             var credits = grant.CreditsFor(now, sent, bytes);
             var shares = rows.GroupBy(r => (r.Device, r.Epoch)).Select(g => new DeviceShare(g.Key.Device, g.Key.Epoch, g.Count())).ToList();
-            return
-            [
-                new FeedCharged(buyerId, grantId, chargeId, sent, bytes, credits, batch.Checkpoint, now),
-                .. SalesAttribution.Allocate(shares, sent, credits).Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)),
-            ];
+            var charged = new FeedCharged(buyerId, grantId, chargeId, sent, bytes, credits, batch.Checkpoint, now);
+            return SalesAttribution.Sale(grant.Dataset, grantId, chargeId, shares, sent, credits) is { } sale ? [charged, sale] : [charged];
         }, cancellation);
         return (sent, cut);
     }

@@ -69,13 +69,8 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                         $"Other requests used the grant's quota while this query ran: {charged.RowsLeft(now)} rows are left and the result has {result.Rows}. Nothing was charged; narrow the query.");
                 if (charged.BytesLeft(now) < result.Bytes) throw ResultPastByteQuota(charged, now, result.Bytes);
                 var cost = credits = charged.CreditsFor(now, result.Rows, result.Bytes);
-                var events = new List<object> { new QueryCharged(buyerId, grantId, chargeId, result.Rows, result.Bytes, cost, snapshot.Checkpoint, now) };
-                // Rows of a query that read nothing of the grant (SELECT 1) sold nobody's data.
-                if (shares.Sum(s => s.Rows) > 0)
-                    events.AddRange(SalesAttribution.Allocate(shares, result.Rows, cost)
-                        .Where(a => a.Rows > 0 || a.Credits > 0)
-                        .Select(a => new DataSold(a.Device, a.Epoch, grant.Dataset, a.Rows, a.Credits, grantId, chargeId)));
-                return events;
+                var query = new QueryCharged(buyerId, grantId, chargeId, result.Rows, result.Bytes, cost, snapshot.Checkpoint, now);
+                return SalesAttribution.Sale(grant.Dataset, grantId, chargeId, shares, result.Rows, cost) is { } sale ? [query, sale] : [query];
             }, cancellation, read);
             phases.End("charge");
             content.Rewind();

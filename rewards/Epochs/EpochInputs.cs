@@ -62,5 +62,5 @@ public sealed record StationEpochMeans(EthAddress Station, long LatitudeMicrodeg
 /// <summary>Who owned a device at the end of the epoch (the registry's state then): the owner is paid for the whole epoch.</summary>
 public sealed record DeviceOwner(EthAddress Device, EthAddress Owner);
 
-/// <summary>What the marketplace sold of a device's rows in the epoch (its <c>DataSold</c> events summed).</summary>
+/// <summary>What the marketplace sold of a device's rows in the epoch (the lines of its <c>SalesAttributed</c> events summed).</summary>
 public sealed record DeviceSales(EthAddress Device, long Rows, long Credits);

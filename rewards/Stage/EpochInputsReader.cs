@@ -21,6 +21,8 @@ public sealed record LakeSource(string Name, string Directory);
 public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILogger<EpochInputsReader> logger)
 {
     private static readonly string[] OwnershipEvents = [EventNames.All[typeof(DeviceRegistered)], EventNames.All[typeof(OwnershipTransferred)]];
+    // A sale per charge, and per device and epoch as sales were first written (still read: a running network has them).
+    private static readonly string[] SaleEvents = [EventNames.All[typeof(SalesAttributed)], EventNames.All[typeof(DataSold)]];
 
     public async Task<EpochInputs> ReadAsync(RewardPolicy policy, EpochClosed closed, TimeSpan epochLength, LakeSource source, CancellationToken cancellation)
     {
@@ -144,14 +146,18 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
     }
 
     /// <summary>The sales recorded in (<paramref name="after"/>, <paramref name="through"/>], per device: each sale is paid in exactly one epoch.</summary>
-    private async Task<List<DeviceSales>> SalesAsync(long after, long through, CancellationToken cancellation)
+    public async Task<List<DeviceSales>> SalesAsync(long after, long through, CancellationToken cancellation)
     {
-        var name = EventNames.All[typeof(DataSold)];
         await using var session = store.QuerySession();
         var events = await session.Events.QueryAllRawEvents()
-            .Where(e => e.Sequence > after && e.Sequence <= through && e.EventTypeName == name)
+            .Where(e => e.Sequence > after && e.Sequence <= through && SaleEvents.Contains(e.EventTypeName))
             .ToListAsync(cancellation);
-        return events.Select(e => (DataSold)e.Data)
+        return events.SelectMany(e => e.Data switch
+            {
+                SalesAttributed sale => sale.Lines,
+                DataSold old => old.AsAttribution().Lines,
+                _ => throw new InvalidDataException($"Event {e.Sequence} is not a sale."),
+            })
             .Where(s => EthAddress.TryParse(s.Device.AsSpan(), out _))
             .GroupBy(s => EthAddress.Parse(s.Device))
             .Select(g => new DeviceSales(g.Key, g.Sum(s => s.Rows), g.Sum(s => s.Credits)))

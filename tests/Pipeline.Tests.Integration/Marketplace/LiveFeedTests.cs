@@ -42,7 +42,7 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
         Assert.Equal(500, account.Grants.Single().RowsUsed);
         Assert.Equal(500, account.Grants.Single().CreditsUsed);
         await using var session = _market.Host.Store.QuerySession();
-        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
+        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<SalesAttributed>().SelectMany(s => s.Lines).ToList();
         foreach (var device in MarketLake.Devices)
             Assert.Equal(added.Count(r => r.Device == device), sold.Where(s => s.Device == device).Sum(s => s.Rows));
         Assert.Equal(500, sold.Sum(s => s.Credits));

@@ -132,6 +132,51 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AccountChange_LosingTheRaceForTheVersion_IsLoggedAsAnExpectedRetry_NotAsMartensFailure()
+    {
+        var (buyer, _) = await _market.CreateBuyerAsync(credits: 10);
+        await using var winner = _market.Host.Store.LightweightSession();
+        await using var loser = _market.Host.Store.LightweightSession();
+        var marten = new FailureRecorder(loser.Logger);
+        var logged = new LineRecorder();
+        loser.Logger = new LostRaceLogger(marten, logged, buyer);
+        // Both read the account at one version, as two charges at once do; the first to append wins it.
+        var winning = await winner.Events.FetchForWriting<BuyerAccount>(buyer);
+        var losing = await loser.Events.FetchForWriting<BuyerAccount>(buyer);
+        winning.AppendOne(new CreditsAdded(buyer, 1, "first", DateTimeOffset.UtcNow));
+        losing.AppendOne(new CreditsAdded(buyer, 1, "second", DateTimeOffset.UtcNow));
+        await winner.SaveChangesAsync();
+
+        var lost = await Assert.ThrowsAnyAsync<Exception>(() => loser.SaveChangesAsync());
+        Assert.True(LostRaceLogger.IsVersionConflict(lost), lost.ToString());
+        Assert.Empty(marten.Failures);
+        Assert.Contains(logged.Lines, line => line.Level == Microsoft.Extensions.Logging.LogLevel.Debug && line.Text.Contains(buyer, StringComparison.Ordinal));
+        Assert.False(LostRaceLogger.IsVersionConflict(new InvalidOperationException("another failure")));
+    }
+
+    private sealed class FailureRecorder(IMartenSessionLogger inner) : IMartenSessionLogger
+    {
+        public List<Exception> Failures { get; } = [];
+        public void LogFailure(Npgsql.NpgsqlBatch batch, Exception ex) => Failures.Add(ex);
+        public void LogFailure(Npgsql.NpgsqlCommand command, Exception ex) => Failures.Add(ex);
+        public void LogFailure(Exception ex, string message) => Failures.Add(ex);
+        public void LogSuccess(Npgsql.NpgsqlCommand command) => inner.LogSuccess(command);
+        public void LogSuccess(Npgsql.NpgsqlBatch batch) => inner.LogSuccess(batch);
+        public void RecordSavedChanges(IDocumentSession session, Marten.Services.IChangeSet commit) => inner.RecordSavedChanges(session, commit);
+        public void OnBeforeExecute(Npgsql.NpgsqlCommand command) => inner.OnBeforeExecute(command);
+        public void OnBeforeExecute(Npgsql.NpgsqlBatch batch) => inner.OnBeforeExecute(batch);
+    }
+
+    private sealed class LineRecorder : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<(Microsoft.Extensions.Logging.LogLevel Level, string Text)> Lines { get; } = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Add((logLevel, formatter(state, exception)));
+    }
+
+    [Fact]
     public async Task PaymentReceived_AppendedByTheChainFollower_CountsAsCreditsOnce()
     {
         var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
@@ -165,9 +210,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var account = await _market.AccountAsync(key);
         Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
         Assert.Equal(expected.Count, account.Grants.Single().CreditsUsed);
-        var chargeId = Header(response, "X-Charge-Id");
-        await using var session = _market.Host.Store.QuerySession();
-        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
+        var sold = await SoldAsync(buyer, Header(response, "X-Charge-Id")!);
         Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
         Assert.Equal(expected.Count, sold.Sum(s => s.Credits));
         foreach (var device in devices)
@@ -325,8 +368,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
 
         var account = await _market.AccountAsync(key);
         Assert.Equal(expected.Count, account.Grants.Single().RowsUsed);
-        await using var session = _market.Host.Store.QuerySession();
-        var sold = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().ToList();
+        var sold = await SoldAsync(buyer, Assert.Single(await ChargesAsync(buyer)));
         Assert.Equal(expected.Count, sold.Sum(s => s.Rows));
         Assert.All(sold, s => Assert.Equal(devices[0], s.Device));
         Assert.Equal(account.Grants.Single().CreditsUsed, sold.Sum(s => s.Credits));
@@ -408,11 +450,13 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var devices = await (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token)).Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal([device.Address.ToLowerHex()], devices.EnumerateArray().Select(d => d.GetProperty("id").GetString()));
 
-        // Sales come from the charges' DataSold events of the devices the wallet owns, and of no other device.
+        // Sales come from the lines of the charges' SalesAttributed of the devices the wallet owns, and of no other device; a sale
+        // stored one per device (the first shape) counts as well.
         await using (var events = _market.Host.Store.LightweightSession())
         {
-            events.Events.Append("0x" + new string('c', 64), new DataSold(device.Address.ToLowerHex(), 5, "vehicle_signals", 7, 3, "grant_a", "charge_a"),
-                new DataSold(device.Address.ToLowerHex(), 6, "vehicle_signals", 5, 2, "grant_a", "charge_b"), new DataSold(MarketLake.Devices[0], 5, "vehicle_signals", 100, 50, "grant_a", "charge_a"));
+            events.Events.Append("0x" + new string('c', 64),
+                new SalesAttributed("vehicle_signals", "grant_a", "charge_a", [new SoldRows(device.Address.ToLowerHex(), 5, 7, 3), new SoldRows(MarketLake.Devices[0], 5, 100, 50)]),
+                new DataSold(device.Address.ToLowerHex(), 6, "vehicle_signals", 5, 2, "grant_a", "charge_b"));
             await events.SaveChangesAsync();
         }
         var sales = await (await _market.SendAsync(HttpMethod.Get, "/v1/contributor/sales", token)).Content.ReadFromJsonAsync<JsonElement>();
@@ -591,7 +635,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ContributorSales_AreSummedThroughThePartialIndexOfDataSold_NotAScanOfEveryEvent()
+    public async Task ContributorSales_AreSummedThroughThePartialIndexesOfSales_NotAScanOfEveryEvent()
     {
         await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
         await connection.OpenAsync();
@@ -601,7 +645,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
             exists.Parameters.Add(new Npgsql.NpgsqlParameter { Value = Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name });
             var definition = (string?)await exists.ExecuteScalarAsync();
             Assert.NotNull(definition);
-            Assert.Contains("data_sold.v1", definition, StringComparison.Ordinal);
+            Assert.Contains("sales_attributed.v1", definition, StringComparison.Ordinal);
         }
         // The test's table is small enough for a scan to be cheaper; forbidding scans shows the query can use the index at
         // all (its expressions and predicate match), which is what keeps it fast when mt_events holds millions of readings.
@@ -611,6 +655,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var plan = new List<string>();
         await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
         Assert.Contains(plan, line => line.Contains(Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name, StringComparison.Ordinal));
+        Assert.Contains(plan, line => line.Contains(Pipeline.Marketplace.Contributors.SalesByDeviceIndex.V1Name, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -669,10 +714,61 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         Assert.True(sold.Where(s => s.Device == device).Sum(s => s.Rows) < 40, "the rows are attributed over the slice's devices, not to the device the query named");
     }
 
-    private async Task<List<DataSold>> SoldAsync(string buyer, string chargeId)
+    /// <summary>The lines of the charge's sale, which is one event whatever the number of devices and epochs it sold.</summary>
+    private async Task<IReadOnlyList<SoldRows>> SoldAsync(string buyer, string chargeId)
     {
         await using var session = _market.Host.Store.QuerySession();
-        return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<DataSold>().Where(s => s.ChargeId == chargeId).ToList();
+        var events = (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).ToList();
+        Assert.Empty(events.OfType<DataSold>());
+        return Assert.Single(events.OfType<SalesAttributed>(), s => s.ChargeId == chargeId).Lines;
+    }
+
+    private async Task<IReadOnlyList<string>> ChargesAsync(string buyer)
+    {
+        await using var session = _market.Host.Store.QuerySession();
+        return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<SalesAttributed>().Select(s => s.ChargeId).ToList();
+    }
+
+    [Fact]
+    public async Task Sales_StoredInBothShapes_AreSummedAlikeByContributorsAndTheRewardsStage_Issue13()
+    {
+        // A running network holds sales as first written, one event per device and epoch (data_sold.v1, and Marten keeps
+        // the CLR name beside it); charges since write one event with lines. Both are read, by the SQL and by the events.
+        var buyer = "0x" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var (first, second) = ("0x" + new string('1', 40), "0x" + new string('2', 40));
+        await using (var events = _market.Host.Store.LightweightSession())
+        {
+            events.Events.Append(buyer,
+                new DataSold(first, 7, "vehicle_signals", 11, 4, "grant_old", "charge_old"),
+                new DataSold(second, 7, "vehicle_signals", 3, 1, "grant_old", "charge_old"),
+                new SalesAttributed("vehicle_signals", "grant_new", "charge_new", [new SoldRows(first, 8, 5, 2), new SoldRows(first, 9, 1, 0), new SoldRows(second, 8, 20, 9)]));
+            await events.SaveChangesAsync();
+        }
+        await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using (var stored = new Npgsql.NpgsqlCommand($"SELECT DISTINCT mt_dotnet_type FROM {_market.Host.Schema}.mt_events WHERE stream_id = $1 AND type = 'data_sold.v1'", connection))
+        {
+            stored.Parameters.Add(new Npgsql.NpgsqlParameter { Value = buyer });
+            Assert.Equal("Pipeline.Core.Events.DataSold, Pipeline.Core", await stored.ExecuteScalarAsync());
+        }
+
+        await using (var sales = new Npgsql.NpgsqlCommand(Pipeline.Marketplace.Contributors.ContributorData.SalesSql(_market.Host.Schema), connection))
+        {
+            sales.Parameters.Add(new Npgsql.NpgsqlParameter { Value = new[] { first, second } });
+            var summed = new List<(string, string, long, long, long)>();
+            await using var reader = await sales.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) summed.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+            Assert.Equal([(first, "vehicle_signals", 17L, 6L, 2L), (second, "vehicle_signals", 23L, 10L, 2L)], summed);
+        }
+
+        IReadOnlyList<JasperFx.Events.IEvent> appended;
+        await using (var session = _market.Host.Store.QuerySession())
+            appended = await session.Events.FetchStreamAsync(buyer);
+        Assert.Equal(2, appended.Select(e => e.Data).OfType<DataSold>().Count());
+        Assert.Single(appended.Select(e => e.Data).OfType<SalesAttributed>());
+        // The rewards stage reads the sales recorded in a range of sequence numbers: exactly those of this stream here.
+        var rewarded = await _market.Host.Create<Pipeline.Rewards.Stage.EpochInputsReader>().SalesAsync(appended.Min(e => e.Sequence) - 1, appended.Max(e => e.Sequence), CancellationToken.None);
+        Assert.Equal([(first, 17L, 6L), (second, 23L, 10L)], rewarded.Select(s => (s.Device.ToLowerHex(), s.Rows, s.Credits)).OrderBy(s => s.Item1));
     }
 
     [Fact]

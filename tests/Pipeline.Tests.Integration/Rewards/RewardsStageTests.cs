@@ -94,7 +94,7 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         await honest.WaitForProcessorsAsync();
 
         // The buyer spends the paid credits on a grant over the honest device's rows of this epoch and queries them
-        // once the lake has them: the query's charge records the sale (DataSold) in this epoch.
+        // once the lake has them: the query's charge records the sale (SalesAttributed) in this epoch.
         await LakeProbe.WaitForLakeAsync(host);
         var epochStart = DateTimeOffset.UnixEpoch + RewardsStack.EpochLength * first;
         var grant = await SendAsync(host, HttpMethod.Post, "/v1/grants", buyerKey, new
@@ -110,13 +110,15 @@ public sealed class RewardsStageTests(StackFixture fixture, AnvilChain chain) : 
         Assert.Equal(10, rows.Count);
         Assert.All(rows, row => Assert.Equal(honest.Address, row.GetProperty("device").GetString()));
         var chargeId = query.Headers.GetValues("X-Charge-Id").Single();
-        List<DataSold> sold;
+        SalesAttributed sale;
         await using (var session = host.Store.QuerySession())
-            sold = [.. (await session.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<DataSold>()];
+            sale = Assert.Single((await session.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<SalesAttributed>());
+        Assert.Equal(chargeId, sale.ChargeId);
+        var sold = sale.Lines;
         Assert.NotEmpty(sold);
-        Assert.All(sold, sale => Assert.Equal((honest.Address, first, chargeId), (sale.Device, sale.Epoch, sale.ChargeId)));
-        Assert.Equal(rows.Count, sold.Sum(sale => sale.Rows));
-        Assert.True(sold.Sum(sale => sale.Credits) > 0);
+        Assert.All(sold, line => Assert.Equal((honest.Address, first), (line.Device, line.Epoch)));
+        Assert.Equal(rows.Count, sold.Sum(line => line.Rows));
+        Assert.True(sold.Sum(line => line.Credits) > 0);
         // The sale is recorded before the epoch ends, so its close counts it.
         Assert.Equal(first, RewardsStack.EpochAt(DateTimeOffset.UtcNow));
 
