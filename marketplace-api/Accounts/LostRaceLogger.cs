@@ -44,11 +44,16 @@ public sealed class LostRaceLogger(IMartenSessionLogger marten, ILogger logger, 
     private void LogLostRace() =>
         logger.LogDebug("Account {Buyer} changed while this change was decided; deciding again on the new state", buyerId);
 
-    /// <summary>The append lost the race for the stream's next version: Marten's concurrency error, or PostgreSQL's unique key on (stream, version) under it.</summary>
+    /// <summary>
+    /// The append lost the race for the stream's next version: Marten's concurrency error, or under it what PostgreSQL
+    /// raised — the append function's version check (MT003) or, when both appends passed it, the unique (stream, version).
+    /// </summary>
     public static bool IsVersionConflict(Exception ex)
     {
         for (var e = ex; e is not null; e = e.InnerException)
-            if (e is JasperFx.ConcurrencyException or PostgresException { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: "pk_mt_events_stream_and_version" })
+            if (e is JasperFx.ConcurrencyException
+                or PostgresException { SqlState: "MT003" }
+                or PostgresException { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: "pk_mt_events_stream_and_version" })
                 return true;
         return false;
     }
