@@ -219,7 +219,7 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);
 
-        buyer.MapPost("/query", async Task<Results<FileStreamHttpResult, ProblemHttpResult>> (HttpContext context, QueryRequest request, GrantedQueries queries, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
+        buyer.MapPost("/query", async Task<Results<PushStreamHttpResult, ProblemHttpResult>> (HttpContext context, QueryRequest request, GrantedQueries queries, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
             {
                 if (string.IsNullOrEmpty(request.Grant) || request.Sql is null) return MarketProblems.Invalid(context, "grant (a grant id) and sql are required.");
                 if (NegotiateFormat(context, request.Format) is not { } format)
@@ -235,7 +235,7 @@ public static class MarketplaceEndpoints
                 headers["X-Truncated"] = charged.Result.Truncated ? "true" : "false";
                 headers["X-Charge-Id"] = charged.ChargeId;
                 headers["X-Credits"] = Invariant(charged.Credits);
-                return TypedResults.Stream(charged.Content, format.ContentType);
+                return TypedResults.Stream(body => charged.Content.DrainBufferAsync(body, cancellation), format.ContentType);
             })
             .WithName("Query")
             .WithSummary("Run SQL over a grant")

@@ -1,5 +1,6 @@
 using Marten;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Pipeline.Core.Events;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Attribution;
@@ -10,7 +11,7 @@ using Pipeline.Registry;
 namespace Pipeline.Marketplace.Query;
 
 /// <summary>A query's result, written and paid for: the buffer holding it, what was delivered, and the charge.</summary>
-public sealed record ChargedResult(Stream Content, QueryResult Result, string ChargeId, long Credits) : IDisposable
+public sealed record ChargedResult(FileBufferingWriteStream Content, QueryResult Result, string ChargeId, long Credits) : IDisposable
 {
     public void Dispose() => Content.Dispose();
 }
@@ -22,6 +23,9 @@ public sealed record ChargedResult(Stream Content, QueryResult Result, string Ch
 /// </summary>
 public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, SandboxPool sandboxes, MarketMetrics metrics)
 {
+    /// <summary>Results up to this size wait for their charge in pooled memory; a larger one spills to a temporary file.</summary>
+    public const int ResultMemoryLimit = 1024 * 1024;
+
     /// <summary>Runs <paramref name="sql"/> over the grant's rows in the lake now, or as it was at checkpoint <paramref name="asOf"/>.</summary>
     public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, CancellationToken cancellation)
     {
@@ -51,7 +55,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         phases.End("sandbox");
         sandbox.Validate(sql);
         phases.End("validate");
-        var content = new ResultBuffer();
+        var content = new FileBufferingWriteStream(ResultMemoryLimit);
         try
         {
             var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
@@ -73,7 +77,6 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                 return SalesAttribution.Sale(grant.Dataset, grantId, chargeId, shares, result.Rows, cost) is { } sale ? [query, sale] : [query];
             }, cancellation, read);
             phases.End("charge");
-            content.Rewind();
             return new ChargedResult(content, result, chargeId, credits);
         }
         catch
