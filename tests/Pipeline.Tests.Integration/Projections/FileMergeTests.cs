@@ -48,11 +48,11 @@ public sealed class FileMergeTests : IDisposable
     [Fact]
     public async Task ManySortedFiles_MergedABatchAtATime_HoldTheRowsOrderAndStatisticsOfTheWholePartitionSorted()
     {
-        // A day as compaction meets it: an earlier compaction's file (more than a row group, read in many batches), then
-        // rounds' files, each sorted as rounds now write them, of all sizes.
-        var inputs = new List<string> { Write("merged.parquet", FileOrder.Sort(Schema, [Rows(1, 130_000)])) };
-        var next = 130_001L;
-        foreach (var size in new[] { 1, 7, 300, 8_192, 8_193, 20_000, 2, 1_000 })
+        // A day as compaction meets it: an earlier compaction's file (read in several batches), then rounds' files, each
+        // sorted as rounds now write them, of all sizes.
+        var inputs = new List<string> { Write("merged.parquet", FileOrder.Sort(Schema, [Rows(1, 20_000)])) };
+        var next = 20_001L;
+        foreach (var size in new[] { 1, 7, 300, 8_192, 8_193, 2, 1_000 })
         {
             inputs.Add(Write($"round-{next}.parquet", FileOrder.Sort(Schema, [Rows(next, size)])));
             next += size;
@@ -76,7 +76,6 @@ public sealed class FileMergeTests : IDisposable
         Assert.Equal(next + 12_000 - 1, Scalar(duckdb, $"SELECT count(DISTINCT event_seq) FROM read_parquet('{merged}')"));
         // Row by row at the same place in each file; NULLs compare equal in EXCEPT.
         Assert.Equal(0, Scalar(duckdb, Difference($"SELECT * FROM read_parquet('{merged}', file_row_number = true)", $"SELECT * FROM read_parquet('{sorted}', file_row_number = true)")));
-        Assert.Equal(2, Scalar(duckdb, $"SELECT count(DISTINCT row_group_id) FROM parquet_metadata('{merged}')"));
         const string statistics = "SELECT row_group_id, row_group_num_rows, path_in_schema, stats_min_value, stats_max_value, stats_null_count FROM parquet_metadata";
         Assert.Equal(0, Scalar(duckdb, Difference($"{statistics}('{merged}')", $"{statistics}('{sorted}')")));
     }
