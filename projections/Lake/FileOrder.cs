@@ -5,26 +5,41 @@ using Apache.Arrow.Types;
 namespace Pipeline.Projections.Lake;
 
 /// <summary>
-/// The order of rows inside a compacted file: by device (or station), then time, then event sequence (unique, so the
-/// order is total and a file's rows are the same whichever order its inputs came in). A device's rows sit together,
-/// so each row group's min/max of device and time are narrow and DuckDB skips the groups a filter on them rules out.
+/// The order of rows inside a lake file: by device (or station), then time, then event sequence (unique, so the order
+/// is total and a file's rows are the same whichever order its inputs came in). A device's rows sit together, so each
+/// row group's min/max of device and time are narrow and DuckDB skips the groups a filter on them rules out.
 /// </summary>
 public static class FileOrder
 {
+    /// <summary>A row's place in file order; devices compare ordinally, as <see cref="Sort"/> ranks them.</summary>
+    public readonly record struct Key(string Device, long Time, long Sequence) : IComparable<Key>
+    {
+        public int CompareTo(Key other) => string.CompareOrdinal(Device, other.Device) is var device and not 0 ? device
+            : Time != other.Time ? Time.CompareTo(other.Time) : Sequence.CompareTo(other.Sequence);
+    }
+
+    /// <summary>The columns of a row's key: device (or station) first, then device time (received for rejections), event sequence.</summary>
+    public static (int Device, int Time, int Sequence) KeyColumns(Schema schema) =>
+        (0, schema.GetFieldIndex(schema.FieldsList.Any(f => f.Name == "device_time") ? "device_time" : "received_at"), schema.GetFieldIndex("event_seq"));
+
     /// <summary>The rows of <paramref name="batches"/> in file order, as one record batch of <paramref name="schema"/>.</summary>
     public static RecordBatch Sort(Schema schema, IReadOnlyList<RecordBatch> batches)
     {
         var count = batches.Sum(b => b.Length);
         // Rows are numbered across the batches in turn; the keys are gathered once, then the numbers sorted by them.
+        var located = new (RecordBatch Batch, int Row)[count];
         var devices = new string[count];
-        var times = Concatenate(batches, schema.GetFieldIndex(schema.FieldsList.Any(f => f.Name == "device_time") ? "device_time" : "received_at"), out _);
-        var sequences = Concatenate(batches, schema.GetFieldIndex("event_seq"), out _);
+        var (_, timeColumn, sequenceColumn) = KeyColumns(schema);
+        var times = new long[count];
+        var sequences = new long[count];
         var start = 0;
         foreach (var batch in batches)
         {
             var column = (StringArray)batch.Column(0);
             var device = "";
             var deviceBytes = ReadOnlySpan<byte>.Empty;
+            ((PrimitiveArray<long>)batch.Column(timeColumn)).Values.CopyTo(times.AsSpan(start));
+            ((PrimitiveArray<long>)batch.Column(sequenceColumn)).Values.CopyTo(sequences.AsSpan(start));
             for (var r = 0; r < batch.Length; r++)
             {
                 // A device's rows mostly come in runs: one string per run, not one per row.
@@ -35,82 +50,65 @@ public static class FileOrder
                     deviceBytes = bytes;
                 }
                 devices[start + r] = device;
+                located[start + r] = (batch, r);
             }
             start += batch.Length;
         }
         // Devices by rank in ordinal order, so the sort compares numbers only.
         var ranks = devices.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select((device, rank) => (device, rank)).ToDictionary(p => p.device, p => p.rank, StringComparer.Ordinal);
-        var keys = new Key[count];
-        for (var i = 0; i < count; i++) keys[i] = new Key(ranks[devices[i]], times[i], sequences[i], i);
+        var keys = new RankedKey[count];
+        for (var i = 0; i < count; i++) keys[i] = new RankedKey(ranks[devices[i]], times[i], sequences[i], i);
         System.Array.Sort(keys);
-        var order = keys.Select(k => k.Row).ToArray();
+        return Take(schema, keys.Select(k => located[k.Row]).ToList());
+    }
 
+    private readonly record struct RankedKey(int Device, long Time, long Sequence, int Row) : IComparable<RankedKey>
+    {
+        public int CompareTo(RankedKey other) => Device != other.Device ? Device.CompareTo(other.Device)
+            : Time != other.Time ? Time.CompareTo(other.Time) : Sequence.CompareTo(other.Sequence);
+    }
+
+    /// <summary>The given rows, each a row of some batch of <paramref name="schema"/>, copied in this order into one record batch.</summary>
+    public static RecordBatch Take(Schema schema, IReadOnlyList<(RecordBatch Batch, int Row)> rows)
+    {
         var columns = new IArrowArray[schema.FieldsList.Count];
         for (var c = 0; c < columns.Length; c++)
         {
             var type = schema.GetFieldByIndex(c).DataType;
-            columns[c] = type is StringType ? TakeStrings(batches, c, order) : TakeFixedWidth(type, batches, c, order);
+            columns[c] = type is StringType ? TakeStrings(rows, c) : TakeFixedWidth(type, rows, c);
         }
-        return new RecordBatch(schema, columns, count);
+        return new RecordBatch(schema, columns, rows.Count);
     }
 
-    private readonly record struct Key(int Device, long Time, long Sequence, int Row) : IComparable<Key>
+    private static StringArray TakeStrings(IReadOnlyList<(RecordBatch Batch, int Row)> rows, int column)
     {
-        public int CompareTo(Key other) => Device != other.Device ? Device.CompareTo(other.Device)
-            : Time != other.Time ? Time.CompareTo(other.Time) : Sequence.CompareTo(other.Sequence);
-    }
-
-    private static IArrowArray TakeStrings(IReadOnlyList<RecordBatch> batches, int column, int[] order)
-    {
-        // Where each row lies: its batch and its index there.
-        var (sources, rows) = (new StringArray[order.Length], new int[order.Length]);
-        var start = 0;
-        foreach (var batch in batches)
-        {
-            for (var r = 0; r < batch.Length; r++) (sources[start + r], rows[start + r]) = ((StringArray)batch.Column(column), r);
-            start += batch.Length;
-        }
         var builder = new StringArray.Builder();
-        foreach (var i in order)
+        foreach (var (batch, row) in rows)
         {
-            if (sources[i].IsNull(rows[i])) builder.AppendNull();
-            else builder.Append(sources[i].GetBytes(rows[i]));
+            var source = (StringArray)batch.Column(column);
+            if (source.IsNull(row)) builder.AppendNull();
+            else builder.Append(source.GetBytes(row));
         }
         return builder.Build();
     }
 
     /// <summary>Int64, timestamp and double columns alike: 8-byte values copied as they are, nulls kept.</summary>
-    private static IArrowArray TakeFixedWidth(IArrowType type, IReadOnlyList<RecordBatch> batches, int column, int[] order)
+    private static IArrowArray TakeFixedWidth(IArrowType type, IReadOnlyList<(RecordBatch Batch, int Row)> rows, int column)
     {
         if (type is not (Int64Type or TimestampType or DoubleType)) throw new NotSupportedException(type.Name);
-        var values = Concatenate(batches, column, out var valid);
-        var buffer = new byte[order.Length * sizeof(long)];
+        var buffer = new byte[rows.Count * sizeof(long)];
         var taken = MemoryMarshal.Cast<byte, long>(buffer.AsSpan());
-        var bitmap = new byte[(order.Length + 7) / 8];
+        var bitmap = new byte[(rows.Count + 7) / 8];
         var nulls = 0;
-        for (var i = 0; i < order.Length; i++)
+        for (var i = 0; i < rows.Count; i++)
         {
-            taken[i] = values[order[i]];
-            if (valid[order[i]]) bitmap[i >> 3] |= (byte)(1 << (i & 7));
+            var (batch, row) = rows[i];
+            var source = batch.Column(column);
+            taken[i] = MemoryMarshal.Cast<byte, long>(source.Data.Buffers[1].Span)[source.Offset + row];
+            if (source.NullCount == 0 || source.IsValid(row)) bitmap[i >> 3] |= (byte)(1 << (i & 7));
             else nulls++;
         }
         var validity = nulls == 0 ? ArrowBuffer.Empty : new ArrowBuffer(bitmap);
-        return ArrowArrayFactory.BuildArray(new ArrayData(type, order.Length, nulls, 0, [validity, new ArrowBuffer(buffer)]));
-    }
-
-    /// <summary>An 8-byte column of every batch, one after the other, and whether each value is there (not null).</summary>
-    private static long[] Concatenate(IReadOnlyList<RecordBatch> batches, int column, out bool[] valid)
-    {
-        var values = new long[batches.Sum(b => b.Length)];
-        valid = new bool[values.Length];
-        var start = 0;
-        foreach (var batch in batches)
-        {
-            var array = batch.Column(column);
-            MemoryMarshal.Cast<byte, long>(array.Data.Buffers[1].Span).Slice(array.Offset, batch.Length).CopyTo(values.AsSpan(start));
-            for (var r = 0; r < batch.Length; r++) valid[start + r] = array.NullCount == 0 || array.IsValid(r);
-            start += batch.Length;
-        }
-        return values;
+        return ArrowArrayFactory.BuildArray(new ArrayData(type, rows.Count, nulls, 0, [validity, new ArrowBuffer(buffer)]));
     }
 }

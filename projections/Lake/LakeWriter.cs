@@ -45,7 +45,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         foreach (var (dataset, rows) in _builder.Build(events, _devices))
         {
             var file = new LakeFile($"{dataset.Name}/date={rows.Date:yyyy-MM-dd}/part-{rows.FirstSequence}-{rows.LastSequence}.parquet", dataset.Name, rows.Date, rows.FirstSequence, rows.LastSequence, rows.Count, "");
-            files.Add(file with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [rows.ToRecordBatch()]) });
+            // In file order, as compaction's merge reads its inputs (and as a recovery writes the file again).
+            using var batch = rows.ToRecordBatch();
+            files.Add(file with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [batch])]) });
         }
         if (!await manifest.CommitAsync(checkpoint, through, files, [], () => files.ForEach(f => Publish(f.Path)), cancellation))
         {
@@ -128,17 +130,8 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 logger.LogWarning("Not compacting {Dataset} {Date}: {Path} already spans the files' range", dataset.Name, partition.Key.Date, merged.Path);
                 continue;
             }
-            var batches = new List<Apache.Arrow.RecordBatch>();
-            try
-            {
-                foreach (var input in inputs) batches.AddRange(await ParquetFiles.ReadAsync(Path.Combine(directory, input.Path)));
-                merged = merged with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, merged.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, batches)]) };
-            }
-            finally
-            {
-                // The inputs' buffers are native memory (ParquetSharp's); left to the finalizer, they piled up.
-                batches.ForEach(b => b.Dispose());
-            }
+            var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
+            merged = merged with { Sha256 = await FileMerge.WriteAsync(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
@@ -166,9 +159,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         if (rows?.Count != file.Rows)
             throw new InvalidOperationException($"Lake file {file.Path} is recorded with {file.Rows} rows but its events make {rows?.Count ?? 0}; rebuild the lake (depin lake rebuild --replace).");
         var dataset = LakeDatasets.All.Single(d => d.Name == file.Dataset);
-        // Written in file order, as compaction writes: a compacted file comes back with its rows in the same order; a
-        // round's file (rows in event order) comes back sorted. The digest is recorded before the file lands: should
-        // that fail, the next recovery writes the same bytes again.
+        // Written in file order, as rounds and compaction write (a round's file from before rounds were sorted comes back
+        // sorted). The digest is recorded before the file lands: should that fail, the next recovery writes the same
+        // bytes again.
         string sha256;
         using (var batch = rows.ToRecordBatch())
             sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [batch])]);

@@ -16,7 +16,15 @@ public static class ParquetFiles
     /// </summary>
     public const int RowGroupRows = 122_880;
 
+    /// <summary>
+    /// Native memory of the readers and writers: jemalloc, which Arrow configures to return free pages from a background
+    /// thread after a second, instead of the default pool, whose 1 GiB arena (mimalloc's, by its shape; transparent huge
+    /// pages) kept about 100 MB resident in the projector (issue 16; what it changed is in the README).
+    /// </summary>
+    private static readonly MemoryPool Pool = MemoryPool.JemallocMemoryPool();
+
     private static WriterProperties Properties(Compression compression) => new WriterPropertiesBuilder()
+        .MemoryPool(Pool)
         .Compression(compression)
         .MaxRowGroupLength(RowGroupRows)
         .CreatedBy("depin-pipeline lake")
@@ -30,30 +38,79 @@ public static class ParquetFiles
     /// </summary>
     public static string Write(string path, Schema schema, IEnumerable<RecordBatch> batches, Compression compression = Compression.Zstd)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using (var properties = Properties(compression))
-        using (var writer = new ParquetSharp.Arrow.FileWriter(path, schema, properties))
+        using (var writer = Open(path, schema, compression))
         {
-            // Buffered: batches fill row groups of RowGroupRows whatever their own sizes; each is disposed once
-            // written (its native Arrow buffers would otherwise wait for the finalizer).
+            // Buffered: batches fill row groups of RowGroupRows whatever their own sizes.
             foreach (var batch in batches)
                 using (batch)
                     writer.WriteBufferedRecordBatch(batch);
             writer.Close();
         }
+        return Sync(path);
+    }
+
+    /// <summary>As <see cref="Write"/>, for batches made while the file is written (compaction's merge).</summary>
+    public static async Task<string> WriteAsync(string path, Schema schema, IAsyncEnumerable<RecordBatch> batches)
+    {
+        using (var writer = Open(path, schema, Compression.Zstd))
+        {
+            await foreach (var batch in batches)
+                using (batch)
+                    writer.WriteBufferedRecordBatch(batch);
+            writer.Close();
+        }
+        return Sync(path);
+    }
+
+    private static ParquetSharp.Arrow.FileWriter Open(string path, Schema schema, Compression compression)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var properties = Properties(compression);
+        return new ParquetSharp.Arrow.FileWriter(path, schema, properties);
+    }
+
+    /// <summary>Syncs a written file to disk; its SHA-256 in hex.</summary>
+    private static string Sync(string path)
+    {
         // .NET calls fsync only for a stream that can write; the file's pages are synced whatever handle asks.
         using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
         stream.Flush(flushToDisk: true);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    /// <summary>Every record batch of a file, for compaction.</summary>
+    /// <summary>Every record batch of a file (of Arrow's default 64 Ki rows).</summary>
     public static async Task<List<RecordBatch>> ReadAsync(string path)
     {
-        using var reader = new ParquetSharp.Arrow.FileReader(path);
-        using var batches = reader.GetRecordBatchReader();
+        await using var batches = OpenRead(path, 64 * 1024);
         var result = new List<RecordBatch>();
-        while (await batches.ReadNextRecordBatchAsync() is { } batch) result.Add(batch);
+        while (await batches.ReadNextAsync() is { } batch) result.Add(batch);
         return result;
+    }
+
+    /// <summary>
+    /// A file's rows as record batches of at most <paramref name="batchRows"/>, read as they are asked for: not
+    /// pre-buffered (Arrow's default reads every row group's bytes at the start), so a reader holds about a batch.
+    /// </summary>
+    public static BatchReader OpenRead(string path, int batchRows)
+    {
+        using var properties = ParquetSharp.Arrow.ArrowReaderProperties.GetDefault();
+        properties.BatchSize = batchRows;
+        properties.PreBuffer = false;
+        using var readerProperties = ReaderProperties.WithMemoryPool(Pool);
+        var reader = new ParquetSharp.Arrow.FileReader(path, readerProperties, properties);
+        return new BatchReader(reader, reader.GetRecordBatchReader());
+    }
+
+    /// <summary>An open file and its stream of record batches; each batch read is the caller's to dispose.</summary>
+    public sealed class BatchReader(ParquetSharp.Arrow.FileReader reader, Apache.Arrow.Ipc.IArrowArrayStream stream) : IAsyncDisposable
+    {
+        public ValueTask<RecordBatch?> ReadNextAsync() => stream.ReadNextRecordBatchAsync();
+
+        public ValueTask DisposeAsync()
+        {
+            stream.Dispose();
+            reader.Dispose();
+            return ValueTask.CompletedTask;
+        }
     }
 }
