@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -171,7 +172,7 @@ internal abstract class ResultWriter(CountingStream output) : IDisposable
     protected static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString(IsoFormat, CultureInfo.InvariantCulture);
 
     /// <summary><see cref="Iso"/> as UTF-8 into <paramref name="utf8"/> (at least 28 bytes); returns its length.</summary>
-    private static int FormatIso(DateTimeOffset time, Span<byte> utf8) =>
+    protected static int FormatIso(DateTimeOffset time, Span<byte> utf8) =>
         time.UtcDateTime.TryFormat(utf8, out var written, IsoFormat, CultureInfo.InvariantCulture) ? written : throw new InvalidOperationException("An ISO time is at most 28 bytes.");
 
     private static string NestedJson(IArrowArray array, int index)
@@ -220,43 +221,114 @@ internal sealed class JsonResultWriter(CountingStream output) : ResultWriter(out
     public override void Dispose() => _json.Dispose();
 }
 
+/// <summary>
+/// RFC 4180 CSV written straight as UTF-8 into a buffer that goes out in large writes: DuckDB's text as its bytes,
+/// numbers and times formatted into the buffer, no string per value. A field is quoted when it holds a comma, a quote or
+/// a line break, or is an empty text (so that it differs from a null, which is nothing at all).
+/// </summary>
 internal sealed class CsvResultWriter(CountingStream output) : ResultWriter(output)
 {
-    private readonly StreamWriter _text = new(output, new UTF8Encoding(false)) { NewLine = "\r\n" };
-    private readonly StringBuilder _line = new();
-    private long _produced;
+    private const int WriteAt = 64 * 1024;
+    private static readonly SearchValues<byte> Special = SearchValues.Create(",\"\r\n"u8);
+    private readonly ArrayBufferWriter<byte> _pending = new(WriteAt + 4096);
 
-    public override void Begin(Schema schema) => WriteLine(string.Join(',', schema.FieldsList.Select(f => Quote(f.Name))));
+    public override void Begin(Schema schema)
+    {
+        for (var column = 0; column < schema.FieldsList.Count; column++)
+        {
+            if (column > 0) Append(","u8);
+            Field(Encoding.UTF8.GetBytes(schema.FieldsList[column].Name));
+        }
+        Append("\r\n"u8);
+    }
 
     public override int Write(RecordBatch batch, int count, long byteCap)
     {
         var row = 0;
-        for (; row < count && _produced < byteCap; row++)
+        for (; row < count && Output.Written + _pending.WrittenCount < byteCap; row++)
         {
-            _line.Clear();
             for (var column = 0; column < batch.ColumnCount; column++)
             {
-                if (column > 0) _line.Append(',');
-                if (Text(batch.Column(column), row) is { } value) _line.Append(Quote(value));
+                if (column > 0) Append(","u8);
+                Value(batch.Column(column), row);
             }
-            WriteLine(_line.ToString());
+            Append("\r\n"u8);
+            if (_pending.WrittenCount >= WriteAt) WritePending();
         }
-        _text.Flush();
+        WritePending();
         return row;
     }
 
-    private void WriteLine(string line)
+    public override void End()
     {
-        _text.WriteLine(line);
-        _produced += Encoding.UTF8.GetByteCount(line) + 2;
+        WritePending();
+        Output.Flush();
     }
 
-    public override void End() => _text.Flush();
+    private void WritePending()
+    {
+        Output.Write(_pending.WrittenSpan);
+        _pending.ResetWrittenCount();
+    }
 
-    public override void Dispose() => _text.Dispose();
+    // Numbers, booleans, dates and times never hold a comma, a quote or a line break: they go out unquoted.
+    private void Value(IArrowArray array, int index)
+    {
+        if (array.IsNull(index)) return;
+        switch (array)
+        {
+            case StringArray a: Utf8Text(a.GetBytes(index), a, index); break;
+            case StringViewArray a: Utf8Text(a.GetBytes(index), a, index); break;
+            case BooleanArray a: Append(a.GetValue(index)!.Value ? "true"u8 : "false"u8); break;
+            case DoubleArray a: Format(a.GetValue(index)!.Value, "R"); break;
+            case FloatArray a: Format(a.GetValue(index)!.Value, "R"); break;
+            case Date32Array a: Format(a.GetDateOnly(index)!.Value, "yyyy-MM-dd"); break;
+            case TimestampArray a: _pending.Advance(FormatIso(a.GetTimestamp(index)!.Value, _pending.GetSpan(32))); break;
+            case Int8Array a: Format(a.GetValue(index)!.Value); break;
+            case Int16Array a: Format(a.GetValue(index)!.Value); break;
+            case Int32Array a: Format(a.GetValue(index)!.Value); break;
+            case Int64Array a: Format(a.GetValue(index)!.Value); break;
+            case UInt8Array a: Format(a.GetValue(index)!.Value); break;
+            case UInt16Array a: Format(a.GetValue(index)!.Value); break;
+            case UInt32Array a: Format(a.GetValue(index)!.Value); break;
+            case UInt64Array a: Format(a.GetValue(index)!.Value); break;
+            // Decimals and nested values (JSON text) are rare: through their text.
+            default: Field(Encoding.UTF8.GetBytes(ResultWriter.Text(array, index)!)); break;
+        }
+    }
 
-    private static string Quote(string value) =>
-        value.AsSpan().IndexOfAny(",\"\r\n") < 0 && value.Length > 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    // DuckDB's text is UTF-8; bytes that are not (which DuckDB does not produce) become U+FFFD, as through a .NET string.
+    private void Utf8Text(ReadOnlySpan<byte> utf8, IArrowArray array, int index)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(utf8)) Field(utf8);
+        else Field(Encoding.UTF8.GetBytes(ResultWriter.Text(array, index)!));
+    }
+
+    private void Field(ReadOnlySpan<byte> value)
+    {
+        if (value.Length > 0 && !value.ContainsAny(Special))
+        {
+            Append(value);
+            return;
+        }
+        Append("\""u8);
+        for (int quote; (quote = value.IndexOf((byte)'"')) >= 0; value = value[(quote + 1)..])
+        {
+            Append(value[..(quote + 1)]);
+            Append("\""u8);
+        }
+        Append(value);
+        Append("\""u8);
+    }
+
+    private void Format<T>(T value, string? format = null) where T : IUtf8SpanFormattable
+    {
+        if (!value.TryFormat(_pending.GetSpan(64), out var written, format, CultureInfo.InvariantCulture))
+            throw new InvalidOperationException($"A {typeof(T).Name} takes more than 64 bytes.");
+        _pending.Advance(written);
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes) => _pending.Write(bytes);
 }
 
 internal sealed class ArrowResultWriter(CountingStream output) : ResultWriter(output)

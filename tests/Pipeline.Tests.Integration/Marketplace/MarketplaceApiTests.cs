@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Marten;
+using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Events;
 using Pipeline.Infra.Hosting;
@@ -656,6 +657,32 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
         Assert.Contains(plan, line => line.Contains(Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name, StringComparison.Ordinal));
         Assert.Contains(plan, line => line.Contains(Pipeline.Marketplace.Contributors.SalesByDeviceIndex.V1Name, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task BuyerKeyLookup_UsesTheIndexOfTheKeys_AndNoIndexOfTheWholeAccount()
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
+        await connection.OpenAsync();
+        var indexes = new List<string>();
+        await using (var list = new Npgsql.NpgsqlCommand("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'mt_doc_buyeraccount'", connection))
+        {
+            list.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _market.Host.Schema });
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) indexes.Add(reader.GetString(0));
+        }
+        // A charge rewrites the account: a GIN index of the whole document would take an entry per value of it each time.
+        Assert.DoesNotContain(indexes, i => i.Contains("(data jsonb_path_ops)", StringComparison.Ordinal));
+
+        // The look-up as the authentication handler sends it; scans forbidden, as the test's table is small.
+        await using var session = _market.Host.App.Services.GetRequiredService<IDocumentStore>().QuerySession();
+        var lookup = session.Query<BuyerAccount>().Where(a => a.Keys.Any(k => k.Hash == "00")).ToCommand();
+        await using (var off = new Npgsql.NpgsqlCommand("SET enable_seqscan = off", connection)) await off.ExecuteNonQueryAsync();
+        await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + lookup.CommandText, connection);
+        foreach (Npgsql.NpgsqlParameter parameter in lookup.Parameters) explain.Parameters.Add(parameter.Clone());
+        var plan = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
+        Assert.Contains(plan, line => line.Contains("Index Scan", StringComparison.Ordinal) && line.Contains("keys", StringComparison.Ordinal));
     }
 
     [Fact]

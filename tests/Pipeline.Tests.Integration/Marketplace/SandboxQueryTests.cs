@@ -171,6 +171,38 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         Assert.Equal(output.Length, result.Bytes);
     }
 
+    [Theory]
+    [InlineData("SELECT device, device_time, date, seq, speed_kmh, latitude, NULL AS nothing, '' AS empty, 'a,\"b\"' || chr(13) || chr(10) || 'é 😀' AS \"awkward, \"\"name\"\"\" FROM vehicle_signals ORDER BY event_seq")]
+    [InlineData(TypesQuery)]
+    public async Task Query_Csv_ReadBySylvan_HoldsTheJsonResultsValues(string sql)
+    {
+        using var sandbox = SqlSandbox.Open([Lake.Grant()], new SandboxLimits());
+        using var output = new MemoryStream();
+        var result = await sandbox.RunAsync(sql, ResultFormat.Csv, output, 10_000, 1, CancellationToken.None);
+        var (_, json) = await RunJsonAsync(sandbox, sql);
+
+        using var csv = Sylvan.Data.Csv.CsvDataReader.Create(new StreamReader(new MemoryStream(output.ToArray()), Encoding.UTF8), new() { Delimiter = ',' });
+        Assert.Equal(result.Columns, Enumerable.Range(0, csv.FieldCount).Select(csv.GetName));
+        var rows = new List<string[]>();
+        while (csv.Read()) rows.Add(Enumerable.Range(0, csv.FieldCount).Select(csv.GetString).ToArray());
+        // Each field is the JSON result's value as text: strings unquoted, numbers and nested values as JSON writes them, null empty.
+        var expected = json.EnumerateArray().Select(row => result.Columns.Select(c => row.GetProperty(c) switch
+        {
+            { ValueKind: JsonValueKind.String } s => s.GetString()!,
+            { ValueKind: JsonValueKind.Null } => "",
+            var other => other.GetRawText(),
+        }).ToArray()).ToList();
+        Assert.Equal(expected, rows);
+        Assert.Equal(rows.Count, result.Rows);
+        Assert.Equal(output.Length, result.Bytes);
+        if (sql != TypesQuery)
+        {
+            Assert.InRange(rows.Count, 1000, 10_000);
+            // A null is nothing, an empty text is quoted, so a reader tells them apart.
+            Assert.Contains(",,\"\",\"a,\"\"b\"\"\r\né 😀\"\r\n", Encoding.UTF8.GetString(output.ToArray()));
+        }
+    }
+
     [Fact]
     public async Task Query_ArrowIpc_ReadsBackAsTheSameRows()
     {
