@@ -20,7 +20,7 @@ public sealed class SignedReading
         Payload = payload;
         Signature = signature;
         Content = content;
-        Id = Hex.Encode0x(Keccak256.Hash(payload));
+        ReadingId = ReadingId.Of(payload);
     }
 
     /// <summary>The envelope JSON text exactly as received; what is forwarded to Kafka and dead-lettered.</summary>
@@ -34,8 +34,13 @@ public sealed class SignedReading
 
     public ReadingPayload Content { get; }
 
-    /// <summary>keccak256 of the payload bytes, "0x" + 64 lower-case hex: the same payload is the same reading.</summary>
-    public string Id { get; }
+    /// <summary>keccak256 of the payload bytes: the same payload is the same reading.</summary>
+    public ReadingId ReadingId { get; }
+
+    /// <summary>The reading id as "0x" + 64 lower-case hex, made on first use (the processors' hot path never asks).</summary>
+    public string Id => _id ??= ReadingId.ToString();
+
+    private string? _id;
 
     /// <summary>Recovers the signer of the payload (EIP-191); bad_signature unless the signature is valid and low-s.</summary>
     public SignatureCheck TryRecoverSigner(out EthAddress signer, Secp256k1? curve = null) =>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Marten;
 using Npgsql;
 using NpgsqlTypes;
@@ -25,6 +26,8 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     /// <summary>Offsets and dead letters are kept per broker: an embedded broker restarts empty, with offsets from 0.</summary>
     public string Broker { get; } = kafka.Value.BrokerIdentity;
+
+    private ReadingEventBodies? _spareBodies;
 
     private Task? _schemaReady;
 
@@ -89,33 +92,44 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     /// What the store knows of the batch's devices: their last fixes and, when <paramref name="withReadings"/>, which of
     /// the batch's readings it processed already (their events exist) and which of its seqs it accepted.
     /// </summary>
-    public async Task<Dictionary<string, ReadingValidator.DeviceHistory>> HistoryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> batch, IReadOnlyDictionary<string, Fix> knownFixes, bool withReadings, CancellationToken cancellation)
+    public async Task<Dictionary<EthAddress, ReadingValidator.DeviceHistory>> HistoryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> batch, IReadOnlyDictionary<string, Fix> knownFixes, bool withReadings, CancellationToken cancellation)
     {
-        var histories = new Dictionary<string, ReadingValidator.DeviceHistory>(StringComparer.Ordinal);
-        var signed = batch.Where(c => c.SignedByRegisteredDevice && c.Reading is not null).ToList();
-        foreach (var c in signed) histories.TryAdd(c.Reading!.Content.Device.ToLowerHex(), new ReadingValidator.DeviceHistory());
+        var histories = new Dictionary<EthAddress, ReadingValidator.DeviceHistory>();
+        var signed = new List<SignedReading>(batch.Count);
+        foreach (var c in batch)
+        {
+            if (!c.SignedByRegisteredDevice || c.Reading is not { } reading) continue;
+            signed.Add(reading);
+            var device = reading.Content.Device;
+            // The stream id's hex string, once per device and batch.
+            if (!histories.ContainsKey(device)) histories[device] = new ReadingValidator.DeviceHistory(device.ToLowerHex());
+        }
         if (signed.Count == 0) return histories;
 
         if (withReadings) await ReadingsAsync(connection, transaction, signed, histories, cancellation);
-        var unknownFixes = histories.Keys.Where(d => !knownFixes.ContainsKey(d)).ToArray();
-        foreach (var (device, fix) in knownFixes) if (histories.TryGetValue(device, out var history)) history.LastFix = fix;
-        if (unknownFixes.Length > 0)
+        var unknownFixes = new Dictionary<string, ReadingValidator.DeviceHistory>(StringComparer.Ordinal);
+        foreach (var history in histories.Values)
+        {
+            if (knownFixes.TryGetValue(history.Device!, out var fix)) history.LastFix = fix;
+            else unknownFixes[history.Device!] = history;
+        }
+        if (unknownFixes.Count > 0)
         {
             await using var fixes = new NpgsqlCommand($"SELECT device, latitude, longitude, device_time FROM {_schema}.device_positions WHERE device = ANY($1)", connection, transaction)
             {
-                Parameters = { new() { Value = unknownFixes } },
+                Parameters = { new() { Value = unknownFixes.Keys.ToArray() } },
             };
             await using var reader = await fixes.ExecuteReaderAsync(cancellation);
             while (await reader.ReadAsync(cancellation))
-                histories[reader.GetString(0)].LastFix = new Fix(reader.GetDouble(1), reader.GetDouble(2), reader.GetFieldValue<DateTimeOffset>(3));
+                unknownFixes[reader.GetString(0)].LastFix = new Fix(reader.GetDouble(1), reader.GetDouble(2), reader.GetFieldValue<DateTimeOffset>(3));
         }
         return histories;
     }
 
-    private async Task ReadingsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<Checked> signed, Dictionary<string, ReadingValidator.DeviceHistory> histories, CancellationToken cancellation)
+    private async Task ReadingsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<SignedReading> signed, Dictionary<EthAddress, ReadingValidator.DeviceHistory> histories, CancellationToken cancellation)
     {
         var byEventId = new Dictionary<Guid, SignedReading>(signed.Count);
-        foreach (var c in signed) byEventId.TryAdd(EventIdOf(c.Reading!.Id), c.Reading!);
+        foreach (var reading in signed) byEventId.TryAdd(reading.ReadingId.ToEventId(), reading);
         await using (var processed = new NpgsqlCommand($"SELECT id FROM {_schema}.mt_events WHERE id = ANY($1)", connection, transaction))
         {
             processed.Parameters.Add(new NpgsqlParameter { Value = byEventId.Keys.ToArray() });
@@ -123,18 +137,22 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
             while (await reader.ReadAsync(cancellation))
             {
                 var reading = byEventId[reader.GetGuid(0)];
-                histories[reading.Content.Device.ToLowerHex()].ProcessedIds.Add(reading.Id);
+                histories[reading.Content.Device].ProcessedIds.Add(reading.ReadingId);
             }
         }
-        await using (var seqs = new NpgsqlCommand($"""
+        var devices = new string[signed.Count];
+        var seqs = new long[signed.Count];
+        for (var i = 0; i < signed.Count; i++) (devices[i], seqs[i]) = (histories[signed[i].Content.Device].Device!, signed[i].Content.Seq);
+        await using (var accepted = new NpgsqlCommand($"""
             SELECT a.device, a.seq, a.reading_id FROM {_schema}.accepted_seqs a
             JOIN unnest($1::text[], $2::bigint[]) AS b(device, seq) ON a.device = b.device AND a.seq = b.seq
             """, connection, transaction))
         {
-            seqs.Parameters.Add(new NpgsqlParameter { Value = signed.Select(c => c.Reading!.Content.Device.ToLowerHex()).ToArray() });
-            seqs.Parameters.Add(new NpgsqlParameter { Value = signed.Select(c => c.Reading!.Content.Seq).ToArray() });
-            await using var reader = await seqs.ExecuteReaderAsync(cancellation);
-            while (await reader.ReadAsync(cancellation)) histories[reader.GetString(0)].AcceptedSeqs[reader.GetInt64(1)] = Hex.Encode0x((byte[])reader[2]);
+            accepted.Parameters.Add(new NpgsqlParameter { Value = devices });
+            accepted.Parameters.Add(new NpgsqlParameter { Value = seqs });
+            await using var reader = await accepted.ExecuteReaderAsync(cancellation);
+            while (await reader.ReadAsync(cancellation))
+                histories[EthAddress.Parse(reader.GetString(0))].AcceptedSeqs[reader.GetInt64(1)] = new ReadingId((byte[])reader[2]);
         }
     }
 
@@ -145,20 +163,28 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     /// </summary>
     public async Task<bool> RecordAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Outcome> outcomes, IReadOnlyDictionary<string, Fix> fixes, string group, IReadOnlyDictionary<(string Topic, int Partition), long> nextOffsets, CancellationToken cancellation)
     {
-        var stored = outcomes.Where(o => o.Verdict is Verdict.Accepted or Verdict.RejectedSigned).ToList();
+        var stored = new List<Outcome>(outcomes.Count);
+        var accepted = new List<Outcome>(outcomes.Count);
+        foreach (var outcome in outcomes)
+        {
+            if (outcome.Verdict is Verdict.Accepted or Verdict.RejectedSigned) stored.Add(outcome);
+            if (outcome.Verdict == Verdict.Accepted) accepted.Add(outcome);
+        }
         if (stored.Count > 0)
         {
-            var accepted = stored.Where(o => o.Verdict == Verdict.Accepted).ToList();
             if (accepted.Count > 0)
             {
+                var (devices, seqNumbers, readingIds) = (new string[accepted.Count], new long[accepted.Count], new byte[accepted.Count][]);
+                for (var i = 0; i < accepted.Count; i++)
+                    (devices[i], seqNumbers[i], readingIds[i]) = (accepted[i].Device!, accepted[i].Reading!.Content.Seq, accepted[i].Reading!.ReadingId.ToArray());
                 await using var seqs = new NpgsqlCommand($"""
                     INSERT INTO {_schema}.accepted_seqs (device, seq, reading_id)
                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
                     ON CONFLICT DO NOTHING
                     """, connection, transaction);
-                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => o.Device!).ToArray() });
-                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => o.Reading!.Content.Seq).ToArray() });
-                seqs.Parameters.Add(new NpgsqlParameter { Value = accepted.Select(o => Hex.Decode(o.Reading!.Id)).ToArray() });
+                seqs.Parameters.Add(new NpgsqlParameter { Value = devices });
+                seqs.Parameters.Add(new NpgsqlParameter { Value = seqNumbers });
+                seqs.Parameters.Add(new NpgsqlParameter { Value = readingIds });
                 if (await seqs.ExecuteNonQueryAsync(cancellation) != accepted.Count) return false;
             }
             if (!await AppendAsync(connection, transaction, stored, cancellation)) return false;
@@ -216,7 +242,7 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
 
     /// <summary>
     /// Appends the batch's events to their devices' streams in one set-based statement, in Marten's own tables and
-    /// format (the wire name, Marten's serializer and .NET type name, the stream's version moved on, one global sequence
+    /// format (the wire name, the JSON Marten's serializer writes (<see cref="ReadingEventBodies"/>) and .NET type name, the stream's version moved on, one global sequence
     /// number per event in batch order, taken inside this transaction as the lake's feed expects). Marten's quick append
     /// calls a PL/pgSQL function per stream that inserts event by event, about half of a batch's recording time (README,
     /// Performance). Reading events feed no inline projection, so none is skipped. A stream that is missing or archived
@@ -231,25 +257,32 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
         var positions = new int[count];
         var types = new string[count];
         var dotnetTypes = new string[count];
-        var bodies = new string[count];
         var perStream = new Dictionary<string, int>(StringComparer.Ordinal);
-        var serializer = store.Options.Serializer();
-        for (var i = 0; i < count; i++)
+        var bodies = Interlocked.Exchange(ref _spareBodies, null) ?? new ReadingEventBodies();
+        try
         {
-            var outcome = stored[i];
-            var message = outcome.Message;
-            var reading = outcome.Reading!;
-            var accepted = outcome.Verdict == Verdict.Accepted;
-            object data = accepted
-                ? new ReadingAccepted(reading.Id, reading.Content.Seq, reading.Content.DeviceTime, message.ReceivedAt, outcome.Signals!, message.Partition, message.Offset)
-                : new ReadingRejected(reading.Id, reading.Content.Seq, outcome.Rejection!.Code.ToWire(), outcome.Rejection.Detail, message.ReceivedAt, message.Partition, message.Offset);
-            ids[i] = EventIdOf(reading.Id);
-            streams[i] = outcome.Device!;
-            positions[i] = perStream[outcome.Device!] = perStream.GetValueOrDefault(outcome.Device!) + 1;
-            (types[i], dotnetTypes[i]) = accepted ? _acceptedNames.Value : _rejectedNames.Value;
-            bodies[i] = serializer.ToJson(data);
+            bodies.Clear();
+            for (var i = 0; i < count; i++)
+            {
+                var outcome = stored[i];
+                ids[i] = outcome.Reading!.ReadingId.ToEventId();
+                streams[i] = outcome.Device!;
+                ref var position = ref CollectionsMarshal.GetValueRefOrAddDefault(perStream, outcome.Device!, out _);
+                positions[i] = ++position;
+                (types[i], dotnetTypes[i]) = outcome.Verdict == Verdict.Accepted ? _acceptedNames.Value : _rejectedNames.Value;
+                bodies.Add(outcome);
+            }
+            return await AppendRowsAsync(connection, transaction, ids, streams, positions, types, dotnetTypes, bodies.ToArray(), cancellation);
         }
+        finally
+        {
+            // The next batch reuses the buffer; a concurrent one (another processor in this host) makes its own.
+            _spareBodies = bodies;
+        }
+    }
 
+    private async Task<bool> AppendRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] ids, string[] streams, int[] positions, string[] types, string[] dotnetTypes, ReadOnlyMemory<byte>[] bodies, CancellationToken cancellation)
+    {
         await using var append = new NpgsqlCommand($"""
             WITH events AS (
                 SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::int[], $4::varchar[], $5::varchar[], $6::jsonb[])
@@ -271,11 +304,8 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
         append.Parameters.Add(new NpgsqlParameter { Value = dotnetTypes });
         append.Parameters.Add(new NpgsqlParameter { Value = bodies, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
         append.Parameters.Add(new NpgsqlParameter { Value = clock.GetUtcNow() });
-        return await append.ExecuteNonQueryAsync(cancellation) == count;
+        return await append.ExecuteNonQueryAsync(cancellation) == ids.Length;
     }
-
-    /// <summary>The event id of a reading's event: the first 16 bytes of the reading id, so the store's unique index refuses a second copy.</summary>
-    private static Guid EventIdOf(string readingId) => new(Hex.Decode(readingId).AsSpan(0, 16));
 
     /// <summary>The names Marten stores an event under: its wire name and its .NET type name.</summary>
     private static (string Type, string DotNetType) EventNamesOf(IDocumentStore store, object sample)

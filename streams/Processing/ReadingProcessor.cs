@@ -256,7 +256,9 @@ public sealed class ReadingProcessor(
                 assumeNew = false;
                 (histories, outcomes) = await DecideAsync(connection, transaction, checkedMessages, withReadings: true, cancellation);
             }
-            var fixes = histories.Where(h => h.Value.LastFix is not null && (!_fixes.TryGetValue(h.Key, out var known) || known != h.Value.LastFix)).ToDictionary(h => h.Key, h => h.Value.LastFix!.Value);
+            var fixes = new Dictionary<string, Fix>(StringComparer.Ordinal);
+            foreach (var history in histories.Values)
+                if (history.LastFix is { } fix && (!_fixes.TryGetValue(history.Device!, out var known) || known != fix)) fixes[history.Device!] = fix;
 
             if (await store.RecordAsync(connection, transaction, outcomes, fixes, _options.GroupId, NextOffsets(batch), cancellation))
             {
@@ -282,14 +284,14 @@ public sealed class ReadingProcessor(
         }
     }
 
-    private async Task<(Dictionary<string, ReadingValidator.DeviceHistory> Histories, List<Outcome> Outcomes)> DecideAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> checkedMessages, bool withReadings, CancellationToken cancellation)
+    private async Task<(Dictionary<EthAddress, ReadingValidator.DeviceHistory> Histories, List<Outcome> Outcomes)> DecideAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<Checked> checkedMessages, bool withReadings, CancellationToken cancellation)
     {
         var histories = await store.HistoryAsync(connection, transaction, checkedMessages, _fixes, withReadings, cancellation);
         var outcomes = new List<Outcome>(checkedMessages.Count);
         foreach (var message in checkedMessages)
         {
-            var device = message.Reading?.Content.Device.ToLowerHex();
-            outcomes.Add(ReadingValidator.Decide(message, device is not null && histories.TryGetValue(device, out var history) ? history : new ReadingValidator.DeviceHistory(), _options.Plausibility));
+            var history = message.Reading is { } reading && histories.TryGetValue(reading.Content.Device, out var known) ? known : new ReadingValidator.DeviceHistory();
+            outcomes.Add(ReadingValidator.Decide(message, history, _options.Plausibility));
         }
         return (histories, outcomes);
     }
@@ -306,11 +308,17 @@ public sealed class ReadingProcessor(
 
     private void Report(List<Outcome> outcomes, TimeSpan elapsed)
     {
-        foreach (var group in outcomes.GroupBy(o => o.Verdict)) metrics.Processed(group.Key, group.Count());
-        foreach (var outcome in outcomes.Where(o => o.Rejection is not null && o.Verdict != Verdict.Duplicate)) metrics.Rejected(outcome.Rejection!.Code.ToWire());
+        Span<int> verdicts = stackalloc int[Enum.GetValues<Verdict>().Length];
+        foreach (var outcome in outcomes)
+        {
+            verdicts[(int)outcome.Verdict]++;
+            if (outcome.Rejection is { } rejection && outcome.Verdict != Verdict.Duplicate) metrics.Rejected(rejection.Code.ToWire());
+        }
+        for (var verdict = 0; verdict < verdicts.Length; verdict++)
+            if (verdicts[verdict] > 0) metrics.Processed((Verdict)verdict, verdicts[verdict]);
         metrics.Batch(outcomes.Count, elapsed);
         Interlocked.Add(ref _processed, outcomes.Count);
-        logger.LogDebug("Batch of {Count}: {Accepted} accepted in {Elapsed} ms", outcomes.Count, outcomes.Count(o => o.Verdict == Verdict.Accepted), elapsed.TotalMilliseconds);
+        logger.LogDebug("Batch of {Count}: {Accepted} accepted in {Elapsed} ms", outcomes.Count, verdicts[(int)Verdict.Accepted], elapsed.TotalMilliseconds);
     }
 
     /// <summary>Mirrors the offsets into Kafka for lag tools; the store's copy is the one that counts, so a refusal here is harmless.</summary>

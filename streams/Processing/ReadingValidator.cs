@@ -61,10 +61,12 @@ public static class ReadingValidator
     }
 
     /// <summary>What the store already knows of a device: the ids processed, the seqs accepted (with their ids), the last fix.</summary>
-    public sealed class DeviceHistory
+    /// <param name="device">The device's stream id (lower-case hex), made once per device and batch; null to make it per reading.</param>
+    public sealed class DeviceHistory(string? device = null)
     {
-        public HashSet<string> ProcessedIds { get; } = new(StringComparer.Ordinal);
-        public Dictionary<long, string> AcceptedSeqs { get; } = [];
+        public string? Device { get; } = device;
+        public HashSet<ReadingId> ProcessedIds { get; } = [];
+        public Dictionary<long, ReadingId> AcceptedSeqs { get; } = [];
         public Fix? LastFix { get; set; }
     }
 
@@ -76,21 +78,21 @@ public static class ReadingValidator
     {
         if (message.Reading is not { } reading)
             return new Outcome(message.Message, Verdict.RejectedUnsigned, null, null, null, message.Rejection);
-        var device = reading.Content.Device.ToLowerHex();
+        var device = history.Device ?? reading.Content.Device.ToLowerHex();
         if (!message.SignedByRegisteredDevice)
             return new Outcome(message.Message, Verdict.RejectedUnsigned, reading, device, null, message.Rejection);
-        if (!history.ProcessedIds.Add(reading.Id))
+        if (!history.ProcessedIds.Add(reading.ReadingId))
             return new Outcome(message.Message, Verdict.Duplicate, reading, device, null, null);
 
         var rejection = message.Rejection;
-        if (rejection is null && history.AcceptedSeqs.TryGetValue(reading.Content.Seq, out var acceptedId) && acceptedId != reading.Id)
+        if (rejection is null && history.AcceptedSeqs.TryGetValue(reading.Content.Seq, out var acceptedId) && acceptedId != reading.ReadingId)
             rejection = new Rejection(ReasonCode.SeqConflict, $"Seq {reading.Content.Seq} was already accepted with reading {acceptedId}; a device signs one payload per seq.");
         var fix = message.Signals is null ? null : Plausibility.FixOf(message.Signals, reading.Content.DeviceTime);
         if (rejection is null && fix is { } current) rejection = Plausibility.CheckMovement(history.LastFix, current, limits);
         if (rejection is not null)
             return new Outcome(message.Message, Verdict.RejectedSigned, reading, device, null, rejection);
 
-        history.AcceptedSeqs[reading.Content.Seq] = reading.Id;
+        history.AcceptedSeqs[reading.Content.Seq] = reading.ReadingId;
         // Out-of-order arrivals (a buffered upload) must not move the reference fix backwards in time.
         if (fix is { } accepted && (history.LastFix is not { } last || accepted.DeviceTime >= last.DeviceTime)) history.LastFix = accepted;
         return new Outcome(message.Message, Verdict.Accepted, reading, device, message.Signals, null);
