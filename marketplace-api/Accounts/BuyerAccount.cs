@@ -40,10 +40,19 @@ public sealed class Grant
 
     public GrantUsage UsageIn(string period) => Usage.TryGetValue(period, out var usage) ? usage : new GrantUsage();
 
-    public long RowsLeft(DateTimeOffset now) => Math.Max(0, RowQuota - UsageIn(Period(now)).Rows);
+    /// <summary>
+    /// Rows the grant may still deliver: its quota this period, and never more in all than the months paid for. A
+    /// subscription pays per started 30 days but its quota is per calendar month, so one bought on the 31st for 30 days
+    /// touches three months: without the second bound it delivered (and attributed as sold) three months' rows for one.
+    /// </summary>
+    public long RowsLeft(DateTimeOffset now) => Math.Max(0, Math.Min(RowQuota - UsageIn(Period(now)).Rows, RowQuota * MonthsBought - Usage.Values.Sum(u => u.Rows)));
 
-    /// <summary>Bytes the grant may still deliver this period; without a byte quota, no limit.</summary>
-    public long BytesLeft(DateTimeOffset now) => ByteQuota is { } quota ? Math.Max(0, quota - UsageIn(Period(now)).Bytes) : long.MaxValue;
+    /// <summary>Bytes the grant may still deliver, bounded like its rows; without a byte quota, no limit.</summary>
+    public long BytesLeft(DateTimeOffset now) =>
+        ByteQuota is { } quota ? Math.Max(0, Math.Min(quota - UsageIn(Period(now)).Bytes, quota * MonthsBought - Usage.Values.Sum(u => u.Bytes))) : long.MaxValue;
+
+    /// <summary>Whether every row paid for, over all months, was delivered (not only this month's).</summary>
+    public bool PaidRowsUsed => Usage.Values.Sum(u => u.Rows) >= RowQuota * MonthsBought;
 
     /// <summary>
     /// The credits a delivery of <paramref name="rows"/> rows and <paramref name="bytes"/> bytes uses of the period's

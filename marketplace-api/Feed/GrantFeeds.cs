@@ -48,7 +48,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
         try
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation, subscription.Dropped);
-            await RunAsync(context, buyerId, grantId, subscription, position, snapshot.Checkpoint, stop.Token);
+            await RunAsync(context, buyerId, keyId, grantId, subscription, position, snapshot.Checkpoint, stop.Token);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested || subscription.Dropped.IsCancellationRequested)
         {
@@ -75,7 +75,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
             $"Last-Event-ID '{(lastEventId.Length > 40 ? lastEventId[..40] + "…" : lastEventId)}' is not an event id of this feed (checkpoint:position, at most the lake's checkpoint {checkpoint}); leave it out to start with new rows.");
     }
 
-    private async Task RunAsync(HttpContext context, string buyerId, string grantId, FeedSubscription subscription, long position, long checkpoint, CancellationToken cancellation)
+    private async Task RunAsync(HttpContext context, string buyerId, string keyId, string grantId, FeedSubscription subscription, long position, long checkpoint, CancellationToken cancellation)
     {
         var response = context.Response;
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
@@ -98,14 +98,14 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
             catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
             {
                 // Idle: a comment keeps proxies from closing the connection; the grant may have expired meanwhile.
-                if (await EndedAsync(response, buyerId, grantId, cancellation)) return;
+                if (await EndedAsync(response, buyerId, keyId, grantId, cancellation)) return;
                 await WriteAsync(response, ": keep-alive\n\n", cancellation);
                 continue;
             }
 
             try
             {
-                var (sent, cut) = await ChargeAsync(buyerId, grantId, batch, cancellation);
+                var (sent, cut) = await ChargeAsync(buyerId, keyId, grantId, batch, cancellation);
                 var rows = batch.Rows.Take(sent);
                 var data = "[" + string.Join(",", rows.Select(r => r.Json)) + "]";
                 await WriteAsync(response, $"id: {batch.Checkpoint}:{batch.Rows[sent - 1].EventSeq}\nevent: rows\ndata: {data}\n\n", cancellation);
@@ -116,7 +116,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
                     await EndAsync(response, cut, cancellation);
                     return;
                 }
-                if (sent < batch.Rows.Count && await EndedAsync(response, buyerId, grantId, cancellation)) return;
+                if (sent < batch.Rows.Count && await EndedAsync(response, buyerId, keyId, grantId, cancellation)) return;
             }
             catch (MarketRefusedException refused)
             {
@@ -131,14 +131,14 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
     /// and the SalesAttributed of exactly those rows (per device and epoch), in one append. Returns how many rows were charged, and
     /// when the byte quota cut the batch, the refusal that ends the feed after them.
     /// </summary>
-    private async Task<(int Sent, MarketRefusedException? Cut)> ChargeAsync(string buyerId, string grantId, FeedBatch batch, CancellationToken cancellation)
+    private async Task<(int Sent, MarketRefusedException? Cut)> ChargeAsync(string buyerId, string keyId, string grantId, FeedBatch batch, CancellationToken cancellation)
     {
         var sent = 0;
         MarketRefusedException? cut = null;
         var chargeId = ApiKeys.NewChargeId();
         await accounts.AppendAsync(buyerId, (account, now) =>
         {
-            var grant = GrantedQueries.Usable(account, grantId, now);
+            var grant = Usable(account, keyId, grantId, now);
             var (rowsLeft, bytesLeft) = (grant.RowsLeft(now), grant.BytesLeft(now));
             long bytes = 0;
             for (sent = 0; sent < batch.Rows.Count && sent < rowsLeft; sent++)
@@ -162,13 +162,13 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
     }
 
     /// <summary>Ends the stream with the reason when the grant can no longer be read (expired, quota used).</summary>
-    private async Task<bool> EndedAsync(HttpResponse response, string buyerId, string grantId, CancellationToken cancellation)
+    private async Task<bool> EndedAsync(HttpResponse response, string buyerId, string keyId, string grantId, CancellationToken cancellation)
     {
         var account = await accounts.FindAsync(buyerId, cancellation);
         try
         {
             if (account is null) throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
-            GrantedQueries.Usable(account, grantId, accounts.Clock.GetUtcNow());
+            Usable(account, keyId, grantId, accounts.Clock.GetUtcNow());
             return false;
         }
         catch (MarketRefusedException refused)
@@ -176,6 +176,17 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
             await EndAsync(response, refused, cancellation);
             return true;
         }
+    }
+
+    /// <summary>
+    /// The grant, if the feed may go on: as for a query, and the key that opened the feed is not revoked. A feed outlives
+    /// its request's authentication by hours, so a revoked (say, leaked) key must not keep one charging the grant.
+    /// </summary>
+    private static Grant Usable(BuyerAccount account, string keyId, string grantId, DateTimeOffset now)
+    {
+        if (account.Keys.FirstOrDefault(k => k.Id == keyId) is not { RevokedAt: null })
+            throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.RevokedKey, "The API key that opened this feed was revoked; open it again with another key (Last-Event-ID resumes it).");
+        return GrantedQueries.Usable(account, grantId, now);
     }
 
     private static Task EndAsync(HttpResponse response, MarketRefusedException refused, CancellationToken cancellation) =>

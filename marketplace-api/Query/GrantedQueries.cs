@@ -109,7 +109,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         if (grant.ExpiresAt <= now) throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.GrantExpired, $"The grant expired at {grant.ExpiresAt:O}; buy a new one.");
         if (grant.RowsLeft(now) == 0)
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
-                grant.Subscription ? $"The grant's {grant.RowQuota} rows for this month are used; more come on the 1st (UTC)." : $"The grant's {grant.RowQuota} rows are used; buy a new grant.");
+                grant.Subscription && !grant.PaidRowsUsed ? $"The grant's {grant.RowQuota} rows for this month are used; more come on the 1st (UTC)." : $"The grant's {grant.RowQuota * grant.MonthsBought} rows are used; buy a new grant.");
         if (grant.BytesLeft(now) == 0) throw ByteQuotaExceeded(grant, "The grant's bytes are used");
         return grant;
     }

@@ -20,9 +20,23 @@ public static class SandboxFunctions
         "count", "count_star", "sum", "avg", "mean", "min", "max", "median", "mode", "quantile", "quantile_cont", "quantile_disc",
         "approx_count_distinct", "approx_quantile", "stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop",
         "corr", "covar_pop", "covar_samp", "regr_slope", "regr_intercept", "regr_r2", "regr_count", "first", "last", "any_value",
-        "arg_min", "arg_max", "argmin", "argmax", "min_by", "max_by", "bool_and", "bool_or", "string_agg", "group_concat",
-        "list", "array_agg", "histogram", "fsum", "sumkahan", "product", "entropy", "kurtosis", "skewness", "count_if", "countif",
+        "arg_min", "arg_max", "argmin", "argmax", "min_by", "max_by", "bool_and", "bool_or",
+        "fsum", "sumkahan", "product", "entropy", "kurtosis", "skewness", "count_if", "countif",
+        // Left out: aggregates whose one value holds every row they fold (string_agg, group_concat, list, array_agg,
+        // histogram) — the whole slice read as one row is charged as one row (issue 13).
     };
+
+    /// <summary>
+    /// Aggregates that DuckDB also has in a form returning many values as one list — <c>max(x, n)</c>,
+    /// <c>arg_max(a, v, n)</c>, <c>quantile_disc(x, [fractions])</c> — allowed only in their one-value form: this many
+    /// arguments at most, and for the quantiles a constant fraction. A list of n values is n rows charged as one.
+    /// </summary>
+    public static IReadOnlyDictionary<string, int> MaxArguments { get; } = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["min"] = 1, ["max"] = 1, ["arg_min"] = 2, ["arg_max"] = 2, ["argmin"] = 2, ["argmax"] = 2, ["min_by"] = 2, ["max_by"] = 2,
+    };
+
+    public static IReadOnlySet<string> Quantiles { get; } = new HashSet<string>(StringComparer.Ordinal) { "quantile", "quantile_cont", "quantile_disc", "approx_quantile" };
 
     public static IReadOnlySet<string> Allowed { get; } = new HashSet<string>(Aggregates, StringComparer.Ordinal)
     {

@@ -146,7 +146,17 @@ public static class SqlValidator
         if (!SandboxFunctions.Allowed.Contains(name) || schema is not ("" or "main") || catalog is not "")
             throw new SandboxRefusedException(SandboxReason.FunctionNotAllowed, $"The function '{Printable(name)}' is not allowed in the sandbox; use the documented scalar, aggregate and window functions over your tables.");
         if (SandboxFunctions.Concatenating.Contains(name)) cost.Concatenation(expression);
+        var arguments = expression.TryGetProperty("children", out var children) ? children.GetArrayLength() : 0;
+        if ((SandboxFunctions.MaxArguments.TryGetValue(name, out var most) && arguments > most)
+            || (SandboxFunctions.Quantiles.Contains(name) && arguments > 1 && !IsOneValue(children[1])))
+            throw new SandboxRefusedException(SandboxReason.FunctionNotAllowed,
+                $"'{name}' is allowed in its one-value form only ({(SandboxFunctions.Quantiles.Contains(name) ? "one constant fraction" : $"at most {most} argument(s)")}): a list of values is many rows charged as one. Select the rows instead.");
     }
+
+    /// <summary>A constant that is not a list: a quantile's fraction.</summary>
+    private static bool IsOneValue(JsonElement argument) =>
+        argument.GetProperty("class").GetString() == "CONSTANT"
+        && argument.GetProperty("value").GetProperty("type").GetProperty("id").GetString() is not ("LIST" or "ARRAY");
 
     private static void CheckNode(JsonElement node, string type, IReadOnlySet<string> tables, HashSet<string> ctes)
     {

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Marten;
@@ -108,6 +109,56 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
         Assert.InRange(bytes, 20_000 - 1_000, 20_000);
         var used = (await _market.AccountAsync(key)).Grants.Single();
         Assert.Equal((received.Count, bytes), (used.RowsUsed, used.BytesUsed));
+    }
+
+    [Fact]
+    public async Task Feed_WhoseKeyIsRevokedWhileItIsOpen_EndsWithRevokedKey_AndChargesNoRowAfterIt()
+    {
+        // A leaked key opened a feed; the buyer revokes it with another key. The feed must not go on spending the grant.
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var issued = await (await _market.SendAsync(HttpMethod.Post, "/v1/account/keys", key, new { label = "leaked" })).Content.ReadFromJsonAsync<JsonElement>();
+        var leaked = issued.GetProperty("apiKey").GetString()!;
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 10_000))).Id;
+        using var feed = await OpenAsync(leaked, grant);
+        var before = await _market.Lake.ProjectAsync(_market.Host, rows: 100);
+        await feed.RowsAsync(before.Count);
+
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Delete, $"/v1/account/keys/{issued.GetProperty("key").GetProperty("id").GetString()}", key)).StatusCode);
+        await _market.Lake.ProjectAsync(_market.Host, rows: 100);
+
+        var end = await feed.NextAsync();
+        Assert.Equal("end", end.Event);
+        Assert.Equal("revoked_key", JsonDocument.Parse(end.Data).RootElement.GetProperty("reason").GetString());
+        Assert.Equal(before.Count, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+    }
+
+    [Theory]
+    [InlineData("9223372036854775807:9223372036854775807")] // past the lake: would skip rows nobody paid for yet, or read ahead
+    [InlineData("0:-1")]
+    [InlineData("0:1e3")]
+    [InlineData("0:0:0")]
+    [InlineData("garbage")]
+    public async Task Feed_ResumedWithAForgedLastEventId_IsRefusedInvalidRequest(string lastEventId)
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 10_000))).Id;
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/grants/{grant}/feed");
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
+        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        await MarketTestHost.AssertProblemAsync(await _market.Host.Api.SendAsync(request), HttpStatusCode.BadRequest, "invalid_request");
+    }
+
+    [Fact]
+    public async Task Feed_ResumedFromTheStartOfTheLog_ChargesEveryRowItSendsAgain_SoRereadingIsNeverFree()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, Subscription(rowQuota: 100_000))).Id;
+        var rows = _market.Lake.Rows.Count;
+        using (var first = await OpenAsync(key, grant, "0:0")) await first.RowsAsync(rows);
+        using (var again = await OpenAsync(key, grant, "0:0")) await again.RowsAsync(rows);
+        var used = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal(2L * rows, used.RowsUsed); // each read charged whole: every row it sent
+        Assert.Equal(used.RowsUsed, used.CreditsUsed);
     }
 
     [Fact]

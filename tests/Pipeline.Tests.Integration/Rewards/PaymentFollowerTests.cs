@@ -173,6 +173,26 @@ public sealed class PaymentFollowerTests(StackFixture fixture, AnvilChain chain)
         Assert.Empty((await query.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<PaymentReceived>());
     }
 
+    [Fact]
+    public async Task Follower_APaymentThroughALookAlikeContractOfAWorthlessToken_CreditsNobody_WhileTheRealOneCredits()
+    {
+        // Anyone can deploy the same Payments bytecode over a token of their own and emit PaymentReceived for any buyer id.
+        var real = await chain.DeployAsync();
+        var lookAlike = await chain.DeployAsync();
+        var (buyerId, key) = await CreateBuyerAsync();
+        var follower = await StartFollowerAsync(real, confirmations: 0);
+
+        var forger = await FundedPayerAsync(lookAlike);
+        var forged = await forger.SendAsync(lookAlike.Payments.Address, new PayFunction { BuyerId = buyerId.HexToByteArray(), Amount = 50 * Token });
+        var honest = await FundedPayerAsync(real);
+        var paid = await honest.SendAsync(real.Payments.Address, new PayFunction { BuyerId = buyerId.HexToByteArray(), Amount = Token });
+        await WaitUntilReadAsync(follower, real, Math.Max((long)forged.BlockNumber.Value, (long)paid.BlockNumber.Value));
+
+        Assert.Equal(100, await BalanceAsync(key)); // the real token's payment only, 1 token = 100 credits
+        await using var query = Store(follower).QuerySession();
+        Assert.Equal([paid.TransactionHash], (await query.Events.FetchStreamAsync(buyerId)).Select(e => e.Data).OfType<PaymentReceived>().Select(p => p.TxHash));
+    }
+
     /// <summary>
     /// A follower in a host of its own, the contract named in configuration (Chain:Payments) or, as for contracts the
     /// rewards stage deploys at run time, by a source the host registers.

@@ -1,0 +1,329 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Marten;
+using Npgsql;
+using Pipeline.Core.Events;
+using Pipeline.Marketplace.Accounts;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Integration.Marketplace;
+
+/// <summary>
+/// The marketplace's money attacked over HTTP on a real host (PostgreSQL, DuckDB, the test's lake): quotas raced and
+/// stretched over calendar months, another buyer's ids, numbers out of every range, an expired login challenge. Each
+/// test states what must hold whatever the attacker sends: nothing delivered that was not paid for, nothing charged or
+/// attributed twice, nobody else's data, and a refusal with its reason, never a 500.
+/// </summary>
+[Collection(StackCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
+    private MarketTestHost _market = null!;
+
+    public async Task InitializeAsync() => _market = await MarketTestHost.StartAsync(fixture, "it_market_attack");
+
+    public async Task DisposeAsync() => await _market.DisposeAsync();
+
+    [Fact]
+    public async Task Subscription_BoughtForAMonthAtTheEndOfLastMonthAndUsedUpThen_DeliversNothingMoreThisMonth()
+    {
+        // Bought two minutes before this month began, its quota used a minute later, as the marketplace did then (the
+        // events are appended as its charge path would have appended them). A credit per row, 100 rows.
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 1_000);
+        var now = DateTimeOffset.UtcNow;
+        var monthStart = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+        var purchased = monthStart.AddMinutes(-2);
+        var expires = now.AddHours(1);
+        var months = GrantPricing.MonthsBetween(purchased, expires); // 1, except in the last days of a month
+        var price = 100 * months;
+        var grantId = ApiKeys.NewGrantId();
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            session.Events.Append(buyer,
+                new GrantPurchased(buyer, grantId, "vehicle_signals", Nov23, null, null, null, null, null, null, null, 100, expires, price, purchased),
+                new QueryCharged(buyer, grantId, "charge_last_month", 100, 2_000, 100, 0, monthStart.AddMinutes(-1)),
+                new SalesAttributed("vehicle_signals", grantId, "charge_last_month", [new SoldRows(MarketLake.Devices[0], 0, 100, 100)]));
+            await session.SaveChangesAsync();
+        }
+
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grantId, sql = "SELECT event_seq FROM vehicle_signals", format = "csv" });
+
+        if (months == 1)
+        {
+            var problem = await MarketTestHost.AssertProblemAsync(response, HttpStatusCode.Forbidden, "quota_exhausted");
+            Assert.Contains("buy a new grant", problem, StringComparison.Ordinal);
+        }
+        // Whatever the day: rows delivered and credits used (and so attributed to contributors) are at most what was paid.
+        await using var query = _market.Host.Store.QuerySession();
+        var events = (await query.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).ToList();
+        Assert.InRange(events.OfType<QueryCharged>().Sum(c => c.Rows), 100, 100 * months);
+        Assert.InRange(events.OfType<QueryCharged>().Sum(c => c.Credits), 100, price);
+        Assert.InRange(events.OfType<SalesAttributed>().SelectMany(s => s.Lines).Sum(l => l.Credits), 100, price);
+    }
+
+    [Fact]
+    public async Task Queries_TwelveAtOnceOnOneGrant_DeliverAndChargeExactlyTheRowsOfTheQuota_NeverMore()
+    {
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 1_000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 100));
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals LIMIT 30", format = "csv" })));
+
+        long delivered = 0, credits = 0;
+        foreach (var response in responses)
+        {
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.Forbidden, body);
+                Assert.Contains("\"reason\":\"quota_exhausted\"", body, StringComparison.Ordinal);
+                continue;
+            }
+            var rows = (await response.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length - 1;
+            Assert.Equal(rows.ToString(System.Globalization.CultureInfo.InvariantCulture), response.Headers.GetValues("X-Rows").Single());
+            delivered += rows;
+            credits += long.Parse(response.Headers.GetValues("X-Credits").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        // Three of 30 rows charged, and a fourth cut to the 10 left when it began after them; every other one refused.
+        Assert.InRange(delivered, 90, 100);
+        var used = (await _market.AccountAsync(key)).Grants.Single();
+        Assert.Equal((delivered, delivered), (used.RowsUsed, used.CreditsUsed));
+        Assert.Equal(delivered, credits);
+        Assert.Equal(delivered, (await SalesAsync(buyer)).SelectMany(s => s.Lines).Sum(l => l.Credits));
+    }
+
+    [Fact]
+    public async Task Exports_TwoAtOnceOnAQuotaForOneSlice_ChargeTheSliceOnce_AndTheOtherEndsUncharged()
+    {
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 1_000);
+        var device = MarketLake.Devices[2];
+        var slice = _market.Lake.Rows.Count(r => r.Device == device);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: slice, devices: [device]));
+
+        var started = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 3 })));
+        var jobs = new List<JsonElement>();
+        foreach (var response in started)
+        {
+            if (response.StatusCode == HttpStatusCode.Accepted)
+                jobs.Add(await FinishedExportAsync(key, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!));
+            else await MarketTestHost.AssertProblemAsync(response, HttpStatusCode.Forbidden, "quota_exhausted"); // the first was charged before the second began
+        }
+
+        var done = Assert.Single(jobs, j => j.GetProperty("status").GetString() == "done");
+        Assert.All(jobs.Where(j => j.GetProperty("status").GetString() != "done"), j => Assert.Equal("failed", j.GetProperty("status").GetString()));
+        Assert.Equal(slice, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+        await using var session = _market.Host.Store.QuerySession();
+        var charge = Assert.Single((await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<ExportCharged>());
+        Assert.Equal(done.GetProperty("id").GetString(), charge.ExportId);
+
+        // Its three shards hold the slice once: no reading in two shards, none missing.
+        var id = done.GetProperty("id").GetString()!;
+        var manifest = JsonDocument.Parse(await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync()).RootElement;
+        var readings = new List<string>();
+        foreach (var file in manifest.GetProperty("files").EnumerateArray())
+        {
+            var bytes = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/files/{file.GetProperty("path").GetString()}", key)).Content.ReadAsByteArrayAsync();
+            readings.AddRange((await MarketLake.ReadParquetAsync(new MemoryStream(bytes))).Select(r => r.Id));
+        }
+        Assert.Equal(_market.Lake.Rows.Where(r => r.Device == device).Select(r => r.ReadingId).Order(), readings.Order());
+        Assert.Equal(slice, charge.Rows);
+    }
+
+    [Fact]
+    public async Task AnotherBuyersGrantAndExport_AskedForByIdOnEveryEndpoint_AreUnknown_AndChargeNobody()
+    {
+        var (victim, victimKey) = await _market.CreateBuyerAsync(credits: 1_000);
+        var grant = await _market.BuyAsync(victimKey, GrantBody(rowQuota: 1_000, devices: [MarketLake.Devices[0]]));
+        var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", victimKey, new { grant = grant.Id });
+        var exportId = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var export = await FinishedExportAsync(victimKey, exportId);
+        Assert.Equal("done", export.GetProperty("status").GetString());
+        var file = JsonDocument.Parse(await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{exportId}/manifest", victimKey)).Content.ReadAsStringAsync())
+            .RootElement.GetProperty("files")[0].GetProperty("path").GetString();
+        var before = (await _market.AccountAsync(victimKey)).Grants.Single();
+
+        var (attackerId, attacker) = await _market.CreateBuyerAsync(credits: 1_000);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/grants/{grant.Id}", attacker), HttpStatusCode.NotFound, "unknown_grant");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", attacker, new { grant = grant.Id, sql = "SELECT count(*) FROM vehicle_signals" }),
+            HttpStatusCode.NotFound, "unknown_grant");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/exports", attacker, new { grant = grant.Id }), HttpStatusCode.NotFound, "unknown_grant");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/grants/{grant.Id}/feed", attacker), HttpStatusCode.NotFound, "unknown_grant");
+        foreach (var path in new[] { $"/v1/exports/{exportId}", $"/v1/exports/{exportId}/manifest", $"/v1/exports/{exportId}/manifest.sig", $"/v1/exports/{exportId}/files/{file}" })
+            await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, path, attacker), HttpStatusCode.NotFound, "unknown_export");
+        // Nor does the operator's key or a contributor's open a buyer's data: it is the wrong role.
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{exportId}/manifest", _market.OperatorKey), HttpStatusCode.Forbidden, "wrong_role");
+
+        var after = (await _market.AccountAsync(victimKey)).Grants.Single();
+        Assert.Equal((before.RowsUsed, before.CreditsUsed), (after.RowsUsed, after.CreditsUsed));
+        Assert.Single(await SalesAsync(victim)); // the export's
+        Assert.Empty(await SalesAsync(attackerId));
+    }
+
+    [Theory]
+    [InlineData("SELECT list(reading_id) FROM vehicle_signals")]
+    [InlineData("SELECT array_agg(struct_pack(t := device_time, s := speed_kmh)) FROM vehicle_signals")]
+    [InlineData("SELECT string_agg(reading_id, ',') FROM vehicle_signals")]
+    [InlineData("SELECT group_concat(reading_id) FROM vehicle_signals")]
+    [InlineData("SELECT histogram(reading_id) FROM vehicle_signals")]
+    [InlineData("SELECT device, list(speed_kmh) FROM vehicle_signals GROUP BY device")]
+    [InlineData("SELECT (SELECT list(reading_id) FROM vehicle_signals) AS everything")]
+    [InlineData("SELECT max(reading_id, 1000000) FROM vehicle_signals")]
+    [InlineData("SELECT min(event_seq, 5000) FROM vehicle_signals")]
+    [InlineData("SELECT arg_max(reading_id, event_seq, 1000000) FROM vehicle_signals")]
+    [InlineData("SELECT max_by(struct_pack(i := reading_id, s := speed_kmh), event_seq, 100000) FROM vehicle_signals")]
+    [InlineData("SELECT max(event_seq, 1000) OVER () FROM vehicle_signals LIMIT 1")]
+    [InlineData("SELECT quantile_disc(reading_id, [0.001, 0.002, 0.003, 0.004]) FROM vehicle_signals")]
+    [InlineData("SELECT quantile_disc(event_seq, '[0.1, 0.2]'::DOUBLE[]) FROM vehicle_signals")]
+    public async Task Query_PackingManyRowsIntoOneValue_IsRefused_NotSoldAsOneRow(string sql)
+    {
+        // A grant of 10 rows (10 credits) would otherwise read the whole slice — 1,800 rows — as one row, for one credit.
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql });
+        await MarketTestHost.AssertProblemAsync(response, HttpStatusCode.BadRequest, "function_not_allowed");
+        Assert.Equal(0, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+    }
+
+    [Fact]
+    public async Task Query_OneValueAggregatesOverTheSlice_AreAnsweredAsOneRow()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new
+        {
+            grant = grant.Id,
+            sql = "SELECT max(event_seq) AS last, arg_max(reading_id, event_seq) AS newest, quantile_disc(event_seq, 0.5) AS middle, min_by(seq, event_seq) AS first_seq FROM vehicle_signals",
+        });
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var row = Assert.Single(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.EnumerateArray());
+        Assert.Equal(_market.Lake.Rows.Max(r => r.EventSeq), row.GetProperty("last").GetInt64());
+        Assert.Equal(_market.Lake.Rows.MaxBy(r => r.EventSeq)!.ReadingId, row.GetProperty("newest").GetString());
+        Assert.Equal(1, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+    }
+
+    /// <summary>Numbers a stranger controls, out of range in every way a JSON number or string can be.</summary>
+    public static TheoryData<string, string> OutOfRange => new()
+    {
+        { "/v1/grants", Grant("\"rowQuota\": 0") },
+        { "/v1/grants", Grant("\"rowQuota\": -9223372036854775808") },
+        { "/v1/grants", Grant("\"rowQuota\": 100000001") },
+        { "/v1/grants", Grant("\"rowQuota\": 9223372036854775807") },
+        { "/v1/grants", Grant("\"rowQuota\": 1.5") },
+        { "/v1/grants", Grant("\"rowQuota\": 1e400") },
+        { "/v1/grants", Grant("\"rowQuota\": \"NaN\"") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"byteQuotaMegabytes\": 0") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"byteQuotaMegabytes\": -1") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"byteQuotaMegabytes\": 0.0000001") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"byteQuotaMegabytes\": 1000001") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"byteQuotaMegabytes\": 1e400") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"box\": {\"south\": 10, \"west\": 0, \"north\": 5, \"east\": 1}") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"box\": {\"south\": 0, \"west\": -181, \"north\": 1, \"east\": 1}") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"box\": {\"south\": 0, \"west\": 0, \"north\": 1e400, \"east\": 1}") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"devices\": []") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"until\": \"2026-11-22T00:00:00Z\"") },
+        { "/v1/grants", Grant("\"rowQuota\": 10, \"until\": \"2026-11-23T00:00:00Z\"") },
+        { "/v1/grants", """{"dataset": "vehicle_signals", "from": "2026-11-23T00:00:00Z", "rowQuota": 10, "expiresAt": "2020-01-01T00:00:00Z"}""" },
+        { "/v1/grants", """{"dataset": "vehicle_signals", "from": "2026-11-23T00:00:00Z", "rowQuota": 10, "expiresAt": "9999-12-31T23:59:59Z"}""" },
+        { "/v1/grants", """{"dataset": "vehicle_signals", "from": "not a time", "rowQuota": 10, "expiresAt": "2099-01-01T00:00:00Z"}""" },
+        { "/v1/exports", "{\"grant\": \"GRANT\", \"shards\": 0}" },
+        { "/v1/exports", "{\"grant\": \"GRANT\", \"shards\": -1}" },
+        { "/v1/exports", "{\"grant\": \"GRANT\", \"shards\": 257}" },
+        { "/v1/exports", "{\"grant\": \"GRANT\", \"shards\": 2147483648}" },
+        { "/v1/query", "{\"grant\": \"GRANT\", \"sql\": \"SELECT 1\", \"asOf\": -1}" },
+        { "/v1/query", "{\"grant\": \"GRANT\", \"sql\": \"SELECT 1\", \"asOf\": 9223372036854775807}" },
+        { "/v1/query", "{\"grant\": \"GRANT\", \"sql\": \"SELECT 1\", \"asOf\": 1e30}" },
+        { "/v1/buyers/BUYER/credits", "{\"credits\": 0}" },
+        { "/v1/buyers/BUYER/credits", "{\"credits\": -5}" },
+        { "/v1/buyers/BUYER/credits", "{\"credits\": 1000000000001}" },
+        { "/v1/buyers", "{\"name\": \"x\", \"credits\": -1}" },
+    };
+
+    private static string Grant(string members) => $$"""{"dataset": "vehicle_signals", "from": "2026-11-23T00:00:00Z", "expiresAt": "2099-01-01T00:00:00Z", {{members}}}""";
+
+    [Theory]
+    [MemberData(nameof(OutOfRange))]
+    public async Task OutOfRangeNumber_InAGrantExportQueryOrCredits_IsRefusedWithAReason_AndChangesNothing(string path, string body)
+    {
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 1_000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        var operatorCall = path.StartsWith("/v1/buyers", StringComparison.Ordinal);
+        using var request = new HttpRequestMessage(HttpMethod.Post, path.Replace("BUYER", buyer, StringComparison.Ordinal))
+        {
+            Content = new StringContent(body.Replace("GRANT", grant.Id, StringComparison.Ordinal), Encoding.UTF8, "application/json"),
+        };
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {(operatorCall ? _market.OperatorKey : key)}");
+        var response = await _market.Host.Api.SendAsync(request);
+
+        var problem = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{response.StatusCode}: {problem}");
+        Assert.False(string.IsNullOrEmpty(JsonDocument.Parse(problem).RootElement.GetProperty("reason").GetString()));
+        var account = await _market.AccountAsync(key);
+        Assert.Equal(990, account.Balance);
+        Assert.Equal((0L, 0L), (account.Grants.Single().RowsUsed, account.Grants.Single().CreditsUsed));
+        Assert.Single(account.Grants);
+    }
+
+    [Fact]
+    public async Task ContributorChallenge_IssuedHereButExpired_IsRefusedStaleChallenge_WhileTheSameForgeryUnexpiredIsAccepted()
+    {
+        // The attacker here holds what only the marketplace has — its login key — to make a challenge exactly as it
+        // would have been issued six minutes ago: the expiry inside it is what refuses it.
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var address = owner.Address.ToLowerHex();
+        var issued = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>())
+            .GetProperty("message").GetString()!;
+        byte[] loginKey;
+        await using (var connection = new NpgsqlConnection(_market.Host.PostgresConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"SELECT secret FROM {_market.Host.Schema}.market_login_key WHERE id = 1", connection);
+            loginKey = (byte[])(await command.ExecuteScalarAsync())!;
+        }
+        string Reissued(DateTimeOffset expires)
+        {
+            var body = Regex.Replace(issued[..issued.LastIndexOf("\nTicket: ", StringComparison.Ordinal)], "Expires: [^\n]+", $"Expires: {expires.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}");
+            return body + "\nTicket: " + Convert.ToHexStringLower(HMACSHA256.HashData(loginKey, Encoding.UTF8.GetBytes(body)));
+        }
+        async Task<HttpResponseMessage> TradeAsync(string message) => await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null,
+            new { message, signature = RepositoryTools.Run(RepositoryTools.Cast, ["wallet", "sign", "--private-key", owner.ToHex(), message]).Trim() });
+
+        var expired = await TradeAsync(Reissued(DateTimeOffset.UtcNow.AddSeconds(-1)));
+        Assert.Contains("expired", await MarketTestHost.AssertProblemAsync(expired, HttpStatusCode.Unauthorized, "stale_challenge"), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await TradeAsync(Reissued(DateTimeOffset.UtcNow.AddMinutes(4)))).StatusCode);
+    }
+
+    private async Task<List<SalesAttributed>> SalesAsync(string buyer)
+    {
+        await using var session = _market.Host.Store.QuerySession();
+        return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<SalesAttributed>().ToList();
+    }
+
+    /// <summary>The export job once it is done or failed: its own status is the condition waited on.</summary>
+    private async Task<JsonElement> FinishedExportAsync(string key, string id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        JsonElement job;
+        do
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20));
+            job = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
+        }
+        while (job.GetProperty("status").GetString() is "queued" or "running" && DateTime.UtcNow < deadline);
+        return job;
+    }
+
+    private static object GrantBody(long rowQuota, string[]? devices = null) => new
+    {
+        dataset = "vehicle_signals",
+        from = Nov23,
+        devices,
+        rowQuota,
+        expiresAt = DateTimeOffset.UtcNow.AddDays(7),
+    };
+}
