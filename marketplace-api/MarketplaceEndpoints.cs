@@ -98,7 +98,8 @@ public static class MarketplaceEndpoints
                 await catalog.DescribeAsync(name, options.Value, cancellation) is { } detail ? TypedResults.Ok(detail) : UnknownDataset(context, name))
             .WithName("DescribeDataset")
             .WithSummary("One dataset: schema, coverage, regions, quality, price")
-            .WithDescription("The schema (column, type, unit, meaning), regions as 1° cells with their rows, and a quality report: rows accepted, rejected by reason, mean completeness, uptime and quality score per device and epoch.");
+            .WithDescription("The schema (column, type, unit, meaning), regions as 1° cells with their rows, and a quality report: rows accepted, rejected by reason, mean completeness, uptime and quality score per device and epoch.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         v1.MapGet("/datasets/{name}/preview", async Task<Results<FileContentHttpResult, ProblemHttpResult>> (HttpContext context, string name, DatasetPreviews previews, CancellationToken cancellation) =>
             {
@@ -109,14 +110,16 @@ public static class MarketplaceEndpoints
             })
             .WithName("PreviewDataset")
             .WithSummary($"The newest rows of a dataset, free")
-            .WithDescription($"At most {PreviewRows} rows, newest first, as a JSON array of objects, read at the lake checkpoint in X-Lake-Checkpoint (re-read at most every Marketplace:CatalogRefresh, like the catalog). No key needed, nothing charged.");
+            .WithDescription($"At most {PreviewRows} rows, newest first, as a JSON array of objects, read at the lake checkpoint in X-Lake-Checkpoint (re-read at most every Marketplace:CatalogRefresh, like the catalog). No key needed, nothing charged.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         v1.MapGet("/datasets/{name}/series", async Task<Results<Ok<DatasetSeriesView>, ProblemHttpResult>> (HttpContext context, string name, string? signal, string? device, string? near,
                 DatasetSeries series, CancellationToken cancellation) =>
                 MarketDatasets.Find(name) is { } dataset ? TypedResults.Ok(await series.GetAsync(dataset, signal, device, near, cancellation)) : UnknownDataset(context, name))
             .WithName("DatasetSeries")
             .WithSummary("A dataset's rows over time, and a signal's mean, min and max, free")
-            .WithDescription($"Rows per bucket of device time over the dataset's whole coverage — buckets of a minute, an hour, a day or a week, the smallest that keeps the series under {DatasetSeries.MaxBuckets} points — of every device, one device (device=0x…) or one 1° cell (near=lat,lon); with signal (a signal column), that signal's mean, min and max per bucket. Computed like the catalog (re-read at most every Marketplace:CatalogRefresh). No key needed, nothing charged.");
+            .WithDescription($"Rows per bucket of device time over the dataset's whole coverage — buckets of a minute, an hour, a day or a week, the smallest that keeps the series under {DatasetSeries.MaxBuckets} points — of every device, one device (device=0x…) or one 1° cell (near=lat,lon); with signal (a signal column), that signal's mean, min and max per bucket. Computed like the catalog (re-read at most every Marketplace:CatalogRefresh). No key needed, nothing charged.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
     }
 
     public const int PreviewRows = 20;
@@ -133,14 +136,16 @@ public static class MarketplaceEndpoints
             })
             .WithName("CreateBuyer")
             .WithSummary("Create a buyer (operator)")
-            .WithDescription("Opens an account with an optional opening balance and returns its first API key. The key is shown only here; the marketplace keeps its SHA-256.");
+            .WithDescription("Opens an account with an optional opening balance and returns its first API key. The key is shown only here; the marketplace keeps its SHA-256.")
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyers.MapGet("/{buyerId}", async Task<Results<Ok<AccountView>, ProblemHttpResult>> (HttpContext context, string buyerId, MarketAccounts accounts, CancellationToken cancellation) =>
                 await accounts.FindAsync(buyerId, cancellation) is { } account
                     ? TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()))
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, $"There is no buyer {buyerId}."))
             .WithName("GetBuyer")
-            .WithSummary("A buyer's account (operator)");
+            .WithSummary("A buyer's account (operator)")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyers.MapPost("/{buyerId}/credits", async Task<Results<Ok<AccountView>, ProblemHttpResult>> (HttpContext context, string buyerId, AddCreditsRequest request, MarketAccounts accounts, CancellationToken cancellation) =>
             {
@@ -149,16 +154,21 @@ public static class MarketplaceEndpoints
                 return TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()));
             })
             .WithName("AddCredits")
-            .WithSummary("Add credits to a buyer's balance (operator)");
+            .WithSummary("Add credits to a buyer's balance (operator)")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyers.MapPost("/{buyerId}/keys", (string buyerId, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation) => IssueAsync(buyerId, request, accounts, cancellation))
             .WithName("IssueBuyerKey")
-            .WithSummary("Issue another API key to a buyer (operator)");
+            .WithSummary("Issue another API key to a buyer (operator)")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyers.MapDelete("/{buyerId}/keys/{keyId}", async (string buyerId, string keyId, MarketAccounts accounts, CancellationToken cancellation) =>
                 TypedResults.Ok(AccountView.Key(await accounts.RevokeKeyAsync(buyerId, keyId, cancellation))))
             .WithName("RevokeBuyerKey")
-            .WithSummary("Revoke a buyer's API key (operator)");
+            .WithSummary("Revoke a buyer's API key (operator)")
+            .ProducesProblem(StatusCodes.Status404NotFound);
     }
 
     private static void MapBuyer(RouteGroupBuilder buyer)
@@ -169,7 +179,8 @@ public static class MarketplaceEndpoints
                     ? TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()))
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists."))
             .WithName("GetAccount")
-            .WithSummary("Your account: balance, keys, grants and their use");
+            .WithSummary("Your account: balance, keys, grants and their use")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyer.MapGet("/account/history", async Task<Results<Ok<IReadOnlyList<AccountEntry>>, ProblemHttpResult>> (HttpContext context, int? limit, AccountHistory history, CancellationToken cancellation) =>
                 limit is < 1 or > AccountHistory.MaxEntries
@@ -182,13 +193,16 @@ public static class MarketplaceEndpoints
         buyer.MapPost("/account/keys", (HttpContext context, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation) => IssueAsync(context.User.BuyerId(), request, accounts, cancellation))
             .WithName("IssueKey")
             .WithSummary("Issue yourself another API key")
-            .WithDescription("Shown only in this response; keep several to rotate them without downtime.");
+            .WithDescription("Shown only in this response; keep several to rotate them without downtime.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyer.MapDelete("/account/keys/{keyId}", async (HttpContext context, string keyId, MarketAccounts accounts, CancellationToken cancellation) =>
                 TypedResults.Ok(AccountView.Key(await accounts.RevokeKeyAsync(context.User.BuyerId(), keyId, cancellation))))
             .WithName("RevokeKey")
             .WithSummary("Revoke one of your API keys")
-            .WithDescription("It stops working at once, for every request after this one.");
+            .WithDescription("It stops working at once, for every request after this one.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyer.MapPost("/grants", async (HttpContext context, GrantRequest request, GrantPurchases purchases, MarketAccounts accounts, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
             {
@@ -198,14 +212,17 @@ public static class MarketplaceEndpoints
             .WithName("BuyGrant")
             .WithSummary("Buy a grant")
             .WithDescription("A dataset's rows in device time [from, until) — leave until out for a subscription with rowQuota rows per calendar month (UTC) — optionally inside a box and only of some devices or a make, until expiresAt. Priced rowQuota × the dataset's credits per 1,000 rows ÷ 1,000, rounded up (per started 30 days for a subscription), paid from the balance.")
-            .ProducesProblem(StatusCodes.Status402PaymentRequired);
+            .ProducesProblem(StatusCodes.Status402PaymentRequired)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyer.MapGet("/grants/{grantId}", async Task<Results<Ok<GrantView>, ProblemHttpResult>> (HttpContext context, string grantId, MarketAccounts accounts, CancellationToken cancellation) =>
                 (await accounts.FindAsync(context.User.BuyerId(), cancellation))?.FindGrant(grantId) is { } grant
                     ? TypedResults.Ok(GrantView.Of(grant, accounts.Clock.GetUtcNow()))
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"You have no grant '{grantId}'."))
             .WithName("GetGrant")
-            .WithSummary("One of your grants and its use");
+            .WithSummary("One of your grants and its use")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyer.MapGet("/grants/{grantId}/feed", async (HttpContext context, string grantId, Feed.GrantFeeds feeds, CancellationToken cancellation) =>
             {
@@ -244,7 +261,8 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status406NotAcceptable)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status410Gone)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
     }
 
     private static void MapContributors(RouteGroupBuilder v1)
@@ -254,13 +272,15 @@ public static class MarketplaceEndpoints
                 TypedResults.Ok(await logins.ChallengeAsync(request.Address ?? "", cancellation)))
             .WithName("ContributorChallenge")
             .WithSummary("A login challenge for a device owner's wallet")
-            .WithDescription("Sign the message with EIP-191 (personal_sign; `cast wallet sign --private-key … \"$message\"`) within five minutes and send it to POST /v1/contributors/session.");
+            .WithDescription("Sign the message with EIP-191 (personal_sign; `cast wallet sign --private-key … \"$message\"`) within five minutes and send it to POST /v1/contributors/session.")
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
         login.MapPost("/session", async (LoginRequest request, ContributorLogin logins, CancellationToken cancellation) =>
                 TypedResults.Ok(await logins.LoginAsync(request.Message ?? "", request.Signature ?? "", cancellation)))
             .WithName("ContributorLogin")
             .WithSummary("Trade a signed challenge for a session token (an hour)")
             .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once. Sessions are kept (as SHA-256 hashes) in the event store's database, so they survive a restart and every API replica accepts them; DELETE /v1/contributor/session ends one.")
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         var contributor = v1.MapGroup("/contributor").WithTags("Contributors").RequireAuthorization(MarketKeyHandler.ContributorPolicy)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
@@ -293,28 +313,39 @@ public static class MarketplaceEndpoints
             .WithDescription("Starts a job writing the grant's rows as hive-partitioned Parquet (zstd), optionally in N shards equal by rows, with a manifest (schema, files, rows, SHA-256, IPFS CIDv1, event-sequence range, lake checkpoint, quality report) signed by the marketplace (GET /v1/marketplace). The slice must fit the grant's rows left; it is charged when the files are written, before they can be downloaded.")
             .Produces<ExportJob>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyer.MapGet("/exports/{exportId}", async Task<Results<Ok<ExportJob>, ProblemHttpResult>> (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
                 await jobs.FindAsync(context.User.BuyerId(), exportId, cancellation) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
             .WithName("GetExport")
             .WithSummary("An export's status and progress")
-            .WithDescription("Any API replica answers: the job's state is kept in PostgreSQL. A job whose replica stopped (no heartbeat for Marketplace:ExportHeartbeatTimeout) is failed, saying so, and was not charged.");
+            .WithDescription("Any API replica answers: the job's state is kept in PostgreSQL. A job whose replica stopped (no heartbeat for Marketplace:ExportHeartbeatTimeout) is failed, saying so, and was not charged.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyer.MapGet("/exports/{exportId}/manifest", (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
                 DownloadAsync(context, jobs, exportId, ExportEngine.ManifestFile, "application/json", cancellation))
             .WithName("GetExportManifest")
-            .WithSummary("A finished export's manifest.json, exactly the bytes that were signed");
+            .WithSummary("A finished export's manifest.json, exactly the bytes that were signed")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         buyer.MapGet("/exports/{exportId}/manifest.sig", (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
                 DownloadAsync(context, jobs, exportId, ExportEngine.SignatureFile, "text/plain", cancellation))
             .WithName("GetExportSignature")
-            .WithSummary("The EIP-191 signature of the manifest's bytes (0x, 65 bytes)");
+            .WithSummary("The EIP-191 signature of the manifest's bytes (0x, 65 bytes)")
+            .Produces(StatusCodes.Status200OK, contentType: "text/plain")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         buyer.MapGet("/exports/{exportId}/files/{**path}", (HttpContext context, string exportId, string path, ExportQueue jobs, CancellationToken cancellation) =>
                 DownloadAsync(context, jobs, exportId, path, "application/vnd.apache.parquet", cancellation, listedFile: true))
             .WithName("GetExportFile")
-            .WithSummary("One Parquet file of a finished export, by its path in the manifest");
+            .WithSummary("One Parquet file of a finished export, by its path in the manifest")
+            .Produces(StatusCodes.Status200OK, contentType: "application/vnd.apache.parquet")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
     }
 
     /// <summary>

@@ -51,6 +51,12 @@ public static class EventStore
         return services;
     }
 
+    /// <summary>
+    /// Indexes an area keeps on mt_events itself (the marketplace's sales by device): Marten would otherwise drop them as
+    /// extras whenever any process applies the schema, and the marketplace create them again at its next start.
+    /// </summary>
+    public static readonly IReadOnlyList<string> AreaEventIndexes = ["mt_events_data_sold_devices", "mt_events_data_sold_device"];
+
     /// <summary>The store's options before the areas add theirs.</summary>
     public static StoreOptions Options(string schema)
     {
@@ -60,6 +66,7 @@ public static class EventStore
         options.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
         // Event ids derive from reading ids: a replay that slipped past every other check still cannot store twice.
         options.Events.EnableUniqueIndexOnEventId = true;
+        foreach (var index in AreaEventIndexes) options.Events.IgnoreIndex(index);
         // Applied once at start (SchemaAtStart), never on the hot path.
         options.AutoCreateSchemaObjects = AutoCreate.None;
         options.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);

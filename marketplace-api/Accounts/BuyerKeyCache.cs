@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Caching.Memory;
+
 namespace Pipeline.Marketplace.Accounts;
 
 /// <summary>
@@ -5,14 +7,18 @@ namespace Pipeline.Marketplace.Accounts;
 /// per lifetime rather than on every request. A key revoked through this process is dropped at once, and a look-up that
 /// began before the revocation cannot put it back; a key revoked through another replica stops working here within
 /// <see cref="Lifetime"/>. Only keys that were found and not revoked are kept: a new key works at once, and a stranger's
-/// guesses add nothing.
+/// guesses add nothing. At most <see cref="Capacity"/> at once; when full, compaction drops the expired and then the
+/// least recently used tenth.
 /// </summary>
-public sealed class BuyerKeyCache(TimeProvider clock)
+public sealed class BuyerKeyCache(TimeProvider clock) : IDisposable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(2);
-    private const int MaxKeys = 10_000;
+    public const int Capacity = 10_000;
+    private const double CompactedShare = 0.1;
 
-    private readonly Dictionary<string, (string BuyerId, string KeyId, DateTimeOffset FoundAt)> _keys = [];
+    private sealed record Key(string BuyerId, string KeyId);
+
+    private readonly MemoryCache _keys = MarketCaches.Create(clock, Capacity);
     private readonly Lock _gate = new();
     private long _revocations;
 
@@ -24,16 +30,9 @@ public sealed class BuyerKeyCache(TimeProvider clock)
 
     public bool TryGet(string hash, out string buyerId, out string keyId)
     {
-        lock (_gate)
-        {
-            if (_keys.TryGetValue(hash, out var key) && clock.GetUtcNow() - key.FoundAt < Lifetime)
-            {
-                (buyerId, keyId) = (key.BuyerId, key.KeyId);
-                return true;
-            }
-        }
-        (buyerId, keyId) = ("", "");
-        return false;
+        var found = _keys.TryGetValue(hash, out Key? key);
+        (buyerId, keyId) = found ? (key!.BuyerId, key.KeyId) : ("", "");
+        return found;
     }
 
     /// <summary>Keeps a key found unrevoked by a look-up that began at <paramref name="revocationsBefore"/>, unless a key was revoked since.</summary>
@@ -42,8 +41,8 @@ public sealed class BuyerKeyCache(TimeProvider clock)
         lock (_gate)
         {
             if (_revocations != revocationsBefore) return;
-            if (_keys.Count >= MaxKeys) _keys.Clear();
-            _keys[hash] = (buyerId, keyId, clock.GetUtcNow());
+            if (_keys.Count >= Capacity) _keys.Compact(CompactedShare);
+            _keys.Set(hash, new Key(buyerId, keyId), new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = Lifetime });
         }
     }
 
@@ -56,4 +55,6 @@ public sealed class BuyerKeyCache(TimeProvider clock)
             _keys.Remove(hash);
         }
     }
+
+    public void Dispose() => _keys.Dispose();
 }

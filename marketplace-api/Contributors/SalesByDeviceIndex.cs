@@ -13,7 +13,8 @@ namespace Pipeline.Marketplace.Contributors;
 /// alone rather than from a scan of every event (readings are most of them): a GIN index of the devices each
 /// <see cref="SalesAttributed"/> names in its lines, and a b-tree by device and dataset of the sales first written one per
 /// device (<see cref="DataSold"/>). Marten owns mt_events and offers no expression index on it, so the indexes are a
-/// Weasel schema object of their own; other events' inserts skip them.
+/// Weasel schema object of their own, and Marten is told to leave them alone (<see cref="EventStore.AreaEventIndexes"/>);
+/// other events' inserts skip them.
 /// </summary>
 public sealed class SalesByDeviceIndex(string schema) : ISchemaObject
 {

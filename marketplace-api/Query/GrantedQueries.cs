@@ -53,7 +53,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         using var lease = sandboxes.Rent(table, Limits(options));
         var sandbox = lease.Sandbox;
         phases.End("sandbox");
-        sandbox.Validate(sql);
+        sandbox.Validate(sql, buyerId);
         phases.End("validate");
         var content = new FileBufferingWriteStream(ResultMemoryLimit);
         try

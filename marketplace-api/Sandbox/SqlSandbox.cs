@@ -112,12 +112,12 @@ public sealed class SqlSandbox : IDisposable
         return string.Join(" AND ", conditions);
     }
 
-    /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing.</summary>
-    public void Validate(string sql)
+    /// <summary>Refuses <paramref name="sql"/> with a reason unless it may run here; reads nothing. A pass is remembered against <paramref name="buyer"/>'s share.</summary>
+    public void Validate(string sql, string buyer = "")
     {
         if (_validated?.Find(_scope, sql) is not null) return;
         SqlValidator.Validate(_connection, sql, _tables, _limits);
-        _validated?.Validated(_scope, sql);
+        _validated?.Validated(buyer, _scope, sql);
     }
 
     /// <summary>

@@ -686,6 +686,33 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Schema_AppliedAgainByASecondStart_FindsNothingToChange_AndKeepsTheSalesIndexes_Issue16()
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
+        await connection.OpenAsync();
+        async Task<string?> IndexOidsAsync()
+        {
+            // The indexes as objects: dropped and created again, they would have new oids.
+            await using var oids = new Npgsql.NpgsqlCommand(
+                $"SELECT string_agg(c.oid::text, ',' ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = '{_market.Host.Schema}'::regnamespace AND c.relname IN ($1, $2)", connection);
+            oids.Parameters.Add(new Npgsql.NpgsqlParameter { Value = Pipeline.Marketplace.Contributors.SalesByDeviceIndex.Name });
+            oids.Parameters.Add(new Npgsql.NpgsqlParameter { Value = Pipeline.Marketplace.Contributors.SalesByDeviceIndex.V1Name });
+            return (string?)await oids.ExecuteScalarAsync();
+        }
+        var before = await IndexOidsAsync();
+        Assert.Equal(2, before!.Split(',').Length);
+
+        // What the first start applied is what the configuration asks for: the store's own objects and the sales indexes.
+        Assert.Equal(Weasel.Core.SchemaPatchDifference.None, (await _market.Host.Store.Storage.Database.CreateMigrationAsync()).Difference);
+        var sales = new Pipeline.Marketplace.Contributors.SalesByDeviceIndex(_market.Host.Schema);
+        Assert.Equal(Weasel.Core.SchemaPatchDifference.None, (await Weasel.Core.SchemaMigration.DetermineAsync(connection, sales)).Difference);
+
+        // A second start (as `depin api` again on the same database) drops and creates nothing: the same index objects.
+        await using (await _market.StartReplicaAsync(fixture)) { }
+        Assert.Equal(before, await IndexOidsAsync());
+    }
+
+    [Fact]
     public async Task Query_AsOfAnEarlierCheckpoint_ReadsTheLakeAsItWasThen_AfterMoreRowsAndCompaction_UntilRetentionEnds()
     {
         var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
@@ -814,6 +841,49 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
                      "/v1/exports", "/v1/exports/{exportId}", "/v1/exports/{exportId}/manifest", "/v1/exports/{exportId}/manifest.sig", "/v1/exports/{exportId}/files/{path}",
                      "/v1/contributors/challenge", "/v1/contributors/session", "/v1/contributor/devices", "/v1/contributor/sales", "/v1/contributor/session", "/v1/grants/{grantId}/feed" })
             Assert.True(document.TryGetProperty(path, out _), $"{path} is not in the OpenAPI document.");
+    }
+
+    /// <summary>Every problem status each route can answer (besides the group's 400 and 429), as read from its code; issue 13 found the downloads' 503 missing.</summary>
+    private static readonly (string Method, string Path, int[] Statuses)[] RouteProblems =
+    [
+        ("get", "/v1/datasets/{name}", [404]),
+        ("get", "/v1/datasets/{name}/preview", [404]),
+        ("get", "/v1/datasets/{name}/series", [404]),
+        ("post", "/v1/buyers", [401, 403, 413]),
+        ("get", "/v1/buyers/{buyerId}", [401, 403, 404]),
+        ("post", "/v1/buyers/{buyerId}/credits", [401, 403, 404, 413]),
+        ("post", "/v1/buyers/{buyerId}/keys", [401, 403, 404, 413]),
+        ("delete", "/v1/buyers/{buyerId}/keys/{keyId}", [401, 403, 404]),
+        ("get", "/v1/account", [401, 403, 404]),
+        ("post", "/v1/account/keys", [401, 403, 404, 413]),
+        ("delete", "/v1/account/keys/{keyId}", [401, 403, 404]),
+        ("post", "/v1/grants", [401, 402, 403, 404, 413]),
+        ("get", "/v1/grants/{grantId}", [401, 403, 404]),
+        ("get", "/v1/grants/{grantId}/feed", [401, 403, 404, 409]),
+        ("post", "/v1/query", [401, 403, 404, 406, 409, 410, 413, 422]),
+        ("post", "/v1/exports", [401, 403, 404, 413]),
+        ("get", "/v1/exports/{exportId}", [401, 403, 404]),
+        ("get", "/v1/exports/{exportId}/manifest", [401, 403, 404, 503]),
+        ("get", "/v1/exports/{exportId}/manifest.sig", [401, 403, 404, 503]),
+        ("get", "/v1/exports/{exportId}/files/{path}", [401, 403, 404, 503]),
+        ("post", "/v1/contributors/challenge", [413]),
+        ("post", "/v1/contributors/session", [401, 413]),
+        ("get", "/v1/contributor/sales", [401, 403]),
+    ];
+
+    [Fact]
+    public async Task OpenApi_EachRoute_DeclaresTheProblemsItCanAnswer_Issue13()
+    {
+        var paths = JsonDocument.Parse(await _market.Host.Api.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
+        var missing = new List<string>();
+        foreach (var (method, path, statuses) in RouteProblems)
+        {
+            var responses = paths.GetProperty(path).GetProperty(method).GetProperty("responses");
+            foreach (var status in statuses.Append(400).Append(429).Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+                if (!responses.TryGetProperty(status, out var response) || !response.GetProperty("content").TryGetProperty("application/problem+json", out _))
+                    missing.Add($"{method} {path} {status}");
+        }
+        Assert.Empty(missing);
     }
 
     private static object GrantBody(long rowQuota, DateTimeOffset? from = null, DateTimeOffset? until = null, string[]? devices = null, decimal? byteQuotaMegabytes = null) => new

@@ -10,7 +10,7 @@ public sealed class BuyerKeyCacheTests
     [Fact]
     public void TryGet_AKeyFoundWithinItsLifetime_IsAnsweredWithoutALookUp()
     {
-        var cache = new BuyerKeyCache(_clock);
+        using var cache = new BuyerKeyCache(_clock);
         cache.Add("hash", "0xbuyer", "key_1", cache.Revocations);
         _clock.Now += BuyerKeyCache.Lifetime - TimeSpan.FromMilliseconds(1);
         Assert.True(cache.TryGet("hash", out var buyer, out var key));
@@ -20,7 +20,7 @@ public sealed class BuyerKeyCacheTests
     [Fact]
     public void TryGet_AfterItsLifetime_MissesSoARevocationElsewhereIsSeen()
     {
-        var cache = new BuyerKeyCache(_clock);
+        using var cache = new BuyerKeyCache(_clock);
         cache.Add("hash", "0xbuyer", "key_1", cache.Revocations);
         _clock.Now += BuyerKeyCache.Lifetime;
         Assert.False(cache.TryGet("hash", out _, out _));
@@ -29,7 +29,7 @@ public sealed class BuyerKeyCacheTests
     [Fact]
     public void Revoked_DropsTheKeyAtOnce()
     {
-        var cache = new BuyerKeyCache(_clock);
+        using var cache = new BuyerKeyCache(_clock);
         cache.Add("hash", "0xbuyer", "key_1", cache.Revocations);
         cache.Revoked("hash");
         Assert.False(cache.TryGet("hash", out _, out _));
@@ -38,13 +38,26 @@ public sealed class BuyerKeyCacheTests
     [Fact]
     public void Add_OfALookUpThatBeganBeforeARevocation_KeepsNothing()
     {
-        var cache = new BuyerKeyCache(_clock);
+        using var cache = new BuyerKeyCache(_clock);
         var before = cache.Revocations; // the look-up reads the key, unrevoked, from the store …
         cache.Revoked("hash");          // … the revocation is stored and announced …
         cache.Add("hash", "0xbuyer", "key_1", before); // … and the look-up ends.
         Assert.False(cache.TryGet("hash", out _, out _));
         cache.Add("hash", "0xbuyer", "key_1", cache.Revocations);
         Assert.True(cache.TryGet("hash", out _, out _));
+    }
+
+    [Fact]
+    public void Add_PastCapacity_StaysWithinItAndKeepsMostKeys()
+    {
+        using var cache = new BuyerKeyCache(_clock);
+        var hashes = Enumerable.Range(0, BuyerKeyCache.Capacity + 1).Select(i => $"hash_{i}").ToList();
+        foreach (var hash in hashes) cache.Add(hash, "0xbuyer", hash, cache.Revocations);
+
+        var kept = hashes.Count(hash => cache.TryGet(hash, out _, out _));
+        Assert.InRange(kept, BuyerKeyCache.Capacity * 8 / 10, BuyerKeyCache.Capacity);
+        Assert.True(cache.TryGet(hashes[^1], out _, out var newest));
+        Assert.Equal(hashes[^1], newest);
     }
 
     private sealed class HandClock : TimeProvider
