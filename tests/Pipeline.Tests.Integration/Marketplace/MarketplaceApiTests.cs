@@ -291,28 +291,13 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id });
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var job = await FinishedExportAsync(key, id);
+        var job = await _market.FinishedExportAsync(key, id);
 
         Assert.Equal("failed", job.GetProperty("status").GetString());
         Assert.Contains("byteQuotaMegabytes", job.GetProperty("error").GetString(), StringComparison.Ordinal);
         await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", key), HttpStatusCode.NotFound, "unknown_export");
         var after = (await _market.AccountAsync(key)).Grants.Single();
         Assert.Equal((0L, 0L, 0L), (after.RowsUsed, after.BytesUsed, after.CreditsUsed));
-    }
-
-    /// <summary>The export job once it is done or failed: its own status is the condition waited on.</summary>
-    private async Task<JsonElement> FinishedExportAsync(string key, string id)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        JsonElement job;
-        do
-        {
-            // Polled as a client would: with API keys remembered, a loop without a pause outran the test host's 1,000 requests a second.
-            await Task.Delay(TimeSpan.FromMilliseconds(20));
-            job = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
-        }
-        while (job.GetProperty("status").GetString() is "queued" or "running" && DateTime.UtcNow < deadline);
-        return job;
     }
 
     [Fact]
@@ -343,7 +328,7 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", key, new { grant = grant.Id, shards = 2 });
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var job = await FinishedExportAsync(key, id);
+        var job = await _market.FinishedExportAsync(key, id);
         Assert.True(job.GetProperty("status").GetString() == "done", job.ToString());
 
         var manifestText = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}/manifest", key)).Content.ReadAsStringAsync();

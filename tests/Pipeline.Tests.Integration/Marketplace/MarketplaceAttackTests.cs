@@ -111,7 +111,7 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         foreach (var response in started)
         {
             if (response.StatusCode == HttpStatusCode.Accepted)
-                jobs.Add(await FinishedExportAsync(key, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!));
+                jobs.Add(await _market.FinishedExportAsync(key, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!));
             else await MarketTestHost.AssertProblemAsync(response, HttpStatusCode.Forbidden, "quota_exhausted"); // the first was charged before the second began
         }
 
@@ -142,7 +142,7 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         var grant = await _market.BuyAsync(victimKey, GrantBody(rowQuota: 1_000, devices: [MarketLake.Devices[0]]));
         var started = await _market.SendAsync(HttpMethod.Post, "/v1/exports", victimKey, new { grant = grant.Id });
         var exportId = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var export = await FinishedExportAsync(victimKey, exportId);
+        var export = await _market.FinishedExportAsync(victimKey, exportId);
         Assert.Equal("done", export.GetProperty("status").GetString());
         var file = JsonDocument.Parse(await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{exportId}/manifest", victimKey)).Content.ReadAsStringAsync())
             .RootElement.GetProperty("files")[0].GetProperty("path").GetString();
@@ -302,20 +302,6 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
     {
         await using var session = _market.Host.Store.QuerySession();
         return (await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).ToListAsync()).Select(e => e.Data).OfType<SalesAttributed>().ToList();
-    }
-
-    /// <summary>The export job once it is done or failed: its own status is the condition waited on.</summary>
-    private async Task<JsonElement> FinishedExportAsync(string key, string id)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        JsonElement job;
-        do
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20));
-            job = await (await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key)).Content.ReadFromJsonAsync<JsonElement>();
-        }
-        while (job.GetProperty("status").GetString() is "queued" or "running" && DateTime.UtcNow < deadline);
-        return job;
     }
 
     private static object GrantBody(long rowQuota, string[]? devices = null) => new
