@@ -82,17 +82,19 @@ public static class LakeCatalog
             CREATE OR REPLACE VIEW {DeviceQuality} AS
             WITH readings AS (
                 SELECT device, 'vehicle' AS kind, device_time,
-                       ((speed_kmh IS NOT NULL)::INT + (latitude IS NOT NULL)::INT + (longitude IS NOT NULL)::INT) / 3.0 AS completeness
+                       (speed_kmh IS NOT NULL)::INT + (latitude IS NOT NULL)::INT + (longitude IS NOT NULL)::INT AS present, 3 AS expected
                 FROM vehicle_signals
                 UNION ALL
                 SELECT station, 'weather', device_time,
-                       ((temperature_c IS NOT NULL)::INT + (humidity_pct IS NOT NULL)::INT + (pressure_hpa IS NOT NULL)::INT + (wind_speed_ms IS NOT NULL)::INT) / 4.0
+                       (temperature_c IS NOT NULL)::INT + (humidity_pct IS NOT NULL)::INT + (pressure_hpa IS NOT NULL)::INT + (wind_speed_ms IS NOT NULL)::INT, 4
                 FROM weather_observations),
+            -- Completeness as a quotient of whole counts, not a mean of fractions: a sum of doubles depends on the order
+            -- of the rows, and rewards read this column (it must come out the same from a compacted or rebuilt lake).
             accepted AS (
                 SELECT device, any_value(kind) AS kind, CAST(floor(epoch(device_time) / {epochSeconds}) AS BIGINT) AS epoch,
                        count(*) AS accepted,
                        count(DISTINCT CAST(floor(epoch(device_time) / 60) AS BIGINT)) AS active_minutes,
-                       avg(completeness) AS completeness
+                       CAST(sum(present) AS DOUBLE) / sum(expected) AS completeness
                 FROM readings GROUP BY ALL),
             rejected AS (
                 SELECT device, any_value(kind) AS kind, CAST(floor(epoch(received_at) / {epochSeconds}) AS BIGINT) AS epoch,

@@ -27,13 +27,7 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
     public async Task<EpochInputs> ReadAsync(RewardPolicy policy, EpochClosed closed, TimeSpan epochLength, LakeSource source, CancellationToken cancellation)
     {
         var files = await lake.Manifest(source.Name).FilesAsync(cancellation);
-        List<DeviceEpochQuality> devices;
-        List<StationEpochMeans> stations;
-        using (var duck = LakeCatalog.Open(source.Directory, files, epochLength, closed.ThroughSequence))
-        {
-            devices = ReadQuality(duck, closed.Epoch);
-            stations = ReadStations(duck, closed.Epoch, epochLength, policy.Agreement.ToleranceMilli.Keys);
-        }
+        var (devices, stations) = ReadLake(source.Directory, files, epochLength, closed.Epoch, closed.ThroughSequence, policy.Agreement.ToleranceMilli.Keys);
         var owners = await OwnersAtAsync(closed.End, closed.ThroughSequence, cancellation);
         var sales = await SalesAsync(closed.SalesAfterSequence, closed.ThroughSequence, cancellation);
 
@@ -51,6 +45,18 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
             stations.Where(s => !unowned.Contains(s.Station)).ToList(),
             owners.Where(o => paid.Contains(o.Key)).Select(o => new DeviceOwner(o.Key, o.Value)).ToList(),
             sold).Sorted();
+    }
+
+    /// <summary>
+    /// The lake's part of an epoch's inputs, as of event <paramref name="through"/>: each device's quality and each
+    /// station's means. Exact whatever order the rows come in (files compacted or rebuilt differently, DuckDB's threads):
+    /// fractions are quotients of whole counts and means are of values fixed to millionths, never sums of doubles.
+    /// </summary>
+    public static (List<DeviceEpochQuality> Devices, List<StationEpochMeans> Stations) ReadLake(
+        string directory, IReadOnlyList<LakeFile> files, TimeSpan epochLength, long epoch, long through, IEnumerable<string> signals)
+    {
+        using var duck = LakeCatalog.Open(directory, files, epochLength, through);
+        return (ReadQuality(duck, epoch), ReadStations(duck, epoch, epochLength, signals));
     }
 
     private static List<DeviceEpochQuality> ReadQuality(DuckDBConnection duck, long epoch)
@@ -93,16 +99,21 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
         return rows;
     }
 
-    /// <summary>Each station's registered position and its epoch means of the signals the policy compares, in thousandths.</summary>
+    /// <summary>
+    /// Each station's registered position (as of its last row in the epoch) and its epoch means of the signals the
+    /// policy compares, in thousandths: the mean of the values rounded to millionths, rounded half to even.
+    /// </summary>
     private static List<StationEpochMeans> ReadStations(DuckDBConnection duck, long epoch, TimeSpan epochLength, IEnumerable<string> signals)
     {
-        // The policy's signal names were checked against the weather catalog's columns when it loaded.
+        // The policy's signal names were checked against the weather catalog's columns when it loaded. A sum of doubles
+        // depends on the order it is taken in, and a mean on a tie (21.4015 °C) would round either way: sum whole
+        // millionths instead. The catalog's ranges bound each value, so the sums fit a BIGINT.
         var columns = signals.Order(StringComparer.Ordinal).ToList();
-        var means = string.Concat(columns.Select(c => $", avg({c})"));
+        var sums = string.Concat(columns.Select(c => $", CAST(sum(CAST(round({c} * 1e6) AS BIGINT)) AS BIGINT), count({c})"));
         var seconds = ((long)epochLength.TotalSeconds).ToString(CultureInfo.InvariantCulture);
         using var command = duck.CreateCommand();
         command.CommandText = $"""
-            SELECT station, any_value(station_latitude), any_value(station_longitude){means}
+            SELECT station, arg_max(station_latitude, event_seq), arg_max(station_longitude, event_seq){sums}
             FROM weather_observations
             WHERE CAST(floor(epoch(device_time) / {seconds}) AS BIGINT) = {epoch.ToString(CultureInfo.InvariantCulture)}
             GROUP BY station
@@ -114,10 +125,23 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
             if (!EthAddress.TryParse(reader.GetString(0).AsSpan(), out var station) || reader.IsDBNull(1) || reader.IsDBNull(2)) continue;
             var milli = new Dictionary<string, long>();
             for (var i = 0; i < columns.Count; i++)
-                if (!reader.IsDBNull(3 + i)) milli[columns[i]] = (long)Math.Round(reader.GetDouble(3 + i) * 1000, MidpointRounding.ToEven);
+            {
+                var count = reader.GetInt64(4 + 2 * i);
+                if (count > 0) milli[columns[i]] = MeanMilli(reader.GetInt64(3 + 2 * i), count);
+            }
             stations.Add(new StationEpochMeans(station, Micro(reader.GetDouble(1)), Micro(reader.GetDouble(2)), milli));
         }
         return stations;
+    }
+
+    /// <summary>The mean of <paramref name="count"/> values summing to <paramref name="sumMicro"/> millionths, in thousandths, half to even.</summary>
+    public static long MeanMilli(long sumMicro, long count)
+    {
+        var divisor = (Int128)count * 1000;
+        var quotient = Int128.DivRem(sumMicro, divisor);
+        var twice = Int128.Abs(quotient.Remainder) * 2;
+        var away = twice > divisor || (twice == divisor && !Int128.IsEvenInteger(quotient.Quotient));
+        return (long)(away ? quotient.Quotient + Int128.Sign(quotient.Remainder) : quotient.Quotient);
     }
 
     private static long Micro(double degrees) => (long)Math.Round(degrees * 1e6, MidpointRounding.ToEven);
