@@ -57,9 +57,11 @@ public static class E2eBench
         var steps = new List<StepResult>();
         foreach (var rate in settings.Rates)
         {
+            var postgres = await PostgresShare.StartAsync(stack.PostgresConnectionString, stack.PostgresFolder);
             var step = await AnsiConsole.Status().StartAsync($"{rate:N0} readings/s for {settings.Step.TotalSeconds:N0} s, then waiting for the lake to hold them…", _ => stack.RunStepAsync(rate, settings.Step));
             steps.Add(step);
             AnsiConsole.MarkupLine($"  {rate:N0}/s: acknowledged {step.AcknowledgedPerSecond:N0}/s, p99 freshness {step.P99Ms:N0} ms, lost {step.Lost}, doubled {step.Doubled} — {(step.Holds ? "[green]holds[/]" : "[red]does not hold[/]")}; load average {LoadAverage()}");
+            await postgres.PrintAsync(step.Readings);
             // Past the freshness goal the steps go on while the stack still keeps up, for the CPU figures at higher rates.
             if (!step.KeepsUp) break;
         }
@@ -207,13 +209,15 @@ public static class E2eBench
             _cli = cli;
             _endpoints = endpoints;
             Stages = stages;
-            _dataSource = NpgsqlDataSource.Create(servers.PostgresConnectionString!);
+            _dataSource = NpgsqlDataSource.Create(Named(servers.PostgresConnectionString!, "depin-bench"));
             _lakeWatch = WatchLakeAsync(_stop.Token);
         }
 
         public string Folder { get; }
         public List<StageProcess> Stages { get; }
         private string Lake => Path.Combine(Folder, "lake");
+        public string PostgresFolder => Path.Combine(Folder, "postgres");
+        public string PostgresConnectionString => _servers.PostgresConnectionString!;
 
         private sealed record Endpoints(int Api, int Ingest, int Mqtt, int Status);
 
@@ -232,18 +236,20 @@ public static class E2eBench
 
             var cli = Path.Combine(RepositoryTools.Root, "cli", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "depin.dll");
             if (!File.Exists(cli)) throw new FileNotFoundException($"The CLI is not built at {cli}: run ./depin bench e2e, which builds it.");
-            var common = new[] { "--data", folder, "--kafka", servers.KafkaBootstrapServers!, "--postgres", servers.PostgresConnectionString! };
+            // Each stage's connections named after it, so PostgreSQL's CPU can be told apart by who asked (a stage's own
+            // named pools keep their names).
+            string[] Common(string stage) => ["--data", folder, "--kafka", servers.KafkaBootstrapServers!, "--postgres", Named(servers.PostgresConnectionString!, $"depin-{stage}")];
             var stages = new List<StageProcess>();
             var stack = new Stack(folder, servers, cli, endpoints, stages);
             try
             {
                 await AnsiConsole.Status().StartAsync("Starting the stage processes…", async _ =>
                 {
-                    stages.Add(stack.Start("api", ["api", .. common, "--api-port", $"{endpoints.Api}", "--chain-port", $"{options.ChainPort}"], $"http://127.0.0.1:{endpoints.Api}"));
-                    stages.Add(stack.Start("ingest", ["ingest", .. common, "--ingest-port", $"{endpoints.Ingest}", "--mqtt-port", $"{endpoints.Mqtt}"], $"http://127.0.0.1:{endpoints.Ingest}"));
-                    stages.Add(stack.Start("streams 1", ["streams", .. common, "--status-port", $"{endpoints.Status}"], $"http://127.0.0.1:{endpoints.Status}"));
-                    stages.Add(stack.Start("streams 2", ["streams", .. common, "--status-port", $"{endpoints.Status + 1}"], $"http://127.0.0.1:{endpoints.Status + 1}"));
-                    stages.Add(stack.Start("projections", ["projections", .. common, "--status-port", $"{endpoints.Status + 2}"], $"http://127.0.0.1:{endpoints.Status + 2}"));
+                    stages.Add(stack.Start("api", ["api", .. Common("api"), "--api-port", $"{endpoints.Api}", "--chain-port", $"{options.ChainPort}"], $"http://127.0.0.1:{endpoints.Api}"));
+                    stages.Add(stack.Start("ingest", ["ingest", .. Common("ingest"), "--ingest-port", $"{endpoints.Ingest}", "--mqtt-port", $"{endpoints.Mqtt}"], $"http://127.0.0.1:{endpoints.Ingest}"));
+                    stages.Add(stack.Start("streams 1", ["streams", .. Common("streams"), "--status-port", $"{endpoints.Status}"], $"http://127.0.0.1:{endpoints.Status}"));
+                    stages.Add(stack.Start("streams 2", ["streams", .. Common("streams"), "--status-port", $"{endpoints.Status + 1}"], $"http://127.0.0.1:{endpoints.Status + 1}"));
+                    stages.Add(stack.Start("projections", ["projections", .. Common("projections"), "--status-port", $"{endpoints.Status + 2}"], $"http://127.0.0.1:{endpoints.Status + 2}"));
                     await Task.WhenAll(stages.Select(stack.WaitHealthyAsync));
                 });
             }
@@ -254,6 +260,9 @@ public static class E2eBench
             }
             return stack;
         }
+
+        private static string Named(string connectionString, string applicationName) =>
+            new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = applicationName }.ConnectionString;
 
         /// <summary>A port from the environment (each helper on a shared machine has its own), else a free one.</summary>
         private static int Port(string variable) =>
@@ -485,52 +494,9 @@ public static class E2eBench
                 times[name] = times.GetValueOrDefault(name) + stage.Process.TotalProcessorTime;
             }
             // Backends come and go: the ones that ended count through the postmaster's reaped children's time (the first, postmaster, process).
-            var postgres = PostgresProcesses();
-            times["PostgreSQL"] = postgres.Sum(pid => Ticks(pid, withReapedChildren: pid == postgres[0])) * UserHzTick;
+            var postgres = PostgresShare.ServerProcesses(PostgresFolder);
+            times["PostgreSQL"] = PostgresShare.Cpu(postgres.Sum(pid => PostgresShare.Ticks(pid, withReapedChildren: pid == postgres[0])));
             return times;
-        }
-
-        /// <summary>One tick of /proc/&lt;pid&gt;/stat's CPU counts: USER_HZ, 100 a second on Linux.</summary>
-        private static readonly TimeSpan UserHzTick = TimeSpan.FromSeconds(1) / 100;
-
-        /// <summary>utime + stime, and cutime + cstime (children waited for) when asked; 0 for a process that has ended.</summary>
-        private static long Ticks(int pid, bool withReapedChildren)
-        {
-            try
-            {
-                var text = File.ReadAllText($"/proc/{pid}/stat");
-                // Fields after the command's closing parenthesis, from the state (field 3): utime is field 14, stime 15, cutime 16, cstime 17.
-                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-                var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-                return withReapedChildren ? ticks + long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture) : ticks;
-            }
-            catch (IOException)
-            {
-                return 0;
-            }
-        }
-
-        /// <summary>The postmaster and its children (backends, writer, checkpointer…), found through /proc.</summary>
-        private List<int> PostgresProcesses()
-        {
-            var pidFile = Directory.EnumerateFiles(Path.Combine(Folder, "postgres"), "postmaster.pid", SearchOption.AllDirectories).First();
-            var postmaster = int.Parse(File.ReadLines(pidFile).First(), CultureInfo.InvariantCulture);
-            var pids = new List<int> { postmaster };
-            foreach (var stat in Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
-            {
-                try
-                {
-                    var text = File.ReadAllText(Path.Combine(stat, "stat"));
-                    // Fields after the command's closing parenthesis: state, then the parent's pid.
-                    var parent = text[(text.LastIndexOf(')') + 2)..].Split(' ')[1];
-                    if (parent == $"{postmaster}") pids.Add(int.Parse(Path.GetFileName(stat), CultureInfo.InvariantCulture));
-                }
-                catch (IOException)
-                {
-                    // Gone while listing.
-                }
-            }
-            return pids;
         }
 
         /// <summary>RSS and PSS of every .NET process (this one holds the broker), and summed over PostgreSQL's processes.</summary>
@@ -538,7 +504,7 @@ public static class E2eBench
         {
             yield return ("bench (embedded broker, lake watcher)", Sample(Environment.ProcessId));
             foreach (var stage in Stages) yield return (stage.Name, Sample(stage.Process.Id));
-            var postgres = PostgresProcesses().Select(Sample).ToList();
+            var postgres = PostgresShare.ServerProcesses(PostgresFolder).Select(Sample).ToList();
             yield return ("PostgreSQL (all server processes)", new MemorySample(postgres.Sum(s => s.Rss), postgres.Sum(s => s.Pss)));
             yield return (SimulatorName, Sample(simulator.Process.Id));
         }

@@ -36,7 +36,7 @@ public sealed class EventFeed(NpgsqlDataSource dataSource, string schema)
         if (ceiling <= after) return ([], after);
 
         await using var command = new NpgsqlCommand($"""
-            SELECT seq_id, stream_id, type, convert_to(data::text, 'UTF8') FROM {_schema}.mt_events
+            SELECT seq_id, stream_id, type, data FROM {_schema}.mt_events
             WHERE seq_id > $1 AND seq_id <= $2 AND type = ANY($3)
             ORDER BY seq_id LIMIT $4
             """, connection)
@@ -51,7 +51,8 @@ public sealed class EventFeed(NpgsqlDataSource dataSource, string schema)
         await using var reader = await command.ExecuteReaderAsync(cancellation);
         while (await reader.ReadAsync(cancellation))
         {
-            // UTF-8 as PostgreSQL sends it, parsed as it is: no UTF-16 string in between.
+            // jsonb's binary form is its UTF-8 text after a version byte, which Npgsql drops: parsed as PostgreSQL sends
+            // it, with no text cast or bytea copy on the server (issue 16) and no UTF-16 string here.
             var json = reader.GetFieldValue<byte[]>(3);
             object data = reader.GetString(2) == Types[0]
                 ? JsonSerializer.Deserialize<ReadingAccepted>(json, Json)!
