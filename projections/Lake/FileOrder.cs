@@ -31,8 +31,9 @@ public static class FileOrder
     }
 
     /// <summary>
-    /// <paramref name="batch"/>'s rows in file order: the batch itself when they already are (a round of one device, a
-    /// recovery's rows), otherwise a sorted copy, and the batch is disposed. Either way the result is the caller's.
+    /// <paramref name="batch"/>'s rows in file order: the batch itself when they already are (a round of one device,
+    /// events stored device after device), otherwise a sorted copy, and the batch is disposed. Either way the result
+    /// is the caller's.
     /// </summary>
     public static RecordBatch InOrder(Schema schema, RecordBatch batch)
     {
