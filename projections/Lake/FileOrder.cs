@@ -25,8 +25,38 @@ public static class FileOrder
     /// <summary>The rows of <paramref name="batches"/> in file order, as one record batch of <paramref name="schema"/>.</summary>
     public static RecordBatch Sort(Schema schema, IReadOnlyList<RecordBatch> batches)
     {
+        var (keys, located) = Keys(schema, batches);
+        System.Array.Sort(keys);
+        return Take(schema, keys.Select(k => located[k.Row]).ToList());
+    }
+
+    /// <summary>
+    /// <paramref name="batch"/>'s rows in file order: the batch itself when they already are (a round of one device,
+    /// events stored device after device), otherwise a sorted copy, and the batch is disposed. Either way the result
+    /// is the caller's.
+    /// </summary>
+    public static RecordBatch InOrder(Schema schema, RecordBatch batch)
+    {
+        var (keys, located) = Keys(schema, [batch]);
+        if (IsAscending(keys)) return batch;
+        using (batch)
+        {
+            System.Array.Sort(keys);
+            return Take(schema, keys.Select(k => located[k.Row]).ToList());
+        }
+    }
+
+    private static bool IsAscending(RankedKey[] keys)
+    {
+        for (var i = 1; i < keys.Length; i++)
+            if (keys[i - 1].CompareTo(keys[i]) > 0) return false;
+        return true;
+    }
+
+    /// <summary>Every row's key, rows numbered across the batches in turn, and where each numbered row is.</summary>
+    private static (RankedKey[] Keys, (RecordBatch Batch, int Row)[] Located) Keys(Schema schema, IReadOnlyList<RecordBatch> batches)
+    {
         var count = batches.Sum(b => b.Length);
-        // Rows are numbered across the batches in turn; the keys are gathered once, then the numbers sorted by them.
         var located = new (RecordBatch Batch, int Row)[count];
         var devices = new string[count];
         var (_, timeColumn, sequenceColumn) = KeyColumns(schema);
@@ -58,8 +88,7 @@ public static class FileOrder
         var ranks = devices.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select((device, rank) => (device, rank)).ToDictionary(p => p.device, p => p.rank, StringComparer.Ordinal);
         var keys = new RankedKey[count];
         for (var i = 0; i < count; i++) keys[i] = new RankedKey(ranks[devices[i]], times[i], sequences[i], i);
-        System.Array.Sort(keys);
-        return Take(schema, keys.Select(k => located[k.Row]).ToList());
+        return (keys, located);
     }
 
     private readonly record struct RankedKey(int Device, long Time, long Sequence, int Row) : IComparable<RankedKey>
@@ -80,16 +109,35 @@ public static class FileOrder
         return new RecordBatch(schema, columns, rows.Count);
     }
 
+    // Rows mostly come batch after batch (one batch when a round is sorted), so each column's buffers are looked up once
+    // per change of batch, not per value: that lookup (a native buffer's span) cost more than the copy.
+
     private static StringArray TakeStrings(IReadOnlyList<(RecordBatch Batch, int Row)> rows, int column)
     {
-        var builder = new StringArray.Builder();
-        foreach (var (batch, row) in rows)
+        var offsetBytes = new byte[(rows.Count + 1) * sizeof(int)];
+        var offsets = MemoryMarshal.Cast<byte, int>(offsetBytes.AsSpan());
+        var bitmap = new byte[(rows.Count + 7) / 8];
+        var nulls = 0;
+        RecordBatch? current = null;
+        StringArray source = null!;
+        for (var i = 0; i < rows.Count; i++)
         {
-            var source = (StringArray)batch.Column(column);
-            if (source.IsNull(row)) builder.AppendNull();
-            else builder.Append(source.GetBytes(row));
+            var (batch, row) = rows[i];
+            if (!ReferenceEquals(batch, current)) (current, source) = (batch, (StringArray)batch.Column(column));
+            if (source.IsValid(row)) bitmap[i >> 3] |= (byte)(1 << (i & 7));
+            else nulls++;
+            offsets[i + 1] = checked(offsets[i] + source.GetValueLength(row));
         }
-        return builder.Build();
+        var values = new byte[offsets[^1]];
+        current = null;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (batch, row) = rows[i];
+            if (!ReferenceEquals(batch, current)) (current, source) = (batch, (StringArray)batch.Column(column));
+            source.GetBytes(row).CopyTo(values.AsSpan(offsets[i]));
+        }
+        var validity = nulls == 0 ? ArrowBuffer.Empty : new ArrowBuffer(bitmap);
+        return new StringArray(new ArrayData(StringType.Default, rows.Count, nulls, 0, [validity, new ArrowBuffer(offsetBytes), new ArrowBuffer(values)]));
     }
 
     /// <summary>Int64, timestamp and double columns alike: 8-byte values copied as they are, nulls kept.</summary>
@@ -100,11 +148,18 @@ public static class FileOrder
         var taken = MemoryMarshal.Cast<byte, long>(buffer.AsSpan());
         var bitmap = new byte[(rows.Count + 7) / 8];
         var nulls = 0;
+        RecordBatch? current = null;
+        IArrowArray source = null!;
+        var values = ReadOnlySpan<long>.Empty;
         for (var i = 0; i < rows.Count; i++)
         {
             var (batch, row) = rows[i];
-            var source = batch.Column(column);
-            taken[i] = MemoryMarshal.Cast<byte, long>(source.Data.Buffers[1].Span)[source.Offset + row];
+            if (!ReferenceEquals(batch, current))
+            {
+                (current, source) = (batch, batch.Column(column));
+                values = MemoryMarshal.Cast<byte, long>(source.Data.Buffers[1].Span)[source.Offset..];
+            }
+            taken[i] = values[row];
             if (source.NullCount == 0 || source.IsValid(row)) bitmap[i >> 3] |= (byte)(1 << (i & 7));
             else nulls++;
         }

@@ -45,9 +45,8 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         foreach (var (dataset, rows) in _builder.Build(events, _devices))
         {
             var file = new LakeFile($"{dataset.Name}/date={rows.Date:yyyy-MM-dd}/part-{rows.FirstSequence}-{rows.LastSequence}.parquet", dataset.Name, rows.Date, rows.FirstSequence, rows.LastSequence, rows.Count, "");
-            // In file order, as compaction's merge reads its inputs (and as a recovery writes the file again).
-            using var batch = rows.ToRecordBatch();
-            files.Add(file with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [batch])]) });
+            // In file order, as compaction's merge reads its inputs (and as a recovery writes the file again); written, disposed.
+            files.Add(file with { Sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.InOrder(dataset.Schema, rows.ToRecordBatch())]) });
         }
         if (!await manifest.CommitAsync(checkpoint, through, files, [], () => files.ForEach(f => Publish(f.Path)), cancellation))
         {
@@ -162,9 +161,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         // Written in file order, as rounds and compaction write (a round's file from before rounds were sorted comes back
         // sorted). The digest is recorded before the file lands: should that fail, the next recovery writes the same
         // bytes again.
-        string sha256;
-        using (var batch = rows.ToRecordBatch())
-            sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.Sort(dataset.Schema, [batch])]);
+        var sha256 = ParquetFiles.Write(Path.Combine(Staging, file.Path), dataset.Schema, [FileOrder.InOrder(dataset.Schema, rows.ToRecordBatch())]);
         if (sha256 != file.Sha256) await manifest.RecordDigestAsync(file.Path, sha256, cancellation);
         Publish(file.Path);
     }

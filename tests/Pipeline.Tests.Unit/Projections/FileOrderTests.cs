@@ -57,4 +57,28 @@ public sealed class FileOrderTests
         Assert.Equal(((Int64Array)once.Column("event_seq")).Values.ToArray(), ((Int64Array)reversed.Column("event_seq")).Values.ToArray());
         Assert.Equal([2L, 3, 4, 1], ((Int64Array)once.Column("event_seq")).Values.ToArray());
     }
+
+    [Fact]
+    public void InOrder_RowsAlreadyInFileOrder_ReturnsTheBatchItselfWithNothingCopied()
+    {
+        var batch = Batch((1, CarA, 1, 10), (2, CarA, 2, null), (3, CarB, 1, 30));
+
+        Assert.Same(batch, FileOrder.InOrder(LakeDatasets.Vehicle.Schema, batch));
+    }
+
+    [Fact]
+    public void InOrder_RowsInArrivalOrder_ComeOutByDeviceThenTimeThenSequence_WithTheirValuesAndNulls()
+    {
+        // Issue 16: a round is sorted alone, as it arrives (every device's readings interleaved).
+        var arriving = Batch((1, CarB, 5, 50), (2, CarA, 9, null), (3, CarA, 3, 30), (4, CarB, 1, 10));
+
+        var sorted = FileOrder.InOrder(LakeDatasets.Vehicle.Schema, arriving);
+
+        Assert.NotSame(arriving, sorted);
+        Assert.Equal([3L, 2, 4, 1], ((Int64Array)sorted.Column("event_seq")).Values.ToArray());
+        Assert.Equal([CarA, CarA, CarB, CarB], Enumerable.Range(0, 4).Select(i => ((StringArray)sorted.Column("device")).GetString(i)));
+        Assert.Equal([$"0x{3:x64}", $"0x{2:x64}", $"0x{4:x64}", $"0x{1:x64}"], Enumerable.Range(0, 4).Select(i => ((StringArray)sorted.Column("reading_id")).GetString(i)));
+        Assert.Equal([30.0, null, 10, 50], Enumerable.Range(0, 4).Select(i => ((DoubleArray)sorted.Column("speed_kmh")).GetValue(i)));
+        Assert.Equal([null, 1.0, null, null], Enumerable.Range(0, 4).Select(i => ((DoubleArray)sorted.Column("odometer_km")).GetValue(i)));
+    }
 }
