@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
 using Pipeline.Core.Crypto;
@@ -106,7 +107,9 @@ public static class EnvelopeParser
                 if (device is not null) return Duplicate("device");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String) return WrongType("device", "a string 0x + 40 hex");
-                if (!TryCopyUtf8(ref reader, out var deviceText) || !EthAddress.TryParse(deviceText, out var address))
+                // Unescaped (the usual case), the address is parsed where it lies.
+                var address = default(EthAddress);
+                if (reader.ValueIsEscaped ? !TryCopyUtf8(ref reader, out var deviceText) || !EthAddress.TryParse(deviceText, out address) : !EthAddress.TryParse(reader.ValueSpan, out address))
                     return new Rejection(ReasonCode.BadAddress, "device must be 0x followed by 40 hex digits (EIP-55 checksum if mixed case).");
                 device = address;
             }
@@ -199,16 +202,21 @@ public static class EnvelopeParser
             utf8 = reader.ValueSpan.ToArray();
             return true;
         }
-        var buffer = new byte[reader.ValueSpan.Length];
+        // Unescaped into a rented buffer, then copied once at its exact length (a payload is always escaped: it is JSON in a string).
+        var buffer = ArrayPool<byte>.Shared.Rent(reader.ValueSpan.Length);
         try
         {
-            utf8 = buffer[..reader.CopyString(buffer)];
+            utf8 = buffer.AsSpan(0, reader.CopyString(buffer)).ToArray();
             return true;
         }
         catch (InvalidOperationException)
         {
             utf8 = [];
             return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

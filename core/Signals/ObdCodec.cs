@@ -4,7 +4,10 @@ using Pipeline.Core.Envelope;
 namespace Pipeline.Core.Signals;
 
 /// <summary>One supported OBD-II mode 01 PID: its data length and the SAE J1979 formula from data bytes A, B, C, D.</summary>
-public sealed record ObdPid(byte Pid, string Signal, int Bytes, Func<byte[], double> Decode, Func<double, byte[]> Encode);
+public sealed record ObdPid(byte Pid, string Signal, int Bytes, ObdFormula Decode, Func<double, byte[]> Encode);
+
+/// <summary>A PID's J1979 formula over its data bytes A, B, C, D.</summary>
+public delegate double ObdFormula(ReadOnlySpan<byte> data);
 
 /// <summary>
 /// Raw OBD-II mode 01 responses ("41" + PID + data bytes, hex, spaces between bytes allowed as an ELM327 prints them)
@@ -53,13 +56,26 @@ public static class ObdCodec
         signal = "";
         value = 0;
         rejection = null;
-        var hex = response.Replace(" ", "", StringComparison.Ordinal);
-        if (hex.Length < 4 || hex.Length % 2 != 0 || !hex.All(Uri.IsHexDigit))
+        // Spaces between bytes are skipped; only the first bytes (mode, PID, at most four of data) are kept, on the stack.
+        Span<byte> bytes = stackalloc byte[6];
+        var digits = 0;
+        foreach (var c in response)
+        {
+            if (c == ' ') continue;
+            if (!Uri.IsHexDigit(c))
+            {
+                digits = -1;
+                break;
+            }
+            if (digits / 2 < bytes.Length) bytes[digits / 2] = (byte)(bytes[digits / 2] << 4 | Uri.FromHex(c));
+            digits++;
+        }
+        if (digits < 4 || digits % 2 != 0)
         {
             rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{SafeText.Quote(response, 24)}' is not hex bytes such as \"410C1AF8\".");
             return false;
         }
-        var bytes = Convert.FromHexString(hex);
+        var length = digits / 2;
         if (bytes[0] != 0x41)
         {
             rejection = new Rejection(ReasonCode.Malformed, $"OBD response '{SafeText.Quote(response, 24)}' is not a mode 01 response (it must start with 41).");
@@ -70,13 +86,13 @@ public static class ObdCodec
             rejection = new Rejection(ReasonCode.UnsupportedPid, $"PID {bytes[1]:X2} is not decoded here; supported: {string.Join(", ", Supported.Select(p => p.Pid.ToString("X2", CultureInfo.InvariantCulture)))}.");
             return false;
         }
-        if (bytes.Length - 2 != pid.Bytes)
+        if (length - 2 != pid.Bytes)
         {
-            rejection = new Rejection(ReasonCode.Malformed, $"OBD response for PID {pid.Pid:X2} carries {bytes.Length - 2} data bytes; J1979 defines {pid.Bytes}.");
+            rejection = new Rejection(ReasonCode.Malformed, $"OBD response for PID {pid.Pid:X2} carries {length - 2} data bytes; J1979 defines {pid.Bytes}.");
             return false;
         }
         signal = pid.Signal;
-        value = pid.Decode(bytes[2..]);
+        value = pid.Decode(bytes[2..length]);
         return true;
     }
 

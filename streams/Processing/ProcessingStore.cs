@@ -96,15 +96,16 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     {
         var histories = new Dictionary<EthAddress, ReadingValidator.DeviceHistory>();
         var signed = new List<SignedReading>(batch.Count);
+        var perDevice = new Dictionary<EthAddress, int>();
         foreach (var c in batch)
         {
             if (!c.SignedByRegisteredDevice || c.Reading is not { } reading) continue;
             signed.Add(reading);
-            var device = reading.Content.Device;
-            // The stream id's hex string, once per device and batch.
-            if (!histories.ContainsKey(device)) histories[device] = new ReadingValidator.DeviceHistory(device.ToLowerHex());
+            CollectionsMarshal.GetValueRefOrAddDefault(perDevice, reading.Content.Device, out _)++;
         }
         if (signed.Count == 0) return histories;
+        // The stream id's hex string, once per device and batch.
+        foreach (var (device, readings) in perDevice) histories[device] = new ReadingValidator.DeviceHistory(device.ToLowerHex(), readings);
 
         if (withReadings) await ReadingsAsync(connection, transaction, signed, histories, cancellation);
         var unknownFixes = new Dictionary<string, ReadingValidator.DeviceHistory>(StringComparer.Ordinal);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -145,7 +144,7 @@ public sealed class ReadingProcessor(
     private RawMessage ToRawMessage(ConsumeResult<string, byte[]> result)
     {
         var receivedAt = result.Message.Headers.TryGetLastBytes(HeaderNames.ReceivedAt, out var header)
-            && long.TryParse(Encoding.ASCII.GetString(header), NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
+            && long.TryParse(header, NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
                 ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
                 : result.Message.Timestamp.UtcDateTime;
         return new RawMessage(result.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], receivedAt);

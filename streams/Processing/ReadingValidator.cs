@@ -62,11 +62,12 @@ public static class ReadingValidator
 
     /// <summary>What the store already knows of a device: the ids processed, the seqs accepted (with their ids), the last fix.</summary>
     /// <param name="device">The device's stream id (lower-case hex), made once per device and batch; null to make it per reading.</param>
-    public sealed class DeviceHistory(string? device = null)
+    /// <param name="readings">The device's readings in the batch: the sets are made that size at once instead of growing.</param>
+    public sealed class DeviceHistory(string? device = null, int readings = 0)
     {
         public string? Device { get; } = device;
-        public HashSet<ReadingId> ProcessedIds { get; } = [];
-        public Dictionary<long, ReadingId> AcceptedSeqs { get; } = [];
+        public HashSet<ReadingId> ProcessedIds { get; } = new(readings);
+        public Dictionary<long, ReadingId> AcceptedSeqs { get; } = new(readings);
         public Fix? LastFix { get; set; }
     }
 

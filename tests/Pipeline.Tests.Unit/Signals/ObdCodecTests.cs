@@ -43,6 +43,10 @@ public sealed class ObdCodecTests
     [InlineData("410D3200", ReasonCode.Malformed)]         // speed has one
     [InlineData("420C1AF8", ReasonCode.Malformed)]         // mode 02 (freeze frame), not a current-data response
     [InlineData("410Z", ReasonCode.Malformed)]
+    [InlineData("41A6001E848000", ReasonCode.Malformed)]   // odometer has four data bytes, not five (past the six decoded)
+    [InlineData("410C1AF8" + "00000000000000000000", ReasonCode.Malformed)] // long: counted, not decoded
+    [InlineData("41 0C 1A F", ReasonCode.Malformed)]       // an odd number of hex digits
+    [InlineData("41 0C 1A\tF8", ReasonCode.Malformed)]     // only spaces separate bytes
     [InlineData("41", ReasonCode.Malformed)]
     [InlineData("", ReasonCode.Malformed)]
     public void TryDecode_BadResponse_SaysWhy(string response, ReasonCode reason)
