@@ -6,7 +6,6 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using DuckDB.NET.Data;
 using Marten;
-using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Cli.Hosting;
 using Pipeline.Marketplace;
 using Pipeline.Marketplace.Accounts;
