@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using DuckDB.NET.Data;
+using Marten;
 using Pipeline.Cli.Hosting;
 using Pipeline.Marketplace;
 using Pipeline.Marketplace.Accounts;
@@ -50,7 +51,9 @@ public static class MarketBench
         await host.StartAsync();
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}"), Timeout = TimeSpan.FromMinutes(10) };
 
-        var buyerKey = (await PostAsync(api, operatorKey, "/v1/buyers", new { name = "bench buyer", credits = 1_000_000_000L })).GetProperty("apiKey").GetString()!;
+        var created = await PostAsync(api, operatorKey, "/v1/buyers", new { name = "bench buyer", credits = 1_000_000_000L });
+        var buyerKey = created.GetProperty("apiKey").GetString()!;
+        var buyerId = created.GetProperty("buyer").GetProperty("id").GetString()!;
         var grant = (await PostAsync(api, buyerKey, "/v1/grants", new
         {
             dataset = LakeDatasets.VehicleSignals,
@@ -58,6 +61,9 @@ public static class MarketBench
             rowQuota = 100_000_000L,
             expiresAt = DateTimeOffset.UtcNow.AddDays(1),
         })).GetProperty("id").GetString()!;
+
+        var store = host.Services.GetRequiredService<IDocumentStore>();
+        await AnsiConsole.Status().StartAsync("Giving the buyer a long-time buyer's account…", _ => AgeAccountAsync(api, store, buyerKey, buyerId));
 
         var limits = new MarketplaceOptions();
         using var duck = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
@@ -73,6 +79,7 @@ public static class MarketBench
         };
 
         using var phases = new PhaseListener(MarketMetrics.QueryPhaseInstrument);
+        var charges = new List<(string Query, ChargeWrites Writes, int Charges)>();
         var breakdown = new Table().AddColumn("Query (API, medians in ms)");
         foreach (var phase in PhaseListener.QueryPhases) breakdown.AddColumn(new TableColumn(phase).RightAligned());
         breakdown.AddColumn(new TableColumn("rest (HTTP, auth)").RightAligned());
@@ -84,7 +91,9 @@ public static class MarketBench
             {
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
                 phases.Clear();
+                var writesBefore = await ChargeWritesAsync(store);
                 var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
+                charges.Add((name, await ChargeWritesAsync(store, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
                 var medians = PhaseListener.QueryPhases.Select(phases.Median).ToList();
                 breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
                 var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
@@ -112,9 +121,74 @@ public static class MarketBench
         AnsiConsole.Write(table);
         AnsiConsole.Write(breakdown);
         AnsiConsole.Write(exportBreakdown);
+        var writes = new Table().AddColumn("Charges (one per API query)").AddColumn(new TableColumn("WAL bytes per charge").RightAligned())
+            .AddColumn(new TableColumn("account updates").RightAligned()).AddColumn(new TableColumn("of them HOT").RightAligned())
+            .AddColumn(new TableColumn("account document bytes").RightAligned());
+        foreach (var (query, delta, count) in charges)
+            writes.AddRow(query, $"{delta.WalBytes / count:N0}", $"{delta.Updates:N0}", $"{delta.HotUpdates:N0} ({100.0 * delta.HotUpdates / Math.Max(1, delta.Updates):N0} %)", $"{delta.DocumentBytes:N0}");
+        AnsiConsole.Write(writes);
         AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB) reads every value of every row (boxed, as ADO.NET gives them); the API's results are JSON, read whole by the client; export = start → job done → files downloaded.");
         AnsiConsole.MarkupLineInterpolated($"Load average (1 min) at the start {loadAtStart}, at the end {LoadAverage()}, on {Environment.ProcessorCount} cores shared with other work.");
         await host.StopAsync();
+    }
+
+    public const int AgedGrants = 20, AgedKeys = 5, AgedPayments = 1000;
+
+    /// <summary>
+    /// Gives the buyer what a buyer of some years has: <see cref="AgedGrants"/> grants, <see cref="AgedKeys"/> keys and
+    /// <see cref="AgedPayments"/> payments counted (appended as the payment follower appends them), so that a charge's
+    /// write is measured on an account of that size rather than a new one.
+    /// </summary>
+    private static async Task AgeAccountAsync(HttpClient api, IDocumentStore store, string buyerKey, string buyerId)
+    {
+        for (var i = 1; i < AgedGrants; i++)
+            await PostAsync(api, buyerKey, "/v1/grants", new { dataset = LakeDatasets.VehicleSignals, from = DateTimeOffset.UtcNow.AddDays(-i), rowQuota = 1000L + i, expiresAt = DateTimeOffset.UtcNow.AddDays(30) });
+        for (var i = 1; i < AgedKeys; i++) await PostAsync(api, buyerKey, "/v1/account/keys", new { label = $"key {i}" });
+        for (var first = 0; first < AgedPayments; first += 100)
+        {
+            await using var session = store.LightweightSession();
+            session.Events.Append(buyerId, Enumerable.Range(first, 100).Select(i => (object)new Pipeline.Core.Events.PaymentReceived(
+                buyerId, 1, "0x" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i))), i % 4, "0x" + new string('b', 40),
+                "1000000000000000000", 100, 1000 + i)).ToArray());
+            await session.SaveChangesAsync();
+        }
+    }
+
+    /// <summary>WAL written so far (the scratch cluster serves only this bench), the account table's updates and HOT updates, and the account document's size.</summary>
+    private sealed record ChargeWrites(long WalBytes, long Updates, long HotUpdates, long DocumentBytes)
+    {
+        public static ChargeWrites operator -(ChargeWrites after, ChargeWrites before) =>
+            new(after.WalBytes - before.WalBytes, after.Updates - before.Updates, after.HotUpdates - before.HotUpdates, after.DocumentBytes);
+    }
+
+    /// <summary>
+    /// The writes so far; after <paramref name="charges"/> charges since <paramref name="since"/>, waits until the table
+    /// statistics show them (backends report their counts to the statistics up to a few seconds late).
+    /// </summary>
+    private static async Task<ChargeWrites> ChargeWritesAsync(IDocumentStore store, ChargeWrites? since = null, int charges = 0)
+    {
+        await using var connection = (Npgsql.NpgsqlConnection)store.Storage.Database.CreateConnection();
+        await connection.OpenAsync();
+        var wal = await ScalarAsync<long>(connection, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn");
+        await using var stats = new Npgsql.NpgsqlCommand(
+            $"SELECT n_tup_upd, n_tup_hot_upd, (SELECT coalesce(max(pg_column_size(data)), 0) FROM {store.Options.DatabaseSchemaName}.mt_doc_buyeraccount) FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'mt_doc_buyeraccount'", connection);
+        stats.Parameters.Add(new Npgsql.NpgsqlParameter { Value = store.Options.DatabaseSchemaName });
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            await using var reader = await stats.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            var writes = new ChargeWrites(wal, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2));
+            if (since is null || writes.Updates - since.Updates >= charges || waited.Elapsed > TimeSpan.FromSeconds(30)) return writes;
+            await reader.DisposeAsync();
+            await Task.Delay(PollInterval * 10);
+        }
+    }
+
+    private static async Task<T> ScalarAsync<T>(Npgsql.NpgsqlConnection connection, string sql)
+    {
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        return (T)Convert.ChangeType((await command.ExecuteScalarAsync())!, typeof(T), CultureInfo.InvariantCulture);
     }
 
     /// <summary>The marketplace's query or export phases (<see cref="MarketMetrics"/>) as the host records them, per phase.</summary>

@@ -45,8 +45,12 @@ public sealed record GrantView(
 }
 public sealed record AccountView(string Id, string Name, long Balance, DateTimeOffset CreatedAt, IReadOnlyList<KeyView> Keys, IReadOnlyList<GrantView> Grants)
 {
-    public static AccountView Of(BuyerAccount a, DateTimeOffset now) =>
-        new(a.Id, a.Name, a.Balance, a.CreatedAt, a.Keys.Select(Key).ToList(), a.Grants.Select(g => GrantView.Of(g, now)).ToList());
+    public static AccountView Of(BuyerAccount a, IReadOnlyList<BuyerKey> keys, DateTimeOffset now) =>
+        new(a.Id, a.Name, a.Balance, a.CreatedAt, keys.Select(Key).ToList(), a.Grants.Select(g => GrantView.Of(g, now)).ToList());
+
+    /// <summary>The account as its owner and the operator see it: with its keys, read beside it.</summary>
+    public static async Task<AccountView> OfAsync(BuyerAccount account, MarketAccounts accounts, CancellationToken cancellation) =>
+        Of(account, await accounts.KeysAsync(account.Id, cancellation), accounts.Clock.GetUtcNow());
 
     public static KeyView Key(BuyerKey k) => new(k.Id, k.Label, k.IssuedAt, k.RevokedAt);
 }
@@ -132,7 +136,7 @@ public static class MarketplaceEndpoints
                     return MarketProblems.Invalid(context, "name is required: 1 to 100 printable characters.");
                 if (request.Credits is < 0) return MarketProblems.Invalid(context, "credits cannot be negative.");
                 var (account, key) = await accounts.CreateBuyerAsync(request.Name, request.Credits ?? 0, cancellation);
-                return TypedResults.Created($"/v1/buyers/{account.Id}", new CreatedBuyer(AccountView.Of(account, accounts.Clock.GetUtcNow()), key));
+                return TypedResults.Created($"/v1/buyers/{account.Id}", new CreatedBuyer(await AccountView.OfAsync(account, accounts, cancellation), key));
             })
             .WithName("CreateBuyer")
             .WithSummary("Create a buyer (operator)")
@@ -141,7 +145,7 @@ public static class MarketplaceEndpoints
 
         buyers.MapGet("/{buyerId}", async Task<Results<Ok<AccountView>, ProblemHttpResult>> (HttpContext context, string buyerId, MarketAccounts accounts, CancellationToken cancellation) =>
                 await accounts.FindAsync(buyerId, cancellation) is { } account
-                    ? TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()))
+                    ? TypedResults.Ok(await AccountView.OfAsync(account, accounts, cancellation))
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, $"There is no buyer {buyerId}."))
             .WithName("GetBuyer")
             .WithSummary("A buyer's account (operator)")
@@ -151,7 +155,7 @@ public static class MarketplaceEndpoints
             {
                 if (request.Credits is not (> 0 and <= 1_000_000_000_000)) return MarketProblems.Invalid(context, "credits must be a whole number from 1 to 10^12.");
                 var account = await accounts.AddCreditsAsync(buyerId, request.Credits.Value, request.Note ?? "", cancellation);
-                return TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()));
+                return TypedResults.Ok(await AccountView.OfAsync(account, accounts, cancellation));
             })
             .WithName("AddCredits")
             .WithSummary("Add credits to a buyer's balance (operator)")
@@ -176,7 +180,7 @@ public static class MarketplaceEndpoints
         MapExports(buyer);
         buyer.MapGet("/account", async Task<Results<Ok<AccountView>, ProblemHttpResult>> (HttpContext context, MarketAccounts accounts, CancellationToken cancellation) =>
                 await accounts.FindAsync(context.User.BuyerId(), cancellation) is { } account
-                    ? TypedResults.Ok(AccountView.Of(account, accounts.Clock.GetUtcNow()))
+                    ? TypedResults.Ok(await AccountView.OfAsync(account, accounts, cancellation))
                     : MarketProblems.For(context, StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists."))
             .WithName("GetAccount")
             .WithSummary("Your account: balance, keys, grants and their use")

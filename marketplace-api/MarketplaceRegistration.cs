@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace.Accounts;
@@ -19,10 +20,14 @@ namespace Pipeline.Marketplace;
 
 public static class MarketplaceRegistration
 {
-    /// <summary>The buyer accounts in the event store; adding them twice adds them once.</summary>
+    /// <summary>
+    /// The buyer accounts in the event store, and at start the move of accounts of an older shape; adding them twice
+    /// adds them once.
+    /// </summary>
     public static IServiceCollection AddMarketplaceDocuments(this IServiceCollection services)
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureMarten, MarketDocuments>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, AccountDocumentMigration>());
         return services;
     }
 
@@ -79,9 +84,12 @@ public static class MarketplaceRegistration
         public void Configure(IServiceProvider services, StoreOptions options)
         {
             options.Projections.Add<BuyerAccountProjection>(ProjectionLifecycle.Inline);
-            // An uncached key is looked up by its hash (`data -> 'keys' @> …`): an index of the keys alone serves it. A
-            // whole-document index could not, and cost every charge's rewrite of the account a GIN entry per value.
-            options.Schema.For<BuyerAccount>().GinIndexJsonDataMember(a => a.Keys);
+            options.Projections.Add<BuyerKeyProjection>(ProjectionLifecycle.Inline);
+            options.Projections.Add<CountedPaymentProjection>(ProjectionLifecycle.Inline);
+            // An uncached key is found by its hash, an account's keys by its id. The account itself has no index but its
+            // id: every charge rewrites it, and an index of anything in it would make each rewrite a new index entry.
+            options.Schema.For<BuyerKey>().UniqueIndex(k => k.Hash).Index(k => k.BuyerId);
+            options.Schema.For<CountedPayment>().Index(p => p.BuyerId);
             options.Storage.ExtendedSchemaObjects.AddRange(Contributors.ContributorLogin.Tables(options.DatabaseSchemaName));
             options.Storage.ExtendedSchemaObjects.Add(ExportJobStore.Table(options.DatabaseSchemaName));
         }

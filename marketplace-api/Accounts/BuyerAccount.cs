@@ -3,16 +3,6 @@ using Pipeline.Core.Events;
 
 namespace Pipeline.Marketplace.Accounts;
 
-/// <summary>A buyer API key as the account keeps it: the SHA-256 of the key, never the key.</summary>
-public sealed class BuyerKey
-{
-    public string Id { get; set; } = "";
-    public string Hash { get; set; } = "";
-    public string Label { get; set; } = "";
-    public DateTimeOffset IssuedAt { get; set; }
-    public DateTimeOffset? RevokedAt { get; set; }
-}
-
 /// <summary>A grant and how much of it was used: rows in total, or per calendar month (UTC) for a subscription.</summary>
 public sealed class Grant
 {
@@ -95,9 +85,12 @@ public sealed class GrantUsage
 }
 
 /// <summary>
-/// A buyer's account, one document per buyer stream kept in the transaction that appends to it: keys, credits, grants
-/// and their usage. Charges and purchases go through Marten's FetchForWriting, so two at once cannot both spend the
-/// same credits or rows: the second fails its version check and is retried on the new state.
+/// A buyer's account, one document per buyer stream kept in the transaction that appends to it: credits, grants and
+/// their usage, and which keys are live. Charges and purchases go through Marten's FetchForWriting, so two at once
+/// cannot both spend the same credits or rows: the second fails its version check and is retried on the new state.
+/// Every charge rewrites it, so it holds only what a charge decides on: the keys (their hashes, labels, revocations) are
+/// documents of their own (<see cref="BuyerKey"/>), as are the payments counted (<see cref="CountedPayment"/>); and it
+/// has no index but its id, so PostgreSQL can update it in place (HOT) and the index pages stay untouched.
 /// </summary>
 public sealed class BuyerAccount
 {
@@ -108,15 +101,12 @@ public sealed class BuyerAccount
     /// <summary>Credits added and paid, less credits spent on grants.</summary>
     public long Balance { get; set; }
 
-    public List<BuyerKey> Keys { get; set; } = [];
+    /// <summary>The ids of the keys not revoked: a live feed stops when the key that opened it leaves this list.</summary>
+    public List<string> LiveKeys { get; set; } = [];
+
     public List<Grant> Grants { get; set; } = [];
 
-    /// <summary>Payments counted, as "chainId:txHash:logIndex", so a payment followed twice is counted once.</summary>
-    public List<string> Payments { get; set; } = [];
-
     public Grant? FindGrant(string id) => Grants.FirstOrDefault(g => g.Id == id);
-
-    public static string PaymentKey(long chainId, string txHash, long logIndex) => $"{chainId}:{txHash.ToLowerInvariant()}:{logIndex}";
 }
 
 /// <summary>The buyer documents, from each buyer's stream.</summary>
@@ -124,23 +114,14 @@ public sealed partial class BuyerAccountProjection : SingleStreamProjection<Buye
 {
     public BuyerAccount Create(BuyerCreated created) => new() { Id = created.BuyerId, Name = created.Name, CreatedAt = created.CreatedAt };
 
-    public void Apply(ApiKeyIssued issued, BuyerAccount account) =>
-        account.Keys.Add(new BuyerKey { Id = issued.KeyId, Hash = issued.KeyHash, Label = issued.Label, IssuedAt = issued.IssuedAt });
+    public void Apply(ApiKeyIssued issued, BuyerAccount account) => account.LiveKeys.Add(issued.KeyId);
 
-    public void Apply(ApiKeyRevoked revoked, BuyerAccount account)
-    {
-        if (account.Keys.FirstOrDefault(k => k.Id == revoked.KeyId) is { RevokedAt: null } key) key.RevokedAt = revoked.RevokedAt;
-    }
+    public void Apply(ApiKeyRevoked revoked, BuyerAccount account) => account.LiveKeys.Remove(revoked.KeyId);
 
     public void Apply(CreditsAdded added, BuyerAccount account) => account.Balance += added.Credits;
 
-    public void Apply(PaymentReceived paid, BuyerAccount account)
-    {
-        var key = BuyerAccount.PaymentKey(paid.ChainId, paid.TxHash, paid.LogIndex);
-        if (account.Payments.Contains(key)) return;
-        account.Payments.Add(key);
-        account.Balance += paid.Credits;
-    }
+    /// <summary>Counted once: a payment appended twice fails its <see cref="CountedPayment"/> insert, and its append with it.</summary>
+    public void Apply(PaymentReceived paid, BuyerAccount account) => account.Balance += paid.Credits;
 
     public void Apply(GrantPurchased purchased, BuyerAccount account)
     {

@@ -38,25 +38,36 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
     public async Task<BuyerAccount> AddCreditsAsync(string buyerId, long credits, string note, CancellationToken cancellation) =>
         await UpdateAsync(buyerId, (_, now) => [new CreditsAdded(buyerId, credits, note, now)], cancellation);
 
+    /// <summary>The buyer's keys, oldest first (revoked ones too).</summary>
+    public async Task<IReadOnlyList<BuyerKey>> KeysAsync(string buyerId, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        return await session.Query<BuyerKey>().Where(k => k.BuyerId == buyerId).OrderBy(k => k.IssuedAt).ToListAsync(cancellation);
+    }
+
     public async Task<(BuyerKey Key, string Secret)> IssueKeyAsync(string buyerId, string label, CancellationToken cancellation)
     {
         var secret = ApiKeys.NewBuyerKey();
         var keyId = ApiKeys.NewKeyId();
-        var account = await UpdateAsync(buyerId, (_, now) => [new ApiKeyIssued(buyerId, keyId, ApiKeys.Hash(secret), label, now)], cancellation);
-        return (account.Keys.Single(k => k.Id == keyId), secret);
+        await AppendAsync(buyerId, (_, now) => [new ApiKeyIssued(buyerId, keyId, ApiKeys.Hash(secret), label, now)], cancellation);
+        return ((await KeyAsync(buyerId, keyId, cancellation))!, secret);
     }
 
     public async Task<BuyerKey> RevokeKeyAsync(string buyerId, string keyId, CancellationToken cancellation)
     {
-        var account = await UpdateAsync(buyerId, (account, now) => account.Keys.FirstOrDefault(k => k.Id == keyId) switch
-        {
-            null => throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownKeyId, $"The account has no key {keyId}."),
-            { RevokedAt: not null } => [], // revoking twice changes nothing
-            _ => [new ApiKeyRevoked(buyerId, keyId, now)],
-        }, cancellation);
-        var revoked = account.Keys.Single(k => k.Id == keyId);
-        keys.Revoked(revoked.Hash);
-        return revoked;
+        if (await KeyAsync(buyerId, keyId, cancellation) is not { } key)
+            throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownKeyId, $"The account has no key {keyId}.");
+        // Decided on the account's live keys, so that a feed's charge decided before the revocation cannot commit after it.
+        await AppendAsync(buyerId, (account, now) => account.LiveKeys.Contains(keyId) ? [new ApiKeyRevoked(buyerId, keyId, now)] : [], cancellation);
+        keys.Revoked(key.Hash);
+        return (await KeyAsync(buyerId, keyId, cancellation))!;
+    }
+
+    /// <summary>The buyer's key <paramref name="keyId"/>; null when the buyer has no such key.</summary>
+    private async Task<BuyerKey?> KeyAsync(string buyerId, string keyId, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        return await session.LoadAsync<BuyerKey>(keyId, cancellation) is { } key && key.BuyerId == buyerId ? key : null;
     }
 
     /// <summary>

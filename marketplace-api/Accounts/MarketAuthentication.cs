@@ -47,11 +47,11 @@ public sealed class MarketKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions
         if (keys.TryGet(hash, out var buyerId, out var keyId)) return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, buyerId), new Claim(KeyIdClaim, keyId));
         var revocations = keys.Revocations;
         await using var session = store.QuerySession();
-        var account = await session.Query<BuyerAccount>().Where(a => a.Keys.Any(k => k.Hash == hash)).FirstOrDefaultAsync(Context.RequestAborted);
-        if (account?.Keys.Single(k => k.Hash == hash) is not { } found) return Fail(MarketReason.UnknownKey, "No buyer holds this API key.");
+        var found = await session.Query<BuyerKey>().Where(k => k.Hash == hash).FirstOrDefaultAsync(Context.RequestAborted);
+        if (found is null) return Fail(MarketReason.UnknownKey, "No buyer holds this API key.");
         if (found.RevokedAt is { } revoked) return Fail(MarketReason.RevokedKey, $"This API key was revoked at {revoked:O}; use another key of the account or ask the operator for one.");
-        keys.Add(hash, account.Id, found.Id, revocations);
-        return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, account.Id), new Claim(KeyIdClaim, found.Id));
+        keys.Add(hash, found.BuyerId, found.Id, revocations);
+        return Success(new Claim(ClaimTypes.Role, "buyer"), new Claim(BuyerIdClaim, found.BuyerId), new Claim(KeyIdClaim, found.Id));
     }
 
     /// <summary>The key or token of an `Authorization: Bearer …` header (empty without one).</summary>

@@ -184,7 +184,7 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
     /// </summary>
     private static Grant Usable(BuyerAccount account, string keyId, string grantId, DateTimeOffset now)
     {
-        if (account.Keys.FirstOrDefault(k => k.Id == keyId) is not { RevokedAt: null })
+        if (!account.LiveKeys.Contains(keyId))
             throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.RevokedKey, "The API key that opened this feed was revoked; open it again with another key (Last-Event-ID resumes it).");
         return GrantedQueries.Usable(account, grantId, now);
     }

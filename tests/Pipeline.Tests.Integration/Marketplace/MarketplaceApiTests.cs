@@ -104,9 +104,10 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
 
         // Only hashes are stored.
         await using var session = _market.Host.Store.QuerySession();
-        var stored = await session.LoadAsync<BuyerAccount>(buyer);
-        Assert.DoesNotContain(stored!.Keys, k => k.Hash.Contains(key[4..], StringComparison.Ordinal) || k.Hash == key);
-        Assert.Equal(ApiKeys.Hash(issued.ApiKey), stored.Keys.Single(k => k.Id == issued.Key.Id).Hash);
+        var stored = await session.Query<BuyerKey>().Where(k => k.BuyerId == buyer).ToListAsync();
+        Assert.Equal(2, stored.Count);
+        Assert.DoesNotContain(stored, k => k.Hash.Contains(key[4..], StringComparison.Ordinal) || k.Hash == key);
+        Assert.Equal(ApiKeys.Hash(issued.ApiKey), stored.Single(k => k.Id == issued.Key.Id).Hash);
     }
 
     [Fact]
@@ -178,14 +179,26 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task PaymentReceived_AppendedByTheChainFollower_CountsAsCreditsOnce()
+    public async Task PaymentReceived_AppendedAgainByTheChainFollower_IsRefusedAndCountsAsCreditsOnce()
     {
         var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
         var payment = new PaymentReceived(buyer, 31337, "0x" + new string('a', 64), 3, "0x" + new string('b', 40), "5000000000000000000", 500, 12);
         await using (var session = _market.Host.Store.LightweightSession())
         {
-            session.Events.Append(buyer, payment, payment); // followed twice (a restart before its cursor moved)
+            session.Events.Append(buyer, payment);
             await session.SaveChangesAsync();
+        }
+        // Followed again (a restart before its cursor moved), alone or beside another event: the append fails whole.
+        await using (var again = _market.Host.Store.LightweightSession())
+        {
+            again.Events.Append(buyer, new CreditsAdded(buyer, 7, "beside the replay", DateTimeOffset.UtcNow), payment);
+            await Assert.ThrowsAnyAsync<Exception>(() => again.SaveChangesAsync());
+        }
+        await using (var twice = _market.Host.Store.LightweightSession())
+        {
+            var other = payment with { LogIndex = 4 };
+            twice.Events.Append(buyer, other, other);
+            await Assert.ThrowsAnyAsync<Exception>(() => twice.SaveChangesAsync());
         }
         Assert.Equal(500, (await _market.AccountAsync(key)).Balance);
         Assert.Equal(HttpStatusCode.Created, (await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 500))).StatusCode);
@@ -649,25 +662,95 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     {
         await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
         await connection.OpenAsync();
-        var indexes = new List<string>();
-        await using (var list = new Npgsql.NpgsqlCommand("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'mt_doc_buyeraccount'", connection))
-        {
-            list.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _market.Host.Schema });
-            await using var reader = await list.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) indexes.Add(reader.GetString(0));
-        }
-        // A charge rewrites the account: a GIN index of the whole document would take an entry per value of it each time.
-        Assert.DoesNotContain(indexes, i => i.Contains("(data jsonb_path_ops)", StringComparison.Ordinal));
+        // A charge rewrites the account: an index of anything in its document would take a new entry each time, and
+        // keep PostgreSQL from updating the row in place (HOT) — issue 13. Its id is all it is indexed by.
+        Assert.Equal(["id"], await IndexedColumnsAsync(connection, "mt_doc_buyeraccount"));
 
-        // The look-up as the authentication handler sends it; scans forbidden, as the test's table is small.
+        // The key look-up as the authentication handler sends it: one index read; scans forbidden, as the test's table is small.
         await using var session = _market.Host.App.Services.GetRequiredService<IDocumentStore>().QuerySession();
-        var lookup = session.Query<BuyerAccount>().Where(a => a.Keys.Any(k => k.Hash == "00")).ToCommand();
+        var lookup = session.Query<BuyerKey>().Where(k => k.Hash == "00").ToCommand();
         await using (var off = new Npgsql.NpgsqlCommand("SET enable_seqscan = off", connection)) await off.ExecuteNonQueryAsync();
         await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + lookup.CommandText, connection);
         foreach (Npgsql.NpgsqlParameter parameter in lookup.Parameters) explain.Parameters.Add(parameter.Clone());
         var plan = new List<string>();
         await using (var reader = await explain.ExecuteReaderAsync()) while (await reader.ReadAsync()) plan.Add(reader.GetString(0));
-        Assert.Contains(plan, line => line.Contains("Index Scan", StringComparison.Ordinal) && line.Contains("keys", StringComparison.Ordinal));
+        Assert.Contains(plan, line => line.Contains("Index Scan", StringComparison.Ordinal) && line.Contains("hash", StringComparison.Ordinal) && line.Contains("mt_doc_buyerkey", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Account_StoredAsBeforeIssue13_IsMovedAtTheNextStart_ItsKeysOpenItAsBeforeAndItsPaymentCountsOnce_Issue13()
+    {
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 10);
+        async Task<IssuedKey> IssueAsync(string label) =>
+            (await (await _market.SendAsync(HttpMethod.Post, $"/v1/buyers/{buyer}/keys", _market.OperatorKey, new { label })).Content.ReadFromJsonAsync<IssuedKey>(ServiceDefaults.WireJson))!;
+        var unused = await IssueAsync("never used before the move");
+        var revoked = await IssueAsync("revoked");
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Delete, $"/v1/buyers/{buyer}/keys/{revoked.Key.Id}", _market.OperatorKey)).StatusCode);
+        var payment = new PaymentReceived(buyer, 31337, "0x" + new string('c', 64), 0, "0x" + new string('b', 40), "5000000000000000000", 500, 12);
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            session.Events.Append(buyer, payment);
+            await session.SaveChangesAsync();
+        }
+
+        // The account as it was stored before: keys and payments inside its document, none of their own, and its index of the keys.
+        var schema = _market.Host.Schema;
+        List<BuyerKey> keys;
+        await using (var query = _market.Host.Store.QuerySession()) keys = (await query.Query<BuyerKey>().Where(k => k.BuyerId == buyer).ToListAsync()).ToList();
+        var oldKeys = JsonSerializer.Serialize(keys.Select(k => new { id = k.Id, hash = k.Hash, label = k.Label, issuedAt = k.IssuedAt, revokedAt = k.RevokedAt }));
+        var oldPayments = JsonSerializer.Serialize(new[] { CountedPayment.Key(payment.ChainId, payment.TxHash, payment.LogIndex) });
+        await using var connection = new Npgsql.NpgsqlConnection(_market.Host.PostgresConnectionString);
+        await connection.OpenAsync();
+        async Task ExecuteAsync(string sql, params object[] values)
+        {
+            await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+            foreach (var value in values) command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = value });
+            await command.ExecuteNonQueryAsync();
+        }
+        await ExecuteAsync($"DELETE FROM {schema}.mt_doc_buyerkey WHERE data ->> 'buyerId' = $1", buyer);
+        await ExecuteAsync($"DELETE FROM {schema}.mt_doc_countedpayment WHERE data ->> 'buyerId' = $1", buyer);
+        await ExecuteAsync($"UPDATE {schema}.mt_doc_buyeraccount SET data = (data - 'liveKeys') || jsonb_build_object('keys', $2::jsonb, 'payments', $3::jsonb) WHERE id = $1", buyer, oldKeys, oldPayments);
+        await ExecuteAsync($"CREATE INDEX IF NOT EXISTS mt_doc_buyeraccount_idx_keys ON {schema}.mt_doc_buyeraccount USING gin ((data -> 'keys') jsonb_path_ops)");
+
+        await using var restarted = await _market.StartReplicaAsync(fixture);
+
+        var opened = await _market.SendAsync(HttpMethod.Get, "/v1/account", unused.ApiKey, api: restarted.Api);
+        Assert.True(opened.StatusCode == HttpStatusCode.OK, await opened.Content.ReadAsStringAsync());
+        var account = (await opened.Content.ReadFromJsonAsync<AccountView>(ServiceDefaults.WireJson))!;
+        Assert.Equal((buyer, 510L), (account.Id, account.Balance));
+        Assert.Equal(keys.Select(k => (k.Id, k.RevokedAt is null)).Order(), account.Keys.Select(k => (k.Id, k.RevokedAt is null)).Order());
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Get, "/v1/account", key, api: restarted.Api)).StatusCode);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/account", revoked.ApiKey, api: restarted.Api), HttpStatusCode.Unauthorized, "revoked_key");
+
+        await using (var moved = new Npgsql.NpgsqlCommand($"SELECT data ? 'keys' OR data ? 'payments', data -> 'liveKeys' FROM {schema}.mt_doc_buyeraccount WHERE id = $1", connection))
+        {
+            moved.Parameters.Add(new Npgsql.NpgsqlParameter { Value = buyer });
+            await using var reader = await moved.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync());
+            Assert.False(reader.GetBoolean(0));
+            Assert.Equal(keys.Where(k => k.RevokedAt is null).Select(k => k.Id).Order(), JsonSerializer.Deserialize<string[]>(reader.GetString(1))!.Order());
+        }
+        Assert.Equal(["id"], await IndexedColumnsAsync(connection, "mt_doc_buyeraccount"));
+        await using (var again = _market.Host.Store.LightweightSession())
+        {
+            again.Events.Append(buyer, payment);
+            await Assert.ThrowsAnyAsync<Exception>(() => again.SaveChangesAsync());
+        }
+        Assert.Equal(510, (await _market.AccountAsync(key)).Balance);
+    }
+
+    /// <summary>What the indexes of a table of the test's schema index: a column's name, or "expression".</summary>
+    private async Task<List<string>> IndexedColumnsAsync(Npgsql.NpgsqlConnection connection, string table)
+    {
+        await using var list = new Npgsql.NpgsqlCommand(
+            "SELECT coalesce(a.attname, 'expression') FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid CROSS JOIN unnest(i.indkey) k(attnum) " +
+            "LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum WHERE t.relnamespace = $1::regnamespace AND t.relname = $2", connection);
+        list.Parameters.Add(new Npgsql.NpgsqlParameter { Value = _market.Host.Schema });
+        list.Parameters.Add(new Npgsql.NpgsqlParameter { Value = table });
+        var columns = new List<string>();
+        await using var reader = await list.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) columns.Add(reader.GetString(0));
+        return columns;
     }
 
     [Fact]
