@@ -48,21 +48,36 @@ public sealed class EpochCloser(
     /// <summary>Closes the next epoch if it is final; false when there is nothing to close yet.</summary>
     public async Task<bool> CloseNextAsync(CancellationToken cancellation)
     {
+        if (await CutNextAsync(cancellation) is not { } cut) return false;
+        await RecordAsync(cut, cancellation);
+        return true;
+    }
+
+    /// <summary>The next epoch computed from its cut once it is final; null when there is nothing to close yet. Nothing is recorded or written.</summary>
+    public async Task<EpochCut?> CutNextAsync(CancellationToken cancellation)
+    {
         RewardEpoch? last;
         await using (var session = store.QuerySession())
             last = await session.Query<RewardEpoch>().OrderByDescending(e => e.Epoch).FirstOrDefaultAsync(cancellation);
         var next = last?.Epoch + 1 ?? options.Value.FirstEpoch ?? await EarliestEpochInLakeAsync(cancellation);
-        if (next is not { } epoch) return false;
+        if (next is not { } epoch) return null;
 
         var end = StartOf(epoch + 1);
         var now = clock.GetUtcNow();
-        if (now < end + options.Value.Grace) return false;
+        if (now < end + options.Value.Grace) return null;
         if (!_targets.TryGetValue(epoch, out var through)) _targets[epoch] = through = await LastEventSequenceAsync(cancellation);
-        if (await lake.Manifest(LakeProjector.LiveLake).CheckpointAsync(cancellation) < through) return false;
+        if (await lake.Manifest(LakeProjector.LiveLake).CheckpointAsync(cancellation) < through) return null;
 
         var closed = new EpochClosed(epoch, StartOf(epoch), end, through, last?.ThroughSequence ?? 0, now);
         var policy = options.Value.LoadPolicy();
-        var file = RewardFile.Create(policy, await inputs.ReadAsync(policy, closed, EpochLength, LiveLake, cancellation), PreviousCumulative(last));
+        return new EpochCut(closed, RewardFile.Create(policy, await inputs.ReadAsync(policy, closed, EpochLength, LiveLake, cancellation), PreviousCumulative(last)));
+    }
+
+    /// <summary>Records the cut as the epoch's stream and writes its file; false when another closer recorded the epoch first.</summary>
+    public async Task<bool> RecordAsync(EpochCut cut, CancellationToken cancellation)
+    {
+        var (closed, file) = cut;
+        var epoch = closed.Epoch;
         var path = Files.Write(file);
         var calculated = Calculated(file, Path.GetFileName(path), clock.GetUtcNow());
 
@@ -77,13 +92,13 @@ public sealed class EpochCloser(
             {
                 logger.LogWarning("Epoch {Epoch} was closed by another process meanwhile; its file here was written again with the same name", epoch);
                 _targets.Remove(epoch);
-                return true;
+                return false;
             }
         }
         _targets.Remove(epoch);
         metrics.Closed();
         logger.LogInformation("Epoch {Epoch} closed through event {Through}: {Devices} devices, {Contributors} contributors, root {Root}, content hash {ContentHash}, policy {Policy} {PolicyHash}",
-            epoch, through, file.Rewards.Devices.Count, file.Rewards.Contributors.Count, file.MerkleRoot ?? "none", calculated.ContentHash, policy.Name, policy.Hash);
+            epoch, closed.ThroughSequence, file.Rewards.Devices.Count, file.Rewards.Contributors.Count, file.MerkleRoot ?? "none", calculated.ContentHash, file.Policy.Name, file.Rewards.PolicyHash);
         return true;
     }
 
@@ -136,3 +151,6 @@ public sealed class EpochCloser(
         return (long)(await command.ExecuteScalarAsync(cancellation))!;
     }
 }
+
+/// <summary>An epoch computed from one cut of the event store (<see cref="EpochClosed.ThroughSequence"/>), not recorded yet.</summary>
+public sealed record EpochCut(EpochClosed Closed, RewardFile File);

@@ -22,8 +22,8 @@ public static class RewardsStack
 
     public static RewardPolicy Policy { get; } = RewardPolicy.Load(Path.Combine(Support.RepositoryTools.Root, "rewards", "policies", "v1.json"));
 
-    /// <summary>A host with every role; the schema is emptied first unless <paramref name="keepSchema"/> (a restart).</summary>
-    public static Task<TestHost> StartAsync(StackFixture fixture, string schema, string data, string rpcUrl, bool keepSchema = false)
+    /// <summary>A host with every role (or those given); the schema is emptied first unless <paramref name="keepSchema"/> (a restart).</summary>
+    public static Task<TestHost> StartAsync(StackFixture fixture, string schema, string data, string rpcUrl, bool keepSchema = false, Roles roles = Roles.All)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -39,7 +39,7 @@ public static class RewardsStack
             ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: sales worth counting
         };
         if (keepSchema) settings["EventStore:Schema"] = schema;
-        return TestHost.StartAsync(fixture, Roles.All, settings, keepSchema ? null : schema);
+        return TestHost.StartAsync(fixture, roles, settings, keepSchema ? null : schema);
     }
 
     /// <summary>Where the marketplace's operator key (its SHA-256) is kept; a test creates the key there.</summary>
