@@ -7,7 +7,6 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Hosting;
 using Pipeline.Infra.Postgres;
 using Pipeline.Projections.Lake;
 using Pipeline.Rewards.Epochs;
@@ -16,17 +15,18 @@ namespace Pipeline.Rewards.Stage;
 
 /// <summary>
 /// Closes epochs in order, each once its data is final: the clock has passed its end plus the grace, and the lake has
-/// projected every event recorded by then. It computes the epoch, writes its reward file, and appends
-/// <see cref="EpochClosed"/> and <see cref="RewardsCalculated"/> as a new stream — which a second closer cannot start again.
+/// projected every event recorded by then. It computes the epoch from that cut, appends <see cref="EpochClosed"/> and
+/// <see cref="RewardsCalculated"/> as a new stream — which a second closer cannot start again — and only then writes
+/// the reward file, so a closer that lost the race writes nothing.
 /// </summary>
 public sealed class EpochCloser(
     IDocumentStore store,
     NpgsqlDataSource dataSource,
     LakeStore lake,
     EpochInputsReader inputs,
+    RecordedRewardFiles files,
     IOptions<RewardsOptions> options,
     IOptions<LakeOptions> lakeOptions,
-    IOptions<DataOptions> data,
     TimeProvider clock,
     RewardsMetrics metrics,
     ILogger<EpochCloser> logger)
@@ -35,10 +35,6 @@ public sealed class EpochCloser(
     private readonly Dictionary<long, long> _targets = [];
 
     public TimeSpan EpochLength => lakeOptions.Value.EpochLength;
-
-    public RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
-
-    public LakeSource LiveLake => new(LakeProjector.LiveLake, lakeOptions.Value.ResolveDirectory(data.Value.FullPath));
 
     public DateTimeOffset StartOf(long epoch) => DateTimeOffset.UnixEpoch + EpochLength * epoch;
 
@@ -70,16 +66,16 @@ public sealed class EpochCloser(
 
         var closed = new EpochClosed(epoch, StartOf(epoch), end, through, last?.ThroughSequence ?? 0, now);
         var policy = options.Value.LoadPolicy();
-        return new EpochCut(closed, RewardFile.Create(policy, await inputs.ReadAsync(policy, closed, EpochLength, LiveLake, cancellation), PreviousCumulative(last)));
+        var read = await inputs.ReadAsync(policy, closed, EpochLength, files.LiveLake, cancellation);
+        return new EpochCut(closed, RewardFile.Create(policy, read, await PreviousCumulativeAsync(last, cancellation)));
     }
 
-    /// <summary>Records the cut as the epoch's stream and writes its file; false when another closer recorded the epoch first.</summary>
+    /// <summary>Records the cut as the epoch's stream, then writes its file; false (and nothing written) when another closer recorded the epoch first.</summary>
     public async Task<bool> RecordAsync(EpochCut cut, CancellationToken cancellation)
     {
         var (closed, file) = cut;
         var epoch = closed.Epoch;
-        var path = Files.Write(file);
-        var calculated = Calculated(file, Path.GetFileName(path), clock.GetUtcNow());
+        var calculated = Calculated(file, Path.GetFileName(files.Files.JsonPath(epoch)), clock.GetUtcNow());
 
         await using (var session = store.LightweightSession())
         {
@@ -90,26 +86,25 @@ public sealed class EpochCloser(
             }
             catch (ExistingStreamIdCollisionException)
             {
-                logger.LogWarning("Epoch {Epoch} was closed by another process meanwhile; its file here was written again with the same name", epoch);
+                logger.LogWarning("Epoch {Epoch} was closed by another process meanwhile; this process's cut through event {Through} is dropped and its file not written", epoch, closed.ThroughSequence);
                 _targets.Remove(epoch);
                 return false;
             }
         }
         _targets.Remove(epoch);
+        // Written once recorded: a crash before this leaves no file, which the next read computes again from the record.
+        files.Files.Write(file);
         metrics.Closed();
         logger.LogInformation("Epoch {Epoch} closed through event {Through}: {Devices} devices, {Contributors} contributors, root {Root}, content hash {ContentHash}, policy {Policy} {PolicyHash}",
             epoch, closed.ThroughSequence, file.Rewards.Devices.Count, file.Rewards.Contributors.Count, file.MerkleRoot ?? "none", calculated.ContentHash, file.Policy.Name, file.Rewards.PolicyHash);
         return true;
     }
 
-    /// <summary>The cumulative amounts after the previous epoch, from its reward file (the record anyone can check).</summary>
-    private Dictionary<EthAddress, BigInteger> PreviousCumulative(RewardEpoch? last)
+    /// <summary>The cumulative amounts after the previous epoch, from its reward file (the record anyone can check), repaired from its record when it differs.</summary>
+    private async Task<Dictionary<EthAddress, BigInteger>> PreviousCumulativeAsync(RewardEpoch? last, CancellationToken cancellation)
     {
         if (last is null) return [];
-        var file = Files.Read(last.Epoch)
-            ?? throw new InvalidOperationException($"The reward file of epoch {last.Epoch} is missing from {Files.Directory}: the next epoch's cumulative amounts start from it. Restore it (its keccak256 must be {last.Rewards?.ContentHash}).");
-        if (file.ContentHash() != last.Rewards?.ContentHash)
-            throw new InvalidOperationException($"The reward file of epoch {last.Epoch} in {Files.Directory} does not hash to the recorded content hash {last.Rewards?.ContentHash}: it was changed. Restore the original.");
+        var file = await files.ReadAsync(last, cancellation);
         return file.Rewards.Contributors.ToDictionary(c => c.Account, c => c.CumulativeAmount);
     }
 
@@ -136,9 +131,9 @@ public sealed class EpochCloser(
 
     private async Task<long?> EarliestEpochInLakeAsync(CancellationToken cancellation)
     {
-        var files = await lake.Manifest(LakeProjector.LiveLake).FilesAsync(cancellation);
-        if (files.Count == 0) return null;
-        using var duck = LakeCatalog.Open(LiveLake.Directory, files, EpochLength);
+        var lakeFiles = await lake.Manifest(LakeProjector.LiveLake).FilesAsync(cancellation);
+        if (lakeFiles.Count == 0) return null;
+        using var duck = LakeCatalog.Open(files.LiveLake.Directory, lakeFiles, EpochLength);
         using var command = duck.CreateCommand();
         command.CommandText = $"SELECT min(epoch) FROM {LakeCatalog.DeviceQuality}";
         var value = command.ExecuteScalar();
