@@ -35,12 +35,7 @@ public sealed class RewardFileRecordTests(StackFixture fixture) : IAsyncLifetime
     public async Task EpochCloser_AnotherCloserRecordsALaterCutBetweenThisOnesReadAndItsSave_LeavesTheRecordedFile_AndTheNextEpochCloses()
     {
         await using var host = await StartAsync("it_rfiles_race");
-        var device = new RewardedDevice(host, "car");
-        var epoch = await RewardsStack.EpochWithRoomAsync(TimeSpan.FromSeconds(30));
-        await device.RegisterAsync();
-        await device.SendGoodAsync(5);
-        await WaitForLakeAsync(host, device);
-        var clock = new ManualClock(EndOf(epoch) + Grace);
+        var (device, epoch, clock) = await ReadingsInAnEpochAsync(host);
         var first = Closer(host, clock);
         var second = Closer(host, clock);
 
@@ -150,15 +145,21 @@ public sealed class RewardFileRecordTests(StackFixture fixture) : IAsyncLifetime
 
     private static RewardFiles Files(TestHost host) => host.Create<RecordedRewardFiles>().Files;
 
-    /// <summary>A device's readings in the epoch now running, closed by a closer whose clock is past the epoch's grace.</summary>
-    private static async Task<(long Epoch, ManualClock Clock)> CloseOneEpochAsync(TestHost host)
+    /// <summary>A registered device's readings in the epoch now running, in the lake; and a clock past the epoch's grace.</summary>
+    private static async Task<(RewardedDevice Device, long Epoch, ManualClock Clock)> ReadingsInAnEpochAsync(TestHost host)
     {
         var device = new RewardedDevice(host, "car");
-        var epoch = await RewardsStack.EpochWithRoomAsync(TimeSpan.FromSeconds(20));
+        var epoch = await RewardsStack.EpochWithRoomAsync(TimeSpan.FromSeconds(30));
         await device.RegisterAsync();
         await device.SendGoodAsync(5);
         await WaitForLakeAsync(host, device);
-        var clock = new ManualClock(EndOf(epoch) + Grace);
+        return (device, epoch, new ManualClock(EndOf(epoch) + Grace));
+    }
+
+    /// <summary>A device's readings in the epoch now running, closed by a closer whose clock is past the epoch's grace.</summary>
+    private static async Task<(long Epoch, ManualClock Clock)> CloseOneEpochAsync(TestHost host)
+    {
+        var (_, epoch, clock) = await ReadingsInAnEpochAsync(host);
         Assert.True(await CloseNextAsync(host, Closer(host, clock)));
         Assert.Equal(epoch, (await RecordAsync(host, epoch))!.Epoch);
         return (epoch, clock);
