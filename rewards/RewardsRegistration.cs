@@ -29,6 +29,10 @@ public static class RewardsRegistration
         services.AddLakeStore();
         // The API reads the chain; the rewards stage (AddRewards, registered first when both run) deploys.
         services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<RewardsChain>(provider, false));
+        // Serving a reward file can mean computing it again from its epoch's record (RecordedRewardFiles).
+        services.TryAddSingleton<RewardsMetrics>();
+        services.TryAddSingleton<EpochInputsReader>();
+        services.TryAddSingleton<RecordedRewardFiles>();
         services.TryAddSingleton<RewardsQueries>();
         if (!services.Any(s => s.ServiceType == typeof(RewardsExplained))) services.AddSingleton<RewardsExplained>().AddProblemExplanations(RewardsReason.Explanations);
         return services;
@@ -43,8 +47,6 @@ public static class RewardsRegistration
     {
         services.TryAddSingleton(provider => ActivatorUtilities.CreateInstance<RewardsChain>(provider, true));
         services.AddRewardsReadModel(configuration);
-        services.TryAddSingleton<RewardsMetrics>();
-        services.TryAddSingleton<EpochInputsReader>();
         services.TryAddSingleton<EpochCloser>();
         services.TryAddSingleton<RootPublisher>();
         services.AddHostedService<RewardsStage>();

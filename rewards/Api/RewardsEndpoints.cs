@@ -2,9 +2,12 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Pipeline.Core.Crypto;
 using Pipeline.Core.Envelope;
 using Pipeline.Infra.Hosting;
+using Pipeline.Rewards.Stage;
 
 namespace Pipeline.Rewards.Api;
 
@@ -14,6 +17,7 @@ public static class RewardsReason
     public const string UnknownEpoch = "unknown_epoch";
     public const string NoRewards = "no_rewards";
     public const string ChainUnavailable = "chain_unavailable";
+    public const string RewardFileUnavailable = "reward_file_unavailable";
     public const string InvalidRequest = "invalid_request";
 
     public static IReadOnlyList<ProblemExplanation> Explanations { get; } =
@@ -21,6 +25,7 @@ public static class RewardsReason
         new(UnknownEpoch, StatusCodes.Status404NotFound, "The epoch is not closed yet (or never will be: it is before the first one). GET /v1/rewards/epochs lists the epochs and their status."),
         new(NoRewards, StatusCodes.Status404NotFound, "The address has no leaf in the latest published epoch's tree: it has earned nothing yet, or the epoch it earned in is not published yet."),
         new(ChainUnavailable, StatusCodes.Status503ServiceUnavailable, "The chain does not answer (or the contracts are not deployed yet); try again shortly."),
+        new(RewardFileUnavailable, StatusCodes.Status503ServiceUnavailable, "The epoch's reward file is missing or differs from its recorded content hash, and computing it again from the epoch's record did not give it back; the operator must restore it from a backup."),
     ];
 }
 
@@ -56,8 +61,8 @@ public static class RewardsEndpoints
             .WithName("GetRewardEpoch")
             .WithSummary("One closed epoch");
 
-        rewards.MapGet("/epochs/{epoch:long}/file", Results<FileContentHttpResult, ProblemHttpResult> (HttpContext context, long epoch, RewardsQueries queries) =>
-                queries.FileBytes(epoch) is { } bytes ? TypedResults.File(bytes, "application/json", $"epoch-{epoch}.json") : UnknownEpoch(context, epoch))
+        rewards.MapGet("/epochs/{epoch:long}/file", async Task<Results<FileContentHttpResult, ProblemHttpResult>> (HttpContext context, long epoch, RewardsQueries queries, CancellationToken cancellation) =>
+                await queries.FileBytesAsync(epoch, cancellation) is { } bytes ? TypedResults.File(bytes, "application/json", $"epoch-{epoch}.json") : UnknownEpoch(context, epoch))
             .WithName("GetRewardFile")
             .WithSummary("The epoch's reward file: canonical JSON")
             .WithDescription("The exact bytes whose keccak256 is the content hash published with the root; with the policy, the inputs and the previous cumulative amounts anyone can compute the epoch again (depin rewards verify --from).");
@@ -103,7 +108,7 @@ public static class RewardsEndpoints
         TypedResults.Problem(detail: detail, statusCode: status, title: reason.Replace('_', ' '), type: $"/problems/{reason}", instance: context.Request.Path,
             extensions: new Dictionary<string, object?> { ["reason"] = reason });
 
-    /// <summary>A chain that does not answer is a 503 with a reason, not a 500.</summary>
+    /// <summary>A chain that does not answer, or a reward file that cannot be given back as recorded, is a 503 with a reason, not a 500.</summary>
     private static async ValueTask<object?> Unavailable(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
     {
         try
@@ -114,6 +119,13 @@ public static class RewardsEndpoints
         {
             invocation.HttpContext.Response.Headers.RetryAfter = "5";
             return Problem(invocation.HttpContext, StatusCodes.Status503ServiceUnavailable, RewardsReason.ChainUnavailable, e.Message);
+        }
+        catch (RewardFileUnavailableException e)
+        {
+            // The full message names the server's folders: it goes to the log, the client gets what to expect.
+            invocation.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RewardsEndpoints)).LogError("{Message}", e.Message);
+            return Problem(invocation.HttpContext, StatusCodes.Status503ServiceUnavailable, RewardsReason.RewardFileUnavailable,
+                $"The reward file of epoch {e.Epoch} is not available as recorded (its keccak256 must be {e.ContentHash}); the operator has been told to restore it.");
         }
     }
 }

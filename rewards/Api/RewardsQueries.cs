@@ -37,10 +37,8 @@ public sealed record RewardExplanation(long Epoch, string PolicyVersion, string 
 public sealed class RewardsUnavailableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>What the rewards API answers, from the epochs' documents, their reward files and the distributor on chain.</summary>
-public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSource, RewardsChain chain, IOptions<RewardsOptions> options, IOptions<LakeOptions> lake, IOptions<Infra.Hosting.DataOptions> data, TimeProvider clock)
+public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSource, RewardsChain chain, IOptions<RewardsOptions> options, IOptions<LakeOptions> lake, RecordedRewardFiles files, TimeProvider clock)
 {
-    private RewardFiles Files => new(options.Value.ResolveDirectory(data.Value.FullPath, store.Schema()));
-
     public async Task<ChainView> ChainAsync(CancellationToken cancellation)
     {
         var context = await ConnectAsync(cancellation);
@@ -77,7 +75,12 @@ public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSo
         return await session.LoadAsync<RewardEpoch>(RewardEpoch.StreamId(epoch), cancellation) is { } found ? View(found) : null;
     }
 
-    public byte[]? FileBytes(long epoch) => Files.ReadBytes(epoch);
+    /// <summary>The calculated epoch's reward file as recorded; null when the epoch is not calculated.</summary>
+    public async Task<byte[]?> FileBytesAsync(long epoch, CancellationToken cancellation)
+    {
+        await using var session = store.QuerySession();
+        return await session.LoadAsync<RewardEpoch>(RewardEpoch.StreamId(epoch), cancellation) is { Rewards: not null } found ? await files.ReadBytesAsync(found, cancellation) : null;
+    }
 
     public async Task<ContributorView> ContributorAsync(EthAddress address, CancellationToken cancellation)
     {
@@ -105,7 +108,8 @@ public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSo
     {
         await using var session = store.QuerySession();
         var latest = await session.Query<RewardEpoch>().Where(e => e.Status == RewardEpochStatus.Published).OrderByDescending(e => e.Epoch).FirstOrDefaultAsync(cancellation);
-        if (latest?.Published is not { } published || Files.Read(latest.Epoch) is not { } file) return null;
+        if (latest?.Published is not { } published) return null;
+        var file = await files.ReadAsync(latest, cancellation);
         var tree = RewardsMerkleTree.Build(file.Rewards.Leaves());
         if (!tree.Contains(address)) return null;
         var leaf = tree.Leaves.First(l => l.Account == address);
@@ -117,7 +121,8 @@ public sealed class RewardsQueries(IDocumentStore store, NpgsqlDataSource dataSo
     public async Task<RewardExplanation?> ExplainAsync(EthAddress address, long epoch, CancellationToken cancellation)
     {
         await using var session = store.QuerySession();
-        if (await session.LoadAsync<RewardEpoch>(RewardEpoch.StreamId(epoch), cancellation) is not { Rewards: not null } || Files.Read(epoch) is not { } file) return null;
+        if (await session.LoadAsync<RewardEpoch>(RewardEpoch.StreamId(epoch), cancellation) is not { Rewards: not null } found) return null;
+        var file = await files.ReadAsync(found, cancellation);
         var quality = file.Inputs.Devices.ToDictionary(d => d.Device);
         var devices = file.Rewards.Devices.Where(d => d.Owner == address).Select(d =>
         {

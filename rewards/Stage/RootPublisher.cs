@@ -14,7 +14,7 @@ namespace Pipeline.Rewards.Stage;
 /// send, and records <see cref="RootPublished"/> only from the chain's own RootPublished log once it is confirmed. The
 /// distributor refuses a second root for an epoch, so a send that raced another one reverts and changes nothing.
 /// </summary>
-public sealed class RootPublisher(IDocumentStore store, RewardsChain chain, TimeProvider clock, RewardsMetrics metrics, ILogger<RootPublisher> logger)
+public sealed class RootPublisher(IDocumentStore store, RewardsChain chain, RecordedRewardFiles files, TimeProvider clock, RewardsMetrics metrics, ILogger<RootPublisher> logger)
 {
     /// <summary>Works through the epochs waiting for their root, oldest first; stops at the first that cannot go on yet.</summary>
     public async Task PublishPendingAsync(CancellationToken cancellation)
@@ -28,6 +28,8 @@ public sealed class RootPublisher(IDocumentStore store, RewardsChain chain, Time
         foreach (var epoch in pending)
         {
             if (epoch.Rewards?.MerkleRoot is null) continue;
+            // Anyone can fetch the file the root's content hash names: it is there, as recorded, before the root goes out.
+            if (epoch.Requested is null) await files.ReadBytesAsync(epoch, cancellation);
             try
             {
                 if (!await PublishAsync(epoch, cancellation)) return;

@@ -22,10 +22,10 @@ public static class RewardsStack
 
     public static RewardPolicy Policy { get; } = RewardPolicy.Load(Path.Combine(Support.RepositoryTools.Root, "rewards", "policies", "v1.json"));
 
-    /// <summary>A host with every role; the schema is emptied first unless <paramref name="keepSchema"/> (a restart).</summary>
-    public static Task<TestHost> StartAsync(StackFixture fixture, string schema, string data, string rpcUrl, bool keepSchema = false)
+    /// <summary>A host with every role (or those given), with more settings if given; the schema is emptied first unless <paramref name="keepSchema"/> (a restart).</summary>
+    public static Task<TestHost> StartAsync(StackFixture fixture, string schema, string data, string rpcUrl, bool keepSchema = false, Roles roles = Roles.All, Dictionary<string, string?>? settings = null)
     {
-        var settings = new Dictionary<string, string?>
+        var values = new Dictionary<string, string?>
         {
             ["Data:Directory"] = data,
             ["Lake:EpochLength"] = "00:01:00",
@@ -38,8 +38,9 @@ public static class RewardsStack
             ["Marketplace:OperatorKeyFile"] = OperatorKeyFile(data),
             ["Marketplace:CreditsPerThousandRows:vehicle_signals"] = "1000", // a credit per row: sales worth counting
         };
-        if (keepSchema) settings["EventStore:Schema"] = schema;
-        return TestHost.StartAsync(fixture, Roles.All, settings, keepSchema ? null : schema);
+        foreach (var (key, value) in settings ?? []) values[key] = value;
+        if (keepSchema) values["EventStore:Schema"] = schema;
+        return TestHost.StartAsync(fixture, roles, values, keepSchema ? null : schema);
     }
 
     /// <summary>Where the marketplace's operator key (its SHA-256) is kept; a test creates the key there.</summary>
