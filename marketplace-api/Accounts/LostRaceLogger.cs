@@ -1,6 +1,5 @@
 using Marten;
 using Marten.Services;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Pipeline.Marketplace.Accounts;
@@ -8,27 +7,24 @@ namespace Pipeline.Marketplace.Accounts;
 /// <summary>
 /// The session logger of a change to an account. When another charge or purchase appended to the account first, the
 /// append fails on the stream's version and the decision is made again on the new state (<see cref="MarketAccounts"/>):
-/// an expected outcome of two requests at once, logged as such, not as the error Marten's own logger makes of it.
+/// an expected outcome of two requests at once, which the retry logs, not the error Marten's own logger makes of it.
 /// Every other failure, and everything else, goes to Marten's logger unchanged.
 /// </summary>
-public sealed class LostRaceLogger(IMartenSessionLogger marten, ILogger logger, string buyerId) : IMartenSessionLogger
+public sealed class LostRaceLogger(IMartenSessionLogger marten) : IMartenSessionLogger
 {
     public void LogFailure(NpgsqlBatch batch, Exception ex)
     {
-        if (IsVersionConflict(ex)) LogLostRace();
-        else marten.LogFailure(batch, ex);
+        if (!IsVersionConflict(ex)) marten.LogFailure(batch, ex);
     }
 
     public void LogFailure(NpgsqlCommand command, Exception ex)
     {
-        if (IsVersionConflict(ex)) LogLostRace();
-        else marten.LogFailure(command, ex);
+        if (!IsVersionConflict(ex)) marten.LogFailure(command, ex);
     }
 
     public void LogFailure(Exception ex, string message)
     {
-        if (IsVersionConflict(ex)) LogLostRace();
-        else marten.LogFailure(ex, message);
+        if (!IsVersionConflict(ex)) marten.LogFailure(ex, message);
     }
 
     public void LogSuccess(NpgsqlCommand command) => marten.LogSuccess(command);
@@ -40,9 +36,6 @@ public sealed class LostRaceLogger(IMartenSessionLogger marten, ILogger logger, 
     public void OnBeforeExecute(NpgsqlCommand command) => marten.OnBeforeExecute(command);
 
     public void OnBeforeExecute(NpgsqlBatch batch) => marten.OnBeforeExecute(batch);
-
-    private void LogLostRace() =>
-        logger.LogDebug("Account {Buyer} changed while this change was decided; deciding again on the new state", buyerId);
 
     /// <summary>
     /// The append lost the race for the stream's next version: Marten's concurrency error, or under it what PostgreSQL

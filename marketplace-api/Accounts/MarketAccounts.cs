@@ -105,6 +105,7 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
             catch (JasperFx.ConcurrencyException) when (attempt < Attempts)
             {
                 // Another charge or purchase changed the account first: decide again on what it is now.
+                logger.LogDebug("Account {Buyer} changed while this change was decided; deciding again on the new state", buyerId);
             }
         }
     }
@@ -113,7 +114,7 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
     public async Task<AccountRead> ReadForChangeAsync(string buyerId, CancellationToken cancellation)
     {
         var session = store.LightweightSession();
-        session.Logger = new LostRaceLogger(session.Logger, logger, buyerId);
+        session.Logger = new LostRaceLogger(session.Logger);
         try
         {
             return new AccountRead(session, await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation));
