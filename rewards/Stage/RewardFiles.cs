@@ -34,8 +34,6 @@ public sealed class RewardFiles(string directory)
         }
     }
 
-    /// <summary>The epoch's file as written, or null when there is none; <see cref="RewardFile.Parse"/> refuses one not in canonical form.</summary>
-    public RewardFile? Read(long epoch) => File.Exists(JsonPath(epoch)) ? RewardFile.Read(JsonPath(epoch)) : null;
-
+    /// <summary>The bytes of the epoch's file as written, or null when there is none; <see cref="RewardFile.Parse"/> refuses one not in canonical form.</summary>
     public byte[]? ReadBytes(long epoch) => File.Exists(JsonPath(epoch)) ? File.ReadAllBytes(JsonPath(epoch)) : null;
 }

@@ -7,6 +7,22 @@ public sealed class PrometheusScrape(string text)
 {
     public static async Task<PrometheusScrape> FromAsync(HttpClient host) => new(await host.GetStringAsync("/metrics"));
 
+    /// <summary>
+    /// The sample's value once it is <paramref name="expected"/>, or the last one seen after 10 s: the exporter serves a
+    /// cached scrape for a moment, so a count that just rose can still read as before.
+    /// </summary>
+    public static async Task<double> ValueOnceAsync(HttpClient host, string name, double expected)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var scrape = await FromAsync(host);
+            var value = scrape.Has(name) ? scrape.Value(name) : double.NaN;
+            if (value == expected || DateTime.UtcNow > deadline) return value;
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>The value of the one sample with this name whose labels include all of <paramref name="labels"/> (as written, e.g. <c>reason="stale"</c>).</summary>
     public double Value(string name, params string[] labels)
     {

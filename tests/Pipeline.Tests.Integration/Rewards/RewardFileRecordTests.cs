@@ -69,14 +69,14 @@ public sealed class RewardFileRecordTests(StackFixture fixture) : IAsyncLifetime
         var served = await host.Api.GetByteArrayAsync($"/v1/rewards/epochs/{epoch}/file");
         Assert.Equal(recorded, Hex.Encode0x(Keccak256.Hash(served)));
         Assert.Equal(recorded, HashOnDisk(host, epoch));
-        Assert.Equal(1, (await PrometheusScrape.FromAsync(host.Api)).Value("pipeline_rewards_files_repaired_total"));
+        Assert.Equal(1, await PrometheusScrape.ValueOnceAsync(host.Api, "pipeline_rewards_files_repaired_total", 1));
 
         // Lost again, the next epoch's close (which starts from its cumulative amounts) repairs it too.
         File.Delete(Files(host).JsonPath(epoch));
         clock.Now = EndOf(epoch + 1) + Grace;
         Assert.True(await CloseNextAsync(host, Closer(host, clock)));
         Assert.Equal(recorded, HashOnDisk(host, epoch));
-        Assert.Equal(2, (await PrometheusScrape.FromAsync(host.Api)).Value("pipeline_rewards_files_repaired_total"));
+        Assert.Equal(2, await PrometheusScrape.ValueOnceAsync(host.Api, "pipeline_rewards_files_repaired_total", 2));
     }
 
     [Fact]

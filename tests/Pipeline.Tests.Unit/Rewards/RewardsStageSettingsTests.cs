@@ -63,8 +63,8 @@ public sealed class RewardsStageSettingsTests
 
             Assert.Equal(files.JsonPath(7), path);
             Assert.Equal(["epoch-7.contributors.parquet", "epoch-7.devices.parquet", "epoch-7.json"], Directory.GetFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-            Assert.Equal(file.ContentHash(), files.Read(7)!.ContentHash());
-            Assert.Null(files.Read(8));
+            Assert.Equal(file.ContentHash(), RewardFile.Parse(files.ReadBytes(7)!).ContentHash());
+            Assert.Null(files.ReadBytes(8));
         }
         finally
         {
