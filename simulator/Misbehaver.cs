@@ -25,6 +25,7 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
     private readonly Misbehaviour[] _enabled = Enum.GetValues<Misbehaviour>().Where(m => m is not (Misbehaviour.None or Misbehaviour.All) && options.Misbehave.HasFlag(m)).ToArray();
     private readonly EthKey _impostor = EthKey.FromSeed(Encoding.UTF8.GetBytes($"{options.KeyPrefix}:impostor"));
     private int _alternate;
+    private bool _refusedOverMqtt;
 
     /// <summary>What <paramref name="device"/> sends now over <paramref name="transport"/> (its own, or the lane it rides).</summary>
     public IEnumerable<Outgoing> Emit(SimulatedDevice device, TransportMode transport, DateTimeOffset now, Dictionary<string, double> signals, List<string> obd)
@@ -128,6 +129,13 @@ public sealed class Misbehaver(SimulatorOptions options, Fleet fleet, Ledger led
     private Misbehaviour Choose(SimulatedDevice device, Dictionary<string, double> signals)
     {
         if (_enabled.Length == 0 || _random.NextDouble() >= options.MisbehaveRate) return Misbehaviour.None;
+        // The first misbehaviour over MQTT is one the edge itself must refuse, so a short run always exercises the
+        // edge's own dead letters whatever the draw.
+        if (_transport == TransportMode.Mqtt && !_refusedOverMqtt && _enabled.Contains(Misbehaviour.Malformed))
+        {
+            _refusedOverMqtt = true;
+            return Misbehaviour.Malformed;
+        }
         var candidates = _enabled.Where(m => m switch
         {
             Misbehaviour.Old => device.History.Count >= 5,
