@@ -63,6 +63,7 @@ public static class MarketBench
         })).GetProperty("id").GetString()!;
 
         var store = host.Services.GetRequiredService<IDocumentStore>();
+        var postgres = scratch.Servers.PostgresConnectionString!;
         await AnsiConsole.Status().StartAsync("Giving the buyer a long-time buyer's account…", _ => AgeAccountAsync(api, store, buyerKey, buyerId));
 
         var limits = new MarketplaceOptions();
@@ -91,9 +92,9 @@ public static class MarketBench
             {
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
                 phases.Clear();
-                var writesBefore = await ChargeWritesAsync(store);
+                var writesBefore = await ChargeWritesAsync(store, postgres);
                 var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
-                charges.Add((name, await ChargeWritesAsync(store, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
+                charges.Add((name, await ChargeWritesAsync(store, postgres, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
                 var medians = PhaseListener.QueryPhases.Select(phases.Median).ToList();
                 breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
                 var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
@@ -123,9 +124,10 @@ public static class MarketBench
         AnsiConsole.Write(exportBreakdown);
         var writes = new Table().AddColumn("Charges (one per API query)").AddColumn(new TableColumn("WAL bytes per charge").RightAligned())
             .AddColumn(new TableColumn("account updates").RightAligned()).AddColumn(new TableColumn("of them HOT").RightAligned())
-            .AddColumn(new TableColumn("account document bytes").RightAligned());
+            .AddColumn(new TableColumn("account document bytes").RightAligned()).AddColumn(new TableColumn("statements per query").RightAligned());
         foreach (var (query, delta, count) in charges)
-            writes.AddRow(query, $"{delta.WalBytes / count:N0}", $"{delta.Updates:N0}", $"{delta.HotUpdates:N0} ({100.0 * delta.HotUpdates / Math.Max(1, delta.Updates):N0} %)", $"{delta.DocumentBytes:N0}");
+            writes.AddRow(query, $"{delta.WalBytes / count:N0}", $"{delta.Updates:N0}", $"{delta.HotUpdates:N0} ({100.0 * delta.HotUpdates / Math.Max(1, delta.Updates):N0} %)", $"{delta.DocumentBytes:N0}",
+                $"{(double)delta.Statements / count:N1}");
         AnsiConsole.Write(writes);
         AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB) reads every value of every row (boxed, as ADO.NET gives them); the API's results are JSON, read whole by the client; export = start → job done → files downloaded.");
         AnsiConsole.MarkupLineInterpolated($"Load average (1 min) at the start {loadAtStart}, at the end {LoadAverage()}, on {Environment.ProcessorCount} cores shared with other work.");
@@ -154,22 +156,31 @@ public static class MarketBench
         }
     }
 
-    /// <summary>WAL written so far (the scratch cluster serves only this bench), the account table's updates and HOT updates, and the account document's size.</summary>
-    private sealed record ChargeWrites(long WalBytes, long Updates, long HotUpdates, long DocumentBytes)
+    /// <summary>
+    /// WAL written so far (the scratch cluster serves only this bench), the account table's updates and HOT updates, the
+    /// account document's size, and the statements PostgreSQL ran (pg_stat_statements, BEGIN and COMMIT included; not this
+    /// bench's own reads of the statistics).
+    /// </summary>
+    private sealed record ChargeWrites(long WalBytes, long Updates, long HotUpdates, long DocumentBytes, long Statements)
     {
         public static ChargeWrites operator -(ChargeWrites after, ChargeWrites before) =>
-            new(after.WalBytes - before.WalBytes, after.Updates - before.Updates, after.HotUpdates - before.HotUpdates, after.DocumentBytes);
+            new(after.WalBytes - before.WalBytes, after.Updates - before.Updates, after.HotUpdates - before.HotUpdates, after.DocumentBytes, after.Statements - before.Statements);
     }
 
     /// <summary>
     /// The writes so far; after <paramref name="charges"/> charges since <paramref name="since"/>, waits until the table
     /// statistics show them (backends report their counts to the statistics up to a few seconds late).
     /// </summary>
-    private static async Task<ChargeWrites> ChargeWritesAsync(IDocumentStore store, ChargeWrites? since = null, int charges = 0)
+    private static async Task<ChargeWrites> ChargeWritesAsync(IDocumentStore store, string postgres, ChargeWrites? since = null, int charges = 0)
     {
         await using var connection = (Npgsql.NpgsqlConnection)store.Storage.Database.CreateConnection();
+        // The scratch cluster keeps pg_stat_statements in its maintenance database, counting every database's statements.
+        await using var maintenance = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(postgres) { Database = "postgres" }.ConnectionString);
         await connection.OpenAsync();
         var wal = await ScalarAsync<long>(connection, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn");
+        await maintenance.OpenAsync();
+        var statements = await ScalarAsync<long>(maintenance,
+            $"SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{connection.Database}') AND query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_current_wal_lsn%'");
         await using var stats = new Npgsql.NpgsqlCommand(
             $"SELECT n_tup_upd, n_tup_hot_upd, (SELECT coalesce(max(pg_column_size(data)), 0) FROM {store.Options.DatabaseSchemaName}.mt_doc_buyeraccount) FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'mt_doc_buyeraccount'", connection);
         stats.Parameters.Add(new Npgsql.NpgsqlParameter { Value = store.Options.DatabaseSchemaName });
@@ -178,7 +189,7 @@ public static class MarketBench
         {
             await using var reader = await stats.ExecuteReaderAsync();
             await reader.ReadAsync();
-            var writes = new ChargeWrites(wal, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2));
+            var writes = new ChargeWrites(wal, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), statements);
             if (since is null || writes.Updates - since.Updates >= charges || waited.Elapsed > TimeSpan.FromSeconds(30)) return writes;
             await reader.DisposeAsync();
             await Task.Delay(PollInterval * 10);

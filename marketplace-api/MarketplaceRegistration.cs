@@ -45,6 +45,7 @@ public static class MarketplaceRegistration
             .ResolveOperatorKeyFile(provider.GetRequiredService<IOptions<DataOptions>>().Value.FullPath)));
         services.AddSingleton<MarketAccounts>();
         services.AddSingleton<BuyerKeyCache>();
+        services.AddSingleton<AccountCache>();
         services.AddSingleton<MarketLake>();
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<DatasetPreviews>();
@@ -83,6 +84,11 @@ public static class MarketplaceRegistration
     {
         public void Configure(IServiceProvider services, StoreOptions options)
         {
+            // A change to an account appends to the account it decided on, held by its identity session; without this the
+            // inline projection reads that account again, on a connection of its own, before the change's batch (a round
+            // trip on every charge). With it the projection applies the events to the instance held. Store-wide: other
+            // inline projections then read their document in their session's own transaction, as one would expect.
+            options.Events.UseIdentityMapForAggregates = true;
             options.Projections.Add<BuyerAccountProjection>(ProjectionLifecycle.Inline);
             options.Projections.Add<BuyerKeyProjection>(ProjectionLifecycle.Inline);
             options.Projections.Add<CountedPaymentProjection>(ProjectionLifecycle.Inline);

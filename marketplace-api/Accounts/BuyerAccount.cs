@@ -98,6 +98,9 @@ public sealed class BuyerAccount
     public string Name { get; set; } = "";
     public DateTimeOffset CreatedAt { get; set; }
 
+    /// <summary>The version of the buyer's stream this account is at: Marten sets it as it applies the stream's events.</summary>
+    public long Version { get; set; }
+
     /// <summary>Credits added and paid, less credits spent on grants.</summary>
     public long Balance { get; set; }
 

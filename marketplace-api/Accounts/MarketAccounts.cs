@@ -10,7 +10,7 @@ namespace Pipeline.Marketplace.Accounts;
 /// Changes to buyer accounts. Each is a decision on the account as it stands (a pure function returning events), appended
 /// with Marten's optimistic concurrency: when another change got in first, the decision is made again on the new state.
 /// </summary>
-public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, TimeProvider clock, ILogger<MarketAccounts> logger)
+public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, AccountCache remembered, TimeProvider clock, ILogger<MarketAccounts> logger)
 {
     private const int Attempts = 8;
 
@@ -81,7 +81,9 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
     /// As <see cref="UpdateAsync"/>, without reading the account back: for charges, whose callers need only that the
     /// events are stored. Returns the account when the decision appended nothing, null otherwise. With
     /// <paramref name="read"/> (the account read when the charged work began), the first decision is made on it and
-    /// appended at its version, saving a read; any change since makes that append fail, and the decision is made again.
+    /// appended at its version, saving a read; any change since makes that append fail, and the decision is made again
+    /// — except on a remembered account (<see cref="ReadForChargeAsync"/>), where a change since or a refusal throws
+    /// <see cref="StaleAccountException"/> instead, for the work to be done again on the account as stored.
     /// <paramref name="alongside"/> queues more work on the session, to commit or fail with the events (an export job's move to done).
     /// </summary>
     public async Task<BuyerAccount?> AppendAsync(string buyerId, Func<BuyerAccount, DateTimeOffset, IReadOnlyList<object>> decide, CancellationToken cancellation, AccountRead? read = null,
@@ -93,27 +95,48 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
             var current = fresh ?? read!;
             if (current.Account is not { } account)
                 throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, $"There is no buyer {buyerId}.");
-            var events = decide(account, clock.GetUtcNow());
+            IReadOnlyList<object> events;
+            try
+            {
+                events = decide(account, clock.GetUtcNow());
+            }
+            catch (MarketRefusedException) when (current.Remembered)
+            {
+                // A refusal is decided on the account as stored, never on a copy that may be behind it.
+                throw new StaleAccountException();
+            }
             if (events.Count == 0) return account;
-            current.Stream.AppendMany(events);
+            current.Append(events);
             alongside?.Invoke(current.Session);
             try
             {
                 await current.Session.SaveChangesAsync(cancellation);
-                return null;
+            }
+            catch (JasperFx.ConcurrencyException) when (current.Remembered)
+            {
+                remembered.Forget(buyerId);
+                throw new StaleAccountException();
             }
             catch (JasperFx.ConcurrencyException) when (attempt < Attempts)
             {
                 // Another charge or purchase changed the account first: decide again on what it is now.
                 logger.LogDebug("Account {Buyer} changed while this change was decided; deciding again on the new state", buyerId);
+                continue;
             }
+            // Marten applied the events to the account decided on (the projection's identity map), and set its version:
+            // the next query of this buyer here runs on it without reading it. Anything else is forgotten, to be read again.
+            if (account.Version == current.Version + events.Count) remembered.Remember(account, account.Version);
+            else remembered.Forget(buyerId);
+            return null;
         }
     }
 
     /// <summary>The account as stored (null if there is no such buyer) and its version, for a change to be appended at that version.</summary>
     public async Task<AccountRead> ReadForChangeAsync(string buyerId, CancellationToken cancellation)
     {
-        var session = store.LightweightSession();
+        // An identity session holds the account read, so the inline projection applies the change to it instead of
+        // reading it again (UseIdentityMapForAggregates; a lightweight session read it again, a statement per change).
+        var session = store.IdentitySession();
         session.Logger = new LostRaceLogger(session.Logger);
         try
         {
@@ -125,16 +148,76 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Tim
             throw;
         }
     }
+
+    /// <summary>
+    /// The account for a query to run on and be charged against: the copy this process remembers from its last charge
+    /// or read, without a round trip; otherwise as stored (then remembered). A charge on a remembered copy is appended at
+    /// its version, so it commits only when nothing changed the account since.
+    /// </summary>
+    public async Task<AccountRead> ReadForChargeAsync(string buyerId, CancellationToken cancellation)
+    {
+        if (remembered.TryGet(buyerId, out var account, out var version))
+        {
+            // Stored in an identity session (AccountRead.Append), the copy is what the inline projection applies the charge to.
+            var session = store.IdentitySession();
+            session.Logger = new LostRaceLogger(session.Logger);
+            return new AccountRead(session, account, version);
+        }
+        var read = await ReadForChangeAsync(buyerId, cancellation);
+        if (read.Account is { } stored) remembered.Remember(stored, read.Version);
+        return read;
+    }
 }
 
-/// <summary>A buyer's account as read for writing: the session to append in, and the stream at the version read.</summary>
-public sealed class AccountRead(IDocumentSession session, IEventStream<BuyerAccount> stream) : IAsyncDisposable
+/// <summary>
+/// A buyer's account as read for writing: the session to append in, the account and the stream version it is at — read
+/// with FetchForWriting, or remembered by this process (<see cref="MarketAccounts.ReadForChargeAsync"/>).
+/// </summary>
+public sealed class AccountRead : IAsyncDisposable
 {
-    public BuyerAccount? Account => stream.Aggregate;
+    private readonly IDocumentSession _session;
+    private readonly IEventStream<BuyerAccount>? _stream;
 
-    internal IDocumentSession Session => session;
+    internal AccountRead(IDocumentSession session, IEventStream<BuyerAccount> stream)
+    {
+        _session = session;
+        _stream = stream;
+        Account = stream.Aggregate;
+        Version = stream.StartingVersion ?? 0;
+    }
 
-    internal IEventStream<BuyerAccount> Stream => stream;
+    internal AccountRead(IDocumentSession session, BuyerAccount account, long version)
+    {
+        _session = session;
+        Account = account;
+        Version = version;
+        Remembered = true;
+    }
 
-    public ValueTask DisposeAsync() => session.DisposeAsync();
+    public BuyerAccount? Account { get; }
+
+    /// <summary>Whether the account is this process's copy rather than read from the store for this change.</summary>
+    public bool Remembered { get; }
+
+    internal long Version { get; }
+
+    internal IDocumentSession Session => _session;
+
+    /// <summary>Queues <paramref name="events"/> at the version read: the commit fails if the account changed since.</summary>
+    internal void Append(IReadOnlyList<object> events)
+    {
+        if (_stream is not null)
+        {
+            _stream.AppendMany(events);
+            return;
+        }
+        // Held by the session, the account is not read again by the inline projection, which applies the events to it.
+        _session.Store(Account!);
+        _session.Events.Append(Account!.Id, Version + events.Count, events);
+    }
+
+    public ValueTask DisposeAsync() => _session.DisposeAsync();
 }
+
+/// <summary>A charge decided on a remembered account that changed since: nothing was stored; run it again on the account as stored.</summary>
+public sealed class StaleAccountException() : Exception("The account changed since this process remembered it.");

@@ -29,9 +29,24 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
     /// <summary>Runs <paramref name="sql"/> over the grant's rows in the lake now, or as it was at checkpoint <paramref name="asOf"/>.</summary>
     public async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, CancellationToken cancellation)
     {
+        // First on the account as this process remembers it, which saves reading it before DuckDB runs; when that copy
+        // turns out to be behind the stored account (its charge finds the account changed) or refuses, nothing was
+        // released or charged, and the query runs once more on the account as stored.
+        try
+        {
+            return await RunAsync(buyerId, grantId, sql, format, asOf, options, remembered: true, cancellation);
+        }
+        catch (StaleAccountException)
+        {
+            return await RunAsync(buyerId, grantId, sql, format, asOf, options, remembered: false, cancellation);
+        }
+    }
+
+    private async Task<ChargedResult> RunAsync(string buyerId, string grantId, string sql, ResultFormat format, long? asOf, MarketplaceOptions options, bool remembered, CancellationToken cancellation)
+    {
         var phases = metrics.StartQuery();
-        // The account (read for the charge to append at its version) and the lake's snapshot, at once.
-        var reading = accounts.ReadForChangeAsync(buyerId, cancellation);
+        // The account (to charge at its version) and the lake's snapshot, at once.
+        var reading = remembered ? accounts.ReadForChargeAsync(buyerId, cancellation) : accounts.ReadForChangeAsync(buyerId, cancellation);
         var snapshotting = asOf is { } checkpoint ? lake.SnapshotAtAsync(checkpoint, cancellation) : lake.SnapshotAsync(cancellation);
         try
         {
@@ -45,7 +60,15 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         await using var read = reading.Result;
         var snapshot = snapshotting.Result;
         var account = read.Account ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownBuyer, "The account no longer exists.");
-        var grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
+        Grant grant;
+        try
+        {
+            grant = Usable(account, grantId, accounts.Clock.GetUtcNow());
+        }
+        catch (MarketRefusedException) when (read.Remembered)
+        {
+            throw new StaleAccountException(); // refused on the account as stored only (a grant bought on another replica is not in the copy)
+        }
         phases.End("account");
         var table = await TableAsync(grant, snapshot, cancellation);
         phases.End("lake");

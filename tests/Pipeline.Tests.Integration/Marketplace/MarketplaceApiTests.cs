@@ -235,6 +235,33 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Query_AfterAnotherReplicaUsedTheQuotaAndSoldAGrant_RunsOnTheAccountAsStored_NotOnTheCopyThisOneRemembers()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 1000);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 40));
+        var query = new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals ORDER BY event_seq LIMIT 15" };
+        // Charged here: this host remembers the account as that charge left it.
+        Assert.Equal("15", Header(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, query), "X-Rows"));
+        // Another replica uses 15 more rows and sells another grant: the copy here is behind on both.
+        await using var replica = await _market.StartReplicaAsync(fixture);
+        Assert.Equal("15", Header(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, query, replica.Api), "X-Rows"));
+        var bought = await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10), replica.Api);
+        Assert.Equal(HttpStatusCode.Created, bought.StatusCode);
+        var other = (await bought.Content.ReadFromJsonAsync<GrantView>(ServiceDefaults.WireJson))!;
+
+        // The copy has 25 rows left, the account 10: the result is cut at 10, neither 15 delivered nor refused.
+        var cut = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, query);
+        Assert.Equal(HttpStatusCode.OK, cut.StatusCode);
+        Assert.Equal("10", Header(cut, "X-Rows"));
+        Assert.Equal("true", Header(cut, "X-Truncated"));
+        // The grant the copy does not know is found on the account.
+        Assert.Equal("10", Header(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, query with { grant = other.Id }), "X-Rows"));
+        var account = await _market.AccountAsync(key);
+        Assert.Equal(40, account.Grants.Single(g => g.Id == grant.Id).RowsUsed);
+        Assert.Equal(10, account.Grants.Single(g => g.Id == other.Id).RowsUsed);
+    }
+
+    [Fact]
     public async Task Grant_WithAByteQuota_PaysItsMegabytesOnTopOfItsRows_MonthlyForASubscription()
     {
         var summary = await VehicleSummaryAsync();
