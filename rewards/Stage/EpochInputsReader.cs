@@ -50,7 +50,8 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
     /// <summary>
     /// The lake's part of an epoch's inputs, as of event <paramref name="through"/>: each device's quality and each
     /// station's means. Exact whatever order the rows come in (files compacted or rebuilt differently, DuckDB's threads):
-    /// fractions are quotients of whole counts and means are of values fixed to millionths, never sums of doubles.
+    /// fractions are quotients of whole counts and means are of values fixed to millionths, never sums of doubles; both
+    /// lists in address order.
     /// </summary>
     public static (List<DeviceEpochQuality> Devices, List<StationEpochMeans> Stations) ReadLake(
         string directory, IReadOnlyList<LakeFile> files, TimeSpan epochLength, long epoch, long through, IEnumerable<string> signals)
@@ -82,6 +83,7 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
             command.CommandText = $"""
                 SELECT device, kind, accepted, rejected, uptime, completeness, equivocations
                 FROM {LakeCatalog.DeviceQuality} WHERE epoch = {epoch.ToString(CultureInfo.InvariantCulture)}
+                ORDER BY device
                 """;
             using var reader = command.ExecuteReader();
             while (reader.Read())
@@ -116,7 +118,7 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
             SELECT station, arg_max(station_latitude, event_seq), arg_max(station_longitude, event_seq){sums}
             FROM weather_observations
             WHERE CAST(floor(epoch(device_time) / {seconds}) AS BIGINT) = {epoch.ToString(CultureInfo.InvariantCulture)}
-            GROUP BY station
+            GROUP BY station ORDER BY station
             """;
         var stations = new List<StationEpochMeans>();
         using var reader = command.ExecuteReader();
