@@ -19,7 +19,7 @@ public sealed class MarketMetrics
     {
         var meter = meters.Create(MeterName);
         _phases = meter.CreateHistogram<double>(QueryPhaseInstrument, "s", "Time a query spent in each phase: account, lake, sandbox, validate, execute, attribute, charge.");
-        _exportPhases = meter.CreateHistogram<double>(ExportPhaseInstrument, "s", "Time an export spent in each phase: plan, queue, write, describe, sign, charge.");
+        _exportPhases = meter.CreateHistogram<double>(ExportPhaseInstrument, "s", "Time an export spent in each phase: plan, queue, write, describe, sign, attribute, charge; and quality, the manifest's quality report computed beside write.");
         _feeds = meter.CreateUpDownCounter<long>("pipeline.market.feeds", "{feed}", "Live feeds open.");
         _feedRows = meter.CreateCounter<long>("pipeline.market.feed.rows", "{row}", "Rows sent over live feeds.");
     }

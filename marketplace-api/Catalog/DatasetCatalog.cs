@@ -39,6 +39,7 @@ public sealed class DatasetCatalog
     private readonly MarketLake _lake;
     private readonly TimeProvider _clock;
     private readonly StaleWhileRevalidate<CatalogAt> _latest;
+    private readonly Dictionary<string, (long Checkpoint, Task<QualityReport> Report)> _qualityAt = [];
 
     public DatasetCatalog(MarketLake lake, TimeProvider clock, IOptions<MarketplaceOptions> options, ILogger<DatasetCatalog> logger)
     {
@@ -95,13 +96,33 @@ public sealed class DatasetCatalog
         ["station_elevation_m"] = "The station's registered elevation (m).",
     };
 
-    /// <summary>The quality report exactly at <paramref name="snapshot"/>'s checkpoint (an export's manifest names it), computed if the catalog is elsewhere.</summary>
+    /// <summary>
+    /// The quality report exactly at <paramref name="snapshot"/>'s checkpoint (an export's manifest names it): the
+    /// catalog's when it is there, otherwise only this report, computed on one thread (an export computes it while its
+    /// COPY runs on another, so it neither waits for the whole catalog's scan nor takes the COPY's core). The last one
+    /// computed per dataset is kept, so exports at the same checkpoint compute it once.
+    /// </summary>
     public async Task<QualityReport?> QualityAtAsync(string name, LakeSnapshot snapshot, CancellationToken cancellation)
     {
-        if (MarketDatasets.Find(name) is null) return null;
-        var latest = await _latest.GetAsync(cancellation);
-        var computed = latest.Checkpoint == snapshot.Checkpoint ? latest.Datasets : await Task.Run(() => Compute(snapshot), cancellation);
-        return computed[name].Quality;
+        if (MarketDatasets.Find(name) is not { } dataset) return null;
+        if (_latest.Current is { } latest && latest.Checkpoint == snapshot.Checkpoint) return latest.Datasets[name].Quality;
+        Task<QualityReport> report;
+        lock (_qualityAt)
+        {
+            if (!_qualityAt.TryGetValue(name, out var last) || last.Checkpoint != snapshot.Checkpoint || last.Report.IsFaulted)
+                _qualityAt[name] = last = (snapshot.Checkpoint, Task.Run(() => QualityAt(dataset, snapshot), CancellationToken.None));
+            report = last.Report;
+        }
+        return await report.WaitAsync(cancellation);
+    }
+
+    private QualityReport QualityAt(MarketDataset dataset, LakeSnapshot snapshot)
+    {
+        using var duck = LakeCatalog.Open(snapshot.Directory, snapshot.Files, _lake.EpochLength);
+        LakeCatalog.Execute(duck, "SET threads = 1");
+        long rows = 0;
+        Read(duck, $"SELECT count(*) FROM {dataset.Name}", r => rows = r.GetInt64(0));
+        return Quality(duck, dataset, rows);
     }
 
     /// <summary>A scan only when the checkpoint moved since the previous catalog.</summary>
@@ -133,20 +154,24 @@ public sealed class DatasetCatalog
                 SELECT floor({lat}) AS s, floor({lon}) AS w, count(*) FROM {dataset.Name}
                 WHERE {lat} IS NOT NULL AND {lon} IS NOT NULL GROUP BY ALL ORDER BY 3 DESC, 1, 2 LIMIT {MaxRegions}
                 """, r => regions.Add(new RegionCell(r.GetDouble(0), r.GetDouble(1), r.GetInt64(2))));
-            var byReason = new Dictionary<string, long>();
-            Read(duck, $"SELECT reason, count(*) FROM reading_rejections WHERE kind = '{dataset.Kind.ToWire()}' GROUP BY reason ORDER BY reason",
-                r => byReason[r.GetString(0)] = r.GetInt64(1));
-            double? completeness = null, uptime = null, score = null;
-            Read(duck, $"SELECT avg(completeness), avg(uptime), avg(quality_score) FROM {LakeCatalog.DeviceQuality} WHERE kind = '{dataset.Kind.ToWire()}'", r =>
-            {
-                completeness = r.IsDBNull(0) ? null : r.GetDouble(0);
-                uptime = r.IsDBNull(1) ? null : r.GetDouble(1);
-                score = r.IsDBNull(2) ? null : r.GetDouble(2);
-            });
-            var quality = new QualityReport(rows, byReason.Values.Sum(), byReason, completeness, uptime, score);
-            result[dataset.Name] = new Computed(rows, from, until, devices, newest, regions, quality);
+            result[dataset.Name] = new Computed(rows, from, until, devices, newest, regions, Quality(duck, dataset, rows));
         }
         return result;
+    }
+
+    private static QualityReport Quality(DuckDBConnection duck, MarketDataset dataset, long rows)
+    {
+        var byReason = new Dictionary<string, long>();
+        Read(duck, $"SELECT reason, count(*) FROM reading_rejections WHERE kind = '{dataset.Kind.ToWire()}' GROUP BY reason ORDER BY reason",
+            r => byReason[r.GetString(0)] = r.GetInt64(1));
+        double? completeness = null, uptime = null, score = null;
+        Read(duck, $"SELECT avg(completeness), avg(uptime), avg(quality_score) FROM {LakeCatalog.DeviceQuality} WHERE kind = '{dataset.Kind.ToWire()}'", r =>
+        {
+            completeness = r.IsDBNull(0) ? null : r.GetDouble(0);
+            uptime = r.IsDBNull(1) ? null : r.GetDouble(1);
+            score = r.IsDBNull(2) ? null : r.GetDouble(2);
+        });
+        return new QualityReport(rows, byReason.Values.Sum(), byReason, completeness, uptime, score);
     }
 
     private static DateTimeOffset? Time(DuckDBDataReader reader, int column) =>

@@ -15,6 +15,15 @@ public sealed class StaleWhileRevalidate<T>(Func<T?, Task<T>> compute, TimeSpan 
     private Task<T>? _running;
     private DateTimeOffset _lastEnded = DateTimeOffset.MinValue;
 
+    /// <summary>The last value computed, if any, without starting a computation.</summary>
+    public T? Current
+    {
+        get
+        {
+            lock (_gate) return _current;
+        }
+    }
+
     public Task<T> GetAsync(CancellationToken cancellation)
     {
         lock (_gate)

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using DuckDB.NET.Data;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -53,24 +52,39 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         var grant = GrantedQueries.Usable(account, grantId, accounts.Clock.GetUtcNow());
         var snapshot = await lake.SnapshotAsync(cancellation);
         var table = await queries.TableAsync(grant, snapshot, cancellation);
-        long rows;
-        using (var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options))) rows = sandbox.CountRows(table.Name);
-        if (rows > grant.RowsLeft(accounts.Clock.GetUtcNow()))
-            throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
-                $"The grant's slice has {rows} rows and the grant {grant.RowsLeft(accounts.Clock.GetUtcNow())} left; buy a grant with a larger quota.");
-
+        var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
         var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
-        await store.InsertAsync(buyerId, job, Runner, cancellation);
+        var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options));
+        try
+        {
+            // The slice has at most its files' rows (the lake's manifest counts them); only a grant with fewer rows left
+            // than that needs the slice counted (a scan) to know whether to refuse. The charge checks the rows written.
+            var rowsLeft = grant.RowsLeft(accounts.Clock.GetUtcNow());
+            if (files.Sum(f => (long)f.Rows) > rowsLeft && sandbox.CountRows(table.Name) is var rows && rows > rowsLeft)
+                throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
+                    $"The grant's slice has {rows} rows and the grant {rowsLeft} left; buy a grant with a larger quota.");
+            await store.InsertAsync(buyerId, job, Runner, cancellation);
+        }
+        catch
+        {
+            sandbox.Dispose();
+            throw;
+        }
+        // The export delivers exactly the slice's rows (the COPY writes this view over these files), so they are
+        // attributed from the slice's rows per device and epoch, counted in the sandbox beside the write.
+        var shares = Task.Run(() =>
+        {
+            using (sandbox) return sandbox.CountShares(table.Name, lake.EpochLength);
+        }, CancellationToken.None);
         Directory.CreateDirectory(FolderOf(job.Id));
         var running = new RunningJob(job.Id);
         _jobs[job.Id] = running;
-        var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
         // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the files are written.
-        var quality = QualityAsync(grant.Dataset, snapshot);
+        var quality = QualityAsync(grant.Dataset, snapshot, metrics.StartExport());
         var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), OutputFolder), shards,
             files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
         phases.End("plan");
-        running.Task = Task.Run(() => RunAsync(buyerId, job, running, grant.Dataset, request, phases), CancellationToken.None);
+        running.Task = Task.Run(() => RunAsync(buyerId, job, running, grant.Dataset, request, shares, phases), CancellationToken.None);
         return job;
     }
 
@@ -130,28 +144,15 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         public void Report(ExportProgress value) => Progress = value;
     }
 
-    /// <summary>The rows of the written files per device and epoch: exactly what the export delivers, for its SalesAttributed.</summary>
-    private IReadOnlyList<DeviceShare> SharesOf(ExportResult result, TableShape shape)
+    /// <summary>The manifest's quality report; its time (beside the job's phases, not one of them) is recorded as the phase <c>quality</c>.</summary>
+    private async Task<JsonElement?> QualityAsync(string dataset, LakeSnapshot snapshot, MarketMetrics.Phases phases)
     {
-        if (result.Manifest.Files.Count == 0) return [];
-        var files = string.Join(", ", result.Manifest.Files.Select(f => SqlSandbox.Literal(Path.Combine(result.Folder, f.Path))));
-        using var duck = new DuckDBConnection("DataSource=:memory:");
-        duck.Open();
-        using var command = duck.CreateCommand();
-        command.CommandText = $"""
-            SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {(long)lake.EpochLength.TotalSeconds}) AS BIGINT), count(*)
-            FROM read_parquet([{files}], hive_partitioning = false) GROUP BY ALL ORDER BY ALL
-            """;
-        using var reader = command.ExecuteReader();
-        var shares = new List<DeviceShare>();
-        while (reader.Read()) shares.Add(new DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
-        return shares;
+        var quality = await catalog.QualityAtAsync(dataset, snapshot, CancellationToken.None);
+        phases.End("quality");
+        return quality is null ? null : JsonSerializer.SerializeToElement(quality, ExportManifest.Json);
     }
 
-    private async Task<JsonElement?> QualityAsync(string dataset, LakeSnapshot snapshot) =>
-        await catalog.QualityAtAsync(dataset, snapshot, CancellationToken.None) is { } quality ? JsonSerializer.SerializeToElement(quality, ExportManifest.Json) : null;
-
-    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, string dataset, ExportRequest request, MarketMetrics.Phases phases)
+    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, string dataset, ExportRequest request, Task<IReadOnlyList<DeviceShare>> slice, MarketMetrics.Phases phases)
     {
         var cancellation = running.Cancellation.Token;
         var started = false;
@@ -162,7 +163,10 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             phases.End("queue");
             if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
             var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, running, cancellation, phases);
-            var shares = SharesOf(result, request.Table.Shape);
+            var shares = await slice.WaitAsync(cancellation);
+            if (shares.Sum(s => s.Rows) != result.Manifest.Rows)
+                throw new InvalidOperationException($"The slice counted {shares.Sum(s => s.Rows)} rows per device and epoch, the files hold {result.Manifest.Rows}.");
+            phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
             var bytes = result.Manifest.Files.Sum(f => f.Bytes);
             await accounts.AppendAsync(buyerId, (account, now) =>

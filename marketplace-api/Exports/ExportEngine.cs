@@ -19,8 +19,8 @@ public sealed record ExportRequest(GrantedTable Table, string Folder, int Shards
 /// <summary>
 /// Writes a grant's slice as hive-partitioned Parquet (zstd) with DuckDB's COPY — by <c>shard</c> (when more than one)
 /// and <c>date</c>, under <c>data/</c> — from a DuckDB that can read only the granted files and write only the export folder. Shards are
-/// equal by rows (they differ by at most one), cut in event order. Then every file is counted, hashed (SHA-256 and its
-/// IPFS CID) and listed in a manifest signed with the marketplace's key.
+/// equal by rows (they differ by at most one), cut in event order. Then every file — its rows as the COPY counted them —
+/// is hashed (SHA-256 and its IPFS CID, from one read) and listed in a manifest signed with the marketplace's key.
 /// </summary>
 public static class ExportEngine
 {
@@ -40,27 +40,27 @@ public static class ExportEngine
         Directory.CreateDirectory(request.Folder);
         var partitions = request.Shards > 1 ? new[] { "shard", "date" } : ["date"];
         List<ExportColumn> schema;
+        IReadOnlyDictionary<string, long> written = new Dictionary<string, long>();
         progress?.Report(new ExportProgress(ExportStage.Writing, 0, 1));
         using (var duck = Open(request))
         {
             schema = Describe(duck, request);
-            if (request.Table.Files.Count > 0) await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
+            if (request.Table.Files.Count > 0) written = await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
         }
         progress?.Report(new ExportProgress(ExportStage.Writing, 1, 1));
         phases?.End("write");
 
         var paths = Directory.EnumerateFiles(request.Folder, "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         var files = new List<ExportFile>();
-        using (var counter = new DuckDBConnection("DataSource=:memory:"))
+        foreach (var path in paths)
         {
-            counter.Open();
-            foreach (var path in paths)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                files.Add(await DescribeFileAsync(counter, request.Folder, path, cancellation));
-                progress?.Report(new ExportProgress(ExportStage.Hashing, files.Count, paths.Count));
-            }
+            cancellation.ThrowIfCancellationRequested();
+            var relative = Path.GetRelativePath(request.Folder, path).Replace('\\', '/');
+            if (!written.TryGetValue(relative, out var rows)) throw new InvalidOperationException($"DuckDB's COPY did not report the file {relative} it wrote.");
+            files.Add(await DescribeFileAsync(relative, rows, path, cancellation));
+            progress?.Report(new ExportProgress(ExportStage.Hashing, files.Count, paths.Count));
         }
+        if (files.Count != written.Count) throw new InvalidOperationException($"DuckDB's COPY reported {written.Count} files and {files.Count} are in {request.Folder}.");
 
         phases?.End("describe");
         progress?.Report(new ExportProgress(ExportStage.Signing, 0, 1));
@@ -118,7 +118,8 @@ public static class ExportEngine
         return columns;
     }
 
-    private static void Copy(DuckDBConnection duck, ExportRequest request, string[] partitions, CancellationToken cancellation)
+    /// <summary>Writes the slice; answers each file written (relative to the export folder) with its rows, as the COPY itself counted them.</summary>
+    private static Dictionary<string, long> Copy(DuckDBConnection duck, ExportRequest request, string[] partitions, CancellationToken cancellation)
     {
         var sequence = request.Table.Shape.SequenceColumn;
         const string fileNames = "'part-{i}'";
@@ -127,12 +128,18 @@ public static class ExportEngine
         command.CommandText = $"""
             COPY (SELECT *{shard} FROM {request.Table.Name} ORDER BY {sequence})
             TO {SqlSandbox.Literal(Path.Combine(request.Folder, DataFolder))}
-            (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({string.Join(", ", partitions)}), FILENAME_PATTERN {fileNames})
+            (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({string.Join(", ", partitions)}), FILENAME_PATTERN {fileNames}, RETURN_STATS true)
             """;
         using var interrupt = cancellation.Register(command.Cancel);
         try
         {
-            command.ExecuteNonQuery();
+            using var reader = command.ExecuteReader();
+            var (file, count) = (reader.GetOrdinal("filename"), reader.GetOrdinal("count"));
+            var written = new Dictionary<string, long>(StringComparer.Ordinal);
+            while (reader.Read())
+                written.Add(Path.GetRelativePath(request.Folder, Path.GetFullPath(reader.GetString(file))).Replace('\\', '/'),
+                    Convert.ToInt64(reader.GetValue(count), CultureInfo.InvariantCulture));
+            return written;
         }
         catch (DuckDBException) when (cancellation.IsCancellationRequested)
         {
@@ -140,18 +147,12 @@ public static class ExportEngine
         }
     }
 
-    private static async Task<ExportFile> DescribeFileAsync(DuckDBConnection counter, string folder, string path, CancellationToken cancellation)
+    // One read of the file feeds both digests: the CID's chunks and the SHA-256 of the whole.
+    private static async Task<ExportFile> DescribeFileAsync(string relative, long rows, string path, CancellationToken cancellation)
     {
-        long rows;
-        using (var command = counter.CreateCommand())
-        {
-            command.CommandText = $"SELECT count(*) FROM read_parquet({SqlSandbox.Literal(path)})";
-            rows = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
-        }
-        await using var stream = File.OpenRead(path);
-        var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellation));
-        stream.Position = 0;
-        var cid = await UnixFsCid.ComputeAsync(stream, cancellation);
-        return new ExportFile(Path.GetRelativePath(folder, path).Replace('\\', '/'), rows, stream.Length, sha256, cid);
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+        using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var cid = await UnixFsCid.ComputeAsync(stream, cancellation, sha256);
+        return new ExportFile(relative, rows, stream.Length, Convert.ToHexStringLower(sha256.GetHashAndReset()), cid);
     }
 }

@@ -18,7 +18,8 @@ public static class UnixFsCid
     /// <summary>A node of the DAG as its parent links to it: CID bytes, file bytes below it, and its cumulative size (Tsize).</summary>
     private readonly record struct Node(byte[] Cid, ulong FileSize, ulong TreeSize);
 
-    public static async Task<string> ComputeAsync(Stream content, CancellationToken cancellation = default)
+    /// <summary>The CID of <paramref name="content"/> from its position to its end; <paramref name="alongside"/>, if given, is fed the same bytes, so another digest needs no second read.</summary>
+    public static async Task<string> ComputeAsync(Stream content, CancellationToken cancellation = default, IncrementalHash? alongside = null)
     {
         var level = new List<Node>();
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
@@ -29,6 +30,7 @@ public static class UnixFsCid
                 var filled = await content.ReadAtLeastAsync(buffer.AsMemory(0, ChunkSize), ChunkSize, throwOnEndOfStream: false, cancellation);
                 // An empty file is one empty chunk, as the importer makes it.
                 if (filled == 0 && level.Count > 0) break;
+                alongside?.AppendData(buffer, 0, filled);
                 level.Add(new Node(Cid(RawCodec, buffer.AsSpan(0, filled)), (ulong)filled, (ulong)filled));
                 if (filled < ChunkSize) break;
             }
