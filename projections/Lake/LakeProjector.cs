@@ -51,8 +51,8 @@ public sealed class LakeProjector(LakeStore store, IOptions<DataOptions> data, I
                             compaction = Task.Run(() => writer.CompactAsync(force: false, leading.Token), leading.Token);
                         }
                         // A round that was not full has caught up: the next starts a poll interval after this one began.
-                        // Rounds back to back at a live rate each wrote a file of a few hundred rows, and a round's fixed
-                        // work (a writer, an fsync, a manifest transaction) cost more than its rows (issue 16).
+                        // Back to back at a live rate, each round wrote a small file and paid its fixed work (a writer, an
+                        // fsync, a manifest transaction) for a few hundred rows (issue 16).
                         var rest = _options.PollInterval - round.Elapsed;
                         if (projected < _options.MaxEventsPerRound && rest > TimeSpan.Zero) await Task.Delay(rest, stoppingToken);
                     }

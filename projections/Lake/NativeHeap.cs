@@ -19,7 +19,7 @@ internal static partial class NativeHeap
         {
             _ = malloc_trim(0);
         }
-        catch (EntryPointNotFoundException)
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
         }
     }
