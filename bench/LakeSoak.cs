@@ -17,7 +17,8 @@ namespace Pipeline.Bench;
 
 /// <summary>
 /// The lake projector alone, as its own `depin projections` process, under a steady stream of reading events appended to
-/// a scratch PostgreSQL by this process; its memory (RSS and PSS) sampled every 10 s, and how far behind the lake is.
+/// a scratch PostgreSQL by this process; its RSS every second (compaction every 30 s raises it for a few seconds, which
+/// samples 10 s apart met at the same point of the cycle every time), its PSS and how far behind the lake is every 10 s.
 /// </summary>
 public static class LakeSoak
 {
@@ -26,6 +27,9 @@ public static class LakeSoak
     private const int Devices = 500;
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan Sample = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan RssSample = TimeSpan.FromSeconds(1);
+    /// <summary>The band is the RSS after the first minutes' rise (native code paged in, first compactions).</summary>
+    private static readonly TimeSpan BandFrom = TimeSpan.FromMinutes(2);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -47,9 +51,10 @@ public static class LakeSoak
 
         var manifest = scratch.Services.GetRequiredService<Pipeline.Projections.Lake.LakeStore>().Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake);
         var table = new Table().AddColumn("Minute").AddColumn(new TableColumn("Appended").RightAligned()).AddColumn(new TableColumn("Lake behind (events)").RightAligned())
-            .AddColumn(new TableColumn("Projector RSS").RightAligned()).AddColumn(new TableColumn("PSS").RightAligned());
-        var (clock, appended, nextSample, seq) = (Stopwatch.StartNew(), 0L, Sample, 0L);
-        var rss = new List<long>();
+            .AddColumn(new TableColumn("Projector RSS").RightAligned()).AddColumn(new TableColumn("RSS peak in 10 s").RightAligned()).AddColumn(new TableColumn("PSS").RightAligned());
+        var (clock, appended, nextSample, nextRss, seq) = (Stopwatch.StartNew(), 0L, Sample, Sample, 0L);
+        var rss = new List<(TimeSpan At, long Bytes)>();
+        var intervalPeak = 0L;
         // The projector's CPU from its first sample on (its start-up and first rounds are not a reading's cost).
         (TimeSpan User, TimeSpan System, long Faults, long Appended)? cpuFrom = null;
         var perTick = Math.Max(1, rate / 10);
@@ -73,16 +78,24 @@ public static class LakeSoak
                 await session.SaveChangesAsync();
             }
             appended += perTick;
+            if (clock.Elapsed >= nextRss)
+            {
+                nextRss += RssSample;
+                var bytes = Memory(projector.Id).Rss;
+                rss.Add((clock.Elapsed, bytes));
+                intervalPeak = Math.Max(intervalPeak, bytes);
+            }
             if (clock.Elapsed >= nextSample)
             {
                 nextSample += Sample;
                 var (processRss, processPss) = Memory(projector.Id);
-                rss.Add(processRss);
+                var peak = Math.Max(intervalPeak, processRss);
+                intervalPeak = 0;
                 projector.Refresh();
                 cpuFrom ??= (projector.UserProcessorTime, projector.PrivilegedProcessorTime, MinorFaults(projector.Id), appended);
                 var behind = await BehindAsync(scratch, await manifest.CheckpointAsync(CancellationToken.None));
-                table.AddRow($"{clock.Elapsed.TotalMinutes:F1}", $"{appended:N0}", $"{behind:N0}", Mb(processRss), Mb(processPss));
-                AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  PSS {Mb(processPss),8}");
+                table.AddRow($"{clock.Elapsed.TotalMinutes:F1}", $"{appended:N0}", $"{behind:N0}", Mb(processRss), Mb(peak), Mb(processPss));
+                AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  peak {Mb(peak),8}  PSS {Mb(processPss),8}");
             }
             var rest = Tick - (clock.Elapsed - tickStart);
             if (rest > TimeSpan.Zero) await Task.Delay(rest);
@@ -93,7 +106,8 @@ public static class LakeSoak
         var readings = appended - from;
         // Page faults show memory that an allocator hands back to the kernel and takes again: system time, not work.
         AnsiConsole.MarkupLineInterpolated($"Projector CPU per reading appended after the first sample: {(projector.UserProcessorTime - user + projector.PrivilegedProcessorTime - system).TotalMicroseconds / readings:F1} µs (user {(projector.UserProcessorTime - user).TotalMicroseconds / readings:F1}, system {(projector.PrivilegedProcessorTime - system).TotalMicroseconds / readings:F1}); minor page faults per reading {(MinorFaults(projector.Id) - faults) / (double)readings:F1}");
-        AnsiConsole.MarkupLineInterpolated($"Appended {appended / clock.Elapsed.TotalSeconds:N0} readings/s; projector RSS start / peak / end {Mb(rss[0])} / {Mb(rss.Max())} / {Mb(rss[^1])}; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        var band = rss.Where(s => s.At >= BandFrom).Select(s => s.Bytes).DefaultIfEmpty().ToList();
+        AnsiConsole.MarkupLineInterpolated($"Appended {appended / clock.Elapsed.TotalSeconds:N0} readings/s; projector RSS (every second) start / peak / end {Mb(rss[0].Bytes)} / {Mb(rss.Max(s => s.Bytes))} / {Mb(rss[^1].Bytes)}, from minute {BandFrom.TotalMinutes:F0} {Mb(band.Min())}–{Mb(band.Max())}; load average {string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3])}");
         Signals.Send(projector.Id, Signals.Term);
         await projector.WaitForExitAsync();
         return 0;

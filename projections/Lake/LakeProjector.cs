@@ -43,13 +43,18 @@ public sealed class LakeProjector(LakeStore store, IOptions<DataOptions> data, I
                 {
                     while (!stoppingToken.IsCancellationRequested && leadership.State == System.Data.ConnectionState.Open)
                     {
+                        var round = System.Diagnostics.Stopwatch.StartNew();
                         var projected = await writer.ProjectAsync(until: null, stoppingToken);
                         if (compaction.IsCompleted)
                         {
                             await compaction; // its failure ends this leadership as a round's would
                             compaction = Task.Run(() => writer.CompactAsync(force: false, leading.Token), leading.Token);
                         }
-                        if (projected == 0) await Task.Delay(_options.PollInterval, stoppingToken);
+                        // A round that was not full has caught up: the next starts a poll interval after this one began.
+                        // Back to back at a live rate, each round wrote a small file and paid its fixed work (a writer, an
+                        // fsync, a manifest transaction) for a few hundred rows (issue 16).
+                        var rest = _options.PollInterval - round.Elapsed;
+                        if (projected < _options.MaxEventsPerRound && rest > TimeSpan.Zero) await Task.Delay(rest, stoppingToken);
                     }
                 }
                 finally

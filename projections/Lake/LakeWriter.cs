@@ -116,6 +116,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         _lastCompaction = now;
         await ExpireAsync(_options.SnapshotRetention, cancellation);
         var files = await manifest.FilesAsync(cancellation);
+        var compacted = false;
         foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
         {
             var inputs = partition.OrderBy(f => f.FirstSequence).ToList();
@@ -138,7 +139,10 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
+            compacted = true;
         }
+        // The merge's readers and writer freed their native memory, but glibc keeps it resident in the arenas.
+        if (compacted) NativeHeap.Trim();
     }
 
     /// <summary>Deletes the replaced files older than <paramref name="retention"/>: snapshots before their replacement expire with them.</summary>
