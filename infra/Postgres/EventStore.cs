@@ -4,6 +4,7 @@ using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Pipeline.Core.Events;
@@ -42,7 +43,12 @@ public static class EventStore
         services.AddSingleton(provider => NpgsqlDataSource.Create(provider.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString!));
         services.AddSingleton<PostgresSessions>();
         services.AddSingleton<LeaderElection>();
-        services.AddMarten(provider => Options(provider.GetRequiredService<IOptions<EventStoreOptions>>().Value.Schema))
+        services.AddMarten(provider =>
+            {
+                var options = Options(provider.GetRequiredService<IOptions<EventStoreOptions>>().Value.Schema);
+                options.Logger(new MartenLog(provider.GetRequiredService<ILogger<IDocumentStore>>()));
+                return options;
+            })
             .UseNpgsqlDataSource();
         // Not ApplyAllDatabaseChangesOnStartup: Marten's own start-up stops waiting when another process holds its lock
         // for about 10 s (a migration of a large table); this waits for it.

@@ -137,7 +137,6 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Acc
         // An identity session holds the account read, so the inline projection applies the change to it instead of
         // reading it again (UseIdentityMapForAggregates; a lightweight session read it again, a statement per change).
         var session = store.IdentitySession();
-        session.Logger = new LostRaceLogger(session.Logger);
         try
         {
             return new AccountRead(session, await session.Events.FetchForWriting<BuyerAccount>(buyerId, cancellation));
@@ -159,9 +158,7 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Acc
         if (remembered.TryGet(buyerId, out var account, out var version))
         {
             // Stored in an identity session (AccountRead.Append), the copy is what the inline projection applies the charge to.
-            var session = store.IdentitySession();
-            session.Logger = new LostRaceLogger(session.Logger);
-            return new AccountRead(session, account, version);
+            return new AccountRead(store.IdentitySession(), account, version);
         }
         var read = await ReadForChangeAsync(buyerId, cancellation);
         if (read.Account is { } stored) remembered.Remember(stored, read.Version);

@@ -1,6 +1,7 @@
 using Marten;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipeline.Cli.Hosting;
@@ -75,10 +76,10 @@ public sealed class StackFixture : IAsyncLifetime
     }
 
     /// <summary>The event store alone, composed from DI in a schema of its own (emptied first), with its schema applied.</summary>
-    public async Task<EventStoreScope> CreateEventStoreAsync(string schema)
+    public async Task<EventStoreScope> CreateEventStoreAsync(string schema, ILoggerProvider? log = null)
     {
         await DropSchemaAsync(schema);
-        return await EventStoreScope.StartAsync(new ConfigurationBuilder().AddConfiguration(Settings).AddInMemoryCollection([new("EventStore:Schema", schema)]).Build());
+        return await EventStoreScope.StartAsync(new ConfigurationBuilder().AddConfiguration(Settings).AddInMemoryCollection([new("EventStore:Schema", schema)]).Build(), log);
     }
 }
 
@@ -91,9 +92,10 @@ public sealed class EventStoreScope(ServiceProvider services) : IAsyncDisposable
 
     public IServiceProvider Services => services;
 
-    public static async Task<EventStoreScope> StartAsync(IConfiguration configuration)
+    public static async Task<EventStoreScope> StartAsync(IConfiguration configuration, ILoggerProvider? log = null)
     {
-        var services = new ServiceCollection().AddLogging().AddEventStore(configuration).AddRegistryDocuments().BuildServiceProvider(validateScopes: true);
+        var services = new ServiceCollection().AddLogging(logging => { if (log is not null) logging.AddProvider(log); })
+            .AddEventStore(configuration).AddRegistryDocuments().BuildServiceProvider(validateScopes: true);
         var scope = new EventStoreScope(services);
         await scope.Store.ApplySchemaAsync();
         return scope;

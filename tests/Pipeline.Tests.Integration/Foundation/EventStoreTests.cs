@@ -1,8 +1,10 @@
 using Marten;
 using Marten.Exceptions;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
+using Pipeline.Infra.Postgres;
 
 namespace Pipeline.Tests.Integration.Foundation;
 
@@ -47,6 +49,64 @@ public sealed class EventStoreTests(StackFixture fixture)
         var names = new List<string>();
         while (await reader.ReadAsync()) names.Add(reader.GetString(0));
         Assert.Equal(["device_registered.v1", "reading_accepted.v1"], names);
+    }
+
+    [Fact]
+    public async Task Append_LosingTheRaceForTheStreamsVersion_IsThrownToTheCaller_NotLoggedAsAFailure_WhileOtherFailuresAre()
+    {
+        var log = new RecordedLog();
+        await using var scope = await fixture.CreateEventStoreAsync("it_event_store_log", log);
+        var store = scope.Store;
+        const string buyer = "buyer_race";
+        await using (var first = store.LightweightSession())
+        {
+            first.Events.StartStream(buyer, new CreditsAdded(buyer, 10, "opening", DateTimeOffset.UtcNow));
+            await first.SaveChangesAsync();
+        }
+        // Two writers decided on version 1 (two charges at once, or a replica's copy behind a payment): the second loses.
+        await using (var winner = store.LightweightSession())
+        {
+            winner.Events.Append(buyer, 2, new CreditsAdded(buyer, 1, "first", DateTimeOffset.UtcNow));
+            await winner.SaveChangesAsync();
+        }
+        await using (var loser = store.LightweightSession())
+        {
+            loser.Events.Append(buyer, 2, new CreditsAdded(buyer, 1, "second", DateTimeOffset.UtcNow));
+            var lost = await Assert.ThrowsAnyAsync<Exception>(() => loser.SaveChangesAsync());
+            Assert.True(MartenLog.IsVersionConflict(lost), lost.ToString());
+        }
+        Assert.DoesNotContain(log.Entries, e => e.Level >= LogLevel.Error);
+
+        // Any other failure is still logged as Marten's, with its statement.
+        await using (var broken = store.LightweightSession())
+        {
+            broken.QueueSqlCommand("SELECT 1 / 0");
+            await Assert.ThrowsAnyAsync<Exception>(() => broken.SaveChangesAsync());
+        }
+        Assert.Contains(log.Entries, e => e.Level == LogLevel.Error && e.Category == typeof(IDocumentStore).FullName && e.Message.StartsWith("Marten failed executing", StringComparison.Ordinal) && e.Message.Contains("SELECT 1 / 0"));
+        Assert.False(MartenLog.IsVersionConflict(new InvalidOperationException("another failure")));
+    }
+
+    /// <summary>What the store logs, every category and level.</summary>
+    private sealed class RecordedLog : ILoggerProvider
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<(string Category, LogLevel Level, string Message)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Recorder(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Recorder(RecordedLog log, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                log.Entries.Enqueue((category, logLevel, formatter(state, exception)));
+        }
     }
 
     [Fact]

@@ -134,40 +134,6 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AccountChange_LosingTheRaceForTheVersion_IsAVersionConflict_NotLoggedAsMartensFailure()
-    {
-        var (buyer, _) = await _market.CreateBuyerAsync(credits: 10);
-        await using var winner = _market.Host.Store.LightweightSession();
-        await using var loser = _market.Host.Store.LightweightSession();
-        var marten = new FailureRecorder(loser.Logger);
-        loser.Logger = new LostRaceLogger(marten);
-        // Both read the account at one version, as two charges at once do; the first to append wins it.
-        var winning = await winner.Events.FetchForWriting<BuyerAccount>(buyer);
-        var losing = await loser.Events.FetchForWriting<BuyerAccount>(buyer);
-        winning.AppendOne(new CreditsAdded(buyer, 1, "first", DateTimeOffset.UtcNow));
-        losing.AppendOne(new CreditsAdded(buyer, 1, "second", DateTimeOffset.UtcNow));
-        await winner.SaveChangesAsync();
-
-        var lost = await Assert.ThrowsAnyAsync<Exception>(() => loser.SaveChangesAsync());
-        Assert.True(LostRaceLogger.IsVersionConflict(lost), lost.ToString());
-        Assert.Empty(marten.Failures);
-        Assert.False(LostRaceLogger.IsVersionConflict(new InvalidOperationException("another failure")));
-    }
-
-    private sealed class FailureRecorder(IMartenSessionLogger inner) : IMartenSessionLogger
-    {
-        public List<Exception> Failures { get; } = [];
-        public void LogFailure(Npgsql.NpgsqlBatch batch, Exception ex) => Failures.Add(ex);
-        public void LogFailure(Npgsql.NpgsqlCommand command, Exception ex) => Failures.Add(ex);
-        public void LogFailure(Exception ex, string message) => Failures.Add(ex);
-        public void LogSuccess(Npgsql.NpgsqlCommand command) => inner.LogSuccess(command);
-        public void LogSuccess(Npgsql.NpgsqlBatch batch) => inner.LogSuccess(batch);
-        public void RecordSavedChanges(IDocumentSession session, Marten.Services.IChangeSet commit) => inner.RecordSavedChanges(session, commit);
-        public void OnBeforeExecute(Npgsql.NpgsqlCommand command) => inner.OnBeforeExecute(command);
-        public void OnBeforeExecute(Npgsql.NpgsqlBatch batch) => inner.OnBeforeExecute(batch);
-    }
-
-    [Fact]
     public async Task PaymentReceived_AppendedAgainByTheChainFollower_IsRefusedAndCountsAsCreditsOnce()
     {
         var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
