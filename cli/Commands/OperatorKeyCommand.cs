@@ -28,7 +28,8 @@ public static class OperatorKeyCommand
                     : $"No operator key yet: `depin up` makes one at its first start, or run with --new.");
                 return 0;
             }
-            File.Delete(key.Path);
+            // Before any `depin up` there is no file, nor its folder, to delete.
+            if (File.Exists(key.Path)) File.Delete(key.Path);
             Console.WriteLine(key.CreateIfMissing());
             return 0;
         });

@@ -64,6 +64,10 @@ public static class UpCommand
         await using (servers)
         {
             await using var app = PipelineHost.Build(PipelineConfiguration.With(configuration, servers), roles);
+            // Made before the API answers, so the key works (and `depin operator-key --new` finds its folder) as soon as
+            // /health does; printed below, with the rest.
+            var operatorKey = roles.HasFlag(Roles.Api) ? app.Services.GetRequiredService<OperatorKey>() : null;
+            var newOperatorKey = operatorKey?.CreateIfMissing();
             try
             {
                 await app.StartAsync(cancellation);
@@ -89,7 +93,7 @@ public static class UpCommand
             var endpoints = PipelineConfiguration.Endpoints(configuration);
             var chain = PipelineHost.NeedsChain(roles) ? await DescribeChainAsync(app, servers, cancellation) : null;
             PrintWhereEverythingIs(servers, endpoints, roles, HealthUrl(app, endpoints, roles), chain);
-            if (roles.HasFlag(Roles.Api)) PrintNewOperatorKey(app.Services.GetRequiredService<OperatorKey>());
+            if (operatorKey is not null) PrintOperatorKey(operatorKey, newOperatorKey);
             using var stopFleet = new CancellationTokenSource();
             var fleetRun = fleet is null ? Task.CompletedTask : RunFleetAsync(fleet with
             {
@@ -190,9 +194,9 @@ public static class UpCommand
     }
 
     /// <summary>The operator key exists from the first start on; it is shown that once, and only its hash is kept.</summary>
-    private static void PrintNewOperatorKey(OperatorKey operatorKey)
+    private static void PrintOperatorKey(OperatorKey operatorKey, string? key)
     {
-        if (operatorKey.CreateIfMissing() is not { } key)
+        if (key is null)
         {
             AnsiConsole.MarkupLineInterpolated($"[grey]Marketplace operator key: as printed at the first start (its hash is in {operatorKey.Path}; delete that file and restart for a new one).[/]");
             return;

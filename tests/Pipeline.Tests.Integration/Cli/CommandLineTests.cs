@@ -31,6 +31,20 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task OperatorKeyNew_BeforeAnyUp_MakesTheKeyAndItsFolder()
+    {
+        await using var folder = new DepinUp();
+
+        // The folder does not exist yet: `depin up` makes it at its first start, and a test of the README raced it.
+        var run = await folder.RunAsync("operator-key", "--new");
+
+        Assert.Equal(0, run.ExitCode);
+        var key = run.Output.Trim().Split('\n')[^1].Trim();
+        var hash = await File.ReadAllTextAsync(Path.Combine(folder.DataDirectory, "marketplace", "operator-key.sha256"));
+        Assert.True(Pipeline.Marketplace.Accounts.ApiKeys.Matches(key, hash.Trim()), run.Output);
+    }
+
+    [Fact]
     public async Task Simulate_WithNoPipelineRunning_SaysWhatToDo_InOneLine()
     {
         await using var folder = new DepinUp();
