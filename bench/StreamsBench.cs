@@ -11,6 +11,7 @@ using Pipeline.Core.Events;
 using Pipeline.Core.Kafka;
 using Pipeline.Core.Registry;
 using Pipeline.Infra.Kafka;
+using Pipeline.Infra.Postgres;
 using Pipeline.Streams.Processing;
 using Pipeline.Registry;
 using Spectre.Console;
@@ -88,7 +89,9 @@ public static class StreamsBench
 
     private static List<(string Device, byte[] Envelope)> Sign(EthKey[] keys, int count)
     {
-        var start = DateTimeOffset.UtcNow.AddMinutes(-30);
+        // Every reading's clock in the past (5 s apart per device), so all are accepted: a device time more than
+        // 2 min ahead of its receipt is refused as `future`, and dead letters are not what this bench times.
+        var start = DateTimeOffset.UtcNow.AddSeconds(-5.0 * (count / keys.Length + 1)).AddMinutes(-30);
         var result = new (string, byte[])[count];
         Parallel.For(0, count, i =>
         {
@@ -123,12 +126,21 @@ public static class StreamsBench
         while (processor.Processed < WarmUp) await WaitAsync();
         // Said aloud so a profiler attached from outside (dotnet-trace -p) can start with the window.
         AnsiConsole.MarkupLineInterpolated($"Warm-up done; timing {count - processor.Processed:N0} readings (process {Environment.ProcessId})…");
+        // PostgreSQL's counters are reset for the window: its statements, WAL and tables' writes are printed per reading after it.
+        var share = await PostgresShare.StartAsync(stack.Servers.PostgresConnectionString!, Path.Combine(stack.Folder, "postgres"));
+        var walAtStart = await WalPositionAsync(stack);
         var (first, clock, processCpu, postgresCpu, jitCpu, allocated) = (processor.Processed, Stopwatch.StartNew(), ProcessCpu(), PostgresCpu(stack), JitCpu(), GC.GetTotalAllocatedBytes(precise: true));
         while (processor.Processed < count) await WaitAsync();
         var elapsed = clock.Elapsed;
         var readings = count - first;
         var cpu = new CpuPerReading((ProcessCpu() - processCpu).TotalMicroseconds / readings, (PostgresCpu(stack) - postgresCpu).TotalMicroseconds / readings,
             (JitCpu() - jitCpu).TotalMicroseconds / readings, (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / readings);
+        var wal = await WalPositionAsync(stack) - walAtStart;
+        // Wide enough for the statements' text: the figures are what an A/B of the append compares.
+        AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
+        await share.PrintAsync(readings);
+        AnsiConsole.MarkupLineInterpolated($"  WAL written in the window (from its insert position, exact): {wal / readings:N0} bytes per reading.");
+        await PrintStorageAsync(stack);
         await app.StopAsync();
         await app.DisposeAsync();
         return (new Throughput("processors", readings, elapsed), cpu);
@@ -204,6 +216,35 @@ public static class StreamsBench
         }
         // Linux reports these in clock ticks of 1/100 s (USER_HZ).
         return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
+    /// <summary>Where PostgreSQL inserts its next WAL record, in bytes: the difference is what was written meanwhile, whoever wrote it.</summary>
+    private static async Task<decimal> WalPositionAsync(Scratch stack)
+    {
+        await using var connection = await stack.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
+        await using var command = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn() - '0/0'", connection);
+        return (decimal)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>What each stored reading takes: the event tables' and the processors' indexes, and the event bodies' size.</summary>
+    private static async Task PrintStorageAsync(Scratch stack)
+    {
+        await using var connection = await stack.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
+        var schema = stack.Store.Schema();
+        await using var command = new NpgsqlCommand($"""
+            SELECT c.relname, i.relname, pg_relation_size(i.oid), pg_get_indexdef(i.oid)
+            FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = '{schema}' AND c.relname IN ('mt_events', 'mt_streams', 'accepted_seqs') ORDER BY 1, 2;
+            SELECT count(*), pg_relation_size('{schema}.mt_events'), avg(pg_column_size(data)), avg(octet_length(data::text)), avg(pg_column_size(e.*)),
+                (SELECT count(*) FROM {schema}.dead_letters)
+            FROM {schema}.mt_events e
+            """, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            AnsiConsole.MarkupLineInterpolated($"  Index {reader.GetString(0)}.{reader.GetString(1)}: {reader.GetInt64(2) / 1024:N0} KB — {reader.GetString(3)}");
+        await reader.NextResultAsync();
+        await reader.ReadAsync();
+        AnsiConsole.MarkupLineInterpolated($"  mt_events: {reader.GetInt64(0):N0} rows, heap {reader.GetInt64(1) / reader.GetInt64(0):N0} B per row; body {reader.GetDecimal(2):N0} B as jsonb, {reader.GetDecimal(3):N0} B as text; row {reader.GetDecimal(4):N0} B; dead letters {reader.GetInt64(5):N0}.");
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
