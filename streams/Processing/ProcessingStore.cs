@@ -181,12 +181,11 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
                 await using var seqs = new NpgsqlCommand($"""
                     INSERT INTO {_schema}.accepted_seqs (device, seq, reading_id)
                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
-                    ON CONFLICT DO NOTHING
                     """, connection, transaction);
                 seqs.Parameters.Add(new NpgsqlParameter { Value = devices });
                 seqs.Parameters.Add(new NpgsqlParameter { Value = seqNumbers });
                 seqs.Parameters.Add(new NpgsqlParameter { Value = readingIds });
-                if (await seqs.ExecuteNonQueryAsync(cancellation) != accepted.Count) return false;
+                if (!await InsertsAllAsync(seqs, AcceptedSeqsKey, cancellation)) return false;
             }
             if (!await AppendAsync(connection, transaction, stored, cancellation)) return false;
         }
@@ -296,7 +295,6 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
             INSERT INTO {_schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, mt_dotnet_type, is_archived)
             SELECT nextval('{_schema}.mt_events_sequence'), id, stream_id, before + position, data, type, $7, dotnet_type, false
             FROM (SELECT e.*, s.before FROM events e LEFT JOIN streams s ON s.id = e.stream_id ORDER BY e.ordinal) ordered
-            ON CONFLICT (id) DO NOTHING
             """, connection, transaction);
         append.Parameters.Add(new NpgsqlParameter { Value = ids });
         append.Parameters.Add(new NpgsqlParameter { Value = streams });
@@ -305,7 +303,31 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
         append.Parameters.Add(new NpgsqlParameter { Value = dotnetTypes });
         append.Parameters.Add(new NpgsqlParameter { Value = bodies, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
         append.Parameters.Add(new NpgsqlParameter { Value = clock.GetUtcNow() });
-        return await append.ExecuteNonQueryAsync(cancellation) == ids.Length;
+        return await InsertsAllAsync(append, EventIdKey, cancellation);
+    }
+
+    /// <summary>Marten's unique index on the event id (<see cref="StoreOptions"/>' EnableUniqueIndexOnEventId), the authority on processed readings.</summary>
+    private const string EventIdKey = "idx_mt_events_event_id";
+
+    private const string AcceptedSeqsKey = "accepted_seqs_pkey";
+
+    /// <summary>
+    /// Runs an insert that either stores every row or meets a row the store holds under <paramref name="key"/>: then false,
+    /// and the transaction is aborted — the caller rolls it back and decides the batch against the store. A plain insert,
+    /// not ON CONFLICT DO NOTHING: that probes the key before each row and writes a WAL record more per row to confirm it,
+    /// a cost every batch paid for the rare replay.
+    /// </summary>
+    private static async Task<bool> InsertsAllAsync(NpgsqlCommand insert, string key, CancellationToken cancellation)
+    {
+        try
+        {
+            await insert.ExecuteNonQueryAsync(cancellation);
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == key)
+        {
+            return false;
+        }
     }
 
     /// <summary>The names Marten stores an event under: its wire name and its .NET type name.</summary>

@@ -33,6 +33,9 @@ public sealed class ProcessorDedupTests(StackFixture fixture)
         Produce(host, device.Address, 1, [first.Envelope, future.Envelope, third.Envelope]);
         Produce(host, device.Address, 2, [second.Envelope, future.Envelope, first.Envelope]);
         await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
+        // The rejected reading again, alone in its batch: no accepted seq to collide with, only its event's id.
+        Produce(host, device.Address, 1, [future.Envelope]);
+        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
 
         Assert.Equal(new[] { first.Id, second.Id, third.Id }.Order(), (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId).Order());
         Assert.Equal([(device.Address, future.Id, "future")], (await PipelineProbe.RejectedAsync(host)).Select(r => (r.Device, r.Event.ReadingId, r.Event.Reason)));
