@@ -139,7 +139,7 @@ public static class StreamsBench
         // Wide enough for the statements' text: the figures are what an A/B of the append compares.
         AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
         await share.PrintAsync(readings);
-        AnsiConsole.MarkupLineInterpolated($"  WAL written in the window (from its insert position, exact): {wal / readings:N0} bytes per reading.");
+        AnsiConsole.MarkupLineInterpolated($"  WAL written in the window (from its insert position; the window's edges fall inside batches): {wal / readings:N0} bytes per reading.");
         await PrintStorageAsync(stack);
         await app.StopAsync();
         await app.DisposeAsync();
