@@ -93,11 +93,10 @@ public static class MarketBench
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
                 phases.Clear();
                 var writesBefore = await ChargeWritesAsync(store, postgres);
-                var overApi = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql));
+                var (overApi, direct) = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql), () => Task.FromResult(ReadAll(duck, sql)));
                 charges.Add((name, await ChargeWritesAsync(store, postgres, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
                 var medians = PhaseListener.QueryPhases.Select(phases.Median).ToList();
                 breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
-                var direct = await LatenciesAsync(runs, task, () => Task.FromResult(ReadAll(duck, sql)));
                 if (overApi.Rows != direct.Rows) throw new InvalidOperationException($"{name}: the API returned {overApi.Rows} rows, DuckDB {direct.Rows}.");
                 table.AddRow($"{name}, {direct.Rows:N0} rows: p50", Ms(overApi.P50), Ms(direct.P50), $"{overApi.P50 / direct.P50:F2}×");
                 table.AddRow($"{name}: p99 of {runs}", Ms(overApi.P99), Ms(direct.P99), $"{overApi.P99 / direct.P99:F2}×");
@@ -133,7 +132,7 @@ public static class MarketBench
             writes.AddRow(query, $"{delta.WalBytes / count:N0}", $"{delta.Updates:N0}", $"{delta.HotUpdates:N0} ({100.0 * delta.HotUpdates / Math.Max(1, delta.Updates):N0} %)", $"{delta.DocumentBytes:N0}",
                 $"{(double)delta.Statements / count:N1}");
         AnsiConsole.Write(writes);
-        AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB) reads every value of every row (boxed, as ADO.NET gives them); the API's results are JSON, read whole by the client. Export: {ExportRounds} rounds, in turn the API's first and DuckDB's COPY first, both on one thread, zstd, the same rows in event order; the API's time runs from the request to the status poll (every {PollInterval.TotalMilliseconds:N0} ms) that says done, and the job's own time is the sum of its phases; the files' download is not in either.");
+        AnsiConsole.MarkupLineInterpolated($"Lake: {readings:N0} readings of 200 vehicles in {files.Count} files; DuckDB direct with the sandbox's limits ({limits.QueryThreads} thread, {limits.QueryMemoryLimitMegabytes} MB) reads every value of every row (boxed, as ADO.NET gives them), run for run in turns with the API's query; the API's results are JSON, read whole by the client. Export: {ExportRounds} rounds, in turn the API's first and DuckDB's COPY first, both on one thread, zstd, the same rows in event order; the API's time runs from the request to the status poll (every {PollInterval.TotalMilliseconds:N0} ms) that says done, and the job's own time is the sum of its phases; the files' download is not in either.");
         AnsiConsole.MarkupLineInterpolated($"Load average (1 min) at the start {loadAtStart}, at the end {LoadAverage()}, on {Environment.ProcessorCount} cores shared with other work.");
         await host.StopAsync();
     }
@@ -245,19 +244,39 @@ public static class MarketBench
 
     private static string Ms(TimeSpan time) => $"{time.TotalMilliseconds:N1} ms";
 
-    private static async Task<(TimeSpan P50, TimeSpan P99, long Rows)> LatenciesAsync(int runs, ProgressTask task, Func<Task<long>> run)
+    private sealed record Latencies(TimeSpan P50, TimeSpan P99, long Rows);
+
+    /// <summary>
+    /// The two ways of running a query, run for run in turns (each goes first every other time), so that both see the
+    /// same load and the same state of the CPU's caches: the API's run leaves them cold for whatever runs next, and a
+    /// block of direct runs after a block of API runs measured DuckDB warm and at another moment's load.
+    /// </summary>
+    private static async Task<(Latencies First, Latencies Second)> LatenciesAsync(int runs, ProgressTask task, Func<Task<long>> first, Func<Task<long>> second)
     {
-        var times = new List<TimeSpan>(runs);
-        long rows = 0;
+        var (firstTimes, secondTimes) = (new List<TimeSpan>(runs), new List<TimeSpan>(runs));
+        var (firstRows, secondRows) = (0L, 0L);
         for (var i = 0; i < runs + Warmup; i++)
         {
+            if (i % 2 == 1) secondRows = await TimeAsync(second, secondTimes, i);
+            firstRows = await TimeAsync(first, firstTimes, i);
+            if (i % 2 == 0) secondRows = await TimeAsync(second, secondTimes, i);
+        }
+        return (Of(firstTimes, firstRows), Of(secondTimes, secondRows));
+
+        async Task<long> TimeAsync(Func<Task<long>> run, List<TimeSpan> times, int i)
+        {
             var clock = Stopwatch.StartNew();
-            rows = await run();
+            var rows = await run();
             if (i >= Warmup) times.Add(clock.Elapsed);
             task.Increment(1);
+            return rows;
         }
-        times.Sort();
-        return (times[(int)Math.Ceiling(0.5 * runs) - 1], times[(int)Math.Ceiling(0.99 * runs) - 1], rows);
+
+        Latencies Of(List<TimeSpan> times, long rows)
+        {
+            times.Sort();
+            return new(times[(int)Math.Ceiling(0.5 * runs) - 1], times[(int)Math.Ceiling(0.99 * runs) - 1], rows);
+        }
     }
 
     private static async Task<long> QueryAsync(HttpClient api, string key, string grant, string sql)

@@ -256,6 +256,8 @@ public static class MarketplaceEndpoints
                 headers["X-Truncated"] = charged.Result.Truncated ? "true" : "false";
                 headers["X-Charge-Id"] = charged.ChargeId;
                 headers["X-Credits"] = Invariant(charged.Credits);
+                // The result is whole before it is sent: its length spares the response chunked encoding and its end chunk.
+                context.Response.ContentLength = charged.Result.Bytes;
                 return TypedResults.Stream(body => charged.Content.DrainBufferAsync(body, cancellation), format.ContentType);
             })
             .WithName("Query")

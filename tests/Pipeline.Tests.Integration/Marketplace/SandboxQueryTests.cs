@@ -29,6 +29,23 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         Assert.False(result.Truncated);
     }
 
+    [Theory]
+    [InlineData(6, 48)]  // the first day in part (its file keeps the time condition), the second whole (read without it)
+    [InlineData(0, 36)]  // the first day whole, the second in part
+    [InlineData(0, 48)]  // both days whole: no time condition at all
+    [InlineData(6, 30)]  // both in part
+    public async Task Query_GrantStartingOrEndingInsideADay_SeesExactlyItsRows(int fromHour, int untilHour)
+    {
+        var rows = new RowRestriction(Nov23.AddHours(fromHour), Nov23.AddHours(untilHour));
+        var expected = Lake.Expected(rows);
+        using var sandbox = SqlSandbox.Open([Lake.Grant(rows: rows)], new SandboxLimits());
+        var (_, json) = await RunJsonAsync(sandbox, "SELECT reading_id FROM vehicle_signals ORDER BY event_seq");
+        Assert.Equal(expected.Select(r => r.ReadingId), json.EnumerateArray().Select(e => e.GetProperty("reading_id").GetString()));
+        var (_, bounds) = await RunJsonAsync(sandbox, "SELECT min(device_time) AS first, max(device_time) AS last FROM vehicle_signals");
+        Assert.InRange(DateTimeOffset.Parse(bounds[0].GetProperty("first").GetString()!, CultureInfo.InvariantCulture), rows.From, rows.Until!.Value);
+        Assert.InRange(DateTimeOffset.Parse(bounds[0].GetProperty("last").GetString()!, CultureInfo.InvariantCulture), rows.From, rows.Until!.Value.AddTicks(-1));
+    }
+
     [Fact]
     public async Task Query_Aggregate_CountsOnlyGrantedFilesAndRows()
     {
