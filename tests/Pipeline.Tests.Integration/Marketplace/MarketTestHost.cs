@@ -89,11 +89,11 @@ public sealed class MarketTestHost(TestHost host, MarketLake lake, string operat
         return await (api ?? Host.Api).SendAsync(request);
     }
 
-    /// <summary>Asserts an RFC 9457 problem with this status and reason; returns its body.</summary>
-    /// <summary>The export job once it is done or failed: its own status is the condition waited on.</summary>
+    /// <summary>The export job once it is done or failed, as one status request that waits for it answers.</summary>
     public async Task<JsonElement> FinishedExportAsync(string key, string id) =>
         await (await SendAsync(HttpMethod.Get, $"/v1/exports/{id}?wait=60", key)).Content.ReadFromJsonAsync<JsonElement>();
 
+    /// <summary>Asserts an RFC 9457 problem with this status and reason; returns its body.</summary>
     public static async Task<string> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string reason)
     {
         var body = await response.Content.ReadAsStringAsync();
