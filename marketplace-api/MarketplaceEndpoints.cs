@@ -322,11 +322,13 @@ public static class MarketplaceEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
-        buyer.MapGet("/exports/{exportId}", async Task<Results<Ok<ExportJob>, ProblemHttpResult>> (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>
-                await jobs.FindAsync(context.User.BuyerId(), exportId, cancellation) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
+        buyer.MapGet("/exports/{exportId}", async Task<Results<Ok<ExportJob>, ProblemHttpResult>> (HttpContext context, string exportId, int? wait, ExportQueue jobs, CancellationToken cancellation) =>
+                wait is < 0 || wait > ExportQueue.MaxWait.TotalSeconds
+                    ? MarketProblems.Invalid(context, $"wait is from 0 to {ExportQueue.MaxWait.TotalSeconds} seconds.")
+                    : await jobs.FindAsync(context.User.BuyerId(), exportId, cancellation, TimeSpan.FromSeconds(wait ?? 0)) is { } job ? TypedResults.Ok(job) : UnknownExport(context, exportId))
             .WithName("GetExport")
-            .WithSummary("An export's status and progress")
-            .WithDescription("Any API replica answers: the job's state is kept in PostgreSQL. A job whose replica stopped (no heartbeat for Marketplace:ExportHeartbeatTimeout) is failed, saying so, and was not charged.")
+            .WithSummary("An export's status and progress; with ?wait=N, once it is done or failed (at most N seconds)")
+            .WithDescription($"Any API replica answers: the job's state is kept in PostgreSQL. A job whose replica stopped (no heartbeat for Marketplace:ExportHeartbeatTimeout) is failed, saying so, and was not charged. With `wait` (seconds, at most {ExportQueue.MaxWait.TotalSeconds}) an unfinished job is answered when it ends — at once by the replica running it, within a heartbeat by another — or when the wait is over, still running: one request instead of a poll loop.")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         buyer.MapGet("/exports/{exportId}/manifest", (HttpContext context, string exportId, ExportQueue jobs, CancellationToken cancellation) =>

@@ -108,28 +108,28 @@ public sealed class ExportJobStore(NpgsqlDataSource dataSource, IDocumentStore s
     /// </summary>
     public async Task<(ExportJob? Job, bool TakenOver)> FindAsync(string buyerId, string id, TimeSpan silence, CancellationToken cancellation)
     {
+        // One round trip: the failing UPDATE and the plain read in one statement. The read sees the row as it was before
+        // the UPDATE (one snapshot), so it answers only when the UPDATE did not.
         await using var command = Command($"""
-            UPDATE {_table} SET status = 'failed',
-                error = 'The API replica running this export (' || runner || ') stopped: its last heartbeat was at '
-                        || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '. Nothing was charged; start the export again.'
-            WHERE id = (SELECT id FROM {_table} WHERE id = $1 AND buyer_id = $2 AND {Unfinished} AND heartbeat_at < now() - $3 FOR UPDATE SKIP LOCKED)
-            RETURNING {Columns}
+            WITH failed AS (
+                UPDATE {_table} SET status = 'failed',
+                    error = 'The API replica running this export (' || runner || ') stopped: its last heartbeat was at '
+                            || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '. Nothing was charged; start the export again.'
+                WHERE id = (SELECT id FROM {_table} WHERE id = $1 AND buyer_id = $2 AND {Unfinished} AND heartbeat_at < now() - $3 FOR UPDATE SKIP LOCKED)
+                RETURNING {Columns})
+            SELECT {Columns}, true FROM failed
+            UNION ALL
+            SELECT {Columns}, false FROM {_table} WHERE id = $1 AND buyer_id = $2 AND NOT EXISTS (SELECT FROM failed)
             """, id, buyerId, silence);
-        if (await ReadAsync(command, cancellation) is { } failed) return (failed, true);
-        await using var select = Command($"SELECT {Columns} FROM {_table} WHERE id = $1 AND buyer_id = $2", id, buyerId);
-        return (await ReadAsync(select, cancellation), false);
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        return await reader.ReadAsync(cancellation) ? (Read(reader), reader.GetBoolean(11)) : (null, false);
     }
 
-    private static async Task<ExportJob?> ReadAsync(NpgsqlCommand command, CancellationToken cancellation)
-    {
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        if (!await reader.ReadAsync(cancellation)) return null;
-        return new ExportJob(
-            reader.GetString(0), reader.GetString(1), reader.GetInt32(2), Enum.Parse<ExportStatus>(reader.GetString(3), ignoreCase: true),
-            reader.IsDBNull(4) ? null : Enum.Parse<ExportStage>(reader.GetString(4)), reader.GetInt32(5), reader.GetInt32(6),
-            reader.IsDBNull(7) ? null : reader.GetInt64(7), reader.IsDBNull(8) ? null : reader.GetString(8), reader.IsDBNull(9) ? null : reader.GetString(9),
-            reader.GetFieldValue<DateTimeOffset>(10));
-    }
+    private static ExportJob Read(NpgsqlDataReader reader) => new(
+        reader.GetString(0), reader.GetString(1), reader.GetInt32(2), Enum.Parse<ExportStatus>(reader.GetString(3), ignoreCase: true),
+        reader.IsDBNull(4) ? null : Enum.Parse<ExportStage>(reader.GetString(4)), reader.GetInt32(5), reader.GetInt32(6),
+        reader.IsDBNull(7) ? null : reader.GetInt64(7), reader.IsDBNull(8) ? null : reader.GetString(8), reader.IsDBNull(9) ? null : reader.GetString(9),
+        reader.GetFieldValue<DateTimeOffset>(10));
 
     private NpgsqlCommand Command(string sql, params object?[] values)
     {

@@ -45,6 +45,7 @@ public static class ExportEngine
         using (var duck = Open(request))
         {
             schema = Describe(duck, request);
+            phases?.End("open");
             if (request.Table.Files.Count > 0) written = await Task.Run(() => Copy(duck, request, partitions, cancellation), cancellation);
         }
         progress?.Report(new ExportProgress(ExportStage.Writing, 1, 1));

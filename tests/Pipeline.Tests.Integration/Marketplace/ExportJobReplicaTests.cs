@@ -138,25 +138,15 @@ public sealed class ExportJobReplicaTests(StackFixture fixture) : IAsyncLifetime
         return (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
     }
 
-    private async Task<JsonElement> JobAsync(string key, string id, HttpClient api)
+    private async Task<JsonElement> JobAsync(string key, string id, HttpClient api, string query = "")
     {
-        var response = await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}", key, api: api);
+        var response = await _market.SendAsync(HttpMethod.Get, $"/v1/exports/{id}{query}", key, api: api);
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
-    /// <summary>The job once it is done or failed, as <paramref name="api"/> answers it.</summary>
-    private async Task<JsonElement> FinishedAsync(string key, string id, HttpClient api)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var job = await JobAsync(key, id, api);
-        while (job.GetProperty("status").GetString() is "queued" or "running")
-        {
-            await Task.Delay(50, timeout.Token);
-            job = await JobAsync(key, id, api);
-        }
-        return job;
-    }
+    /// <summary>The job once it is done or failed, as <paramref name="api"/> answers one request that waits for it (a replica that does not run the job reads it again at each heartbeat).</summary>
+    private Task<JsonElement> FinishedAsync(string key, string id, HttpClient api) => JobAsync(key, id, api, "?wait=60");
 
     private static async Task HealthyAsync(DepinProcess process, HttpClient api)
     {

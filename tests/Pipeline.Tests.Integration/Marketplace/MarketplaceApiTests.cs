@@ -278,6 +278,15 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExportStatus_WithAWaitOutOfRange_IsRefused()
+    {
+        var (_, key) = await _market.CreateBuyerAsync(credits: 0);
+        foreach (var wait in new[] { "-1", "61" })
+            await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, $"/v1/exports/export_nope?wait={wait}", key), HttpStatusCode.BadRequest, "invalid_request");
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Get, "/v1/exports/export_nope?wait=soon", key), HttpStatusCode.BadRequest, "malformed");
+    }
+
+    [Fact]
     public async Task Export_PastTheByteQuota_FailsSayingSo_AndChargesNothing()
     {
         var (_, key) = await _market.CreateBuyerAsync(credits: 10_000);
