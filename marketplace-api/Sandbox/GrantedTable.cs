@@ -2,7 +2,11 @@ using System.Text.RegularExpressions;
 
 namespace Pipeline.Marketplace.Sandbox;
 
-/// <summary>The columns of a lake dataset that a grant's row restrictions and an export's ordering apply to.</summary>
+/// <summary>
+/// The columns of a lake dataset that a grant's row restrictions and an export's ordering apply to. The lake must
+/// partition the dataset by the UTC day of <see cref="TimeColumn"/>: a grant's view reads a day inside its range without
+/// the time condition (<see cref="SqlSandbox.ViewSql"/>).
+/// </summary>
 public sealed record TableShape(string DeviceColumn, string TimeColumn, string? LatitudeColumn, string? LongitudeColumn, string SequenceColumn)
 {
     /// <summary>The lake's <c>vehicle_signals</c>: coarsened positions per reading.</summary>
