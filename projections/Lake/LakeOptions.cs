@@ -19,7 +19,10 @@ public sealed class LakeOptions
     /// <summary>Most events projected in one round.</summary>
     public int MaxEventsPerRound { get; set; } = 50_000;
 
-    /// <summary>Partitions with this many files or more, each under <see cref="CompactBelowRows"/>, are merged into one.</summary>
+    /// <summary>
+    /// Partitions with this many files or more, each under <see cref="CompactBelowRows"/>, are merged into one (into a few
+    /// when there are more than <see cref="CompactMaxFiles"/>).
+    /// </summary>
     public int CompactAtFiles { get; set; } = 8;
     public int CompactBelowRows { get; set; } = 200_000;
 
