@@ -19,9 +19,19 @@ public sealed class LakeOptions
     /// <summary>Most events projected in one round.</summary>
     public int MaxEventsPerRound { get; set; } = 50_000;
 
-    /// <summary>Partitions with this many files or more, each under <see cref="CompactBelowRows"/>, are merged into one.</summary>
+    /// <summary>
+    /// Partitions with this many files or more, each under <see cref="CompactBelowRows"/>, are merged into one (into a few
+    /// when there are more than <see cref="CompactMaxFiles"/>).
+    /// </summary>
     public int CompactAtFiles { get; set; } = 8;
     public int CompactBelowRows { get; set; } = 200_000;
+
+    /// <summary>
+    /// Most files one merge reads; a day with more small files is merged in groups of at most this many. A merge holds a
+    /// reader per input (about 1.6 MB of native memory each, however few rows its file has), so this bounds compaction's
+    /// memory whatever the number of rounds since the last compaction or the size of a rebuild (issue 16).
+    /// </summary>
+    public int CompactMaxFiles { get; set; } = 16;
     public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -51,6 +61,7 @@ public sealed class LakeOptions
         if (MaxEventsPerRound >= CompactBelowRows) errors.Add("Lake:MaxEventsPerRound must be below Lake:CompactBelowRows.");
         // Merging a single file would write it over itself and then delete it as a replaced input.
         if (CompactAtFiles < 2) errors.Add("Lake:CompactAtFiles must be at least 2.");
+        if (CompactMaxFiles < 2) errors.Add("Lake:CompactMaxFiles must be at least 2.");
         return errors;
     }
 }

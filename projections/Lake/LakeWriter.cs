@@ -104,8 +104,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
     }
 
     /// <summary>
-    /// Merges a day's many small files into one, when due, its rows in <see cref="FileOrder"/> and row groups of
-    /// <see cref="ParquetFiles.RowGroupRows"/>; the rows do not change, only how they are spread. Safe beside
+    /// Merges a day's many small files into one (a few when there are more than <see cref="LakeOptions.CompactMaxFiles"/>),
+    /// when due, its rows in <see cref="FileOrder"/> and row groups of <see cref="ParquetFiles.RowGroupRows"/>; the rows do
+    /// not change, only how they are spread. Safe beside
     /// <see cref="ProjectAsync"/>: it replaces only files already committed, at whatever checkpoint the lake has reached
     /// when it swaps them, and leaves a partition alone if one of its files was replaced meanwhile.
     /// </summary>
@@ -117,17 +118,18 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         await ExpireAsync(_options.SnapshotRetention, cancellation);
         var files = await manifest.FilesAsync(cancellation);
         var compacted = false;
-        foreach (var partition in files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles))
+        var merges = files.Where(f => f.Rows < _options.CompactBelowRows).GroupBy(f => (f.Dataset, f.Date)).Where(g => g.Count() >= _options.CompactAtFiles)
+            .SelectMany(partition => Groups(partition.OrderBy(f => f.FirstSequence).ToList(), _options.CompactMaxFiles));
+        foreach (var inputs in merges)
         {
-            var inputs = partition.OrderBy(f => f.FirstSequence).ToList();
-            var dataset = LakeDatasets.All.Single(d => d.Name == partition.Key.Dataset);
+            var (dataset, date) = (LakeDatasets.All.Single(d => d.Name == inputs[0].Dataset), inputs[0].Date);
             var first = inputs.Min(f => f.FirstSequence);
             var last = inputs.Max(f => f.LastSequence);
-            var merged = new LakeFile($"{dataset.Name}/date={partition.Key.Date:yyyy-MM-dd}/part-{first}-{last}.parquet", dataset.Name, partition.Key.Date, first, last, inputs.Sum(f => f.Rows), "");
+            var merged = new LakeFile($"{dataset.Name}/date={date:yyyy-MM-dd}/part-{first}-{last}.parquet", dataset.Name, date, first, last, inputs.Sum(f => f.Rows), "");
             // An input spanning the whole range would be overwritten by the merge and then deleted as replaced.
             if (inputs.Any(f => f.Path == merged.Path))
             {
-                logger.LogWarning("Not compacting {Dataset} {Date}: {Path} already spans the files' range", dataset.Name, partition.Key.Date, merged.Path);
+                logger.LogWarning("Not compacting {Dataset} {Date}: {Path} already spans the files' range", dataset.Name, date, merged.Path);
                 continue;
             }
             var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
@@ -135,7 +137,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
-                logger.LogWarning("Not compacting {Dataset} {Date}: its files were replaced meanwhile (another projector leads the lake)", dataset.Name, partition.Key.Date);
+                logger.LogWarning("Not compacting {Dataset} {Date}: its files were replaced meanwhile (another projector leads the lake)", dataset.Name, date);
                 continue;
             }
             logger.LogInformation("Compacted {Count} files of {Dataset} into {Path}", inputs.Count, dataset.Name, merged.Path);
@@ -143,6 +145,17 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
         }
         // The merge's readers and writer freed their native memory, but glibc keeps it resident in the arenas.
         if (compacted) NativeHeap.Trim();
+    }
+
+    /// <summary>
+    /// Consecutive files (by sequence) in as few groups of at most <paramref name="most"/> as hold them all, of sizes that
+    /// differ by one at most, so no group is a single file left over; each merges into a file whose range no other spans.
+    /// </summary>
+    private static IEnumerable<List<LakeFile>> Groups(List<LakeFile> files, int most)
+    {
+        var groups = (files.Count + most - 1) / most;
+        for (var g = 0; g < groups; g++)
+            yield return files.GetRange(files.Count * g / groups, files.Count * (g + 1) / groups - files.Count * g / groups);
     }
 
     /// <summary>Deletes the replaced files older than <paramref name="retention"/>: snapshots before their replacement expire with them.</summary>

@@ -1,5 +1,9 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Cli.Hosting;
+using Pipeline.Core.Envelope;
+using Pipeline.Core.Events;
 using Pipeline.Projections.Lake;
+using Pipeline.Registry;
 
 namespace Pipeline.Tests.Integration.Projections;
 
@@ -57,5 +61,52 @@ public sealed class LakeCompactionTests(StackFixture fixture)
 
         Assert.False(published);
         Assert.Equal([DayFile(1, 10), c], await manifest.FilesAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Compaction_OfMoreFilesThanOneMergeReads_MergesThemInGroupsOfAtMostCompactMaxFiles_Issue16()
+    {
+        var directory = Directory.CreateTempSubdirectory("depin-lake-").FullName;
+        try
+        {
+            await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_lake_compaction_groups"); // the registry's documents
+            var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+            await manifest.EnsureSchemaAsync(CancellationToken.None);
+            const string device = "0x00000000000000000000000000000000000000c1";
+            var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
+            await using (var session = host.Store.LightweightSession())
+            {
+                session.Store(new Device { Id = device, Owner = "0x00000000000000000000000000000000000000c0", Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
+                await session.SaveChangesAsync();
+            }
+            var writer = new LakeWriter(host.Lake, manifest, directory, new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactMaxFiles = 3 }, null, NullLogger.Instance);
+            // Seven rounds of two readings: seven small files of one day.
+            for (var seq = 1; seq <= 14; seq += 2)
+            {
+                await using (var session = host.Store.LightweightSession())
+                {
+                    foreach (var n in new[] { seq, seq + 1 })
+                        session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
+                    await session.SaveChangesAsync();
+                }
+                await writer.ProjectAsync(until: null, CancellationToken.None);
+            }
+            Assert.Equal(7, (await manifest.FilesAsync(CancellationToken.None)).Count);
+
+            // At most three inputs a merge, in groups that differ by one file at most: 2, 2 and 3 files.
+            await writer.CompactAsync(force: true, CancellationToken.None);
+            Assert.Equal([4, 4, 6], (await manifest.FilesAsync(CancellationToken.None)).Select(f => f.Rows));
+            // The next compaction merges those three.
+            await writer.CompactAsync(force: true, CancellationToken.None);
+            Assert.Equal(14, Assert.Single(await manifest.FilesAsync(CancellationToken.None)).Rows);
+
+            using var lake = await LakeProbe.OpenAsync(host, directory);
+            var read = LakeProbe.Query(lake, "SELECT count(*) AS n, count(DISTINCT seq) AS readings, min(seq) AS low, max(seq) AS high FROM vehicle_signals").Single();
+            Assert.Equal((14L, 14L, 1L, 14L), ((long)read["n"]!, (long)read["readings"]!, (long)read["low"]!, (long)read["high"]!));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 }

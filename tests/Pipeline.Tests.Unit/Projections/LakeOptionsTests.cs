@@ -33,6 +33,7 @@ public sealed class LakeOptionsTests
         var failure = Assert.Throws<OptionsValidationException>(() => Resolve(new()
         {
             ["Lake:CompactAtFiles"] = "1",
+            ["Lake:CompactMaxFiles"] = "1",
             ["Lake:MaxEventsPerRound"] = "200000",
             ["Lake:CompactBelowRows"] = "200000",
             ["Lake:PollInterval"] = "00:00:00",
@@ -41,7 +42,8 @@ public sealed class LakeOptionsTests
         }));
         Assert.Equal(
             ["Lake:LocationDecimals must be 0–6.", "Lake:PollInterval must be positive.", "Lake:EpochLength must be at least a minute.",
-             "Lake:MaxEventsPerRound must be below Lake:CompactBelowRows.", "Lake:CompactAtFiles must be at least 2."],
+             "Lake:MaxEventsPerRound must be below Lake:CompactBelowRows.", "Lake:CompactAtFiles must be at least 2.",
+             "Lake:CompactMaxFiles must be at least 2."],
             failure.Failures);
     }
 
