@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Pipeline.Infra.Hosting;
+using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Sandbox;
 
 namespace Pipeline.Marketplace;
@@ -16,6 +17,7 @@ public static class MarketReason
     public const string InvalidRequest = "invalid_request";
     public const string UnknownBuyer = "unknown_buyer";
     public const string UnknownKeyId = "unknown_key_id";
+    public const string TooManyKeys = "too_many_keys";
     public const string UnknownDataset = "unknown_dataset";
     public const string UnknownGrant = "unknown_grant";
     public const string InsufficientCredit = "insufficient_credit";
@@ -67,6 +69,7 @@ public static class MarketProblems
             (MarketReason.InvalidRequest, 400, "A field is missing or out of range; the detail names each one and its limits."),
             (MarketReason.UnknownBuyer, 404, "There is no buyer with this id (or the key's account no longer exists)."),
             (MarketReason.UnknownKeyId, 404, "The account has no key with this id; GET /v1/account lists the keys."),
+            (MarketReason.TooManyKeys, 409, $"The account holds {MarketAccounts.MaxLiveKeys} live keys, as many as an account may; revoke one it no longer uses (DELETE /v1/account/keys/{{keyId}}) before issuing another."),
             (MarketReason.UnknownDataset, 404, "There is no dataset of this name for sale; GET /v1/datasets lists them."),
             (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too); GET /v1/account lists yours."),
             (MarketReason.InsufficientCredit, 402, "The grant costs more credits than the balance holds; add credits or buy fewer rows."),

@@ -165,7 +165,9 @@ public static class MarketplaceEndpoints
         buyers.MapPost("/{buyerId}/keys", (string buyerId, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation) => IssueAsync(buyerId, request, accounts, cancellation))
             .WithName("IssueBuyerKey")
             .WithSummary("Issue another API key to a buyer (operator)")
+            .WithDescription($"At most {MarketAccounts.MaxLiveKeys} live keys per account (too_many_keys).")
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyers.MapDelete("/{buyerId}/keys/{keyId}", async (string buyerId, string keyId, MarketAccounts accounts, CancellationToken cancellation) =>
@@ -197,8 +199,9 @@ public static class MarketplaceEndpoints
         buyer.MapPost("/account/keys", (HttpContext context, IssueKeyRequest request, MarketAccounts accounts, CancellationToken cancellation) => IssueAsync(context.User.BuyerId(), request, accounts, cancellation))
             .WithName("IssueKey")
             .WithSummary("Issue yourself another API key")
-            .WithDescription("Shown only in this response; keep several to rotate them without downtime.")
+            .WithDescription($"Shown only in this response; keep several to rotate them without downtime. At most {MarketAccounts.MaxLiveKeys} live keys per account (too_many_keys): revoke one to issue another.")
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         buyer.MapDelete("/account/keys/{keyId}", async (HttpContext context, string keyId, MarketAccounts accounts, CancellationToken cancellation) =>

@@ -45,11 +45,20 @@ public sealed class MarketAccounts(IDocumentStore store, BuyerKeyCache keys, Acc
         return await session.Query<BuyerKey>().Where(k => k.BuyerId == buyerId).OrderBy(k => k.IssuedAt).ToListAsync(cancellation);
     }
 
+    /// <summary>
+    /// Live keys an account may hold: enough to rotate keys and give each service its own, while the account document —
+    /// rewritten at every charge and remembered by every replica — and the key lookups stay small whatever a buyer sends.
+    /// </summary>
+    public const int MaxLiveKeys = 20;
+
     public async Task<(BuyerKey Key, string Secret)> IssueKeyAsync(string buyerId, string label, CancellationToken cancellation)
     {
         var secret = ApiKeys.NewBuyerKey();
         var keyId = ApiKeys.NewKeyId();
-        await AppendAsync(buyerId, (_, now) => [new ApiKeyIssued(buyerId, keyId, ApiKeys.Hash(secret), label, now)], cancellation);
+        await AppendAsync(buyerId, (account, now) => account.LiveKeys.Count < MaxLiveKeys
+            ? [new ApiKeyIssued(buyerId, keyId, ApiKeys.Hash(secret), label, now)]
+            : throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.TooManyKeys,
+                $"The account holds {MaxLiveKeys} live keys, as many as an account may; revoke one it no longer uses before issuing another."), cancellation);
         return ((await KeyAsync(buyerId, keyId, cancellation))!, secret);
     }
 

@@ -669,6 +669,25 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Keys_PastTheLiveLimit_AreRefusedUntilOneIsRevoked()
+    {
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 0);
+        async Task<HttpResponseMessage> IssueAsync(string by, string path) => await _market.SendAsync(HttpMethod.Post, path, by, new { label = "spare" });
+        // The first key came with the account; the buyer and the operator issue the rest.
+        for (var i = 1; i < MarketAccounts.MaxLiveKeys; i++)
+            Assert.Equal(HttpStatusCode.OK, (await IssueAsync(i % 2 == 0 ? key : _market.OperatorKey, i % 2 == 0 ? "/v1/account/keys" : $"/v1/buyers/{buyer}/keys")).StatusCode);
+        await MarketTestHost.AssertProblemAsync(await IssueAsync(key, "/v1/account/keys"), HttpStatusCode.Conflict, "too_many_keys");
+        await MarketTestHost.AssertProblemAsync(await IssueAsync(_market.OperatorKey, $"/v1/buyers/{buyer}/keys"), HttpStatusCode.Conflict, "too_many_keys");
+        var keys = (await _market.AccountAsync(key)).Keys;
+        Assert.Equal(MarketAccounts.MaxLiveKeys, keys.Count);
+
+        // A revoked key no longer counts: one more may be issued, and the limit holds again after it.
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Delete, $"/v1/account/keys/{keys[^1].Id}", key)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await IssueAsync(key, "/v1/account/keys")).StatusCode);
+        await MarketTestHost.AssertProblemAsync(await IssueAsync(key, "/v1/account/keys"), HttpStatusCode.Conflict, "too_many_keys");
+    }
+
+    [Fact]
     public async Task Account_StoredAsBeforeIssue13_IsMovedAtTheNextStart_ItsKeysOpenItAsBeforeAndItsPaymentCountsOnce_Issue13()
     {
         var (buyer, key) = await _market.CreateBuyerAsync(credits: 10);
@@ -911,10 +930,10 @@ public sealed class MarketplaceApiTests(StackFixture fixture) : IAsyncLifetime
         ("post", "/v1/buyers", [401, 403, 413]),
         ("get", "/v1/buyers/{buyerId}", [401, 403, 404]),
         ("post", "/v1/buyers/{buyerId}/credits", [401, 403, 404, 413]),
-        ("post", "/v1/buyers/{buyerId}/keys", [401, 403, 404, 413]),
+        ("post", "/v1/buyers/{buyerId}/keys", [401, 403, 404, 409, 413]),
         ("delete", "/v1/buyers/{buyerId}/keys/{keyId}", [401, 403, 404]),
         ("get", "/v1/account", [401, 403, 404]),
-        ("post", "/v1/account/keys", [401, 403, 404, 413]),
+        ("post", "/v1/account/keys", [401, 403, 404, 409, 413]),
         ("delete", "/v1/account/keys/{keyId}", [401, 403, 404]),
         ("post", "/v1/grants", [401, 402, 403, 404, 413]),
         ("get", "/v1/grants/{grantId}", [401, 403, 404]),
