@@ -13,12 +13,19 @@ public sealed record LedgerEntry(string Device, long Seq, string? ReadingId, str
     public string Edge { get; set; } = "";
 }
 
-/// <summary>Everything sent in a run, for the summary and for tests that check the pipeline's verdict on each reading.</summary>
-public sealed class Ledger
+/// <summary>
+/// Everything sent in a run, for the summary and for tests that check the pipeline's verdict on each reading. One that
+/// does not keep (depin up's demo fleet, which drives until the host stops) holds nothing: it would otherwise grow by
+/// every reading for as long as the fleet runs.
+/// </summary>
+public sealed class Ledger(bool keep = true)
 {
     private readonly ConcurrentQueue<LedgerEntry> _entries = new();
 
-    public void Add(LedgerEntry entry) => _entries.Enqueue(entry);
+    public void Add(LedgerEntry entry)
+    {
+        if (keep) _entries.Enqueue(entry);
+    }
 
     public IReadOnlyList<LedgerEntry> Entries => [.. _entries];
 

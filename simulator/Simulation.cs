@@ -26,7 +26,7 @@ public sealed class Simulation(SimulatorOptions options, TimeProvider clock)
     private const long SeqReserve = 10_000;
 
     public SimulationStats Stats { get; } = new();
-    public Ledger Ledger { get; } = new();
+    public Ledger Ledger { get; } = new(options.KeepLedger);
 
     public async Task<SimulationResult> RunAsync(CancellationToken cancellation)
     {

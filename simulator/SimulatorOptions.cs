@@ -83,6 +83,9 @@ public sealed record SimulatorOptions
     /// <summary>Show progress: live on a terminal, a line every few seconds otherwise (off for tests and the fleet of depin up).</summary>
     public bool ShowProgress { get; init; } = true;
 
+    /// <summary>Keeps every reading sent in the run's ledger; off for a fleet that runs without end (depin up's).</summary>
+    public bool KeepLedger { get; init; } = true;
+
     public static Misbehaviour ParseMisbehaviours(string? text)
     {
         if (string.IsNullOrWhiteSpace(text)) return Misbehaviour.None;

@@ -23,7 +23,7 @@ public static class UpCommand
         command.SetAction((result, cancellation) =>
         {
             // A fleet of its own, never one of depin simulate's seeds: the two would sign as the same devices.
-            var fleet = result.GetValue(noFleet) ? null : new SimulatorOptions { Name = "up", Vehicles = result.GetValue(vehicles), Stations = result.GetValue(stations), Duration = TimeSpan.FromDays(3650), Transport = TransportMode.Both, ShowProgress = false };
+            var fleet = result.GetValue(noFleet) ? null : new SimulatorOptions { Name = "up", Vehicles = result.GetValue(vehicles), Stations = result.GetValue(stations), Duration = TimeSpan.FromDays(3650), Transport = TransportMode.Both, ShowProgress = false, KeepLedger = false };
             return RunAsync(PipelineConfiguration.Build(arguments.Values(result)), Roles.All, cancellation, fleet);
         });
         return command;

@@ -55,5 +55,10 @@ public sealed class SimulationTests(StackFixture fixture)
             continued++;
         }
         Assert.True(continued >= 5, $"only {continued} devices sent in the second run");
+
+        // A fleet that keeps no ledger (depin up's, which drives until the host stops) still sends, and holds nothing of it.
+        var unkept = await new Simulation(options with { Duration = TimeSpan.FromSeconds(2), Misbehave = Misbehaviour.None, KeepLedger = false }, TimeProvider.System).RunAsync(CancellationToken.None);
+        Assert.True(unkept.Stats.Acknowledged > 20, $"only {unkept.Stats.Acknowledged} readings acknowledged in 2 s at 40/s");
+        Assert.Empty(unkept.Ledger.Entries);
     }
 }
