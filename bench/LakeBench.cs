@@ -64,10 +64,11 @@ public static class LakeBench
     /// The aggregate over the same rows in other files, to tell the view's list of day files from the files' encoding and
     /// codec: DuckDB's own files split by day as the lake is (snappy and zstd), and the lake's live files written again
     /// by the lake's writer, same order and row groups, with each other codec. DuckDB's single file comes first, the
-    /// lake's view second. Timed in turns, each turn starting one further along the list, on one connection (the same
-    /// threads), each warmed once first: a load that changes during the bench, and whatever a query leaves behind for the
-    /// next, weigh on every one alike. Beside the median wall clock, this process's CPU summed over the turns: other
-    /// processes' load stretches the wall clock of a query more than the CPU it takes.
+    /// lake's view second. Timed in turns, each turn in a new order (shuffled: rotated, the view always came right after
+    /// DuckDB's file), on one connection (the same threads), each warmed once first: a load that changes during the
+    /// bench, and whatever a query leaves behind for the next, weigh on every one alike. Beside the median wall clock,
+    /// this process's CPU summed over the turns: other processes' load stretches the wall clock of a query more than
+    /// the CPU it takes.
     /// </summary>
     private static async Task<List<(string Name, long Bytes, TimeSpan Time, TimeSpan Cpu)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query)
     {
@@ -98,10 +99,10 @@ public static class LakeBench
         foreach (var (_, _, source) in sources) Once(lake, query(source));
         var times = sources.Select(_ => new List<TimeSpan>()).ToList();
         var cpu = new TimeSpan[sources.Count];
+        var random = new Random(16);
         for (var turn = 0; turn < Turns; turn++)
-            for (var j = 0; j < sources.Count; j++)
+            foreach (var i in Enumerable.Range(0, sources.Count).OrderBy(_ => random.Next()).ToList())
             {
-                var i = (turn + j) % sources.Count;
                 var (wall, used) = Once(lake, query(sources[i].Source));
                 times[i].Add(wall);
                 cpu[i] += used;
