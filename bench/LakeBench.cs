@@ -35,13 +35,10 @@ public static class LakeBench
         // DuckDB's own file, as DuckDB writes it by default (snappy, its row groups), from the same rows.
         var single = Path.Combine(scratch.Folder, "duckdb-wrote-this.parquet");
         LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
-        Time(lake, On("vehicle_signals")); // warm both: the first read of a file pays for the page cache
-        Time(lake, On($"read_parquet('{single}')"));
-        var onLake = Time(lake, On("vehicle_signals"));
-        var onSingle = Time(lake, On($"read_parquet('{single}')"));
         var rowGroups = Scalar(lake, $"SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata([{string.Join(", ", files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).Select(f => $"'{Path.Combine(lakeDirectory, f.Path)}'"))}])");
 
         var variants = await VariantsAsync(lake, lakeDirectory, files, scratch.Folder, single, On);
+        var (onSingle, onLake) = (variants[0], variants[1]);
 
         var stages = await StagesAsync(scratch, lakeOptions, readings);
 
@@ -51,24 +48,29 @@ public static class LakeBench
         table.AddRow("CPU per row projected: this process + PostgreSQL", $"{projection.ProcessCpu.TotalMicroseconds / readings:F1} + {projection.PostgresCpu.TotalMicroseconds / readings:F1} µs");
         table.AddRow("Its stages one after another, CPU of this process per row: read and parse events / rows into Arrow / sorted into file order (as stored, nearly sorted; in arrival order) / Parquet written", $"{stages.Read:F1} / {stages.Build:F1} / {stages.Sort:F1}; {stages.SortArrival:F1} / {stages.Write:F1} µs");
         table.AddRow($"Compaction: every partition into one file sorted by device and time ({files.Count} files, {rowGroups} row groups of vehicle_signals)", $"{projection.Compacting.TotalSeconds:F1} s, CPU {projection.CompactingCpu.TotalMicroseconds / readings:F1} µs per row");
-        table.AddRow("Daily aggregate per vehicle over the lake's view (median of 5)", $"{onLake.TotalMilliseconds:N1} ms");
-        table.AddRow("The same query on one Parquet file DuckDB wrote itself (median of 5)", $"{onSingle.TotalMilliseconds:N1} ms");
-        table.AddRow("Lake query time ÷ DuckDB's own file", $"{onLake / onSingle:F2}×");
+        table.AddRow($"Daily aggregate per vehicle over the lake's view (median of {Turns}, in turns)", $"{onLake.Time.TotalMilliseconds:N1} ms");
+        table.AddRow($"The same query on one Parquet file DuckDB wrote itself (median of {Turns}, in turns)", $"{onSingle.Time.TotalMilliseconds:N1} ms");
+        table.AddRow("Lake query time ÷ DuckDB's own file: wall clock (median) / CPU of this process (sum over the turns)", $"{onLake.Time / onSingle.Time:F2}× / {onLake.Cpu / onSingle.Cpu:F2}×");
         AnsiConsole.Write(table);
 
-        var parts = new Table().Title("Where the lake's query time goes: the same rows laid out and compressed otherwise, timed in turns (median of 7)")
-            .AddColumn("Files").AddColumn(new TableColumn("Size").RightAligned()).AddColumn(new TableColumn("Query").RightAligned()).AddColumn(new TableColumn("÷ DuckDB's own file").RightAligned());
-        foreach (var (name, bytes, time) in variants) parts.AddRow(name, Mb(bytes), $"{time.TotalMilliseconds:N1} ms", $"{time / variants[0].Time:F2}×");
+        var parts = new Table().Title($"Where the lake's query time goes: the same rows laid out and compressed otherwise, timed in turns (median of {Turns})")
+            .AddColumn("Files").AddColumn(new TableColumn("Size").RightAligned()).AddColumn(new TableColumn("Query").RightAligned())
+            .AddColumn(new TableColumn("÷ DuckDB's own file").RightAligned()).AddColumn(new TableColumn("CPU ÷ DuckDB's own file").RightAligned());
+        foreach (var (name, bytes, time, cpu) in variants) parts.AddRow(name, Mb(bytes), $"{time.TotalMilliseconds:N1} ms", $"{time / onSingle.Time:F2}×", $"{cpu / onSingle.Cpu:F2}×");
         AnsiConsole.Write(parts);
     }
 
     /// <summary>
     /// The aggregate over the same rows in other files, to tell the view's list of day files from the files' encoding and
     /// codec: DuckDB's own files split by day as the lake is (snappy and zstd), and the lake's live files written again
-    /// by the lake's writer, same order and row groups, with each other codec. Timed in turns with the lake's view and
-    /// DuckDB's single file, so a load that changes during the bench weighs on every one alike.
+    /// by the lake's writer, same order and row groups, with each other codec. DuckDB's single file comes first, the
+    /// lake's view second. Timed in turns, each turn in a new order (shuffled: rotated, the view always came right after
+    /// DuckDB's file), on one connection (the same threads), each warmed once first: a load that changes during the
+    /// bench, and whatever a query leaves behind for the next, weigh on every one alike. Beside the median wall clock,
+    /// this process's CPU summed over the turns: other processes' load stretches the wall clock of a query more than
+    /// the CPU it takes.
     /// </summary>
-    private static async Task<List<(string Name, long Bytes, TimeSpan Time)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query)
+    private static async Task<List<(string Name, long Bytes, TimeSpan Time, TimeSpan Cpu)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query)
     {
         var sources = new List<(string Name, long Bytes, string Source)>();
         void Add(string name, IReadOnlyList<string> paths) => sources.Add((name, paths.Sum(p => new FileInfo(p).Length),
@@ -94,12 +96,18 @@ public static class LakeBench
             }
             Add($"The lake's files written again ({codec})", paths);
         }
-        foreach (var (_, _, source) in sources) Time(lake, query(source), runs: 1);
+        foreach (var (_, _, source) in sources) Once(lake, query(source));
         var times = sources.Select(_ => new List<TimeSpan>()).ToList();
-        for (var run = 0; run < 7; run++)
-            for (var i = 0; i < sources.Count; i++)
-                times[i].Add(Time(lake, query(sources[i].Source), runs: 1));
-        return sources.Select((s, i) => (s.Name, s.Bytes, times[i].Order().ElementAt(3))).ToList();
+        var cpu = new TimeSpan[sources.Count];
+        var random = new Random(16);
+        for (var turn = 0; turn < Turns; turn++)
+            foreach (var i in Enumerable.Range(0, sources.Count).OrderBy(_ => random.Next()).ToList())
+            {
+                var (wall, used) = Once(lake, query(sources[i].Source));
+                times[i].Add(wall);
+                cpu[i] += used;
+            }
+        return sources.Select((s, i) => (s.Name, s.Bytes, times[i].Order().ElementAt(Turns / 2), cpu[i])).ToList();
     }
 
     private static string Mb(long bytes) => $"{bytes / 1_048_576.0:N1} MB";
@@ -218,20 +226,21 @@ public static class LakeBench
         public void Report(int value) => task.Increment(value);
     }
 
-    /// <summary>The median of <paramref name="runs"/> runs of <paramref name="sql"/>, read to the end.</summary>
-    private static TimeSpan Time(DuckDBConnection connection, string sql, int runs = 5)
+    /// <summary>Turns of the aggregate over every layout (an odd number, so the median is one of them).</summary>
+    private const int Turns = 51;
+
+    /// <summary>One run of <paramref name="sql"/>, read to the end: its wall clock and this process's CPU.</summary>
+    private static (TimeSpan Wall, TimeSpan Cpu) Once(DuckDBConnection connection, string sql)
     {
-        var times = new List<TimeSpan>();
-        for (var i = 0; i < runs; i++)
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        using (var command = connection.CreateCommand())
         {
-            var clock = Stopwatch.StartNew();
-            using var command = connection.CreateCommand();
             command.CommandText = sql;
             using var reader = command.ExecuteReader();
             while (reader.Read()) { }
-            times.Add(clock.Elapsed);
         }
-        return times.Order().ElementAt(runs / 2);
+        return (clock.Elapsed, Process.GetCurrentProcess().TotalProcessorTime - cpu);
     }
 
     private static long Scalar(DuckDBConnection connection, string sql)
