@@ -97,7 +97,7 @@ public static class MarketProblems
             (SandboxReason.ShadowsGrant, 400, "A CTE may not take the name of the grant's dataset."),
             (SandboxReason.UnsupportedSyntax, 400, "The statement uses syntax not known to be harmless (time travel, UNPIVOT, parameters, …); write it another way."),
             (SandboxReason.UnsupportedType, 400, "A result column has a type no result format carries faithfully (INTERVAL, …); CAST it to VARCHAR or a number."),
-            (SandboxReason.QueryFailed, 422, "DuckDB stopped the statement with an error (a bad column, a failed cast, …); its message is in the detail. Nothing was charged."),
+            (SandboxReason.QueryFailed, 422, "DuckDB stopped the statement with an error (a bad column, a failed cast, …). The detail has its message when DuckDB raised it binding the query (a bad name, type or syntax); of any other only its kind (Conversion Error, …), since that message can quote a value of the row it failed on. Nothing was charged."),
             (SandboxReason.Timeout, 422, "The statement ran past the query time limit and was interrupted; narrow it. Nothing was charged."),
             (SandboxReason.OutOfMemory, 422, "The statement needed more than the query memory limit and was stopped; narrow it. Nothing was charged."),
         }.Select(e => new ProblemExplanation(e.Reason, e.Status, e.Description)),

@@ -207,6 +207,41 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         Assert.Equal(1, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
     }
 
+    [Theory]
+    [InlineData("SELECT CAST('id ' || reading_id AS INTEGER) FROM vehicle_signals")]
+    [InlineData("SELECT CAST(concat_ws('|', device, reading_id, speed_kmh, latitude, longitude) AS BIGINT) FROM vehicle_signals WHERE event_seq = 400")]
+    [InlineData("SELECT strptime(device, '%Y') FROM vehicle_signals")]
+    [InlineData("SELECT * FROM vehicle_signals WHERE CAST('id ' || reading_id AS INTEGER) > 0")]
+    [InlineData("SELECT count(*) FROM vehicle_signals WHERE event_seq = 400 AND CAST(reading_id AS TINYINT) > 0")]
+    public async Task Query_FailingOnARowsValue_DoesNotQuoteTheValueInItsRefusal_WhichWouldSellRowsForNothing(string sql)
+    {
+        // A 1-credit grant of one row used to read any row of the slice, a query at a time and free of charge, from DuckDB's
+        // error message: "Conversion Error: Could not convert string '0x…' to INT32" quoted the row's values.
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+
+        var problem = await MarketTestHost.AssertProblemAsync(
+            await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql }), HttpStatusCode.UnprocessableEntity, "query_failed");
+
+        Assert.DoesNotContain(_market.Lake.Rows, r => problem.Contains(r.ReadingId, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(MarketLake.Devices, d => problem.Contains(d[2..], StringComparison.OrdinalIgnoreCase));
+        Assert.True(Regex.IsMatch(problem, "Conversion|Invalid Input|Out of Range"), problem); // the kind of error is still said
+        Assert.Equal(0, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+        Assert.Empty(await SalesAsync(buyer));
+    }
+
+    [Fact]
+    public async Task Query_NamingAColumnThatIsNotThere_StillHearsDuckDbsMessage()
+    {
+        // Errors found before a row is read (names, types, syntax) quote only the query, so they are passed on whole.
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+        var problem = await MarketTestHost.AssertProblemAsync(
+            await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT speed_kmhh FROM vehicle_signals" }),
+            HttpStatusCode.UnprocessableEntity, "query_failed");
+        Assert.True(problem.Contains("speed_kmhh", StringComparison.Ordinal), problem);
+    }
+
     /// <summary>Numbers a stranger controls, out of range in every way a JSON number or string can be.</summary>
     public static TheoryData<string, string> OutOfRange => new()
     {
