@@ -18,6 +18,7 @@ public static class MarketReason
     public const string UnknownBuyer = "unknown_buyer";
     public const string UnknownKeyId = "unknown_key_id";
     public const string TooManyKeys = "too_many_keys";
+    public const string TooManyGrants = "too_many_grants";
     public const string UnknownDataset = "unknown_dataset";
     public const string UnknownGrant = "unknown_grant";
     public const string InsufficientCredit = "insufficient_credit";
@@ -71,7 +72,8 @@ public static class MarketProblems
             (MarketReason.UnknownKeyId, 404, "The account has no key with this id; GET /v1/account lists the keys."),
             (MarketReason.TooManyKeys, 409, $"The account holds {MarketAccounts.MaxLiveKeys} live keys, as many as an account may; revoke one it no longer uses (DELETE /v1/account/keys/{{keyId}}) before issuing another."),
             (MarketReason.UnknownDataset, 404, "There is no dataset of this name for sale; GET /v1/datasets lists them."),
-            (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too); GET /v1/account lists yours."),
+            (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too; a grant expired or used up leaves the account at its next purchase, and only GET /v1/account/history names it then); GET /v1/account lists yours."),
+            (MarketReason.TooManyGrants, 409, $"The account holds {Grants.GrantPurchases.MaxLiveGrants} grants that can still deliver rows, as many as an account may; use one up or let it expire before buying another."),
             (MarketReason.InsufficientCredit, 402, "The grant costs more credits than the balance holds; add credits or buy fewer rows."),
             (MarketReason.QuotaExhausted, 403, "The grant has no rows left (for a subscription, this calendar month's); 409 when another request used them while this one ran, and nothing was charged."),
             (MarketReason.ByteQuotaExceeded, 403, "The result is larger than the bytes the grant has left (its byte quota; for a subscription, this calendar month's): nothing of it was delivered or charged. Select fewer rows or columns, ask for Parquet (compressed), or buy a grant with a larger byteQuotaMegabytes."),

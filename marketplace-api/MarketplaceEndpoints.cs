@@ -218,8 +218,10 @@ public static class MarketplaceEndpoints
             })
             .WithName("BuyGrant")
             .WithSummary("Buy a grant")
-            .WithDescription("A dataset's rows in device time [from, until) — leave until out for a subscription with rowQuota rows per calendar month (UTC) — optionally inside a box and only of some devices or a make, until expiresAt. Priced rowQuota × the dataset's credits per 1,000 rows ÷ 1,000, rounded up (per started 30 days for a subscription), paid from the balance.")
+            .WithDescription("A dataset's rows in device time [from, until) — leave until out for a subscription with rowQuota rows per calendar month (UTC) — optionally inside a box and only of some devices or a make, until expiresAt. Priced rowQuota × the dataset's credits per 1,000 rows ÷ 1,000, rounded up (per started 30 days for a subscription), paid from the balance. " +
+                $"At most {GrantPurchases.MaxLiveGrants} grants that can still deliver per account (too_many_grants); one expired or used up leaves the account at the next purchase.")
             .ProducesProblem(StatusCodes.Status402PaymentRequired)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 

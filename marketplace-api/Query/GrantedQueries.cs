@@ -128,7 +128,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
     /// <summary>The grant, if it may be read now: it exists, has not expired, and has rows (and bytes) left in its quota.</summary>
     public static Grant Usable(BuyerAccount account, string grantId, DateTimeOffset now)
     {
-        var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}'; GET /v1/account lists yours.");
+        var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}' (one expired or used up leaves the account at the next purchase); GET /v1/account lists yours.");
         if (grant.ExpiresAt <= now) throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.GrantExpired, $"The grant expired at {grant.ExpiresAt:O}; buy a new one.");
         if (grant.RowsLeft(now) == 0)
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,

@@ -242,6 +242,48 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         Assert.True(problem.Contains("speed_kmhh", StringComparison.Ordinal), problem);
     }
 
+    [Fact]
+    public async Task Grants_ExpiredOrUsedUp_LeaveTheAccountDocument_AndThoseThatCanStillDeliverAreBounded()
+    {
+        // The account document is rewritten at every charge and remembered by every replica. At a credit a grant it held
+        // every grant ever bought: 150 expired, one used up and 99 live here (appended as the purchase and charge paths do).
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        var now = DateTimeOffset.UtcNow;
+        var usedUp = ApiKeys.NewGrantId();
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            GrantPurchased Bought(string id, DateTimeOffset expires) =>
+                new(buyer, id, "vehicle_signals", Nov23, null, null, null, null, null, [MarketLake.Devices[0]], null, 10, expires, 1, now.AddDays(-20));
+            session.Events.Append(buyer, Enumerable.Range(0, 150).Select(_ => (object)Bought(ApiKeys.NewGrantId(), now.AddDays(-1))).ToArray());
+            session.Events.Append(buyer, Bought(usedUp, now.AddDays(7)));
+            session.Events.Append(buyer, Enumerable.Range(0, 99).Select(_ => (object)Bought(ApiKeys.NewGrantId(), now.AddDays(7))).ToArray());
+            session.Events.Append(buyer, new QueryCharged(buyer, usedUp, "charge_all", 10, 500, 1, 0, now.AddDays(-2)));
+            await session.SaveChangesAsync();
+        }
+        Assert.Equal(250, (await _market.AccountAsync(key)).Grants.Count);
+
+        var bought = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+
+        var account = await _market.AccountAsync(key);
+        Assert.Equal(100, account.Grants.Count);
+        Assert.All(account.Grants, g => Assert.True(g.ExpiresAt > now && g.RowsLeft > 0));
+        Assert.Contains(account.Grants, g => g.Id == bought.Id);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = usedUp, sql = "SELECT 1" }),
+            HttpStatusCode.NotFound, "unknown_grant");
+
+        // A hundred that can still deliver: the next purchase is refused, and costs nothing.
+        var refused = await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10));
+        await MarketTestHost.AssertProblemAsync(refused, HttpStatusCode.Conflict, "too_many_grants");
+        Assert.Equal(account.Balance, (await _market.AccountAsync(key)).Balance);
+
+        // Using one up makes room for exactly one more.
+        var used = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = bought.Id, sql = "SELECT event_seq FROM vehicle_signals LIMIT 10", format = "csv" });
+        Assert.True(used.StatusCode == HttpStatusCode.OK, await used.Content.ReadAsStringAsync());
+        await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10)), HttpStatusCode.Conflict, "too_many_grants");
+        Assert.Equal(100, (await _market.AccountAsync(key)).Grants.Count);
+    }
+
     /// <summary>Numbers a stranger controls, out of range in every way a JSON number or string can be.</summary>
     public static TheoryData<string, string> OutOfRange => new()
     {
