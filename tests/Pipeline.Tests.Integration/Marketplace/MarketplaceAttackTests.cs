@@ -284,6 +284,44 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         Assert.Equal(100, (await _market.AccountAsync(key)).Grants.Count);
     }
 
+    [Fact]
+    public async Task Queries_ThatDeliverNoRow_AreNeitherChargedNorRecorded_SoAStrangerCannotGrowTheEventLogForNothing()
+    {
+        // An empty result delivers nothing of the grant and cost nothing, yet each was a QueryCharged of 0 rows and 0
+        // credits appended to the buyer's stream (and the account rewritten): 20 keys × 20 requests a second of a
+        // 1-credit grant stored ~1.4 million events an hour, for nothing.
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+        var before = await BuyerEventsAsync(buyer);
+
+        foreach (var (sql, format) in new[]
+        {
+            ("SELECT event_seq FROM vehicle_signals WHERE event_seq < 0", "csv"),
+            ("SELECT * FROM vehicle_signals WHERE false", "json"),
+            ("SELECT device, count(*) FROM vehicle_signals WHERE speed_kmh > 1000 GROUP BY device", "parquet"),
+            ("SELECT event_seq FROM vehicle_signals LIMIT 0", "arrow"),
+        })
+        {
+            var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format });
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            Assert.Equal("0", response.Headers.GetValues("X-Rows").Single());
+            Assert.Equal("0", response.Headers.GetValues("X-Credits").Single());
+            Assert.False(response.Headers.Contains("X-Charge-Id"));
+        }
+
+        Assert.Equal(before, await BuyerEventsAsync(buyer));
+        // The grant's one row is still there to be bought with a row.
+        var one = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals LIMIT 1", format = "csv" });
+        Assert.Equal("1", one.Headers.GetValues("X-Rows").Single());
+        Assert.Equal(before + 2, await BuyerEventsAsync(buyer)); // its QueryCharged and SalesAttributed
+    }
+
+    private async Task<int> BuyerEventsAsync(string buyer)
+    {
+        await using var session = _market.Host.Store.QuerySession();
+        return await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).CountAsync();
+    }
+
     /// <summary>Numbers a stranger controls, out of range in every way a JSON number or string can be.</summary>
     public static TheoryData<string, string> OutOfRange => new()
     {
