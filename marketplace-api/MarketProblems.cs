@@ -18,6 +18,7 @@ public static class MarketReason
     public const string UnknownBuyer = "unknown_buyer";
     public const string UnknownKeyId = "unknown_key_id";
     public const string TooManyKeys = "too_many_keys";
+    public const string TooManyGrants = "too_many_grants";
     public const string UnknownDataset = "unknown_dataset";
     public const string UnknownGrant = "unknown_grant";
     public const string InsufficientCredit = "insufficient_credit";
@@ -71,7 +72,8 @@ public static class MarketProblems
             (MarketReason.UnknownKeyId, 404, "The account has no key with this id; GET /v1/account lists the keys."),
             (MarketReason.TooManyKeys, 409, $"The account holds {MarketAccounts.MaxLiveKeys} live keys, as many as an account may; revoke one it no longer uses (DELETE /v1/account/keys/{{keyId}}) before issuing another."),
             (MarketReason.UnknownDataset, 404, "There is no dataset of this name for sale; GET /v1/datasets lists them."),
-            (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too); GET /v1/account lists yours."),
+            (MarketReason.UnknownGrant, 404, "The account has no grant with this id (another buyer's grant is unknown too; a grant expired or used up leaves the account at its next purchase, and only GET /v1/account/history names it then); GET /v1/account lists yours."),
+            (MarketReason.TooManyGrants, 409, $"The account holds {Grants.GrantPurchases.MaxLiveGrants} grants that can still deliver rows, as many as an account may; use one up or let it expire before buying another."),
             (MarketReason.InsufficientCredit, 402, "The grant costs more credits than the balance holds; add credits or buy fewer rows."),
             (MarketReason.QuotaExhausted, 403, "The grant has no rows left (for a subscription, this calendar month's); 409 when another request used them while this one ran, and nothing was charged."),
             (MarketReason.ByteQuotaExceeded, 403, "The result is larger than the bytes the grant has left (its byte quota; for a subscription, this calendar month's): nothing of it was delivered or charged. Select fewer rows or columns, ask for Parquet (compressed), or buy a grant with a larger byteQuotaMegabytes."),
@@ -97,7 +99,7 @@ public static class MarketProblems
             (SandboxReason.ShadowsGrant, 400, "A CTE may not take the name of the grant's dataset."),
             (SandboxReason.UnsupportedSyntax, 400, "The statement uses syntax not known to be harmless (time travel, UNPIVOT, parameters, …); write it another way."),
             (SandboxReason.UnsupportedType, 400, "A result column has a type no result format carries faithfully (INTERVAL, …); CAST it to VARCHAR or a number."),
-            (SandboxReason.QueryFailed, 422, "DuckDB stopped the statement with an error (a bad column, a failed cast, …); its message is in the detail. Nothing was charged."),
+            (SandboxReason.QueryFailed, 422, "DuckDB stopped the statement with an error (a bad column, a failed cast, …). The detail has its message when DuckDB raised it binding the query (a bad name, type or syntax); of any other only its kind (Conversion Error, …), since that message can quote a value of the row it failed on. Nothing was charged."),
             (SandboxReason.Timeout, 422, "The statement ran past the query time limit and was interrupted; narrow it. Nothing was charged."),
             (SandboxReason.OutOfMemory, 422, "The statement needed more than the query memory limit and was stopped; narrow it. Nothing was charged."),
         }.Select(e => new ProblemExplanation(e.Reason, e.Status, e.Description)),

@@ -218,8 +218,10 @@ public static class MarketplaceEndpoints
             })
             .WithName("BuyGrant")
             .WithSummary("Buy a grant")
-            .WithDescription("A dataset's rows in device time [from, until) — leave until out for a subscription with rowQuota rows per calendar month (UTC) — optionally inside a box and only of some devices or a make, until expiresAt. Priced rowQuota × the dataset's credits per 1,000 rows ÷ 1,000, rounded up (per started 30 days for a subscription), paid from the balance.")
+            .WithDescription("A dataset's rows in device time [from, until) — leave until out for a subscription with rowQuota rows per calendar month (UTC) — optionally inside a box and only of some devices or a make, until expiresAt. Priced rowQuota × the dataset's credits per 1,000 rows ÷ 1,000, rounded up (per started 30 days for a subscription), paid from the balance. " +
+                $"At most {GrantPurchases.MaxLiveGrants} grants that can still deliver per account (too_many_grants); one expired or used up leaves the account at the next purchase.")
             .ProducesProblem(StatusCodes.Status402PaymentRequired)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
@@ -257,7 +259,7 @@ public static class MarketplaceEndpoints
                 headers["X-Rows"] = Invariant(charged.Result.Rows);
                 headers["X-Bytes"] = Invariant(charged.Result.Bytes);
                 headers["X-Truncated"] = charged.Result.Truncated ? "true" : "false";
-                headers["X-Charge-Id"] = charged.ChargeId;
+                if (charged.ChargeId is { } chargeId) headers["X-Charge-Id"] = chargeId; // none for a result without rows: nothing was charged
                 headers["X-Credits"] = Invariant(charged.Credits);
                 // The result is whole before it is sent: its length spares the response chunked encoding and its end chunk.
                 context.Response.ContentLength = charged.Result.Bytes;
@@ -265,7 +267,7 @@ public static class MarketplaceEndpoints
             })
             .WithName("Query")
             .WithSummary("Run SQL over a grant")
-            .WithDescription("One read-only SELECT in which the grant's dataset is the only table, restricted to the grant's rows. The result comes as JSON, CSV, an Arrow IPC stream or Parquet (format, or the Accept header), at most the grant's remaining rows; it is charged (rows against the quota, their share of the grant's price in credits) before it is sent. asOf (a checkpoint, as an earlier result's X-Lake-Checkpoint) reads the lake exactly as it was then (410 snapshot_expired once its files are past Lake:SnapshotRetention). Headers: X-Lake-Checkpoint (the lake read), X-Rows, X-Bytes, X-Truncated, X-Charge-Id, X-Credits. Sandbox refusals are problems whose reason names the rule (see the README).")
+            .WithDescription("One read-only SELECT in which the grant's dataset is the only table, restricted to the grant's rows. The result comes as JSON, CSV, an Arrow IPC stream or Parquet (format, or the Accept header), at most the grant's remaining rows; it is charged (rows against the quota, their share of the grant's price in credits) before it is sent. asOf (a checkpoint, as an earlier result's X-Lake-Checkpoint) reads the lake exactly as it was then (410 snapshot_expired once its files are past Lake:SnapshotRetention). Headers: X-Lake-Checkpoint (the lake read), X-Rows, X-Bytes, X-Truncated, X-Charge-Id (none for a result without rows, which is neither charged nor recorded), X-Credits. Sandbox refusals are problems whose reason names the rule (see the README).")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status406NotAcceptable)
             .ProducesProblem(StatusCodes.Status409Conflict)

@@ -44,6 +44,10 @@ public sealed class Grant
     /// <summary>Whether every row paid for, over all months, was delivered (not only this month's).</summary>
     public bool PaidRowsUsed => Usage.Values.Sum(u => u.Rows) >= RowQuota * MonthsBought;
 
+    /// <summary>Whether the grant can deliver nothing more, ever: expired, or every row (or byte) paid for delivered.</summary>
+    public bool Finished(DateTimeOffset now) =>
+        ExpiresAt <= now || PaidRowsUsed || (ByteQuota is { } quota && Usage.Values.Sum(u => u.Bytes) >= quota * MonthsBought);
+
     /// <summary>
     /// The credits a delivery of <paramref name="rows"/> rows and <paramref name="bytes"/> bytes uses of the period's
     /// price, after what the period used already. Each part is worth its share of what it was paid for — rows × rows'
@@ -128,6 +132,9 @@ public sealed partial class BuyerAccountProjection : SingleStreamProjection<Buye
 
     public void Apply(GrantPurchased purchased, BuyerAccount account)
     {
+        // A grant that can deliver nothing more leaves the document every charge rewrites (its purchase and charges stay
+        // in the events, GET /v1/account/history): kept, every grant a buyer ever bought was rewritten at every charge.
+        account.Grants.RemoveAll(g => g.Finished(purchased.PurchasedAt));
         account.Balance -= purchased.Credits;
         account.Grants.Add(new Grant
         {

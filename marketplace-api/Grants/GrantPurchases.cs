@@ -27,6 +27,12 @@ public sealed record GrantRequest(
 /// <summary>Buys grants: checks the request, prices it from the catalog, and pays it from the balance in one append.</summary>
 public sealed partial class GrantPurchases(MarketAccounts accounts)
 {
+    /// <summary>
+    /// Grants an account may hold that can still deliver (not expired, not used up): the account document holds only
+    /// those and every charge rewrites it, so at a credit a grant (and up to 1,000 devices each) a buyer made it grow without end.
+    /// </summary>
+    public const int MaxLiveGrants = 100;
+
     public async Task<Grant> BuyAsync(string buyerId, GrantRequest request, MarketplaceOptions options, CancellationToken cancellation)
     {
         var now = accounts.Clock.GetUtcNow();
@@ -38,6 +44,9 @@ public sealed partial class GrantPurchases(MarketAccounts accounts)
         var grantId = ApiKeys.NewGrantId();
         var bought = await accounts.UpdateAsync(buyerId, (account, at) =>
         {
+            if (account.Grants.Count(g => !g.Finished(at)) >= MaxLiveGrants)
+                throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.TooManyGrants,
+                    $"The account holds {MaxLiveGrants} grants that can still deliver rows, as many as an account may; use one up or let it expire before buying another.");
             var months = request.Until is null ? GrantPricing.MonthsBetween(at, request.ExpiresAt!.Value) : 1;
             var byteCredits = ByteQuota(request) is { } bytes ? GrantPricing.BytePrice(bytes, options.MegabytePriceOf(request.Dataset!), months) : 0;
             var price = GrantPricing.Price(request.RowQuota!.Value, options.PriceOf(request.Dataset!), months) + byteCredits;

@@ -11,7 +11,7 @@ using Pipeline.Registry;
 namespace Pipeline.Marketplace.Query;
 
 /// <summary>A query's result, written and paid for: the buffer holding it, what was delivered, and the charge.</summary>
-public sealed record ChargedResult(FileBufferingWriteStream Content, QueryResult Result, string ChargeId, long Credits) : IDisposable
+public sealed record ChargedResult(FileBufferingWriteStream Content, QueryResult Result, string? ChargeId, long Credits) : IDisposable
 {
     public void Dispose() => Content.Dispose();
 }
@@ -83,7 +83,15 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         {
             var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
             phases.End("execute");
-            var shares = result.Rows > 0 ? Shares(sandbox, table, result) : [];
+            // No row of the grant delivered (only the format's framing): nothing to charge, so nothing is recorded. Each
+            // empty result was a charge of 0 rows and 0 credits appended to the buyer's stream, events a stranger with a
+            // 1-credit grant stored for nothing at every request.
+            if (result.Rows == 0)
+            {
+                lease.Keep();
+                return new ChargedResult(content, result, null, 0);
+            }
+            var shares = Shares(sandbox, table, result);
             lease.Keep();
             phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
@@ -128,7 +136,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
     /// <summary>The grant, if it may be read now: it exists, has not expired, and has rows (and bytes) left in its quota.</summary>
     public static Grant Usable(BuyerAccount account, string grantId, DateTimeOffset now)
     {
-        var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}'; GET /v1/account lists yours.");
+        var grant = account.FindGrant(grantId) ?? throw new MarketRefusedException(StatusCodes.Status404NotFound, MarketReason.UnknownGrant, $"The account has no grant '{grantId}' (one expired or used up leaves the account at the next purchase); GET /v1/account lists yours.");
         if (grant.ExpiresAt <= now) throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.GrantExpired, $"The grant expired at {grant.ExpiresAt:O}; buy a new one.");
         if (grant.RowsLeft(now) == 0)
             throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,

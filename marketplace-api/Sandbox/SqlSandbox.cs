@@ -245,8 +245,19 @@ public sealed class SqlSandbox : IDisposable
             return new SandboxRefusedException(SandboxReason.Timeout, $"The query ran longer than {_limits.Timeout.TotalSeconds:0.#} s and was stopped; filter earlier (time range, devices) or aggregate less.", e);
         if (e.Message.Contains("Out of Memory", StringComparison.OrdinalIgnoreCase))
             return new SandboxRefusedException(SandboxReason.OutOfMemory, $"The query needed more than {_limits.MemoryLimitMegabytes} MB and was stopped; filter earlier or aggregate before joining.", e);
-        return new SandboxRefusedException(SandboxReason.QueryFailed, $"DuckDB could not run the query: {FirstLine(e.Message)}", e);
+        var kind = e.Message.IndexOf(" Error: ", StringComparison.Ordinal) is var end and > 0 ? e.Message[..(end + " Error".Length)] : "";
+        return new SandboxRefusedException(SandboxReason.QueryFailed, QuotesOnlyTheQuery.Contains(kind)
+            ? $"DuckDB could not run the query: {FirstLine(e.Message)}"
+            : $"DuckDB could not run the query: {(kind.Length is > 0 and < 40 ? kind : "an error")} (its message is withheld: it can quote the value it failed on, of a row not paid for). Convert only values that fit (try_cast answers NULL for the others).", e);
     }
+
+    /// <summary>
+    /// The errors DuckDB raises while it binds the query, before it reads a row: their message quotes only the query
+    /// and the tables' columns. Any other (a conversion, an input a function refuses, an overflow) can quote the value
+    /// it failed on, so a query failing on purpose, a row at a time, read the slice unmetered from its refusals (issue 13).
+    /// By the message's first words: the arrow stream's errors do not carry DuckDB's error type.
+    /// </summary>
+    private static readonly HashSet<string> QuotesOnlyTheQuery = new(StringComparer.Ordinal) { "Parser Error", "Syntax Error", "Binder Error", "Catalog Error", "Permission Error" };
 
     private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 

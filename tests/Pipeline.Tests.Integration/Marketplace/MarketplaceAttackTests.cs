@@ -207,6 +207,121 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         Assert.Equal(1, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
     }
 
+    [Theory]
+    [InlineData("SELECT CAST('id ' || reading_id AS INTEGER) FROM vehicle_signals")]
+    [InlineData("SELECT CAST(concat_ws('|', device, reading_id, speed_kmh, latitude, longitude) AS BIGINT) FROM vehicle_signals WHERE event_seq = 400")]
+    [InlineData("SELECT strptime(device, '%Y') FROM vehicle_signals")]
+    [InlineData("SELECT * FROM vehicle_signals WHERE CAST('id ' || reading_id AS INTEGER) > 0")]
+    [InlineData("SELECT count(*) FROM vehicle_signals WHERE event_seq = 400 AND CAST(reading_id AS TINYINT) > 0")]
+    public async Task Query_FailingOnARowsValue_DoesNotQuoteTheValueInItsRefusal_WhichWouldSellRowsForNothing(string sql)
+    {
+        // A 1-credit grant of one row used to read any row of the slice, a query at a time and free of charge, from DuckDB's
+        // error message: "Conversion Error: Could not convert string '0x…' to INT32" quoted the row's values.
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+
+        var problem = await MarketTestHost.AssertProblemAsync(
+            await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql }), HttpStatusCode.UnprocessableEntity, "query_failed");
+
+        Assert.DoesNotContain(_market.Lake.Rows, r => problem.Contains(r.ReadingId, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(MarketLake.Devices, d => problem.Contains(d[2..], StringComparison.OrdinalIgnoreCase));
+        Assert.True(Regex.IsMatch(problem, "Conversion|Invalid Input|Out of Range"), problem); // the kind of error is still said
+        Assert.Equal(0, (await _market.AccountAsync(key)).Grants.Single().RowsUsed);
+        Assert.Empty(await SalesAsync(buyer));
+    }
+
+    [Fact]
+    public async Task Query_NamingAColumnThatIsNotThere_StillHearsDuckDbsMessage()
+    {
+        // Errors found before a row is read (names, types, syntax) quote only the query, so they are passed on whole.
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+        var problem = await MarketTestHost.AssertProblemAsync(
+            await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT speed_kmhh FROM vehicle_signals" }),
+            HttpStatusCode.UnprocessableEntity, "query_failed");
+        Assert.True(problem.Contains("speed_kmhh", StringComparison.Ordinal), problem);
+    }
+
+    [Fact]
+    public async Task Grants_ExpiredOrUsedUp_LeaveTheAccountDocument_AndThoseThatCanStillDeliverAreBounded()
+    {
+        // The account document is rewritten at every charge and remembered by every replica. At a credit a grant it held
+        // every grant ever bought: 150 expired, one used up and 99 live here (appended as the purchase and charge paths do).
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        var now = DateTimeOffset.UtcNow;
+        var usedUp = ApiKeys.NewGrantId();
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            GrantPurchased Bought(string id, DateTimeOffset expires) =>
+                new(buyer, id, "vehicle_signals", Nov23, null, null, null, null, null, [MarketLake.Devices[0]], null, 10, expires, 1, now.AddDays(-20));
+            session.Events.Append(buyer, Enumerable.Range(0, 150).Select(_ => (object)Bought(ApiKeys.NewGrantId(), now.AddDays(-1))).ToArray());
+            session.Events.Append(buyer, Bought(usedUp, now.AddDays(7)));
+            session.Events.Append(buyer, Enumerable.Range(0, 99).Select(_ => (object)Bought(ApiKeys.NewGrantId(), now.AddDays(7))).ToArray());
+            session.Events.Append(buyer, new QueryCharged(buyer, usedUp, "charge_all", 10, 500, 1, 0, now.AddDays(-2)));
+            await session.SaveChangesAsync();
+        }
+        Assert.Equal(250, (await _market.AccountAsync(key)).Grants.Count);
+
+        var bought = await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+
+        var account = await _market.AccountAsync(key);
+        Assert.Equal(100, account.Grants.Count);
+        Assert.All(account.Grants, g => Assert.True(g.ExpiresAt > now && g.RowsLeft > 0));
+        Assert.Contains(account.Grants, g => g.Id == bought.Id);
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = usedUp, sql = "SELECT 1" }),
+            HttpStatusCode.NotFound, "unknown_grant");
+
+        // A hundred that can still deliver: the next purchase is refused, and costs nothing.
+        var refused = await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10));
+        await MarketTestHost.AssertProblemAsync(refused, HttpStatusCode.Conflict, "too_many_grants");
+        Assert.Equal(account.Balance, (await _market.AccountAsync(key)).Balance);
+
+        // Using one up makes room for exactly one more.
+        var used = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = bought.Id, sql = "SELECT event_seq FROM vehicle_signals LIMIT 10", format = "csv" });
+        Assert.True(used.StatusCode == HttpStatusCode.OK, await used.Content.ReadAsStringAsync());
+        await _market.BuyAsync(key, GrantBody(rowQuota: 10));
+        await MarketTestHost.AssertProblemAsync(await _market.SendAsync(HttpMethod.Post, "/v1/grants", key, GrantBody(rowQuota: 10)), HttpStatusCode.Conflict, "too_many_grants");
+        Assert.Equal(100, (await _market.AccountAsync(key)).Grants.Count);
+    }
+
+    [Fact]
+    public async Task Queries_ThatDeliverNoRow_AreNeitherChargedNorRecorded_SoAStrangerCannotGrowTheEventLogForNothing()
+    {
+        // An empty result delivers nothing of the grant and cost nothing, yet each was a QueryCharged of 0 rows and 0
+        // credits appended to the buyer's stream (and the account rewritten): 20 keys × 20 requests a second of a
+        // 1-credit grant stored ~1.4 million events an hour, for nothing.
+        var (buyer, key) = await _market.CreateBuyerAsync(credits: 100);
+        var grant = await _market.BuyAsync(key, GrantBody(rowQuota: 1));
+        var before = await BuyerEventsAsync(buyer);
+
+        foreach (var (sql, format) in new[]
+        {
+            ("SELECT event_seq FROM vehicle_signals WHERE event_seq < 0", "csv"),
+            ("SELECT * FROM vehicle_signals WHERE false", "json"),
+            ("SELECT device, count(*) FROM vehicle_signals WHERE speed_kmh > 1000 GROUP BY device", "parquet"),
+            ("SELECT event_seq FROM vehicle_signals LIMIT 0", "arrow"),
+        })
+        {
+            var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format });
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            Assert.Equal("0", response.Headers.GetValues("X-Rows").Single());
+            Assert.Equal("0", response.Headers.GetValues("X-Credits").Single());
+            Assert.False(response.Headers.Contains("X-Charge-Id"));
+        }
+
+        Assert.Equal(before, await BuyerEventsAsync(buyer));
+        // The grant's one row is still there to be bought with a row.
+        var one = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT event_seq FROM vehicle_signals LIMIT 1", format = "csv" });
+        Assert.Equal("1", one.Headers.GetValues("X-Rows").Single());
+        Assert.Equal(before + 2, await BuyerEventsAsync(buyer)); // its QueryCharged and SalesAttributed
+    }
+
+    private async Task<int> BuyerEventsAsync(string buyer)
+    {
+        await using var session = _market.Host.Store.QuerySession();
+        return await session.Events.QueryAllRawEvents().Where(e => e.StreamKey == buyer).CountAsync();
+    }
+
     /// <summary>Numbers a stranger controls, out of range in every way a JSON number or string can be.</summary>
     public static TheoryData<string, string> OutOfRange => new()
     {
