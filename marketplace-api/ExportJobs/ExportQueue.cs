@@ -53,7 +53,9 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         var snapshot = await lake.SnapshotAsync(cancellation);
         var table = await queries.TableAsync(grant, snapshot, cancellation);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
-        var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
+        // With a slot free the job is inserted running, and starts without another round trip to move it there.
+        var slot = _running.Wait(0);
+        var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, slot ? ExportStatus.Running : ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
         // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the export is
         // planned and written; the catalog keeps it per checkpoint, so a refused export leaves it for the next.
         var quality = QualityAsync(grant.Dataset, snapshot, metrics.StartExport());
@@ -73,6 +75,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         catch
         {
+            if (slot) _running.Release();
             _ = opening.ContinueWith(o => o.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             throw;
         }
@@ -83,7 +86,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         var running = new RunningJob(job.Id);
         _jobs[job.Id] = running;
         phases.End("plan");
-        running.Task = Task.Run(() => RunAsync(buyerId, job, running, grant.Dataset, opening, shares, phases), CancellationToken.None);
+        running.Task = Task.Run(() => RunAsync(buyerId, job, running, slot, grant.Dataset, opening, shares, phases), CancellationToken.None);
         return job;
     }
 
@@ -164,20 +167,25 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         return quality is null ? null : JsonSerializer.SerializeToElement(quality, ExportManifest.Json);
     }
 
-    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, string dataset, Task<OpenExport> opening, Task<IReadOnlyList<DeviceShare>> slice, MarketMetrics.Phases phases)
+    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, bool slot, string dataset, Task<OpenExport> opening, Task<IReadOnlyList<DeviceShare>> slice, MarketMetrics.Phases phases)
     {
         var cancellation = running.Cancellation.Token;
-        var started = false;
+        var started = slot;
         try
         {
-            await _running.WaitAsync(cancellation);
-            started = true;
-            phases.End("queue");
+            if (!slot)
+            {
+                await _running.WaitAsync(cancellation);
+                started = true;
+                if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
+                phases.End("queue");
+            }
             var export = await opening;
-            if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
             phases.End("open");
             var result = await ExportEngine.ExportAsync(export, signer.Key, accounts.Clock, running, cancellation, phases);
             var shares = await slice.WaitAsync(cancellation);
+            // Closed before the charge, not after it: a status request waiting for the job is answered at its end.
+            export.Dispose();
             if (shares.Sum(s => s.Rows) != result.Manifest.Rows)
                 throw new InvalidOperationException($"The slice counted {shares.Sum(s => s.Rows)} rows per device and epoch, the files hold {result.Manifest.Rows}.");
             phases.End("attribute");
@@ -217,7 +225,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         finally
         {
-            // The counting beside the write uses the export's DuckDB: it is closed once both are over, whatever happened.
+            // The counting beside the write uses the export's DuckDB: after a failure it is closed once both are over.
             await Task.WhenAll(opening, slice).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (opening.IsCompletedSuccessfully) opening.Result.Dispose();
             if (started) _running.Release();

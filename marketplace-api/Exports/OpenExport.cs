@@ -12,6 +12,7 @@ namespace Pipeline.Marketplace.Exports;
 public sealed class OpenExport : IDisposable
 {
     private readonly DuckDBConnection _counting;
+    private int _disposed;
 
     internal OpenExport(ExportRequest request, DuckDBConnection connection, IReadOnlyList<ExportColumn> schema)
     {
@@ -36,8 +37,10 @@ public sealed class OpenExport : IDisposable
     /// <summary>The slice's rows per device and epoch; may run while the export is being written.</summary>
     public IReadOnlyList<DeviceShare> CountShares(TimeSpan epochLength) => SqlSandbox.CountShares(_counting, Request.Table.Name, Request.Table.Shape, epochLength);
 
+    /// <summary>Closes the database; not while a count or the COPY runs. A second call does nothing.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _counting.Dispose();
         Connection.Dispose();
     }
