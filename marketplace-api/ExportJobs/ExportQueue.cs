@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using DuckDB.NET.Data;
 using Npgsql;
 using Pipeline.Core.Events;
 using Pipeline.Marketplace.Accounts;
@@ -37,6 +38,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
     private readonly ConcurrentDictionary<string, RunningJob> _jobs = new();
     private readonly SemaphoreSlim _running = new(2, 2);
     private volatile bool _stopping;
+    private Task<DuckDBConnection>? _blank;
 
     /// <summary>This process, as the jobs it runs name it (the host, the process and a random part, since a restarted pod keeps its name).</summary>
     public string Runner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("n")[..8]}";
@@ -61,8 +63,10 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         var quality = QualityAsync(grant.Dataset, snapshot, metrics.StartExport());
         var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), OutputFolder), shards,
             files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
-        // The export's DuckDB opens (settings, view, schema) while the job's row is written.
-        var opening = Task.Run(() => ExportEngine.Open(request), CancellationToken.None);
+        // The export's DuckDB opens (settings, view, schema) while the job's row is written, from the blank database made
+        // ahead at the previous export; the next export's is made now, off its path.
+        var blank = Interlocked.Exchange(ref _blank, Task.Run(NewDuckDb, CancellationToken.None));
+        var opening = Task.Run(async () => ExportEngine.Open(request, blank is null ? null : await blank), CancellationToken.None);
         try
         {
             // The slice has at most its files' rows (the lake's manifest counts them); only a grant with fewer rows left
@@ -184,8 +188,8 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             phases.End("open");
             var result = await ExportEngine.ExportAsync(export, signer.Key, accounts.Clock, running, cancellation, phases);
             var shares = await slice.WaitAsync(cancellation);
-            // Closed before the charge, not after it: a status request waiting for the job is answered at its end.
-            export.Dispose();
+            // Closing the database frees what the COPY used (~30 ms): off the path to done, while the charge commits.
+            _ = Task.Run(export.Dispose, CancellationToken.None);
             if (shares.Sum(s => s.Rows) != result.Manifest.Rows)
                 throw new InvalidOperationException($"The slice counted {shares.Sum(s => s.Rows)} rows per device and epoch, the files hold {result.Manifest.Rows}.");
             phases.End("attribute");
@@ -231,6 +235,19 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             if (started) _running.Release();
             _jobs.TryRemove(job.Id, out _);
         }
+    }
+
+    private static DuckDBConnection NewDuckDb()
+    {
+        var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        return duck;
+    }
+
+    public override void Dispose()
+    {
+        if (_blank is { IsCompletedSuccessfully: true } blank) blank.Result.Dispose();
+        base.Dispose();
     }
 
     private void DeleteFolder(string id)

@@ -37,17 +37,22 @@ public static class ExportEngine
 
     /// <summary>
     /// The export's DuckDB, opened, locked down and its view described, ready to count the slice or write it; an export
-    /// job opens it while it plans. Throws <see cref="ArgumentException"/> for an invalid request.
+    /// job opens it while it plans. <paramref name="blank"/>: an open in-memory DuckDB that nothing has used yet, made
+    /// ahead (creating a database takes ~20 ms), which the export then owns. Throws <see cref="ArgumentException"/> for an invalid request.
     /// </summary>
-    public static OpenExport Open(ExportRequest request)
+    public static OpenExport Open(ExportRequest request, DuckDBConnection? blank = null)
     {
         var errors = request.Table.Errors().ToList();
         if (request.Shards is < 1 or > ExportRequest.MaxShards) errors.Add($"Shards must be between 1 and {ExportRequest.MaxShards}.");
         if (!Path.IsPathFullyQualified(request.Folder) || request.Folder.Contains('\'', StringComparison.Ordinal)) errors.Add("The export folder must be an absolute path without quotes.");
         else if (Directory.Exists(request.Folder) && Directory.EnumerateFileSystemEntries(request.Folder).Any()) errors.Add($"The export folder {request.Folder} is not empty.");
-        if (errors.Count > 0) throw new ArgumentException(string.Join(" ", errors), nameof(request));
+        if (errors.Count > 0)
+        {
+            blank?.Dispose();
+            throw new ArgumentException(string.Join(" ", errors), nameof(request));
+        }
 
-        var duck = OpenDuck(request);
+        var duck = OpenDuck(request, blank);
         try
         {
             return new OpenExport(request, duck, Describe(duck, request));
@@ -98,12 +103,12 @@ public static class ExportEngine
     }
 
     // Reads only the granted files, writes only into the export folder; the statements are ours, never a buyer's.
-    private static DuckDBConnection OpenDuck(ExportRequest request)
+    private static DuckDBConnection OpenDuck(ExportRequest request, DuckDBConnection? blank)
     {
-        var duck = new DuckDBConnection("DataSource=:memory:");
+        var duck = blank ?? new DuckDBConnection("DataSource=:memory:");
         try
         {
-            duck.Open();
+            if (blank is null) duck.Open();
             foreach (var setting in new[]
             {
                 "SET TimeZone = 'UTC'",

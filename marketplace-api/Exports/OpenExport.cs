@@ -11,7 +11,6 @@ namespace Pipeline.Marketplace.Exports;
 /// </summary>
 public sealed class OpenExport : IDisposable
 {
-    private readonly DuckDBConnection _counting;
     private int _disposed;
 
     internal OpenExport(ExportRequest request, DuckDBConnection connection, IReadOnlyList<ExportColumn> schema)
@@ -19,9 +18,6 @@ public sealed class OpenExport : IDisposable
         Request = request;
         Connection = connection;
         Schema = schema;
-        // A duplicate shares the database (its view, its locked settings); it is handed out closed.
-        _counting = connection.Duplicate();
-        _counting.Open();
     }
 
     public ExportRequest Request { get; }
@@ -34,14 +30,19 @@ public sealed class OpenExport : IDisposable
     /// <summary>The slice's rows (a scan); not while the export is being written.</summary>
     public long CountRows() => SqlSandbox.CountRows(Connection, Request.Table.Name);
 
-    /// <summary>The slice's rows per device and epoch; may run while the export is being written.</summary>
-    public IReadOnlyList<DeviceShare> CountShares(TimeSpan epochLength) => SqlSandbox.CountShares(_counting, Request.Table.Name, Request.Table.Shape, epochLength);
+    /// <summary>The slice's rows per device and epoch, on a connection of its own: it may run while the export is being written.</summary>
+    public IReadOnlyList<DeviceShare> CountShares(TimeSpan epochLength)
+    {
+        // A duplicate shares the database (its view, its locked settings); it is handed out closed.
+        using var counting = Connection.Duplicate();
+        counting.Open();
+        return SqlSandbox.CountShares(counting, Request.Table.Name, Request.Table.Shape, epochLength);
+    }
 
     /// <summary>Closes the database; not while a count or the COPY runs. A second call does nothing.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        _counting.Dispose();
         Connection.Dispose();
     }
 }
