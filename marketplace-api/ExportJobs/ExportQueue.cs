@@ -188,8 +188,6 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
             phases.End("open");
             var result = await ExportEngine.ExportAsync(export, signer.Key, accounts.Clock, running, cancellation, phases);
             var shares = await slice.WaitAsync(cancellation);
-            // Closing the database frees what the COPY used (~30 ms): off the path to done, while the charge commits.
-            _ = Task.Run(export.Dispose, CancellationToken.None);
             if (shares.Sum(s => s.Rows) != result.Manifest.Rows)
                 throw new InvalidOperationException($"The slice counted {shares.Sum(s => s.Rows)} rows per device and epoch, the files hold {result.Manifest.Rows}.");
             phases.End("attribute");
@@ -229,9 +227,10 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         finally
         {
-            // The counting beside the write uses the export's DuckDB: after a failure it is closed once both are over.
+            // The export's DuckDB is closed once the COPY and the count beside it are over, whatever happened; in the
+            // background, since closing frees what the COPY used (~30 ms) and a status request waits for this task.
             await Task.WhenAll(opening, slice).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            if (opening.IsCompletedSuccessfully) opening.Result.Dispose();
+            if (opening.IsCompletedSuccessfully) _ = Task.Run(opening.Result.Dispose, CancellationToken.None);
             if (started) _running.Release();
             _jobs.TryRemove(job.Id, out _);
         }

@@ -11,8 +11,6 @@ namespace Pipeline.Marketplace.Exports;
 /// </summary>
 public sealed class OpenExport : IDisposable
 {
-    private int _disposed;
-
     internal OpenExport(ExportRequest request, DuckDBConnection connection, IReadOnlyList<ExportColumn> schema)
     {
         Request = request;
@@ -39,10 +37,6 @@ public sealed class OpenExport : IDisposable
         return SqlSandbox.CountShares(counting, Request.Table.Name, Request.Table.Shape, epochLength);
     }
 
-    /// <summary>Closes the database; not while a count or the COPY runs. A second call does nothing.</summary>
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        Connection.Dispose();
-    }
+    /// <summary>Closes the database; not while a count or the COPY runs.</summary>
+    public void Dispose() => Connection.Dispose();
 }
