@@ -313,10 +313,10 @@ public static class MarketplaceEndpoints
 
     private static void MapExports(RouteGroupBuilder buyer)
     {
-        buyer.MapPost("/exports", async (HttpContext context, ExportRequestBody request, ExportQueue jobs, IOptions<MarketplaceOptions> options, CancellationToken cancellation) =>
+        buyer.MapPost("/exports", async (HttpContext context, ExportRequestBody request, ExportQueue jobs, CancellationToken cancellation) =>
             {
                 if (string.IsNullOrEmpty(request.Grant)) return (IResult)MarketProblems.Invalid(context, "grant (a grant id) is required.");
-                var job = await jobs.StartAsync(context.User.BuyerId(), request.Grant, request.Shards ?? 1, options.Value, cancellation);
+                var job = await jobs.StartAsync(context.User.BuyerId(), request.Grant, request.Shards ?? 1, cancellation);
                 return TypedResults.Accepted($"/v1/exports/{job.Id}", job);
             })
             .WithName("StartExport")

@@ -13,7 +13,9 @@ namespace Pipeline.Cli.Commands;
 public static class MarketCommands
 {
     public const string KeyVariable = "DEPIN_API_KEY";
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    // A status request waits this long for the export to end, then answers its progress: the bar moves every second and
+    // the end shows at once, with one request a second instead of a poll every quarter second.
+    private const int ProgressWaitSeconds = 1;
 
     /// <summary>The options every marketplace command takes: where the API is, the buyer's key and the grant.</summary>
     private sealed class ClientOptions
@@ -100,17 +102,16 @@ public static class MarketCommands
         return command;
     }
 
-    /// <summary>Polls the job until it is no longer queued or running, with a bar on a terminal and a line per stage when piped.</summary>
+    /// <summary>Follows the job until it is no longer queued or running, with a bar on a terminal and a line per stage when piped.</summary>
     private static async Task<JsonElement> FollowAsync(MarketplaceClient api, string id, CancellationToken cancellation)
     {
-        async Task<JsonElement> Poll(Action<JsonElement> show)
+        async Task<JsonElement> Follow(Action<JsonElement> show)
         {
             while (true)
             {
-                var job = await api.JsonAsync(HttpMethod.Get, $"/v1/exports/{id}", null, cancellation);
+                var job = await api.JsonAsync(HttpMethod.Get, $"/v1/exports/{id}?wait={ProgressWaitSeconds}", null, cancellation);
                 show(job);
                 if (job.GetProperty("status").GetString() is not ("queued" or "running")) return job;
-                await Task.Delay(PollInterval, cancellation);
             }
         }
 
@@ -119,7 +120,7 @@ public static class MarketCommands
         if (Console.IsOutputRedirected)
         {
             string? shown = null;
-            return await Poll(job =>
+            return await Follow(job =>
             {
                 if (Stage(job) == shown) return;
                 shown = Stage(job);
@@ -129,7 +130,7 @@ public static class MarketCommands
         return await AnsiConsole.Progress().StartAsync(async progress =>
         {
             var bar = progress.AddTask($"Export {id}", maxValue: 1);
-            var job = await Poll(job =>
+            var job = await Follow(job =>
             {
                 bar.Description = $"Export {id}: {Stage(job)}";
                 var total = job.TryGetProperty("total", out var t) ? t.GetInt32() : 0;

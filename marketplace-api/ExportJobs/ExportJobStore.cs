@@ -47,8 +47,8 @@ public sealed class ExportJobStore(NpgsqlDataSource dataSource, IDocumentStore s
     {
         await using var command = Command($"""
             INSERT INTO {_table} (id, buyer_id, grant_id, shards, status, done, total, created_at, runner, heartbeat_at)
-            VALUES ($1, $2, $3, $4, 'queued', 0, 0, $5, $6, now())
-            """, job.Id, buyerId, job.GrantId, job.Shards, job.CreatedAt, runner);
+            VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7, now())
+            """, job.Id, buyerId, job.GrantId, job.Shards, job.Status.ToString().ToLowerInvariant(), job.CreatedAt, runner);
         await command.ExecuteNonQueryAsync(cancellation);
     }
 

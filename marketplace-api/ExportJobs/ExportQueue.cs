@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using DuckDB.NET.Data;
 using Npgsql;
 using Pipeline.Core.Events;
 using Pipeline.Marketplace.Accounts;
@@ -11,7 +12,6 @@ using Pipeline.Marketplace.Attribution;
 using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.Exports;
 using Pipeline.Marketplace.Query;
-using Pipeline.Marketplace.Sandbox;
 
 namespace Pipeline.Marketplace.ExportJobs;
 
@@ -38,13 +38,14 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
     private readonly ConcurrentDictionary<string, RunningJob> _jobs = new();
     private readonly SemaphoreSlim _running = new(2, 2);
     private volatile bool _stopping;
+    private Task<DuckDBConnection>? _blank;
 
     /// <summary>This process, as the jobs it runs name it (the host, the process and a random part, since a restarted pod keeps its name).</summary>
     public string Runner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("n")[..8]}";
 
     public string FolderOf(string id) => Path.Combine(folder, Path.GetFileName(id));
 
-    public async Task<ExportJob> StartAsync(string buyerId, string grantId, int shards, MarketplaceOptions options, CancellationToken cancellation)
+    public async Task<ExportJob> StartAsync(string buyerId, string grantId, int shards, CancellationToken cancellation)
     {
         if (shards is < 1 or > ExportRequest.MaxShards)
             throw new MarketRefusedException(StatusCodes.Status400BadRequest, MarketReason.InvalidRequest, $"shards must be between 1 and {ExportRequest.MaxShards}.");
@@ -54,38 +55,42 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         var snapshot = await lake.SnapshotAsync(cancellation);
         var table = await queries.TableAsync(grant, snapshot, cancellation);
         var files = snapshot.Files.Where(f => f.Dataset == grant.Dataset).ToList();
-        var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
-        var sandbox = SqlSandbox.Open([table], GrantedQueries.Limits(options));
+        // With a slot free the job is inserted running, and starts without another round trip to move it there.
+        var slot = _running.Wait(0);
+        var job = new ExportJob(ApiKeys.NewExportId(), grantId, shards, slot ? ExportStatus.Running : ExportStatus.Queued, null, 0, 0, null, null, null, accounts.Clock.GetUtcNow());
+        // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the export is
+        // planned and written; the catalog keeps it per checkpoint, so a refused export leaves it for the next.
+        var quality = QualityAsync(grant.Dataset, snapshot, metrics.StartExport());
+        var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), OutputFolder), shards,
+            files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
+        // The export's DuckDB opens (settings, view, schema) while the job's row is written, from the blank database made
+        // ahead at the previous export; the next export's is made now, off its path.
+        var blank = Interlocked.Exchange(ref _blank, Task.Run(NewDuckDb, CancellationToken.None));
+        var opening = Task.Run(async () => ExportEngine.Open(request, blank is null ? null : await blank), CancellationToken.None);
         try
         {
             // The slice has at most its files' rows (the lake's manifest counts them); only a grant with fewer rows left
             // than that needs the slice counted (a scan) to know whether to refuse. The charge checks the rows written.
             var rowsLeft = grant.RowsLeft(accounts.Clock.GetUtcNow());
-            if (files.Sum(f => (long)f.Rows) > rowsLeft && sandbox.CountRows(table.Name) is var rows && rows > rowsLeft)
+            if (files.Sum(f => (long)f.Rows) > rowsLeft && (await opening).CountRows() is var rows && rows > rowsLeft)
                 throw new MarketRefusedException(StatusCodes.Status403Forbidden, MarketReason.QuotaExhausted,
                     $"The grant's slice has {rows} rows and the grant {rowsLeft} left; buy a grant with a larger quota.");
             await store.InsertAsync(buyerId, job, Runner, cancellation);
         }
         catch
         {
-            sandbox.Dispose();
+            if (slot) _running.Release();
+            _ = opening.ContinueWith(o => o.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             throw;
         }
         // The export delivers exactly the slice's rows (the COPY writes this view over these files), so they are
-        // attributed from the slice's rows per device and epoch, counted in the sandbox beside the write.
-        var shares = Task.Run(() =>
-        {
-            using (sandbox) return sandbox.CountShares(table.Name, lake.EpochLength);
-        }, CancellationToken.None);
+        // attributed from the slice's rows per device and epoch, counted on the export's DuckDB beside the write.
+        var shares = Task.Run(async () => (await opening).CountShares(lake.EpochLength), CancellationToken.None);
         Directory.CreateDirectory(FolderOf(job.Id));
         var running = new RunningJob(job.Id);
         _jobs[job.Id] = running;
-        // The quality report (a scan when the catalog has not seen this checkpoint yet) is computed while the files are written.
-        var quality = QualityAsync(grant.Dataset, snapshot, metrics.StartExport());
-        var request = new ExportRequest(table, Path.Combine(FolderOf(job.Id), OutputFolder), shards,
-            files.Count == 0 ? 0 : files.Min(f => f.FirstSequence), files.Count == 0 ? 0 : files.Max(f => f.LastSequence), snapshot.Checkpoint, quality);
         phases.End("plan");
-        running.Task = Task.Run(() => RunAsync(buyerId, job, running, grant.Dataset, request, shares, phases), CancellationToken.None);
+        running.Task = Task.Run(() => RunAsync(buyerId, job, running, slot, grant.Dataset, opening, shares, phases), CancellationToken.None);
         return job;
     }
 
@@ -166,17 +171,22 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         return quality is null ? null : JsonSerializer.SerializeToElement(quality, ExportManifest.Json);
     }
 
-    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, string dataset, ExportRequest request, Task<IReadOnlyList<DeviceShare>> slice, MarketMetrics.Phases phases)
+    private async Task RunAsync(string buyerId, ExportJob job, RunningJob running, bool slot, string dataset, Task<OpenExport> opening, Task<IReadOnlyList<DeviceShare>> slice, MarketMetrics.Phases phases)
     {
         var cancellation = running.Cancellation.Token;
-        var started = false;
+        var started = slot;
         try
         {
-            await _running.WaitAsync(cancellation);
-            started = true;
-            phases.End("queue");
-            if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
-            var result = await ExportEngine.ExportAsync(request, signer.Key, accounts.Clock, running, cancellation, phases);
+            if (!slot)
+            {
+                await _running.WaitAsync(cancellation);
+                started = true;
+                if (!await store.StartAsync(job.Id, Runner, cancellation)) throw new OperationCanceledException(cancellation);
+                phases.End("queue");
+            }
+            var export = await opening;
+            phases.End("open");
+            var result = await ExportEngine.ExportAsync(export, signer.Key, accounts.Clock, running, cancellation, phases);
             var shares = await slice.WaitAsync(cancellation);
             if (shares.Sum(s => s.Rows) != result.Manifest.Rows)
                 throw new InvalidOperationException($"The slice counted {shares.Sum(s => s.Rows)} rows per device and epoch, the files hold {result.Manifest.Rows}.");
@@ -190,7 +200,7 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
                     throw new MarketRefusedException(StatusCodes.Status409Conflict, MarketReason.QuotaExhausted, "Other requests used the grant's quota while the export ran; nothing was charged.");
                 if (grant.BytesLeft(now) < bytes) throw GrantedQueries.ResultPastByteQuota(grant, now, bytes);
                 var cost = grant.CreditsFor(now, result.Manifest.Rows, bytes);
-                var charged = new ExportCharged(buyerId, job.GrantId, chargeId, job.Id, result.Manifest.Rows, bytes, cost, request.LakeCheckpoint, now);
+                var charged = new ExportCharged(buyerId, job.GrantId, chargeId, job.Id, result.Manifest.Rows, bytes, cost, result.Manifest.LakeCheckpoint, now);
                 return SalesAttribution.Sale(dataset, job.GrantId, chargeId, shares, result.Manifest.Rows, cost) is { } sale ? [charged, sale] : [charged];
             }, cancellation, alongside: session => store.FinishWithCharge(session, job.Id, Runner, result.Manifest.Rows, chargeId));
             phases.End("charge");
@@ -217,9 +227,26 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         finally
         {
+            // The export's DuckDB is closed once the COPY and the count beside it are over, whatever happened; in the
+            // background, since closing frees what the COPY used (~30 ms) and a status request waits for this task.
+            await Task.WhenAll(opening, slice).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (opening.IsCompletedSuccessfully) _ = Task.Run(opening.Result.Dispose, CancellationToken.None);
             if (started) _running.Release();
             _jobs.TryRemove(job.Id, out _);
         }
+    }
+
+    private static DuckDBConnection NewDuckDb()
+    {
+        var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        return duck;
+    }
+
+    public override void Dispose()
+    {
+        if (_blank is { IsCompletedSuccessfully: true } blank) blank.Result.Dispose();
+        base.Dispose();
     }
 
     private void DeleteFolder(string id)

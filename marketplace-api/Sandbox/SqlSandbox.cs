@@ -270,8 +270,14 @@ public sealed class SqlSandbox : IDisposable
         // The slice is fixed for the sandbox's life (its files and rows are), so it is counted once however often it is asked.
         if (_shares.TryGetValue((table, epochLength), out var counted)) return counted;
         var shape = _granted.TryGetValue(table, out var granted) ? granted.Shape : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
+        return _shares[(table, epochLength)] = CountShares(_connection, table, shape, epochLength);
+    }
+
+    /// <summary>Rows per device and epoch of the view <paramref name="table"/> on <paramref name="connection"/> (the sandbox's, or an export's).</summary>
+    internal static List<Attribution.DeviceShare> CountShares(DuckDBConnection connection, string table, TableShape shape, TimeSpan epochLength)
+    {
         var seconds = ((long)epochLength.TotalSeconds) is var s and > 0 ? s.ToString(CultureInfo.InvariantCulture) : throw new ArgumentException("An epoch lasts at least a second.", nameof(epochLength));
-        using var command = _connection.CreateCommand();
+        using var command = connection.CreateCommand();
         command.CommandText = $"""
             SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {seconds}) AS BIGINT) AS epoch, count(*)
             FROM {table} GROUP BY ALL ORDER BY ALL
@@ -279,14 +285,16 @@ public sealed class SqlSandbox : IDisposable
         using var reader = command.ExecuteReader();
         var shares = new List<Attribution.DeviceShare>();
         while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
-        return _shares[(table, epochLength)] = shares;
+        return shares;
     }
 
     /// <summary>The rows of one grant's slice.</summary>
-    public long CountRows(string table)
+    public long CountRows(string table) =>
+        _granted.ContainsKey(table) ? CountRows(_connection, table) : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
+
+    internal static long CountRows(DuckDBConnection connection, string table)
     {
-        if (!_granted.ContainsKey(table)) throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
-        using var command = _connection.CreateCommand();
+        using var command = connection.CreateCommand();
         command.CommandText = $"SELECT count(*) FROM {table}";
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }

@@ -47,7 +47,9 @@ public sealed class AreaClient(HttpClient http)
 
     public Task<ExportJob> StartExportAsync(string key, ExportRequestBody request, CancellationToken cancellation) => PostAsync<ExportJob>("/v1/exports", key, request, cancellation);
 
-    public Task<ExportJob> ExportAsync(string key, string id, CancellationToken cancellation) => GetAsync<ExportJob>($"/v1/exports/{Uri.EscapeDataString(id)}", key, cancellation);
+    /// <summary>An export's status; with <paramref name="waitSeconds"/>, once it is done or failed if that comes sooner.</summary>
+    public Task<ExportJob> ExportAsync(string key, string id, int waitSeconds, CancellationToken cancellation) =>
+        GetAsync<ExportJob>($"/v1/exports/{Uri.EscapeDataString(id)}?wait={waitSeconds}", key, cancellation);
 
     /// <summary>A buyer-only download (an export's manifest or file, a grant's feed), streamed as it arrives.</summary>
     public Task<HttpResponseMessage> StreamAsync(string path, string key, CancellationToken cancellation) =>
