@@ -133,7 +133,9 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
-            merged = merged with { Sha256 = FileMerge.Write(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
+            // DuckDB's COPY blocks for as long as the merge takes (seconds for a large one): off the caller's thread.
+            var sha256 = await Task.Run(() => FileMerge.Write(Path.Combine(Staging, merged.Path), dataset.Schema, paths), cancellation);
+            merged = merged with { Sha256 = sha256 };
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
