@@ -133,9 +133,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
-            // DuckDB's COPY blocks for as long as the merge takes (seconds for a large one): off the caller's thread.
-            var sha256 = await Task.Run(() => FileMerge.Write(Path.Combine(Staging, merged.Path), dataset.Schema, paths), cancellation);
-            merged = merged with { Sha256 = sha256 };
+            merged = merged with { Sha256 = FileMerge.Write(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));
