@@ -11,6 +11,13 @@ namespace Pipeline.Projections.Lake;
 /// </summary>
 public static class FileOrder
 {
+    /// <summary>A row's place in file order; devices compare ordinally, as <see cref="Sort"/> ranks them.</summary>
+    public readonly record struct Key(string Device, long Time, long Sequence) : IComparable<Key>
+    {
+        public int CompareTo(Key other) => string.CompareOrdinal(Device, other.Device) is var device and not 0 ? device
+            : Time != other.Time ? Time.CompareTo(other.Time) : Sequence.CompareTo(other.Sequence);
+    }
+
     /// <summary>The columns of a row's key: device (or station) first, then device time (received for rejections), event sequence.</summary>
     public static (int Device, int Time, int Sequence) KeyColumns(Schema schema) =>
         (0, schema.GetFieldIndex(schema.FieldsList.Any(f => f.Name == "device_time") ? "device_time" : "received_at"), schema.GetFieldIndex("event_seq"));
@@ -91,7 +98,7 @@ public static class FileOrder
     }
 
     /// <summary>The given rows, each a row of some batch of <paramref name="schema"/>, copied in this order into one record batch.</summary>
-    private static RecordBatch Take(Schema schema, IReadOnlyList<(RecordBatch Batch, int Row)> rows)
+    public static RecordBatch Take(Schema schema, IReadOnlyList<(RecordBatch Batch, int Row)> rows)
     {
         var columns = new IArrowArray[schema.FieldsList.Count];
         for (var c = 0; c < columns.Length; c++)

@@ -151,8 +151,7 @@ public static class LakeCatalog
         command.ExecuteNonQuery();
     }
 
-    /// <summary>A string as a SQL literal.</summary>
-    internal static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
+    private static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
 
     private static string DuckType(IArrowType type) => type switch
     {

@@ -133,7 +133,7 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
-            merged = merged with { Sha256 = FileMerge.Write(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
+            merged = merged with { Sha256 = await FileMerge.WriteAsync(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
                 File.Delete(Path.Combine(Staging, merged.Path));

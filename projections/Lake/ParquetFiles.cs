@@ -59,6 +59,19 @@ public static class ParquetFiles
         return Sync(path);
     }
 
+    /// <summary>As <see cref="Write"/>, for batches made while the file is written (compaction's merge).</summary>
+    public static async Task<string> WriteAsync(string path, Schema schema, IAsyncEnumerable<RecordBatch> batches)
+    {
+        using (var writer = Open(path, schema, Compression.Zstd))
+        {
+            await foreach (var batch in batches)
+                using (batch)
+                    writer.WriteBufferedRecordBatch(batch);
+            writer.Close();
+        }
+        return Sync(path);
+    }
+
     private static ParquetSharp.Arrow.FileWriter Open(string path, Schema schema, Compression compression)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -67,7 +80,7 @@ public static class ParquetFiles
     }
 
     /// <summary>Syncs a written file to disk; its SHA-256 in hex.</summary>
-    public static string Sync(string path)
+    private static string Sync(string path)
     {
         // .NET calls fsync only for a stream that can write; the file's pages are synced whatever handle asks.
         using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
@@ -88,7 +101,7 @@ public static class ParquetFiles
     /// A file's rows as record batches of at most <paramref name="batchRows"/>, read as they are asked for: not
     /// pre-buffered (Arrow's default reads every row group's bytes at the start), so a reader holds about a batch.
     /// </summary>
-    private static BatchReader OpenRead(string path, int batchRows)
+    public static BatchReader OpenRead(string path, int batchRows)
     {
         using var properties = ParquetSharp.Arrow.ArrowReaderProperties.GetDefault();
         properties.BatchSize = batchRows;
