@@ -37,7 +37,7 @@ public static class E2eBench
 
     public static string Usage => "./depin bench e2e [seconds per step, 30] [--rates 1000,2000,4000,8000,16000] [--soak <minutes>, 10; 0 skips it]";
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string[] args, CancellationToken stop)
     {
         if (Parse(args) is not { } settings)
         {
@@ -47,18 +47,18 @@ public static class E2eBench
         // Piped into a log, Spectre would fit the tables to 80 columns.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 180;
         AnsiConsole.MarkupLineInterpolated($"[bold]End to end: stages as separate processes, the fleet simulator in its own[/] ({settings.Step.TotalSeconds:N0} s per step, rates {string.Join(", ", settings.Rates)}/s, soak {settings.SoakMinutes:0.#} min)");
-        await using var stack = await Stack.StartAsync();
+        await using var stack = await Stack.StartAsync(stop);
         AnsiConsole.MarkupLineInterpolated($"Stack in [blue]{stack.Folder}[/]: {string.Join(", ", stack.Stages.Select(s => $"{s.Name} (pid {s.Process.Id})"))}; load average {LoadAverage()}");
 
         // Registers the fleet and warms every process up; not reported.
-        await AnsiConsole.Status().StartAsync($"Warm-up: registering the fleet ({Vehicles + Stations:N0} devices) and sending at 200/s…", _ => stack.RunStepAsync(200, TimeSpan.FromSeconds(45)));
+        await AnsiConsole.Status().StartAsync($"Warm-up: registering the fleet ({Vehicles + Stations:N0} devices) and sending at 200/s…", _ => stack.RunStepAsync(200, TimeSpan.FromSeconds(45), stop));
 
-        var idle = await AnsiConsole.Status().StartAsync("Idle CPU of each process with no load (15 s)…", _ => stack.IdleCoresAsync(TimeSpan.FromSeconds(15)));
+        var idle = await AnsiConsole.Status().StartAsync("Idle CPU of each process with no load (15 s)…", _ => stack.IdleCoresAsync(TimeSpan.FromSeconds(15), stop));
         var steps = new List<StepResult>();
         foreach (var rate in settings.Rates)
         {
             var postgres = await PostgresShare.StartAsync(stack.PostgresConnectionString, stack.PostgresFolder);
-            var step = await AnsiConsole.Status().StartAsync($"{rate:N0} readings/s for {settings.Step.TotalSeconds:N0} s, then waiting for the lake to hold them…", _ => stack.RunStepAsync(rate, settings.Step));
+            var step = await AnsiConsole.Status().StartAsync($"{rate:N0} readings/s for {settings.Step.TotalSeconds:N0} s, then waiting for the lake to hold them…", _ => stack.RunStepAsync(rate, settings.Step, stop));
             steps.Add(step);
             AnsiConsole.MarkupLine($"  {rate:N0}/s: acknowledged {step.AcknowledgedPerSecond:N0}/s, p99 freshness {step.P99Ms:N0} ms, lost {step.Lost}, doubled {step.Doubled} — {(step.Holds ? "[green]holds[/]" : "[red]does not hold[/]")}; load average {LoadAverage()}");
             await postgres.PrintAsync(step.Readings);
@@ -73,7 +73,7 @@ public static class E2eBench
             // With no step held the soak still runs, at 70 % of what the lowest step acknowledged, and says so.
             var basis = (held ?? steps[0]).AcknowledgedPerSecond;
             var rate = (int)Math.Max(50, Math.Round(basis * 0.7));
-            var soak = await stack.SoakAsync(rate, TimeSpan.FromMinutes(settings.SoakMinutes));
+            var soak = await stack.SoakAsync(rate, TimeSpan.FromMinutes(settings.SoakMinutes), stop);
             PrintSoak(soak, rate, held is null);
         }
         return 0;
@@ -221,7 +221,7 @@ public static class E2eBench
 
         private sealed record Endpoints(int Api, int Ingest, int Mqtt, int Status);
 
-        public static async Task<Stack> StartAsync()
+        public static async Task<Stack> StartAsync(CancellationToken stop)
         {
             var folder = Directory.CreateTempSubdirectory("depin-e2e-").FullName;
             Directory.CreateDirectory(Path.Combine(folder, "logs"));
@@ -250,7 +250,7 @@ public static class E2eBench
                     stages.Add(stack.Start("streams 1", ["streams", .. Common("streams"), "--status-port", $"{endpoints.Status}"], $"http://127.0.0.1:{endpoints.Status}"));
                     stages.Add(stack.Start("streams 2", ["streams", .. Common("streams"), "--status-port", $"{endpoints.Status + 1}"], $"http://127.0.0.1:{endpoints.Status + 1}"));
                     stages.Add(stack.Start("projections", ["projections", .. Common("projections"), "--status-port", $"{endpoints.Status + 2}"], $"http://127.0.0.1:{endpoints.Status + 2}"));
-                    await Task.WhenAll(stages.Select(stack.WaitHealthyAsync));
+                    await Task.WhenAll(stages.Select(stage => stack.WaitHealthyAsync(stage, stop)));
                 });
             }
             catch
@@ -286,7 +286,7 @@ public static class E2eBench
             return new StageProcess(name, Process.Start(start) ?? throw new InvalidOperationException($"{name} did not start."), healthUrl);
         }
 
-        private async Task WaitHealthyAsync(StageProcess stage)
+        private async Task WaitHealthyAsync(StageProcess stage, CancellationToken stop)
         {
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
             var clock = Stopwatch.StartNew();
@@ -296,14 +296,14 @@ public static class E2eBench
                 if (clock.Elapsed > TimeSpan.FromMinutes(3)) throw new TimeoutException($"{stage.Name} was not healthy within 3 minutes; see {Folder}/logs.");
                 try
                 {
-                    using var response = await client.GetAsync($"{stage.HealthUrl}/health");
+                    using var response = await client.GetAsync($"{stage.HealthUrl}/health", stop);
                     if (response.IsSuccessStatusCode) return;
                 }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stop.IsCancellationRequested)
                 {
                     // Not listening yet.
                 }
-                await Task.Delay(250);
+                await Task.Delay(250, stop);
             }
         }
 
@@ -350,31 +350,32 @@ public static class E2eBench
         }
 
         /// <summary>The simulator at one rate, then the lake caught up, then the ledger checked against it.</summary>
-        public async Task<StepResult> RunStepAsync(int rate, TimeSpan duration)
+        public async Task<StepResult> RunStepAsync(int rate, TimeSpan duration, CancellationToken stop)
         {
             var (cpu, clock) = (CpuTimes(), Stopwatch.StartNew());
             var simulator = StartSimulator(rate, duration);
-            await simulator.Process.WaitForExitAsync();
+            using (Interruption.KillOnStop(simulator.Process, stop)) await simulator.Process.WaitForExitAsync(stop);
             if (simulator.Process.ExitCode != 0) throw new InvalidOperationException($"The simulator failed ({simulator.Process.ExitCode}); see {Folder}/logs/simulator.log.");
-            return await CheckAsync(rate, cpu, clock);
+            return await CheckAsync(rate, cpu, clock, stop);
         }
 
         /// <summary>Cores each process keeps busy with no readings coming: pollers, timers, the GC.</summary>
-        public async Task<Dictionary<string, double>> IdleCoresAsync(TimeSpan duration)
+        public async Task<Dictionary<string, double>> IdleCoresAsync(TimeSpan duration, CancellationToken stop)
         {
             var (before, clock) = (CpuTimes(), Stopwatch.StartNew());
-            await Task.Delay(duration);
+            await Task.Delay(duration, stop);
             var after = CpuTimes();
             return after.ToDictionary(c => c.Key, c => (c.Value - before[c.Key]).TotalSeconds / clock.Elapsed.TotalSeconds);
         }
 
         /// <summary>One long simulator run with every process's memory sampled as it goes.</summary>
-        public async Task<SoakResult> SoakAsync(int rate, TimeSpan duration)
+        public async Task<SoakResult> SoakAsync(int rate, TimeSpan duration, CancellationToken stop)
         {
             var memory = new Dictionary<string, List<MemorySample>>();
             var cpu = CpuTimes();
             var clock = Stopwatch.StartNew();
             var simulator = StartSimulator(rate, duration);
+            using var kill = Interruption.KillOnStop(simulator.Process, stop);
             await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()).StartAsync(async progress =>
             {
                 var task = progress.AddTask($"Soak at {rate:N0} readings/s", maxValue: duration.TotalSeconds);
@@ -384,12 +385,13 @@ public static class E2eBench
                     var total = memory.Where(m => m.Key != SimulatorName).Sum(m => m.Value[^1].Pss);
                     task.Description = $"Soak at {rate:N0} readings/s — stack {Mb(total)} (PSS)";
                     task.Value = Math.Min(clock.Elapsed.TotalSeconds, duration.TotalSeconds);
-                    await Task.WhenAny(simulator.Process.WaitForExitAsync(), Task.Delay(RssSample));
+                    await Task.WhenAny(simulator.Process.WaitForExitAsync(), Task.Delay(RssSample, stop));
                 }
+                stop.ThrowIfCancellationRequested();
                 task.Value = duration.TotalSeconds;
             });
             if (simulator.Process.ExitCode != 0) throw new InvalidOperationException($"The simulator failed ({simulator.Process.ExitCode}); see {Folder}/logs/simulator.log.");
-            var step = await AnsiConsole.Status().StartAsync("Waiting for the lake to hold the soak's readings…", _ => CheckAsync(rate, cpu, clock));
+            var step = await AnsiConsole.Status().StartAsync("Waiting for the lake to hold the soak's readings…", _ => CheckAsync(rate, cpu, clock, stop));
             return new SoakResult(step, memory, clock.Elapsed);
         }
 
@@ -398,13 +400,13 @@ public static class E2eBench
              "--api", $"http://127.0.0.1:{_endpoints.Api}", "--ingest", $"http://127.0.0.1:{_endpoints.Ingest}", "--mqtt", $"127.0.0.1:{_endpoints.Mqtt}"],
             healthUrl: null, new() { ["PIPELINE_DATA"] = Folder });
 
-        private async Task<StepResult> CheckAsync(int rate, Dictionary<string, TimeSpan> cpuBefore, Stopwatch clock)
+        private async Task<StepResult> CheckAsync(int rate, Dictionary<string, TimeSpan> cpuBefore, Stopwatch clock, CancellationToken stop)
         {
             var ledger = File.ReadLines(Path.Combine(Folder, "simulator", "ledger-seed-1.ndjson"))
                 .Select(line => JsonSerializer.Deserialize<LedgerEntry>(line, JsonSerializerOptions.Web)!).ToList();
             var accepted = ledger.Where(e => e.Edge == "accepted").Select(e => e.ReadingId!).ToList();
             _acceptedSoFar += accepted.Count;
-            await WaitForLakeRowsAsync(_acceptedSoFar);
+            await WaitForLakeRowsAsync(_acceptedSoFar, stop);
             var (cpu, wallSeconds) = (CpuTimes(), clock.Elapsed.TotalSeconds);
             var perReading = cpu.ToDictionary(c => c.Key, c => (c.Value - cpuBefore[c.Key]).TotalMicroseconds / Math.Max(1, accepted.Count));
             var lake = CheckLake(accepted);
@@ -413,18 +415,18 @@ public static class E2eBench
         }
 
         /// <summary>Until the live lake has as many reading rows as the edge acknowledged so far (or the patience runs out: then the check counts what is missing).</summary>
-        private async Task WaitForLakeRowsAsync(long expected)
+        private async Task WaitForLakeRowsAsync(long expected, CancellationToken stop)
         {
             var schema = new EventStoreOptions().Schema;
             var clock = Stopwatch.StartNew();
             while (clock.Elapsed < CatchUpTimeout)
             {
                 await using var command = _dataSource.CreateCommand($"SELECT coalesce(sum(rows), 0) FROM {schema}.lake_files WHERE retired_seq IS NULL AND dataset IN ('vehicle_signals', 'weather_observations')");
-                if (Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) >= expected) break;
-                await Task.Delay(250);
+                if (Convert.ToInt64(await command.ExecuteScalarAsync(stop), CultureInfo.InvariantCulture) >= expected) break;
+                await Task.Delay(250, stop);
             }
             // One more poll of the watcher, so the last file's time is noted.
-            await Task.Delay(LakePoll * 2);
+            await Task.Delay(LakePoll * 2, stop);
         }
 
         private sealed record LakeCheck(double WindowSeconds, double P50Ms, double P99Ms, long Lost, long Doubled);

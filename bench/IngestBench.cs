@@ -28,12 +28,12 @@ public static class IngestBench
     /// <summary>More readings per second of the run than the edge takes here, so the load does not run out.</summary>
     private const int ReadingsPerSecond = 60_000;
 
-    public static async Task RunAsync(TimeSpan duration)
+    public static async Task RunAsync(TimeSpan duration, CancellationToken stop)
     {
         await using var scratch = await Scratch.StartAsync(withEventStore: false);
         var stack = scratch;
         var perDevice = (int)Math.Ceiling(duration.TotalSeconds * ReadingsPerSecond / Devices);
-        var batches = AnsiConsole.Status().Start($"Signing {perDevice * Devices:N0} readings…", _ => SignedBatches(perDevice).ToList());
+        var batches = AnsiConsole.Status().Start($"Signing {perDevice * Devices:N0} readings…", _ => SignedBatches(perDevice, stop).ToList());
         var batchFile = Path.Combine(scratch.Folder, "batches.bin");
         WriteBatches(batchFile, batches);
         var runs = new List<(string Name, LoadResult Load, double CpuPerReading)>();
@@ -48,14 +48,19 @@ public static class IngestBench
                 // No processors drain the topic here: a retention this large keeps the backlog gate's bookkeeping in the
                 // path without ever closing it.
                 new("Ingest:Backlog:RetentionBytes", $"{1L << 40}"));
-            var app = PipelineHost.Build(configuration, Roles.Ingest);
-            await app.StartAsync();
-            AnsiConsole.MarkupLineInterpolated($"Load process: posting signed batches over HTTP (edge signature check {(verify ? "on" : "off")})…");
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var load = await RunLoadProcessAsync($"http://127.0.0.1:{port}/v1/readings", batchFile, duration);
-            runs.Add(($"HTTP ingest, edge signature check {(verify ? "on" : "off (default)")}", load, MicrosecondsEach(cpu, load.Readings)));
-            await app.StopAsync();
-            await app.DisposeAsync();
+            await using var app = PipelineHost.Build(configuration, Roles.Ingest);
+            await app.StartAsync(stop);
+            try
+            {
+                AnsiConsole.MarkupLineInterpolated($"Load process: posting signed batches over HTTP (edge signature check {(verify ? "on" : "off")})…");
+                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                var load = await RunLoadProcessAsync($"http://127.0.0.1:{port}/v1/readings", batchFile, duration, stop);
+                runs.Add(($"HTTP ingest, edge signature check {(verify ? "on" : "off (default)")}", load, MicrosecondsEach(cpu, load.Readings)));
+            }
+            finally
+            {
+                await app.StopAsync(CancellationToken.None);
+            }
         }
 
         AnsiConsole.MarkupLine("Baseline: raw Confluent.Kafka produce of the same envelopes…");
@@ -63,7 +68,7 @@ public static class IngestBench
         // The same partitioning as the gateway's topic, so the baseline does the same work.
         await stack.Servers.CreateTopicsAsync(new KafkaOptions().Partitions, RawTopic);
         var rawCpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var raw = ProduceRaw(stack, envelopes, duration);
+        var raw = ProduceRaw(stack, envelopes, duration, stop);
         var rawCpuPerReading = MicrosecondsEach(rawCpu, raw.Operations);
 
         var table = new Table().AddColumn($"Path ({BatchSize} readings/batch, {Concurrency} connections)").AddColumn(new TableColumn("Readings/s").RightAligned())
@@ -85,12 +90,14 @@ public static class IngestBench
         public double ReadingsPerSecond => Readings / Seconds;
     }
 
-    private static async Task<LoadResult> RunLoadProcessAsync(string url, string batchFile, TimeSpan duration)
+    private static async Task<LoadResult> RunLoadProcessAsync(string url, string batchFile, TimeSpan duration, CancellationToken stop)
     {
         var start = new ProcessStartInfo("dotnet", [typeof(IngestBench).Assembly.Location, "ingest-load", url, batchFile, $"{duration.TotalSeconds}"]) { RedirectStandardOutput = true };
         using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        // A stop signal ends the load process with this one, so it does not post on to an edge that is gone.
+        using var kill = Interruption.KillOnStop(process, stop);
+        var output = await process.StandardOutput.ReadToEndAsync(stop);
+        await process.WaitForExitAsync(stop);
         return JsonSerializer.Deserialize<LoadResult>(output.Trim().Split('\n')[^1], JsonSerializerOptions.Web)
             ?? throw new InvalidOperationException("The load process printed no result: " + output);
     }
@@ -130,7 +137,7 @@ public static class IngestBench
 
     private const string RawTopic = "bench.raw";
 
-    private static Throughput ProduceRaw(Scratch stack, List<(string Device, byte[] Envelope)> envelopes, TimeSpan duration)
+    private static Throughput ProduceRaw(Scratch stack, List<(string Device, byte[] Envelope)> envelopes, TimeSpan duration, CancellationToken stop)
     {
         var config = new KafkaOptions { BootstrapServers = stack.KafkaBootstrapServers }.ProducerConfig("bench-raw");
         using var producer = new ProducerBuilder<string, byte[]>(config).Build();
@@ -140,6 +147,7 @@ public static class IngestBench
         var clock = Stopwatch.StartNew();
         for (var i = 0; clock.Elapsed < duration; i++)
         {
+            stop.ThrowIfCancellationRequested();
             var (device, envelope) = envelopes[i % envelopes.Count];
             while (true)
             {
@@ -158,12 +166,12 @@ public static class IngestBench
         return new Throughput("raw", Interlocked.Read(ref delivered), clock.Elapsed);
     }
 
-    private static IEnumerable<(List<(string Device, byte[] Envelope)> Envelopes, int Index)> SignedBatches(int readingsPerDevice)
+    private static IEnumerable<(List<(string Device, byte[] Envelope)> Envelopes, int Index)> SignedBatches(int readingsPerDevice, CancellationToken stop)
     {
         var keys = Enumerable.Range(0, Devices).Select(i => EthKey.FromSeed(Encoding.UTF8.GetBytes($"bench-device-{i}"))).ToArray();
         var start = DateTimeOffset.UtcNow;
         var readings = new (string, byte[])[readingsPerDevice * Devices];
-        Parallel.For(0, readings.Length, i =>
+        Parallel.For(0, readings.Length, new ParallelOptions { CancellationToken = stop }, i =>
         {
             var (seq, key) = (i / Devices + 1, keys[i % Devices]);
             var payload = ReadingWriter.Payload(key.Address, seq, start.AddSeconds(seq), DeviceKind.Vehicle,

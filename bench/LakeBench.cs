@@ -22,12 +22,12 @@ public static class LakeBench
 {
     private const int Devices = 200;
 
-    public static async Task RunAsync(TimeSpan duration)
+    public static async Task RunAsync(TimeSpan duration, CancellationToken stop)
     {
         var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
         var loadBefore = LoadAverage();
         await using var scratch = await Scratch.StartAsync();
-        var (lakeDirectory, files, lakeOptions, projection) = await BuildLakeAsync(scratch, readings);
+        var (lakeDirectory, files, lakeOptions, projection) = await BuildLakeAsync(scratch, readings, stop);
 
         using var lake = LakeCatalog.Open(lakeDirectory, files, lakeOptions.EpochLength);
         const string aggregate = "SELECT device, date, count(*) AS readings, avg(speed_kmh) AS speed_mean, max(speed_kmh) AS speed_max, max(odometer_km) - min(odometer_km) AS distance_km FROM {0} GROUP BY device, date";
@@ -37,10 +37,10 @@ public static class LakeBench
         LakeCatalog.Execute(lake, $"COPY (SELECT * FROM vehicle_signals) TO '{single}' (FORMAT parquet)");
         var rowGroups = Scalar(lake, $"SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata([{string.Join(", ", files.Where(f => f.Dataset == LakeDatasets.VehicleSignals).Select(f => $"'{Path.Combine(lakeDirectory, f.Path)}'"))}])");
 
-        var variants = await VariantsAsync(lake, lakeDirectory, files, scratch.Folder, single, On);
+        var variants = await VariantsAsync(lake, lakeDirectory, files, scratch.Folder, single, On, stop);
         var (onSingle, onLake) = (variants[0], variants[1]);
 
-        var stages = await StagesAsync(scratch, lakeOptions, readings);
+        var stages = await StagesAsync(scratch, lakeOptions, readings, stop);
 
         var table = new Table().AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned());
         table.AddRow("Load average (1, 5, 15 min) before / after", $"{loadBefore} / {LoadAverage()}");
@@ -70,7 +70,7 @@ public static class LakeBench
     /// this process's CPU summed over the turns: other processes' load stretches the wall clock of a query more than
     /// the CPU it takes.
     /// </summary>
-    private static async Task<List<(string Name, long Bytes, TimeSpan Time, TimeSpan Cpu)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query)
+    private static async Task<List<(string Name, long Bytes, TimeSpan Time, TimeSpan Cpu)>> VariantsAsync(DuckDBConnection lake, string lakeDirectory, IReadOnlyList<LakeFile> files, string folder, string single, Func<string, string> query, CancellationToken stop)
     {
         var sources = new List<(string Name, long Bytes, string Source)>();
         void Add(string name, IReadOnlyList<string> paths) => sources.Add((name, paths.Sum(p => new FileInfo(p).Length),
@@ -101,12 +101,15 @@ public static class LakeBench
         var cpu = new TimeSpan[sources.Count];
         var random = new Random(16);
         for (var turn = 0; turn < Turns; turn++)
+        {
+            stop.ThrowIfCancellationRequested();
             foreach (var i in Enumerable.Range(0, sources.Count).OrderBy(_ => random.Next()).ToList())
             {
                 var (wall, used) = Once(lake, query(sources[i].Source));
                 times[i].Add(wall);
                 cpu[i] += used;
             }
+        }
         return sources.Select((s, i) => (s.Name, s.Bytes, times[i].Order().ElementAt(Turns / 2), cpu[i])).ToList();
     }
 
@@ -116,7 +119,7 @@ public static class LakeBench
     public sealed record Projection(TimeSpan Elapsed, TimeSpan ProcessCpu, TimeSpan PostgresCpu, TimeSpan Compacting, TimeSpan CompactingCpu);
 
     /// <summary>A lake made as the projector makes it: reading events in PostgreSQL, projected in rounds, compacted.</summary>
-    public static async Task<(string Directory, IReadOnlyList<LakeFile> Files, LakeOptions Options, Projection Projection)> BuildLakeAsync(Scratch stack, int readings)
+    public static async Task<(string Directory, IReadOnlyList<LakeFile> Files, LakeOptions Options, Projection Projection)> BuildLakeAsync(Scratch stack, int readings, CancellationToken stop)
     {
         var data = stack.Folder;
         await AnsiConsole.Status().StartAsync($"Storing {readings:N0} reading events (bulk insert)…", _ => StoreEventsAsync(stack, readings));
@@ -126,19 +129,19 @@ public static class LakeBench
         var lakeDirectory = lakeOptions.ResolveDirectory(data);
         var lakeStore = stack.Services.GetRequiredService<LakeStore>();
         var manifest = lakeStore.Manifest(LakeProjector.LiveLake);
-        await manifest.EnsureSchemaAsync(CancellationToken.None);
+        await manifest.EnsureSchemaAsync(stop);
         var writer = new LakeWriter(lakeStore, manifest, lakeDirectory, lakeOptions, null, NullLogger.Instance);
         var (clock, processCpu, postgresCpu) = (Stopwatch.StartNew(), Process.GetCurrentProcess().TotalProcessorTime, StreamsBench.PostgresCpu(stack));
         await AnsiConsole.Progress().StartAsync(async progress =>
         {
             var task = progress.AddTask("Projecting into the lake", maxValue: readings);
-            await writer.CatchUpAsync(until: null, new Increments(task), CancellationToken.None);
+            await writer.CatchUpAsync(until: null, new Increments(task), stop);
         });
         var (projecting, projectingCpu, postgresProjectingCpu) = (clock.Elapsed, Process.GetCurrentProcess().TotalProcessorTime - processCpu, StreamsBench.PostgresCpu(stack) - postgresCpu);
         var (compacting, compactingCpu) = (Stopwatch.StartNew(), Process.GetCurrentProcess().TotalProcessorTime);
-        await writer.CompactAsync(force: true, CancellationToken.None);
+        await writer.CompactAsync(force: true, stop);
         compactingCpu = Process.GetCurrentProcess().TotalProcessorTime - compactingCpu;
-        var files = await manifest.FilesAsync(CancellationToken.None);
+        var files = await manifest.FilesAsync(stop);
         return (lakeDirectory, files, lakeOptions, new Projection(projecting, projectingCpu, postgresProjectingCpu, compacting.Elapsed, compactingCpu));
     }
 
@@ -146,7 +149,7 @@ public static class LakeBench
     /// The projection's stages run alone, one after the other over the same events, each timed by this process's CPU:
     /// the feed (PostgreSQL's rows and their JSON), rows into Arrow, Parquet written and synced.
     /// </summary>
-    private static async Task<(double Read, double Build, double Sort, double SortArrival, double Write)> StagesAsync(Scratch stack, LakeOptions options, int readings)
+    private static async Task<(double Read, double Build, double Sort, double SortArrival, double Write)> StagesAsync(Scratch stack, LakeOptions options, int readings, CancellationToken stop)
     {
         var lakeStore = stack.Services.GetRequiredService<LakeStore>();
         var feed = lakeStore.Feed();
@@ -160,7 +163,7 @@ public static class LakeBench
         while (true)
         {
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var (events, through) = await feed.ReadAsync(after, options.MaxEventsPerRound, null, CancellationToken.None);
+            var (events, through) = await feed.ReadAsync(after, options.MaxEventsPerRound, null, stop);
             read += Process.GetCurrentProcess().TotalProcessorTime - cpu;
             if (through == after) break;
             after = through;

@@ -31,7 +31,7 @@ public static class LakeSoak
     /// <summary>The band is the RSS after the first minutes' rise (native code paged in, first compactions).</summary>
     private static readonly TimeSpan BandFrom = TimeSpan.FromMinutes(2);
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string[] args, CancellationToken stop)
     {
         var minutes = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var m) ? m : 6;
         var rate = Option(args, "--rate") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 2_500;
@@ -47,6 +47,8 @@ public static class LakeSoak
         start.Environment["PIPELINE_Logging__LogLevel__Default"] = "Warning";
         start.Environment[ParentWatch.Variable] = $"{Environment.ProcessId}";
         using var projector = Process.Start(start) ?? throw new InvalidOperationException("The projector did not start.");
+        // A stop signal stops the projector too (it would stop by itself once this process is gone, a moment later).
+        using var stopProjector = stop.Register(() => Signals.Send(projector.Id, Signals.Term));
         AnsiConsole.MarkupLineInterpolated($"Projector pid {projector.Id} (log {log}); appending {rate:N0} readings/s for {minutes} min over {Devices} vehicles");
 
         var manifest = scratch.Services.GetRequiredService<Pipeline.Projections.Lake.LakeStore>().Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake);
@@ -98,7 +100,8 @@ public static class LakeSoak
                 AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  peak {Mb(peak),8}  PSS {Mb(processPss),8}");
             }
             var rest = Tick - (clock.Elapsed - tickStart);
-            if (rest > TimeSpan.Zero) await Task.Delay(rest);
+            if (rest > TimeSpan.Zero) await Task.Delay(rest, stop);
+            stop.ThrowIfCancellationRequested();
         }
         AnsiConsole.Write(table);
         projector.Refresh();

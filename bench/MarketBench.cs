@@ -23,13 +23,13 @@ public static class MarketBench
 {
     private const int Warmup = 3;
 
-    public static async Task RunAsync(TimeSpan duration)
+    public static async Task RunAsync(TimeSpan duration, CancellationToken stop)
     {
         var loadAtStart = LoadAverage();
         var readings = (int)Math.Clamp(duration.TotalSeconds * 100_000, 200_000, 2_000_000);
         var runs = (int)Math.Clamp(duration.TotalSeconds * 10, 20, 200);
         await using var scratch = await Scratch.StartAsync();
-        var (lakeDirectory, files, lakeOptions, _) = await LakeBench.BuildLakeAsync(scratch, readings);
+        var (lakeDirectory, files, lakeOptions, _) = await LakeBench.BuildLakeAsync(scratch, readings, stop);
 
         var operatorKeyFile = Path.Combine(scratch.Folder, "marketplace", "operator-key.sha256");
         var operatorKey = new OperatorKey(operatorKeyFile).CreateIfMissing()!;
@@ -49,6 +49,8 @@ public static class MarketBench
         await using var host = PipelineHost.Build(configuration, Roles.Api);
         await host.StartAsync();
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}"), Timeout = TimeSpan.FromMinutes(10) };
+        // A stop signal ends the request in flight (an export's status waits up to a minute); the loops check it between requests.
+        using var cancelRequests = stop.Register(api.CancelPendingRequests);
 
         var created = await PostAsync(api, operatorKey, "/v1/buyers", new { name = "bench buyer", credits = 1_000_000_000L });
         var buyerKey = created.GetProperty("apiKey").GetString()!;
@@ -91,9 +93,9 @@ public static class MarketBench
             {
                 var task = progress.AddTask(name, maxValue: 2 * (runs + Warmup));
                 phases.Clear();
-                var writesBefore = await ChargeWritesAsync(store, postgres);
-                var (overApi, direct) = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql), () => Task.FromResult(ReadAll(duck, sql)));
-                charges.Add((name, await ChargeWritesAsync(store, postgres, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
+                var writesBefore = await ChargeWritesAsync(store, postgres, stop);
+                var (overApi, direct) = await LatenciesAsync(runs, task, () => QueryAsync(api, buyerKey, grant, sql), () => Task.FromResult(ReadAll(duck, sql)), stop);
+                charges.Add((name, await ChargeWritesAsync(store, postgres, stop, writesBefore, runs + Warmup) - writesBefore, runs + Warmup));
                 var medians = PhaseListener.QueryPhases.Select(phases.Median).ToList();
                 breakdown.AddRow([name, .. medians.Select(m => $"{m:N1}"), $"{overApi.P50.TotalMilliseconds - medians.Sum():N1}"]);
                 if (overApi.Rows != direct.Rows) throw new InvalidOperationException($"{name}: the API returned {overApi.Rows} rows, DuckDB {direct.Rows}.");
@@ -104,7 +106,7 @@ public static class MarketBench
 
         using var exportPhases = new PhaseListener(MarketMetrics.ExportPhaseInstrument);
         var exports = await AnsiConsole.Status().StartAsync("Exporting the whole grant through the API and with DuckDB's COPY…",
-            _ => CompareExportsAsync(api, buyerKey, grant, duck, scratch.Folder, exportPhases));
+            _ => CompareExportsAsync(api, buyerKey, grant, duck, scratch.Folder, exportPhases, stop));
         // Each row: the median of that column over the rounds (so the row need not add up).
         var exportBreakdown = new Table().AddColumn($"Export (API, medians of {ExportRounds}, ms)");
         foreach (var phase in PhaseListener.ExportPhases) exportBreakdown.AddColumn(new TableColumn(phase).RightAligned());
@@ -175,7 +177,7 @@ public static class MarketBench
     /// The writes so far; after <paramref name="charges"/> charges since <paramref name="since"/>, waits until the table
     /// statistics show them (backends report their counts to the statistics up to a few seconds late).
     /// </summary>
-    private static async Task<ChargeWrites> ChargeWritesAsync(IDocumentStore store, string postgres, ChargeWrites? since = null, int charges = 0)
+    private static async Task<ChargeWrites> ChargeWritesAsync(IDocumentStore store, string postgres, CancellationToken stop, ChargeWrites? since = null, int charges = 0)
     {
         await using var connection = (Npgsql.NpgsqlConnection)store.Storage.Database.CreateConnection();
         // The scratch cluster keeps pg_stat_statements in its maintenance database, counting every database's statements.
@@ -196,7 +198,7 @@ public static class MarketBench
             var writes = new ChargeWrites(wal, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), statements);
             if (since is null || writes.Updates - since.Updates >= charges || waited.Elapsed > TimeSpan.FromSeconds(30)) return writes;
             await reader.DisposeAsync();
-            await Task.Delay(200);
+            await Task.Delay(200, stop);
         }
     }
 
@@ -252,12 +254,13 @@ public static class MarketBench
     /// same load and the same state of the CPU's caches: the API's run leaves them cold for whatever runs next, and a
     /// block of direct runs after a block of API runs measured DuckDB warm and at another moment's load.
     /// </summary>
-    private static async Task<(Latencies First, Latencies Second)> LatenciesAsync(int runs, ProgressTask task, Func<Task<long>> first, Func<Task<long>> second)
+    private static async Task<(Latencies First, Latencies Second)> LatenciesAsync(int runs, ProgressTask task, Func<Task<long>> first, Func<Task<long>> second, CancellationToken stop)
     {
         var (firstTimes, secondTimes) = (new List<TimeSpan>(runs), new List<TimeSpan>(runs));
         var (firstRows, secondRows) = (0L, 0L);
         for (var i = 0; i < runs + Warmup; i++)
         {
+            stop.ThrowIfCancellationRequested();
             if (i % 2 == 1) secondRows = await TimeAsync(second, secondTimes, i);
             firstRows = await TimeAsync(first, firstTimes, i);
             if (i % 2 == 0) secondRows = await TimeAsync(second, secondTimes, i);
@@ -319,12 +322,13 @@ public static class MarketBench
     /// Exports the whole grant through the API and copies the same rows with DuckDB's COPY, <see cref="ExportRounds"/>
     /// times, taking turns at going first (the first of a pair warms the page cache for the second).
     /// </summary>
-    private static async Task<List<ExportRound>> CompareExportsAsync(HttpClient api, string key, string grant, DuckDBConnection duck, string folder, PhaseListener phases)
+    private static async Task<List<ExportRound>> CompareExportsAsync(HttpClient api, string key, string grant, DuckDBConnection duck, string folder, PhaseListener phases, CancellationToken stop)
     {
         var rows = long.Parse(Scalar(duck, "SELECT count(*) FROM vehicle_signals"), CultureInfo.InvariantCulture);
         var rounds = new List<ExportRound>();
         for (var round = 0; round < ExportRounds; round++)
         {
+            stop.ThrowIfCancellationRequested();
             (TimeSpan Time, long Bytes, TimeSpan Cpu) copied = default;
             var copyFolder = Path.Combine(folder, $"duckdb-copy-{round}");
             // The bench's grant is not sharded, so the API partitions by date alone, and so does the COPY.
@@ -337,7 +341,7 @@ public static class MarketBench
             if (exported.Rows != rows) throw new InvalidOperationException($"The export wrote {exported.Rows} rows, DuckDB's view has {rows}.");
             if (exported.Partitions != "date") throw new InvalidOperationException($"The export is partitioned by {exported.Partitions}, the COPY by date.");
             // The job is done (its commit) a moment before its charge phase is recorded.
-            for (var waited = Stopwatch.StartNew(); phases.Median("charge") == 0 && waited.Elapsed < TimeSpan.FromSeconds(5);) await Task.Delay(1);
+            for (var waited = Stopwatch.StartNew(); phases.Median("charge") == 0 && waited.Elapsed < TimeSpan.FromSeconds(5);) await Task.Delay(1, stop);
             // Each phase in ms, then the quality report's time beside them.
             double[] phaseTimes = [.. PhaseListener.ExportPhases.Select(phases.Median), phases.Median("quality")];
             var job = TimeSpan.FromMilliseconds(phaseTimes.SkipLast(1).Sum());

@@ -49,6 +49,7 @@ public sealed class Scratch : IAsyncDisposable
             ChainPort = FreePort(),
         };
         var servers = await AnsiConsole.Status().StartAsync("Starting a scratch PostgreSQL cluster and broker…", _ => DevServers.StartAsync(options, NullLogger.Instance, CancellationToken.None));
+        AnsiConsole.MarkupLineInterpolated($"Scratch servers in {folder}");
         ServiceProvider? services = null;
         if (withEventStore)
         {

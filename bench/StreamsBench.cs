@@ -36,7 +36,7 @@ public static class StreamsBench
     /// </summary>
     private const int WarmUp = 64_000;
 
-    public static async Task RunAsync(TimeSpan duration)
+    public static async Task RunAsync(TimeSpan duration, CancellationToken stop)
     {
         var readingsCount = (int)Math.Clamp(duration.TotalSeconds * 3_000, 6_000, 30_000) + WarmUp;
         await using var scratch = await Scratch.StartAsync();
@@ -48,10 +48,10 @@ public static class StreamsBench
         foreach (var key in keys)
         {
             var message = new RegistrationMessage(key.Address, owner.Address, DeviceKind.Vehicle, new Dictionary<string, string> { ["make"] = "Bench", ["model"] = "B", ["year"] = "2020", ["firmware"] = "1" }, DateTimeOffset.UtcNow, registry.Domain);
-            await registry.RegisterAsync(message.ToJson(), message.Sign(owner), message.Sign(key), CancellationToken.None);
+            await registry.RegisterAsync(message.ToJson(), message.Sign(owner), message.Sign(key), stop);
         }
 
-        var readings = AnsiConsole.Status().Start($"Signing {readingsCount:N0} readings…", _ => Sign(keys, readingsCount));
+        var readings = AnsiConsole.Status().Start($"Signing {readingsCount:N0} readings…", _ => Sign(keys, readingsCount, stop));
         Produce(stack, readings);
         RequireAllKept(stack, readings.Count);
 
@@ -59,11 +59,11 @@ public static class StreamsBench
         // against the mean. CPU time per reading (this process, where the broker also runs, and PostgreSQL's) is the
         // figure that other work on the machine moves least.
         AnsiConsole.MarkupLine("Baseline: raw signature recovery of the same readings on every core…");
-        var before = Recover(readings);
+        var before = Recover(readings, stop);
         AnsiConsole.MarkupLine("Processors: consuming, validating and appending to PostgreSQL…");
-        var (pipeline, cpu) = await ProcessAsync(stack, readings.Count);
+        var (pipeline, cpu) = await ProcessAsync(stack, readings.Count, stop);
         AnsiConsole.MarkupLine("Baseline: raw signature recovery again, then a raw binary COPY of the same event rows…");
-        var after = Recover(readings);
+        var after = Recover(readings, stop);
         var copy = await CopyAsync(stack, readings);
         var recovery = (before.PerSecond + after.PerSecond) / 2;
 
@@ -89,13 +89,13 @@ public static class StreamsBench
 
     private readonly record struct Recovery(double PerSecond, double CpuPerReading);
 
-    private static List<(string Device, byte[] Envelope)> Sign(EthKey[] keys, int count)
+    private static List<(string Device, byte[] Envelope)> Sign(EthKey[] keys, int count, CancellationToken stop)
     {
         // Every reading's clock in the past (5 s apart per device), so all are accepted: a device time more than
         // 2 min ahead of its receipt is refused as `future`, and dead letters are not what this bench times.
         var start = DateTimeOffset.UtcNow.AddSeconds(-5.0 * (count / keys.Length + 1)).AddMinutes(-30);
         var result = new (string, byte[])[count];
-        Parallel.For(0, count, i =>
+        Parallel.For(0, count, new ParallelOptions { CancellationToken = stop }, i =>
         {
             var key = keys[i % keys.Length];
             var seq = i / keys.Length + 1;
@@ -144,11 +144,24 @@ public static class StreamsBench
             $"reach {produced:N0}; about {fits:N0} readings in all (warm-up {WarmUp:N0} plus the window) fit.");
     }
 
-    private static async Task<(Throughput Throughput, CpuPerReading Cpu)> ProcessAsync(Scratch stack, int count)
+    private static async Task<(Throughput Throughput, CpuPerReading Cpu)> ProcessAsync(Scratch stack, int count, CancellationToken stop)
     {
         var configuration = stack.Configuration(new("Endpoints:StatusPort", "0"), new("LOG_FORMAT", "json"), new("Logging:LogLevel:Default", "Warning"));
-        var app = PipelineHost.Build(configuration, Roles.Streams);
-        await app.StartAsync();
+        await using var app = PipelineHost.Build(configuration, Roles.Streams);
+        await app.StartAsync(stop);
+        // Stopped however the wait ends, before the scratch servers go: a stop signal, a timeout or the end.
+        try
+        {
+            return await TimeAsync(app, stack, count, stop);
+        }
+        finally
+        {
+            await app.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private static async Task<(Throughput Throughput, CpuPerReading Cpu)> TimeAsync(WebApplication app, Scratch stack, int count, CancellationToken stop)
+    {
         var processor = app.Services.GetRequiredService<ReadingProcessor>();
         // Timed after the warm-up, as the baselines exclude their set-up: schema, registry load, group join and JIT are not throughput.
         var deadline = Stopwatch.StartNew();
@@ -170,22 +183,20 @@ public static class StreamsBench
         await share.PrintAsync(readings);
         AnsiConsole.MarkupLineInterpolated($"  WAL written in the window (from its insert position; the window's edges fall inside batches): {wal / readings:N0} bytes per reading.");
         await PrintStorageAsync(stack);
-        await app.StopAsync();
-        await app.DisposeAsync();
         return (new Throughput("processors", readings, elapsed), cpu);
 
         async Task WaitAsync()
         {
             if (deadline.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"The processors took {processor.Processed:N0} of {count:N0} readings in 10 minutes.");
-            await Task.Delay(20);
+            await Task.Delay(20, stop);
         }
     }
 
-    private static Recovery Recover(List<(string Device, byte[] Envelope)> readings)
+    private static Recovery Recover(List<(string Device, byte[] Envelope)> readings, CancellationToken stop)
     {
         var parsed = readings.Select(r => EnvelopeParser.Parse(r.Envelope, EnvelopeLimits.Default).Reading!).ToArray();
         var (clock, cpu) = (Stopwatch.StartNew(), ProcessCpu());
-        Parallel.For(0, parsed.Length, i =>
+        Parallel.For(0, parsed.Length, new ParallelOptions { CancellationToken = stop }, i =>
         {
             if (parsed[i].TryRecoverSigner(out _) != SignatureCheck.Valid) throw new InvalidOperationException("A bench reading did not verify.");
         });

@@ -18,7 +18,7 @@ public static class WebBench
 {
     private const int Warmup = 3;
 
-    public static async Task RunAsync(TimeSpan duration)
+    public static async Task RunAsync(TimeSpan duration, CancellationToken stop)
     {
         var runs = (int)Math.Clamp(duration.TotalSeconds * 10, 20, 200);
         await using var scratch = await Scratch.StartAsync(withChain: true); // the whole pipeline: rewards publish to a chain
@@ -46,7 +46,7 @@ public static class WebBench
             StateDirectory = Path.Combine(scratch.Folder, "simulator"),
             ShowProgress = false,
         }, TimeProvider.System).RunAsync(stopFleet.Token);
-        await AnsiConsole.Status().StartAsync("Waiting for the default fleet's rows in the lake…", _ => WaitForRowsAsync(api));
+        await AnsiConsole.Status().StartAsync("Waiting for the default fleet's rows in the lake…", _ => WaitForRowsAsync(api, stop));
 
         var buyerKey = await CreateBuyerAsync(api, operatorKey);
         await using var browser = await LaunchAsync();
@@ -103,13 +103,13 @@ public static class WebBench
         return await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox"] });
     }
 
-    private static async Task WaitForRowsAsync(HttpClient api)
+    private static async Task WaitForRowsAsync(HttpClient api, CancellationToken stop)
     {
         var deadline = DateTime.UtcNow.AddMinutes(2);
-        while ((await api.GetFromJsonAsync<JsonElement>("/v1/datasets")).EnumerateArray().All(d => d.GetProperty("rows").GetInt64() == 0))
+        while ((await api.GetFromJsonAsync<JsonElement>("/v1/datasets", stop)).EnumerateArray().All(d => d.GetProperty("rows").GetInt64() == 0))
         {
             if (DateTime.UtcNow > deadline) throw new TimeoutException("The fleet's readings did not reach the lake within two minutes.");
-            await Task.Delay(200);
+            await Task.Delay(200, stop);
         }
     }
 

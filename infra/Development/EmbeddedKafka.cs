@@ -8,7 +8,8 @@ namespace Pipeline.Infra.Development;
 /// An in-memory Kafka-protocol cluster: librdkafka's mock cluster, hosted through its native API. Real clients
 /// (Confluent.Kafka, kcat) reach it over TCP on 127.0.0.1; it runs on its own thread and needs no polling.
 /// The native API also creates topics with a partition count (the mock has no CreateTopics) and injects faults.
-/// Limits worth knowing: each partition keeps only its newest ~5 MiB, and there is no admin API.
+/// Limits worth knowing: each partition keeps only its newest ~5 MiB, and there is no admin API (DeleteRecords included:
+/// <see cref="DeleteRecords"/> moves a partition's log start through the native API instead).
 /// </summary>
 public sealed unsafe class EmbeddedKafka : IDisposable
 {
@@ -68,6 +69,20 @@ public sealed unsafe class EmbeddedKafka : IDisposable
             throw new KafkaException(new Error((ErrorCode)result, $"Creating topic {topic} on the embedded broker failed."));
     }
 
+    /// <summary>Deletes a partition's records before <paramref name="offset"/>, as retention would: its log start moves there.</summary>
+    public void DeleteRecords(string topic, int partition, long offset)
+    {
+        var name = Marshal.StringToCoTaskMemUTF8(topic);
+        try
+        {
+            Check(Api.Value.PartitionDeleteRecords(Cluster, (byte*)name, partition, offset));
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(name);
+        }
+    }
+
     /// <summary>Takes a broker down (-1: all): connections close and new ones are refused until <see cref="SetBrokerUp"/>.</summary>
     public void SetBrokerDown(int brokerId = -1) => Check(Api.Value.BrokerSetDown(Cluster, brokerId));
 
@@ -112,6 +127,7 @@ public sealed unsafe class EmbeddedKafka : IDisposable
         public delegate* unmanaged<nint, void> ClusterDestroy;
         public delegate* unmanaged<nint, nint> Bootstraps;
         public delegate* unmanaged<nint, byte*, int, int, int> TopicCreate;
+        public delegate* unmanaged<nint, byte*, int, long, int> PartitionDeleteRecords;
         public delegate* unmanaged<nint, int, int> BrokerSetDown;
         public delegate* unmanaged<nint, int, int> BrokerSetUp;
         public delegate* unmanaged<nint, int, void> InitialRebalanceDelay;
@@ -132,6 +148,7 @@ public sealed unsafe class EmbeddedKafka : IDisposable
                 ClusterDestroy = (delegate* unmanaged<nint, void>)NativeLibrary.GetExport(library, "rd_kafka_mock_cluster_destroy"),
                 Bootstraps = (delegate* unmanaged<nint, nint>)NativeLibrary.GetExport(library, "rd_kafka_mock_cluster_bootstraps"),
                 TopicCreate = (delegate* unmanaged<nint, byte*, int, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_topic_create"),
+                PartitionDeleteRecords = (delegate* unmanaged<nint, byte*, int, long, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_partition_delete_records"),
                 BrokerSetDown = (delegate* unmanaged<nint, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_broker_set_down"),
                 BrokerSetUp = (delegate* unmanaged<nint, int, int>)NativeLibrary.GetExport(library, "rd_kafka_mock_broker_set_up"),
                 InitialRebalanceDelay = (delegate* unmanaged<nint, int, void>)NativeLibrary.GetExport(library, "rd_kafka_mock_group_initial_rebalance_delay_ms"),

@@ -88,6 +88,20 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
         return offsets;
     }
 
+    /// <summary>Moves a partition's offset on (never back) outside a batch: past messages the broker no longer holds.</summary>
+    public async Task AdvanceOffsetAsync(string group, string topic, int partition, long next, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = new NpgsqlCommand($"""
+            INSERT INTO {_schema}.consumer_offsets (broker, group_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (broker, group_id, topic, partition) DO UPDATE SET next_offset = GREATEST({_schema}.consumer_offsets.next_offset, EXCLUDED.next_offset)
+            """, connection)
+        {
+            Parameters = { new() { Value = Broker }, new() { Value = group }, new() { Value = topic }, new() { Value = partition }, new() { Value = next } },
+        };
+        await command.ExecuteNonQueryAsync(cancellation);
+    }
+
     /// <summary>
     /// What the store knows of the batch's devices: their last fixes and, when <paramref name="withReadings"/>, which of
     /// the batch's readings it processed already (their events exist) and which of its seqs it accepted.

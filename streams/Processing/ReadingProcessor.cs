@@ -34,6 +34,7 @@ public sealed class ReadingProcessor(
     private readonly ProcessorOptions _options = options.Value;
     private readonly Dictionary<string, Fix> _fixes = new(StringComparer.Ordinal);
     private readonly List<RawMessage> _pending = [];
+    private readonly List<TopicPartitionOffset> _outOfRange = [];
     private Task? _recording;
     private long _processed;
 
@@ -49,6 +50,9 @@ public sealed class ReadingProcessor(
         await RetryAsync("schema", () => store.EnsureSchemaAsync(stoppingToken), stoppingToken);
         var topic = kafka.Value.RawTopic;
         var config = kafka.Value.ConsumerConfig(_options.GroupId, $"depin-streams-{Environment.ProcessId}");
+        // An offset the broker no longer holds stops its partition with an error instead of a silent jump to the log
+        // start: what retention deleted unread is counted before the partition goes on (ResumeOutOfRangeAsync).
+        config.AutoOffsetReset = AutoOffsetReset.Error;
         using var consumer = new ConsumerBuilder<string, byte[]>(config)
             .SetLogHandler((_, m) => logger.Log(KafkaLog.Level(m.Level), "librdkafka {Facility}: {Message}", m.Facility, m.Message))
             .SetErrorHandler((_, e) => logger.Log(e.IsFatal ? LogLevel.Critical : LogLevel.Warning, "Kafka consumer: {Reason}", e.Reason))
@@ -70,6 +74,7 @@ public sealed class ReadingProcessor(
             while (!stoppingToken.IsCancellationRequested)
             {
                 Collect(consumer, stoppingToken);
+                if (_outOfRange.Count > 0) await ResumeOutOfRangeAsync(consumer, stoppingToken);
                 var batch = _pending.ToList();
                 _pending.Clear();
                 // Two stages overlap: this batch's signatures are checked while the previous one is being recorded.
@@ -110,7 +115,17 @@ public sealed class ReadingProcessor(
         {
             var wait = _pending.Count == 0 ? TimeSpan.FromMilliseconds(500) : _options.BatchWait - started.Elapsed;
             if (wait <= TimeSpan.Zero) break;
-            var result = consumer.Consume(wait);
+            ConsumeResult<string, byte[]>? result;
+            try
+            {
+                result = consumer.Consume(wait);
+            }
+            catch (ConsumeException e) when (e.Error.Code == ErrorCode.Local_AutoOffsetReset)
+            {
+                // The partition stopped at an offset the broker no longer has; the loop looks at it before going on.
+                _outOfRange.Add(e.ConsumerRecord.TopicPartitionOffset);
+                break;
+            }
             if (result is null)
             {
                 if (_pending.Count > 0) break;
@@ -137,9 +152,64 @@ public sealed class ReadingProcessor(
         }
         var released = partitions.ToHashSet();
         _pending.RemoveAll(m => released.Contains(m.Partition));
+        _outOfRange.RemoveAll(p => released.Contains(p.Partition.Value));
         lock (_fixes) _fixes.Clear();
         logger.LogInformation("Released partitions {Partitions}", string.Join(",", released));
     }
+
+    /// <summary>
+    /// Starts again the partitions stopped at an offset the broker no longer has. Below the log start, retention
+    /// deleted messages no processor read — readings the edge acknowledged, now gone: they are counted
+    /// (<c>pipeline_streams_readings_lost_to_retention_total</c>) and logged as an error, and the store's offset moves to
+    /// the log start so that a restart does not count them again. Beyond the log end (the topic was deleted and made
+    /// again) the partition is read from its start, as librdkafka's own reset to the earliest offset did.
+    /// </summary>
+    private async Task ResumeOutOfRangeAsync(IConsumer<string, byte[]> consumer, CancellationToken stoppingToken)
+    {
+        foreach (var stopped in _outOfRange.ToList())
+        {
+            WatermarkOffsets log;
+            try
+            {
+                log = consumer.QueryWatermarkOffsets(stopped.TopicPartition, TimeSpan.FromSeconds(5));
+            }
+            catch (KafkaException e)
+            {
+                // Asked again after the next poll; the partition waits meanwhile.
+                logger.LogWarning("Partition {Partition} of {Topic} stopped at offset {Offset}, which the broker no longer has, and its watermarks could not be read: {Reason}",
+                    stopped.Partition.Value, stopped.Topic, stopped.Offset.Value, e.Error.Reason);
+                continue;
+            }
+            var (lost, resumeAt) = Resume(stopped.Offset.Value, log);
+            if (lost > 0)
+            {
+                logger.LogError("Kafka deleted {Count} messages of {Topic} partition {Partition} before any processor read them (retention): the processors' offset {Committed} is below the low watermark {LowWatermark}. Those readings are lost; going on from the low watermark",
+                    lost, stopped.Topic, stopped.Partition.Value, stopped.Offset.Value, log.Low.Value);
+                metrics.LostToRetention(stopped.Topic, stopped.Partition.Value, lost);
+                await RetryAsync("offsets", () => store.AdvanceOffsetAsync(_options.GroupId, stopped.Topic, stopped.Partition.Value, resumeAt, stoppingToken), stoppingToken);
+            }
+            else
+            {
+                logger.LogWarning("Partition {Partition} of {Topic} stopped at offset {Offset} (the broker's log now {LowWatermark}..{HighWatermark}); nothing lost, going on from {Resume}",
+                    stopped.Partition.Value, stopped.Topic, stopped.Offset.Value, log.Low.Value, log.High.Value, resumeAt);
+            }
+            // A stopped partition does not take a seek: it is assigned again, at the offset to go on from.
+            consumer.IncrementalUnassign([stopped.TopicPartition]);
+            consumer.IncrementalAssign([new TopicPartitionOffset(stopped.TopicPartition, resumeAt)]);
+            _outOfRange.Remove(stopped);
+        }
+    }
+
+    /// <summary>
+    /// Where a partition that stopped at <paramref name="next"/> goes on, and how many messages retention deleted unread:
+    /// below the log start, those up to it; beyond the log end, none (the log is another one), from its start; a logical
+    /// offset (an offset lookup that failed) or one inside the log, none, from there again.
+    /// </summary>
+    public static (long Lost, Offset ResumeAt) Resume(long next, WatermarkOffsets log) =>
+        next < 0 ? (0, new Offset(next))
+        : next < log.Low.Value ? (log.Low.Value - next, log.Low)
+        : next > log.High.Value ? (0, log.Low)
+        : (0, new Offset(next));
 
     private RawMessage ToRawMessage(ConsumeResult<string, byte[]> result)
     {

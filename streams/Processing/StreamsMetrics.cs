@@ -3,7 +3,7 @@ using Pipeline.Infra.Metrics;
 
 namespace Pipeline.Streams.Processing;
 
-/// <summary>What the processors count: messages by verdict, rejections by reason, batch sizes and times, consumer lag, database retries.</summary>
+/// <summary>What the processors count: messages by verdict, rejections by reason, batch sizes and times, consumer lag, database retries, readings lost to Kafka's retention.</summary>
 public sealed class StreamsMetrics
 {
     public const string MeterName = "Pipeline.Streams";
@@ -12,6 +12,7 @@ public sealed class StreamsMetrics
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _deadLetters;
     private readonly Counter<long> _retries;
+    private readonly Counter<long> _lostToRetention;
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<long> _batchSize;
     private long _lag;
@@ -23,6 +24,7 @@ public sealed class StreamsMetrics
         _rejected = meter.CreateCounter<long>("pipeline.streams.rejected", "{reading}", "Rejected readings by reason code.");
         _deadLetters = meter.CreateCounter<long>("pipeline.streams.dead_letters.written", "{record}", "Dead letters written to telemetry.rejected.v1.");
         _retries = meter.CreateCounter<long>("pipeline.streams.retries", "{attempt}", "Steps that failed on the database and were tried again, by step: offsets, lookup, record.");
+        _lostToRetention = meter.CreateCounter<long>("pipeline.streams.readings.lost_to_retention", "{message}", "Messages the broker deleted (retention) before the processors read them, by topic and partition: never recorded, never dead-lettered.");
         _batchDuration = meter.CreateHistogram<double>("pipeline.streams.batch.duration", "s", "From a batch's last poll to its events committed.", advice: HistogramBuckets.Seconds);
         _batchSize = meter.CreateHistogram<long>("pipeline.streams.batch.size", "{message}", "Messages per batch.", advice: HistogramBuckets.BatchSizes);
         meter.CreateObservableGauge("pipeline.streams.lag", () => Interlocked.Read(ref _lag), "{message}", "Messages in assigned partitions not yet processed.");
@@ -37,6 +39,8 @@ public sealed class StreamsMetrics
         _batchSize.Record(size);
         _batchDuration.Record(duration.TotalSeconds);
     }
+    public void LostToRetention(string topic, int partition, long count) =>
+        _lostToRetention.Add(count, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("partition", partition));
     public void Lag(long lag) => Interlocked.Exchange(ref _lag, lag);
 
     private static string Name(Verdict verdict) => verdict switch

@@ -13,6 +13,7 @@ public sealed record StatusSnapshot(
     double? IngestRefused,
     double? StreamsProcessed,
     double? StreamsLag,
+    double? StreamsLostToRetention,
     double? LakeRows,
     double? LakeLagSeconds,
     IReadOnlyDictionary<string, double> RejectedByReason,
@@ -25,6 +26,8 @@ public sealed record StatusSnapshot(
         scrape.Sum("pipeline_ingest_readings_refused_total"),
         scrape.Sum("pipeline_streams_messages_total"),
         scrape.Sum("pipeline_streams_lag"),
+        // The counter appears with its first loss; while the processors run here (their lag is exported) none is 0.
+        scrape.Sum("pipeline_streams_readings_lost_to_retention_total") ?? (scrape.Sum("pipeline_streams_lag") is null ? null : 0),
         scrape.Sum("pipeline_lake_rows_total"),
         scrape.Sum("pipeline_lake_lag_seconds"),
         scrape.By("pipeline_streams_rejected_total", "reason"),

@@ -42,7 +42,7 @@ public sealed class ProcessorDedupTests(StackFixture fixture)
         Assert.Equal([(future.Id, "future")], PipelineProbe.DeadLetters(host).Select(d => (d.ReadingId, d.Reason)));
     }
 
-    private static void Produce(TestHost host, string key, int partition, IEnumerable<byte[]> values)
+    internal static void Produce(TestHost host, string key, int partition, IEnumerable<byte[]> values)
     {
         using var producer = new ProducerBuilder<string, byte[]>(new KafkaOptions { BootstrapServers = host.KafkaBootstrapServers }.ProducerConfig("test-dedup")).Build();
         var receivedAt = Encoding.ASCII.GetBytes(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));

@@ -36,6 +36,8 @@ public sealed class OperatorStatusTests(StackFixture fixture)
             """,
             new object[] { before, lagBefore ?? "" }, new() { Timeout = 60_000 });
         await Assertions.Expect(page.Locator("#throughput-chart .uplot")).ToHaveCountAsync(1);
+        // Issue 16: nothing was deleted by the broker before the processors read it, and the page says so.
+        await Assertions.Expect(page.Locator("#streams-lost")).ToHaveTextAsync("0");
         await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "operator");
     }
