@@ -7,8 +7,11 @@ using System.Text.RegularExpressions;
 using Marten;
 using Npgsql;
 using Pipeline.Core.Events;
+using Pipeline.Core.Envelope;
 using Pipeline.Marketplace.Accounts;
+using Pipeline.Registry;
 using Pipeline.Tests.Support;
+using Xunit.Abstractions;
 
 namespace Pipeline.Tests.Integration.Marketplace;
 
@@ -20,7 +23,7 @@ namespace Pipeline.Tests.Integration.Marketplace;
 /// </summary>
 [Collection(StackCollection.Name)]
 [Trait("Category", "Integration")]
-public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetime
+public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly DateTimeOffset Nov23 = new(2026, 11, 23, 0, 0, 0, TimeSpan.Zero);
     private MarketTestHost _market = null!;
@@ -411,6 +414,53 @@ public sealed class MarketplaceAttackTests(StackFixture fixture) : IAsyncLifetim
         var expired = await TradeAsync(Reissued(DateTimeOffset.UtcNow.AddSeconds(-1)));
         Assert.Contains("expired", await MarketTestHost.AssertProblemAsync(expired, HttpStatusCode.Unauthorized, "stale_challenge"), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await TradeAsync(Reissued(DateTimeOffset.UtcNow.AddMinutes(4)))).StatusCode);
+    }
+
+    [Fact]
+    public async Task MakeGrant_WithTenThousandMoreDevicesClaimingTheMake_ReadsTheSameRows_AndAQueryNoLongerReadsTheirDocuments()
+    {
+        // The lake's first two devices are Volvos (one registered "VOLVO": makes match in any case), the third a Saab, and
+        // a weather station claims Volvo too: a vehicle grant never covers it.
+        var registered = DateTimeOffset.UtcNow;
+        Device Vehicle(string id, string make, DeviceKind kind = DeviceKind.Vehicle) =>
+            new() { Id = id, Owner = "0x" + new string('0', 39) + "9", Kind = kind, Metadata = new() { ["make"] = make, ["model"] = "V40" }, RegisteredAt = registered, UpdatedAt = registered };
+        await _market.Host.Store.BulkInsertDocumentsAsync([
+            Vehicle(MarketLake.Devices[0], "Volvo"), Vehicle(MarketLake.Devices[1], "VOLVO"), Vehicle(MarketLake.Devices[2], "Saab"),
+            Vehicle("0x" + new string('0', 38) + "d4", "Volvo", DeviceKind.Weather)]);
+        var (_, key) = await _market.CreateBuyerAsync(credits: 10_000);
+        var grant = await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, make = "volvo", rowQuota = 5_000, expiresAt = DateTimeOffset.UtcNow.AddDays(7) });
+        const string sql = "SELECT device, count(*) AS n FROM vehicle_signals GROUP BY device ORDER BY device";
+        var expected = string.Join("\r\n", _market.Lake.Rows.Where(r => MarketLake.Devices[..2].Contains(r.Device)).GroupBy(r => r.Device).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key},{g.Count()}"));
+
+        async Task<double> MedianQueryMillisecondsAsync()
+        {
+            var times = new List<double>();
+            for (var i = 0; i < 9; i++)
+            {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var response = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql, format = "csv" });
+                times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+                Assert.Equal("device,n\r\n" + expected, body.TrimEnd());
+            }
+            return times.Order().ElementAt(times.Count / 2);
+        }
+        await MedianQueryMillisecondsAsync(); // warm: the first sandbox, the statement's validation
+        var few = await MedianQueryMillisecondsAsync();
+
+        // An attacker registers 10,000 vehicles claiming the make (they have no rows in the lake).
+        await _market.Host.Store.BulkInsertDocumentsAsync(Enumerable.Range(0, 10_000).Select(i => Vehicle($"0x{i + 0x1000:x40}", "Volvo")).ToList());
+        await MedianQueryMillisecondsAsync();
+        var many = await MedianQueryMillisecondsAsync();
+
+        output.WriteLine($"Median make-filtered query: {few:0.0} ms, {many:0.0} ms with 10,000 more devices claiming the make.");
+        // Each query read all 10,000 documents and bound their 10,000 addresses into the view: 11-14x the median without
+        // them. What is left grows with the make's devices still (their ids, and the sandbox's key over the list): 3-5x.
+        Assert.True(many < few * 6 + 30, $"A make-filtered query took {many:0.0} ms at the median with 10,000 more devices claiming the make, {few:0.0} ms without.");
+        // The list the view reads is the sandbox's own table, which no query may name.
+        var hidden = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT count(*) FROM granted_devices.vehicle_signals", format = "csv" });
+        Assert.Contains("\"reason\":\"unknown_table\"", await hidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     private async Task<List<SalesAttributed>> SalesAsync(string buyer)
