@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Marten;
 using Microsoft.AspNetCore.Http;
@@ -84,6 +85,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         var content = new FileBufferingWriteStream(ResultMemoryLimit);
         try
         {
+            var started = Stopwatch.GetTimestamp();
             var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
             phases.End("execute");
             // No row of the grant delivered (only the format's framing): nothing to charge, so nothing is recorded. Each
@@ -94,7 +96,9 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                 lease.Keep();
                 return new ChargedResult(content, result, null, 0);
             }
-            var shares = Shares(sandbox, table, result);
+            // Whose rows: the result's own per device and epoch when the view's device and time were carried along, else
+            // each device's rows in the slice — never a device column the query made itself (it could name one owner for all).
+            var shares = result.Delivered ?? sandbox.CountShares(table.Name, lake.EpochLength, options.QueryTimeout - Stopwatch.GetElapsedTime(started));
             lease.Keep();
             phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
@@ -119,15 +123,6 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
             throw;
         }
     }
-
-    /// <summary>
-    /// Whose rows a result delivered: its own rows per device and epoch when the view's device and time were carried
-    /// along; otherwise (an aggregate, a join, DISTINCT, …) each device's rows in the slice. A device column the query
-    /// made itself is not believed, even when it names a device of the slice: a buyer could steer a sale of everyone's
-    /// rows to one owner.
-    /// </summary>
-    private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result) =>
-        result.Delivered ?? sandbox.CountShares(table.Name, lake.EpochLength);
 
     public static SandboxLimits Limits(MarketplaceOptions options) => new()
     {

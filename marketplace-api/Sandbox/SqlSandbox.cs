@@ -292,18 +292,38 @@ public sealed class SqlSandbox : IDisposable
 
     /// <summary>
     /// Rows per device and epoch in one grant's slice: the shares an aggregate's charge is attributed by, when the
-    /// result's rows cannot name the devices they came from (see <see cref="Attribution.SalesAttribution"/>).
+    /// result's rows cannot name the devices they came from (see <see cref="Attribution.SalesAttribution"/>). The count
+    /// scans the whole slice, so it is bounded too: what is left of the query's time limit, <paramref name="timeLeft"/>.
+    /// Past it, it is stopped and refused (<see cref="SandboxReason.Timeout"/>): a result that cannot be attributed is
+    /// not charged, and a result not charged is not sent.
     /// </summary>
-    public IReadOnlyList<Attribution.DeviceShare> CountShares(string table, TimeSpan epochLength)
+    public IReadOnlyList<Attribution.DeviceShare> CountShares(string table, TimeSpan epochLength, TimeSpan timeLeft)
     {
         // The slice is fixed for the sandbox's life (its files and rows are), so it is counted once however often it is asked.
         if (_shares.TryGetValue((table, epochLength), out var counted)) return counted;
         var shape = _granted.TryGetValue(table, out var granted) ? granted.Shape : throw new ArgumentException($"'{table}' is not a table of this sandbox.", nameof(table));
-        return _shares[(table, epochLength)] = CountShares(_connection, table, shape, epochLength);
+        if (timeLeft <= TimeSpan.Zero) throw SharesTimedOut(null);
+        using var deadline = new CancellationTokenSource(timeLeft);
+        List<Attribution.DeviceShare> shares;
+        try
+        {
+            shares = CountShares(_connection, table, shape, epochLength, deadline.Token);
+        }
+        catch (Exception e) when (e is DuckDBException or OperationCanceledException && deadline.IsCancellationRequested)
+        {
+            throw SharesTimedOut(e);
+        }
+        // Interrupted as it ended, a count may be cut short without an error: past the limit it is never taken as whole.
+        if (deadline.IsCancellationRequested) throw SharesTimedOut(null);
+        return _shares[(table, epochLength)] = shares;
     }
 
-    /// <summary>Rows per device and epoch of the view <paramref name="table"/> on <paramref name="connection"/> (the sandbox's, or an export's).</summary>
-    internal static List<Attribution.DeviceShare> CountShares(DuckDBConnection connection, string table, TableShape shape, TimeSpan epochLength)
+    private SandboxRefusedException SharesTimedOut(Exception? e) => new(SandboxReason.Timeout,
+        $"The query ran, but counting whose rows its result holds (the grant's whole slice, so its owners are paid) did not finish within the query's {_limits.Timeout.TotalSeconds:0.#} s; nothing was sent or charged. " +
+        "Select the grant's rows one for one (no aggregate, join or DISTINCT; they are attributed as they are sent), or buy a narrower grant.", e);
+
+    /// <summary>Rows per device and epoch of the view <paramref name="table"/> on <paramref name="connection"/> (the sandbox's, or an export's); <paramref name="interrupt"/> stops DuckDB.</summary>
+    internal static List<Attribution.DeviceShare> CountShares(DuckDBConnection connection, string table, TableShape shape, TimeSpan epochLength, CancellationToken interrupt = default)
     {
         var seconds = ((long)epochLength.TotalSeconds) is var s and > 0 ? s.ToString(CultureInfo.InvariantCulture) : throw new ArgumentException("An epoch lasts at least a second.", nameof(epochLength));
         using var command = connection.CreateCommand();
@@ -311,6 +331,7 @@ public sealed class SqlSandbox : IDisposable
             SELECT {shape.DeviceColumn}, CAST(floor(epoch({shape.TimeColumn}) / {seconds}) AS BIGINT) AS epoch, count(*)
             FROM {table} GROUP BY ALL ORDER BY ALL
             """;
+        using var stop = interrupt.Register(command.Cancel);
         using var reader = command.ExecuteReader();
         var shares = new List<Attribution.DeviceShare>();
         while (reader.Read()) shares.Add(new Attribution.DeviceShare(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
