@@ -9,6 +9,7 @@ using Npgsql;
 using Pipeline.Core.Events;
 using Pipeline.Core.Envelope;
 using Pipeline.Marketplace.Accounts;
+using Pipeline.Marketplace.Contributors;
 using Pipeline.Registry;
 using Pipeline.Tests.Support;
 using Xunit.Abstractions;
@@ -461,6 +462,57 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
         // The list the view reads is the sandbox's own table, which no query may name.
         var hidden = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT count(*) FROM granted_devices.vehicle_signals", format = "csv" });
         Assert.Contains("\"reason\":\"unknown_table\"", await hidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ContributorLogins_OfOneAddressWithoutEnd_KeepItsNewestSessionsOnly_AndAreRefusedPastTheBound()
+    {
+        var owner = Pipeline.Core.Crypto.EthKey.Generate();
+        var address = owner.Address.ToLowerHex();
+        async Task<HttpResponseMessage> LoginAsync()
+        {
+            var message = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address })).Content.ReadFromJsonAsync<JsonElement>())
+                .GetProperty("message").GetString()!;
+            var signature = "0x" + Convert.ToHexStringLower(owner.SignPersonal(Encoding.UTF8.GetBytes(message)));
+            return await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null, new { message, signature });
+        }
+        async Task<(long Sessions, long Traded)> StoredAsync()
+        {
+            await using var connection = new NpgsqlConnection(_market.Host.PostgresConnectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"""
+                SELECT (SELECT count(*) FROM {_market.Host.Schema}.market_contributor_sessions WHERE address = $1),
+                       (SELECT count(*) FROM {_market.Host.Schema}.market_login_challenges WHERE address = $1)
+                """, connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = address });
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return (reader.GetInt64(0), reader.GetInt64(1));
+        }
+
+        var tokens = new List<string>();
+        for (var i = 0; i < ContributorLogin.MaxLoginsPerAddress; i++)
+        {
+            var response = await LoginAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            tokens.Add((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!);
+        }
+        await MarketTestHost.AssertProblemAsync(await LoginAsync(), (HttpStatusCode)429, "too_many_logins");
+
+        // The newest sessions work, the older ones ended; the tables hold the bounds and no more.
+        foreach (var (token, i) in tokens.Select((t, i) => (t, i)))
+        {
+            var devices = await _market.SendAsync(HttpMethod.Get, "/v1/contributor/devices", token);
+            if (i >= tokens.Count - ContributorLogin.MaxSessionsPerAddress) Assert.Equal(HttpStatusCode.OK, devices.StatusCode);
+            else await MarketTestHost.AssertProblemAsync(devices, HttpStatusCode.Unauthorized, "unknown_key");
+        }
+        Assert.Equal((ContributorLogin.MaxSessionsPerAddress, ContributorLogin.MaxLoginsPerAddress), await StoredAsync());
+        // Another address is not held up by this one.
+        var other = Pipeline.Core.Crypto.EthKey.Generate();
+        var otherMessage = (await (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/challenge", null, new { address = other.Address.ToLowerHex() })).Content.ReadFromJsonAsync<JsonElement>())
+            .GetProperty("message").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await _market.SendAsync(HttpMethod.Post, "/v1/contributors/session", null,
+            new { message = otherMessage, signature = "0x" + Convert.ToHexStringLower(other.SignPersonal(Encoding.UTF8.GetBytes(otherMessage))) })).StatusCode);
     }
 
     private async Task<List<SalesAttributed>> SalesAsync(string buyer)
