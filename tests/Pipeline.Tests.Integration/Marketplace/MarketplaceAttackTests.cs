@@ -515,6 +515,40 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
             new { message = otherMessage, signature = "0x" + Convert.ToHexStringLower(other.SignPersonal(Encoding.UTF8.GetBytes(otherMessage))) })).StatusCode);
     }
 
+    [Fact]
+    public async Task RewardsOwnersAtAnEpochsEnd_ReadOnlyTheDevicesAskedFor_EachAsOfTheEndAndTheSequence()
+    {
+        // Strangers' registrations, which an epoch's close without their rows or sales has no need to read.
+        string Address(int i) => $"0x{i:x40}";
+        var end = DateTimeOffset.UtcNow;
+        DeviceRegistered Registered(string device, string owner, DateTimeOffset at) => new(device, owner, DeviceKind.Vehicle, new Dictionary<string, string>(), "", "", "", at);
+        OwnershipTransferred Transferred(string device, string from, string to, DateTimeOffset at) => new(device, from, to, "", "", "", at);
+        var (sold, transferred, late, stranger) = (Address(0xa0001), Address(0xa0002), Address(0xa0003), Address(0xa0004));
+        long through;
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            session.Events.Append(sold, Registered(sold, Address(1), end.AddHours(-2)));
+            session.Events.Append(transferred, Registered(transferred, Address(1), end.AddHours(-2)), Transferred(transferred, Address(1), Address(2), end.AddMinutes(-1)),
+                Transferred(transferred, Address(2), Address(3), end.AddMinutes(1)));
+            session.Events.Append(late, Registered(late, Address(1), end.AddMinutes(5)));
+            session.Events.Append(stranger, Registered(stranger, Address(9), end.AddHours(-1)));
+            await session.SaveChangesAsync();
+        }
+        await using (var session = _market.Host.Store.QuerySession())
+            through = (await session.Events.FetchStreamAsync(late)).Max(e => e.Sequence);
+        await using (var session = _market.Host.Store.LightweightSession())
+        {
+            // Recorded after the close's sequence: not read, whatever its time says.
+            session.Events.Append(sold, Transferred(sold, Address(1), Address(4), end.AddHours(-1)));
+            await session.SaveChangesAsync();
+        }
+
+        var owners = await _market.Host.Create<Pipeline.Rewards.Stage.EpochInputsReader>().OwnersAtAsync(
+            [Pipeline.Core.Crypto.EthAddress.Parse(sold), Pipeline.Core.Crypto.EthAddress.Parse(transferred), Pipeline.Core.Crypto.EthAddress.Parse(late)], end, through, CancellationToken.None);
+
+        Assert.Equal([(sold, Address(1)), (transferred, Address(2))], owners.Select(o => (o.Key.ToLowerHex(), o.Value.ToLowerHex())).Order());
+    }
+
     private async Task<List<SalesAttributed>> SalesAsync(string buyer)
     {
         await using var session = _market.Host.Store.QuerySession();
