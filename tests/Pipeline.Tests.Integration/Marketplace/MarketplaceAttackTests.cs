@@ -457,8 +457,9 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
 
         output.WriteLine($"Median make-filtered query: {few:0.0} ms, {many:0.0} ms with 10,000 more devices claiming the make.");
         // Each query read all 10,000 documents and bound their 10,000 addresses into the view: 11-14x the median without
-        // them. What is left grows with the make's devices still (their ids, and the sandbox's key over the list): 3-5x.
-        Assert.True(many < few * 6 + 30, $"A make-filtered query took {many:0.0} ms at the median with 10,000 more devices claiming the make, {few:0.0} ms without.");
+        // them (load 11-19). What is left grows with the make's devices still (their ids, the sandbox's key over the list):
+        // 2.5-7x in the runs seen, so the bound is loose enough not to fail on a loaded machine, tight enough for the old cost.
+        Assert.True(many < few * 8 + 50, $"A make-filtered query took {many:0.0} ms at the median with 10,000 more devices claiming the make, {few:0.0} ms without.");
         // The list the view reads is the sandbox's own table, which no query may name.
         var hidden = await _market.SendAsync(HttpMethod.Post, "/v1/query", key, new { grant = grant.Id, sql = "SELECT count(*) FROM granted_devices.vehicle_signals", format = "csv" });
         Assert.Contains("\"reason\":\"unknown_table\"", await hidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
