@@ -33,6 +33,7 @@ public static class MarketReason
     public const string ExportFilesUnavailable = "export_files_unavailable";
     public const string NotSubscription = "not_subscription";
     public const string TooManyFeeds = "too_many_feeds";
+    public const string TooManyLogins = "too_many_logins";
     public const string SnapshotExpired = "snapshot_expired";
 }
 
@@ -85,6 +86,7 @@ public static class MarketProblems
             (MarketReason.ExportFilesUnavailable, 503, "The export is done, but the API replica that answered cannot read the export folder (every replica must mount it; see the README's Deployment). Try again, or ask the operator."),
             (MarketReason.NotSubscription, 409, "Only a subscription grant (bought without 'until') has a live feed; query a fixed range with POST /v1/query or export it."),
             (MarketReason.TooManyFeeds, 429, "The key has as many live feeds open as Marketplace:MaxFeedsPerKey allows; close one first."),
+            (MarketReason.TooManyLogins, 429, $"The address traded {Contributors.ContributorLogin.MaxLoginsPerAddress} login challenges in the last five minutes, as many as it may; use a session it has (it keeps its newest {Contributors.ContributorLogin.MaxSessionsPerAddress}) or log in again in a few minutes."),
             (MarketReason.SnapshotExpired, 410, "The query's as_of names a checkpoint whose files the lake no longer keeps (Lake:SnapshotRetention after compaction replaced them); query a later checkpoint, or the lake as it is now."),
             (SandboxReason.EmptyStatement, 400, "The SQL holds no statement; send one SELECT."),
             (SandboxReason.SqlTooLong, 400, "The SQL is over the size limit (16 KiB); shorten it."),

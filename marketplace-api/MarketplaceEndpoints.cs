@@ -289,8 +289,9 @@ public static class MarketplaceEndpoints
                 TypedResults.Ok(await logins.LoginAsync(request.Message ?? "", request.Signature ?? "", cancellation)))
             .WithName("ContributorLogin")
             .WithSummary("Trade a signed challenge for a session token (an hour)")
-            .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once. Sessions are kept (as SHA-256 hashes) in the event store's database, so they survive a restart and every API replica accepts them; DELETE /v1/contributor/session ends one.")
+            .WithDescription("The token (dcs_…) goes in 'Authorization: Bearer …' for /v1/contributor/*. A challenge is used once. Sessions are kept (as SHA-256 hashes) in the event store's database, so they survive a restart and every API replica accepts them; DELETE /v1/contributor/session ends one. An address keeps its newest 5 sessions (a login past them ends the oldest) and logs in at most 10 times in five minutes (too_many_logins).")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         var contributor = v1.MapGroup("/contributor").WithTags("Contributors").RequireAuthorization(MarketKeyHandler.ContributorPolicy)

@@ -28,13 +28,23 @@ public sealed record ContributorSession(string Token, string Address, DateTimeOf
 /// it once: its row is inserted with its hash as the key, so of two replicas given the same challenge one inserts it
 /// and the other is refused. The login key is one row in PostgreSQL, made by the first replica that needs it and read
 /// by all (<see cref="Tables"/>); sessions are kept there too, as the SHA-256 of their token. Logging out deletes the
-/// session, or all of the address's.
+/// session, or all of the address's. Both are bounded per address: its newest <see cref="MaxSessionsPerAddress"/>
+/// sessions live, and at most <see cref="MaxLoginsPerAddress"/> logins (traded challenges) in a challenge's lifetime.
 /// </summary>
 public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvider clock, IDocumentStore store, NpgsqlDataSource dataSource)
 {
     public const string SessionPrefix = "dcs_";
     public static readonly TimeSpan ChallengeLifetime = TimeSpan.FromMinutes(5);
     public static readonly TimeSpan SessionLifetime = TimeSpan.FromHours(1);
+
+    /// <summary>Live sessions an address keeps: a login past them ends its oldest, so a wallet cannot fill the table by logging in.</summary>
+    public const int MaxSessionsPerAddress = 5;
+
+    /// <summary>
+    /// Challenges of one address traded in the last <see cref="ChallengeLifetime"/> (each is kept that long, to be used
+    /// once): past them a login is refused <c>too_many_logins</c>, so the rows it keeps are bounded too.
+    /// </summary>
+    public const int MaxLoginsPerAddress = 10;
     private const string TradedTable = "market_login_challenges";
     private const string SessionsTable = "market_contributor_sessions";
     private const string KeyTable = "market_login_key";
@@ -52,6 +62,7 @@ public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvi
         traded.AddColumn("address", "text").NotNull();
         traded.AddColumn("expires_at", "timestamptz").NotNull();
         traded.Indexes.Add(new IndexDefinition($"{TradedTable}_expires_at") { Columns = ["expires_at"] });
+        traded.Indexes.Add(new IndexDefinition($"{TradedTable}_address") { Columns = ["address"] });
 
         var sessions = SchemaObjects.Table(schema, SessionsTable);
         sessions.AddColumn("token_sha256", "text").AsPrimaryKey();
@@ -101,19 +112,32 @@ public sealed class ContributorLogin(IOptions<NetworkOptions> network, TimeProvi
 
         var token = SessionPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var session = new ContributorSession(token, address, now + SessionLifetime);
-        // One statement: the challenge is marked traded (its hash is the key, so of two replicas one does it) and the session
-        // made, or neither. Expired rows of both go first.
+        // One transaction: the challenge is marked traded (its hash is the key, so of two replicas one does it) and the
+        // session made, or neither; then the address's sessions past the newest few end. Expired rows of both go first.
+        var hash = Sha256(message);
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(BatchCommand($"DELETE FROM {_schema}.{TradedTable} WHERE expires_at <= $1", now));
         batch.BatchCommands.Add(BatchCommand($"DELETE FROM {_schema}.{SessionsTable} WHERE expires_at <= $1", now));
         batch.BatchCommands.Add(BatchCommand($"""
             WITH traded AS (
-                INSERT INTO {_schema}.{TradedTable} (message_sha256, address, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
+                INSERT INTO {_schema}.{TradedTable} (message_sha256, address, expires_at)
+                SELECT $1, $2, $3 WHERE (SELECT count(*) FROM {_schema}.{TradedTable} WHERE address = $2) < $6
+                ON CONFLICT DO NOTHING RETURNING 1)
             INSERT INTO {_schema}.{SessionsTable} (token_sha256, address, expires_at) SELECT $4, $2, $5 FROM traded
-            """, Sha256(message), address, expires, ApiKeys.Hash(token), session.ExpiresAt));
+            """, hash, address, expires, ApiKeys.Hash(token), session.ExpiresAt, MaxLoginsPerAddress));
+        batch.BatchCommands.Add(BatchCommand($"""
+            DELETE FROM {_schema}.{SessionsTable} WHERE token_sha256 IN (
+                SELECT token_sha256 FROM {_schema}.{SessionsTable} WHERE address = $1 ORDER BY expires_at DESC, token_sha256 OFFSET $2)
+            """, address, MaxSessionsPerAddress));
         await batch.ExecuteNonQueryAsync(cancellation);
         if (batch.BatchCommands[2].RecordsAffected == 0)
-            throw new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge, "This challenge was traded for a session already; ask POST /v1/contributors/challenge for a new one.");
+        {
+            await using var traded = Command($"SELECT count(*) FROM {_schema}.{TradedTable} WHERE message_sha256 = $1", hash);
+            throw (long)(await traded.ExecuteScalarAsync(cancellation))! > 0
+                ? new MarketRefusedException(StatusCodes.Status401Unauthorized, MarketReason.StaleChallenge, "This challenge was traded for a session already; ask POST /v1/contributors/challenge for a new one.")
+                : new MarketRefusedException(StatusCodes.Status429TooManyRequests, MarketReason.TooManyLogins,
+                    $"The address logged in {MaxLoginsPerAddress} times in the last {ChallengeLifetime.TotalMinutes:0} minutes; use one of those sessions (an address keeps its newest {MaxSessionsPerAddress}), or log in again in a few minutes.");
+        }
         return session;
     }
 

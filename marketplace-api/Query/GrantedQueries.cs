@@ -1,12 +1,16 @@
+using System.Diagnostics;
+using System.Text;
 using Marten;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
+using Npgsql;
+using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
+using Pipeline.Infra.Postgres;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Attribution;
 using Pipeline.Marketplace.Catalog;
 using Pipeline.Marketplace.Sandbox;
-using Pipeline.Registry;
 
 namespace Pipeline.Marketplace.Query;
 
@@ -21,7 +25,7 @@ public sealed record ChargedResult(FileBufferingWriteStream Content, QueryResult
 /// temporary file when large) and handed out only once the charge is stored, so a buyer never reads a row that was not
 /// paid for: when a concurrent charge used the quota in the meantime, the result is dropped and the request refused.
 /// </summary>
-public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, SandboxPool sandboxes, MarketMetrics metrics)
+public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, NpgsqlDataSource dataSource, SandboxPool sandboxes, MarketMetrics metrics)
 {
     /// <summary>Results up to this size wait for their charge in pooled memory; a larger one spills to a temporary file.</summary>
     public const int ResultMemoryLimit = 1024 * 1024;
@@ -81,6 +85,7 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         var content = new FileBufferingWriteStream(ResultMemoryLimit);
         try
         {
+            var started = Stopwatch.GetTimestamp();
             var result = await sandbox.RunValidatedAsync(sql, format, content, grant.RowsLeft(accounts.Clock.GetUtcNow()), snapshot.Checkpoint, cancellation, lake.EpochLength);
             phases.End("execute");
             // No row of the grant delivered (only the format's framing): nothing to charge, so nothing is recorded. Each
@@ -91,7 +96,9 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
                 lease.Keep();
                 return new ChargedResult(content, result, null, 0);
             }
-            var shares = Shares(sandbox, table, result);
+            // Whose rows: the result's own per device and epoch when the view's device and time were carried along, else
+            // each device's rows in the slice — never a device column the query made itself (it could name one owner for all).
+            var shares = result.Delivered ?? sandbox.CountShares(table.Name, lake.EpochLength, options.QueryTimeout - Stopwatch.GetElapsedTime(started));
             lease.Keep();
             phases.End("attribute");
             var chargeId = ApiKeys.NewChargeId();
@@ -116,15 +123,6 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
             throw;
         }
     }
-
-    /// <summary>
-    /// Whose rows a result delivered: its own rows per device and epoch when the view's device and time were carried
-    /// along; otherwise (an aggregate, a join, DISTINCT, …) each device's rows in the slice. A device column the query
-    /// made itself is not believed, even when it names a device of the slice: a buyer could steer a sale of everyone's
-    /// rows to one owner.
-    /// </summary>
-    private IReadOnlyList<DeviceShare> Shares(SqlSandbox sandbox, GrantedTable table, QueryResult result) =>
-        result.Delivered ?? sandbox.CountShares(table.Name, lake.EpochLength);
 
     public static SandboxLimits Limits(MarketplaceOptions options) => new()
     {
@@ -162,12 +160,34 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         IReadOnlyCollection<string>? devices = grant.Devices;
         if (grant.Make is { } make)
         {
-            await using var session = store.QuerySession();
-            var ofKind = await session.Query<Device>().Where(d => d.Kind == dataset.Kind).ToListAsync(cancellation);
-            var ofMake = ofKind.Where(d => d.Metadata.TryGetValue("make", out var m) && string.Equals(m, make, StringComparison.OrdinalIgnoreCase)).Select(d => d.Id);
-            devices = devices is null ? ofMake.ToList() : ofMake.Intersect(devices).ToList();
+            var ofMake = await DevicesOfMakeAsync(dataset.Kind, make, cancellation);
+            devices = devices is null ? ofMake : ofMake.Intersect(devices).ToList();
         }
         var box = grant.South is { } s ? new BoundingBox(s, grant.West!.Value, grant.North!.Value, grant.East!.Value) : null;
         return new GrantedTable(dataset.Name, dataset.Shape, snapshot.PathsOf(dataset.Name), new RowRestriction(grant.From, grant.Until, box, devices));
+    }
+
+    /// <summary>
+    /// The devices of <paramref name="kind"/> registered now whose make is <paramref name="make"/> in any case (ordinal),
+    /// in address order. PostgreSQL picks them and answers their ids, not their documents: each query read every device
+    /// document of the kind, so a stranger registering devices made every make-filtered query slower (10,000 devices:
+    /// 0.8 s a query instead of 0.07). The database's C locale folds the case of ASCII letters only, so a make with any
+    /// other letter, or a grant's, is compared here; the rest in the database.
+    /// </summary>
+    private async Task<List<string>> DevicesOfMakeAsync(DeviceKind kind, string make, CancellationToken cancellation)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            SELECT id, data -> 'metadata' ->> 'make' FROM {store.Schema()}.mt_doc_device
+            WHERE data -> 'kind' = $1::jsonb AND ($3 OR lower(data -> 'metadata' ->> 'make') = lower($2) OR data -> 'metadata' ->> 'make' ~ '[^\x01-\x7f]')
+            ORDER BY id
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = store.Options.Serializer().ToJson(kind) });
+        command.Parameters.Add(new NpgsqlParameter { Value = make });
+        command.Parameters.Add(new NpgsqlParameter { Value = !Ascii.IsValid(make) });
+        var devices = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation))
+            if (!reader.IsDBNull(1) && string.Equals(reader.GetString(1), make, StringComparison.OrdinalIgnoreCase)) devices.Add(reader.GetString(0));
+        return devices;
     }
 }

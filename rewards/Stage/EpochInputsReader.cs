@@ -28,8 +28,8 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
     {
         var files = await lake.Manifest(source.Name).FilesAsync(cancellation);
         var (devices, stations) = ReadLake(source.Directory, files, epochLength, closed.Epoch, closed.ThroughSequence, policy.Agreement.ToleranceMilli.Keys);
-        var owners = await OwnersAtAsync(closed.End, closed.ThroughSequence, cancellation);
         var sales = await SalesAsync(closed.SalesAfterSequence, closed.ThroughSequence, cancellation);
+        var owners = await OwnersAtAsync(devices.Select(d => d.Device).Concat(sales.Select(s => s.Device)), closed.End, closed.ThroughSequence, cancellation);
 
         // Anyone can sign a reading with a device time in the past: a device registered after the epoch's end can have
         // rows in it. Nobody owned it then, so it earns nothing for that epoch.
@@ -148,12 +148,18 @@ public sealed class EpochInputsReader(IDocumentStore store, LakeStore lake, ILog
 
     private static long Micro(double degrees) => (long)Math.Round(degrees * 1e6, MidpointRounding.ToEven);
 
-    /// <summary>Each device's owner at <paramref name="end"/>: registrations and transfers before it, in the order they were recorded.</summary>
-    private async Task<Dictionary<EthAddress, EthAddress>> OwnersAtAsync(DateTimeOffset end, long through, CancellationToken cancellation)
+    /// <summary>
+    /// The owner at <paramref name="end"/> of each of <paramref name="devices"/> (those with rows or sales in the epoch):
+    /// registrations and transfers before it, in the order they were recorded. Only those devices' streams are read — every
+    /// registration and transfer ever recorded was, at every epoch's close.
+    /// </summary>
+    public async Task<Dictionary<EthAddress, EthAddress>> OwnersAtAsync(IEnumerable<EthAddress> devices, DateTimeOffset end, long through, CancellationToken cancellation)
     {
+        var streams = devices.Select(d => d.ToLowerHex()).Distinct().ToArray();
+        if (streams.Length == 0) return [];
         await using var session = store.QuerySession();
         var events = await session.Events.QueryAllRawEvents()
-            .Where(e => e.Sequence <= through && OwnershipEvents.Contains(e.EventTypeName))
+            .Where(e => streams.Contains(e.StreamKey) && e.Sequence <= through && OwnershipEvents.Contains(e.EventTypeName))
             .OrderBy(e => e.Sequence)
             .ToListAsync(cancellation);
         var owners = new Dictionary<EthAddress, EthAddress>();

@@ -78,12 +78,48 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
         var rows = new RowRestriction(Nov23.AddHours(6), null, null, [MarketLake.Devices[0], MarketLake.Devices[1]]);
         using var sandbox = SqlSandbox.Open([Lake.Grant(rows: rows)], new SandboxLimits());
 
-        var shares = sandbox.CountShares("vehicle_signals", TimeSpan.FromHours(12));
+        var shares = sandbox.CountShares("vehicle_signals", TimeSpan.FromHours(12), TimeSpan.FromSeconds(30));
 
         var expected = Lake.Expected(rows)
             .GroupBy(r => (r.Device, Epoch: r.DeviceTime.ToUnixTimeSeconds() / (12 * 3600)))
             .Select(g => (g.Key.Device, g.Key.Epoch, (long)g.Count())).Order();
         Assert.Equal(expected, shares.Select(s => (s.Device, s.Epoch, s.Rows)));
+    }
+
+    [Fact]
+    public void CountShares_OfASliceLargerThanTheQuerysTimeLeft_IsStoppedAtItAndRefusedTimeout_NotAnsweredInPart()
+    {
+        // 30 million rows in one day's file: counting them per device and epoch takes far longer than 50 ms.
+        var folder = Path.Combine(Path.GetTempPath(), "market-large-" + Guid.NewGuid().ToString("n"));
+        var file = Path.Combine(folder, "vehicle_signals", "date=2026-11-23", "part-1-30000000.parquet");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        try
+        {
+            using (var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:"))
+            {
+                duck.Open();
+                using var copy = duck.CreateCommand();
+                copy.CommandText = $"""
+                    COPY (SELECT printf('0x%040x', i % 1000) AS device, TIMESTAMPTZ '2026-11-23 00:00:00+00' + to_microseconds(i * 2000) AS device_time, i AS event_seq,
+                                 52.0 AS latitude, -7.0 AS longitude FROM range(30000000) r(i)) TO '{file}' (FORMAT parquet)
+                    """;
+                copy.ExecuteNonQuery();
+            }
+            var table = new GrantedTable("vehicle_signals", TableShape.VehicleSignals, [file], new RowRestriction(Nov23, null));
+            using var sandbox = SqlSandbox.Open([table], new SandboxLimits());
+
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var refused = Assert.Throws<SandboxRefusedException>(() => sandbox.CountShares("vehicle_signals", TimeSpan.FromHours(1), TimeSpan.FromMilliseconds(50)));
+            var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+
+            Assert.Equal(SandboxReason.Timeout, refused.Reason);
+            Assert.True(took < TimeSpan.FromSeconds(3), $"The count was stopped only after {took.TotalMilliseconds:0} ms.");
+            Assert.Equal(SandboxReason.Timeout, Assert.Throws<SandboxRefusedException>(() => sandbox.CountShares("vehicle_signals", TimeSpan.FromHours(1), TimeSpan.Zero)).Reason);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Theory]
