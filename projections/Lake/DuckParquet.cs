@@ -16,8 +16,9 @@ namespace Pipeline.Projections.Lake;
 internal static partial class DuckParquet
 {
     /// <summary>
-    /// DuckDB's memory for one file: a row group of the widest rows (vehicle signals, 122,880 rows) buffered before it is
-    /// written, with room to spare; what does not fit spills to a folder beside the file, removed afterwards.
+    /// A cap on DuckDB's memory for one file. With no sort it buffers the row group it is writing (122,880 rows) and the
+    /// batch it is reading, whatever the file's size; what does not fit spills to a folder beside the file, removed
+    /// afterwards.
     /// </summary>
     private const string MemoryLimit = "256MB";
 
