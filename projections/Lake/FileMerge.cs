@@ -3,9 +3,10 @@ using Apache.Arrow;
 namespace Pipeline.Projections.Lake;
 
 /// <summary>
-/// Compaction's merge: files each in <see cref="FileOrder"/> become one file in file order, read and written a batch at
-/// a time, so that it holds a batch of each input and the writer's row group, however large the partition (issue 16:
-/// merging whole partitions in memory made the projector's memory follow the day's size).
+/// Compaction's merge: files each in <see cref="FileOrder"/> become one file in file order, read a batch at a time and
+/// written by DuckDB as the batches are made (<see cref="DuckParquet"/>), so that it holds a batch of each input and
+/// the writer's row group, however large the partition (issue 16: merging whole partitions in memory made the
+/// projector's memory follow the day's size; sorting them in DuckDB ran out of its memory).
 /// </summary>
 public static class FileMerge
 {
@@ -41,7 +42,7 @@ public static class FileMerge
         {
             foreach (var input in inputs)
                 if (await Run.OpenAsync(input, schema, unsorted.Contains(input)) is { } run) runs.Add(run);
-            return await ParquetFiles.WriteAsync(output, schema, MergedAsync(schema, runs, consumed));
+            return await DuckParquet.WriteAsync(output, schema, MergedAsync(schema, runs, consumed));
         }
         finally
         {

@@ -136,8 +136,8 @@ public static class FileOrder
             if (!ReferenceEquals(batch, current)) (current, source) = (batch, (StringArray)batch.Column(column));
             source.GetBytes(row).CopyTo(values.AsSpan(offsets[i]));
         }
-        var validity = nulls == 0 ? ArrowBuffer.Empty : new ArrowBuffer(bitmap);
-        return new StringArray(new ArrayData(StringType.Default, rows.Count, nulls, 0, [validity, new ArrowBuffer(offsetBytes), new ArrowBuffer(values)]));
+        var validity = nulls == 0 ? ArrowBuffer.Empty : Native(bitmap);
+        return new StringArray(new ArrayData(StringType.Default, rows.Count, nulls, 0, [validity, Native(offsetBytes), Native(values)]));
     }
 
     /// <summary>Int64, timestamp and double columns alike: 8-byte values copied as they are, nulls kept.</summary>
@@ -163,7 +163,13 @@ public static class FileOrder
             if (source.NullCount == 0 || source.IsValid(row)) bitmap[i >> 3] |= (byte)(1 << (i & 7));
             else nulls++;
         }
-        var validity = nulls == 0 ? ArrowBuffer.Empty : new ArrowBuffer(bitmap);
-        return ArrowArrayFactory.BuildArray(new ArrayData(type, rows.Count, nulls, 0, [validity, new ArrowBuffer(buffer)]));
+        var validity = nulls == 0 ? ArrowBuffer.Empty : Native(bitmap);
+        return ArrowArrayFactory.BuildArray(new ArrayData(type, rows.Count, nulls, 0, [validity, Native(buffer)]));
     }
+
+    /// <summary>
+    /// Bytes copied to native memory (Arrow's default allocator): only such buffers can be handed to DuckDB through the
+    /// Arrow C interface (compaction's merge, <see cref="DuckParquet"/>); a managed array's could move.
+    /// </summary>
+    private static ArrowBuffer Native(byte[] bytes) => new ArrowBuffer.Builder<byte>(bytes.Length).Append(bytes).Build();
 }

@@ -151,7 +151,8 @@ public static class LakeCatalog
         command.ExecuteNonQuery();
     }
 
-    private static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
+    /// <summary>A string as a SQL literal.</summary>
+    internal static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
 
     private static string DuckType(IArrowType type) => type switch
     {

@@ -10,6 +10,7 @@ public sealed class LakeMetrics
 
     private readonly Counter<long> _rows;
     private readonly Counter<long> _files;
+    private readonly Counter<long> _compactionFailures;
     private readonly TimeProvider _clock;
     private double _lagSeconds;
 
@@ -19,8 +20,11 @@ public sealed class LakeMetrics
         var meter = meters.Create(MeterName);
         _rows = meter.CreateCounter<long>("pipeline.lake.rows", "{row}", "Rows written to the lake, by dataset.");
         _files = meter.CreateCounter<long>("pipeline.lake.files", "{file}", "Parquet files written.");
+        _compactionFailures = meter.CreateCounter<long>("pipeline.lake.compaction.failures", "{merge}", "Compaction merges that failed and published nothing, by dataset.");
         meter.CreateObservableGauge("pipeline.lake.lag", () => Volatile.Read(ref _lagSeconds), "s", "From the edge receiving the newest projected reading until it was queryable.");
     }
+
+    public void CompactionFailed(string dataset) => _compactionFailures.Add(1, new KeyValuePair<string, object?>("dataset", dataset));
 
     public void Projected(IReadOnlyList<LakeFile> files, FeedEvent? newest)
     {

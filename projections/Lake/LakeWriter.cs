@@ -133,10 +133,23 @@ public sealed class LakeWriter(LakeStore store, LakeManifest manifest, string di
                 continue;
             }
             var paths = inputs.Select(f => Path.Combine(directory, f.Path)).ToList();
-            merged = merged with { Sha256 = await FileMerge.WriteAsync(Path.Combine(Staging, merged.Path), dataset.Schema, paths) };
+            var staged = Path.Combine(Staging, merged.Path);
+            try
+            {
+                merged = merged with { Sha256 = await FileMerge.WriteAsync(staged, dataset.Schema, paths) };
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // An input it cannot read, a native library's error: the day keeps its small files, the rounds go on, and
+                // the next compaction (a CompactionInterval later) tries again. Nothing was published.
+                if (File.Exists(staged)) File.Delete(staged); // a merge that failed opening its inputs never made its folder
+                metrics?.CompactionFailed(dataset.Name);
+                logger.LogError(e, "Compacting {Count} files of {Dataset} {Date} failed; they stay as they are until the next compaction: {Files}", inputs.Count, dataset.Name, date, inputs.Select(f => f.Path));
+                continue;
+            }
             if (!await manifest.ReplaceAsync(merged, inputs, () => Publish(merged.Path), cancellation))
             {
-                File.Delete(Path.Combine(Staging, merged.Path));
+                File.Delete(staged);
                 logger.LogWarning("Not compacting {Dataset} {Date}: its files were replaced meanwhile (another projector leads the lake)", dataset.Name, date);
                 continue;
             }

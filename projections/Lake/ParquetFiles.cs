@@ -59,19 +59,6 @@ public static class ParquetFiles
         return Sync(path);
     }
 
-    /// <summary>As <see cref="Write"/>, for batches made while the file is written (compaction's merge).</summary>
-    public static async Task<string> WriteAsync(string path, Schema schema, IAsyncEnumerable<RecordBatch> batches)
-    {
-        using (var writer = Open(path, schema, Compression.Zstd))
-        {
-            await foreach (var batch in batches)
-                using (batch)
-                    writer.WriteBufferedRecordBatch(batch);
-            writer.Close();
-        }
-        return Sync(path);
-    }
-
     private static ParquetSharp.Arrow.FileWriter Open(string path, Schema schema, Compression compression)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -80,7 +67,7 @@ public static class ParquetFiles
     }
 
     /// <summary>Syncs a written file to disk; its SHA-256 in hex.</summary>
-    private static string Sync(string path)
+    internal static string Sync(string path)
     {
         // .NET calls fsync only for a stream that can write; the file's pages are synced whatever handle asks.
         using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);

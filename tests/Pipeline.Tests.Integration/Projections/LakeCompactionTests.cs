@@ -1,7 +1,11 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Pipeline.Cli.Hosting;
 using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
+using Pipeline.Infra.Hosting;
 using Pipeline.Projections.Lake;
 using Pipeline.Registry;
 
@@ -107,6 +111,95 @@ public sealed class LakeCompactionTests(StackFixture fixture)
         finally
         {
             Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Projector_WhoseCompactionFails_KeepsProjecting_PublishesNothing_AndCompactsOnceTheInputReadsAgain_Issue16()
+    {
+        var directory = Directory.CreateTempSubdirectory("depin-lake-").FullName;
+        try
+        {
+            await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_lake_compaction_fails"); // the registry's documents
+            var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+            await manifest.EnsureSchemaAsync(CancellationToken.None);
+            const string device = "0x00000000000000000000000000000000000000d1";
+            var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
+            await using (var session = host.Store.LightweightSession())
+            {
+                session.Store(new Device { Id = device, Owner = "0x00000000000000000000000000000000000000d0", Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
+                await session.SaveChangesAsync();
+            }
+            async Task AppendAsync(int first)
+            {
+                await using var session = host.Store.LightweightSession();
+                foreach (var n in new[] { first, first + 1 })
+                    session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
+                await session.SaveChangesAsync();
+            }
+            var options = new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactionInterval = TimeSpan.FromMilliseconds(300), PollInterval = TimeSpan.FromMilliseconds(100) };
+            var writer = new LakeWriter(host.Lake, manifest, directory, options, null, NullLogger.Instance);
+            // Three small files of one day, the second of which cannot be read.
+            for (var seq = 1; seq <= 6; seq += 2)
+            {
+                await AppendAsync(seq);
+                await writer.ProjectAsync(until: null, CancellationToken.None);
+            }
+            var broken = Path.Combine(directory, (await manifest.FilesAsync(CancellationToken.None))[1].Path);
+            var intact = await File.ReadAllBytesAsync(broken);
+            await File.WriteAllBytesAsync(broken, "not a parquet file"u8.ToArray());
+
+            var failures = 0L;
+            using var listener = new MeterListener();
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument is { Name: "pipeline.lake.compaction.failures", Meter.Name: LakeMetrics.MeterName }) l.EnableMeasurementEvents(instrument);
+            };
+            listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref failures, value));
+            listener.Start();
+            var metrics = new LakeMetrics(host.App.Services.GetRequiredService<IMeterFactory>(), TimeProvider.System);
+            var projector = new LakeProjector(host.Lake, Options.Create(new DataOptions()), Options.Create(options), metrics, NullLogger<LakeProjector>.Instance);
+            await projector.StartAsync(CancellationToken.None);
+            try
+            {
+                await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 1), "a compaction failed");
+                // Rounds go on after it: new readings reach the lake.
+                await AppendAsync(7);
+                await LakeProbe.WaitForLakeAsync(host, timeout: TimeSpan.FromSeconds(30));
+                // And compaction tries again a CompactionInterval later, still publishing nothing.
+                await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 2), "compaction tried again");
+                Assert.False(projector.ExecuteTask!.IsCompleted);
+                var files = await manifest.FilesAsync(CancellationToken.None);
+                Assert.Equal(4, files.Count);
+                Assert.Equal(files.Select(f => Path.GetFullPath(Path.Combine(directory, f.Path))).Order(),
+                    Directory.EnumerateFiles(directory, "*.parquet", SearchOption.AllDirectories).Select(Path.GetFullPath).Order());
+
+                // The cause gone, the next compaction merges the day.
+                await File.WriteAllBytesAsync(broken, intact);
+                await WaitUntilAsync(async () => (await manifest.FilesAsync(CancellationToken.None)).Count == 1, "the day was compacted");
+                Assert.Equal(8, Assert.Single(await manifest.FilesAsync(CancellationToken.None)).Rows);
+            }
+            finally
+            {
+                await projector.StopAsync(CancellationToken.None);
+            }
+            using var lake = await LakeProbe.OpenAsync(host, directory);
+            var read = LakeProbe.Query(lake, "SELECT count(*) AS n, count(DISTINCT seq) AS readings FROM vehicle_signals").Single();
+            Assert.Equal((8L, 8L), ((long)read["n"]!, (long)read["readings"]!));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Waited 30 s in vain until {what}.");
+            await Task.Delay(50);
         }
     }
 }
