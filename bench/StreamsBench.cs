@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using System.Text;
 using System.Text.Json;
 using Confluent.Kafka;
@@ -30,8 +31,9 @@ public static class StreamsBench
 
     /// <summary>
     /// Readings processed before the clock starts: 32 batches of 2,000, because code that runs once per batch (the store's
-    /// statements, Npgsql's and Marten's paths) reaches tier 1 after 30 calls. With 3 batches the JIT still compiled in
-    /// the window (25–45 µs per reading) and tier-0 and instrumented code still ran there: a start-up cost, not throughput.
+    /// statements, Npgsql's and Marten's paths) reaches tier 1 after 30 calls — without tiered PGO, as `depin` ships (with
+    /// it, 30 more through the instrumented tier, and hundreds of methods went to tier 1 inside the window). With 3
+    /// batches the JIT still compiled in the window (25–45 µs per reading): a start-up cost, not throughput.
     /// With the window, about 150,000 readings fit in the embedded broker (<see cref="RequireAllKept"/>).
     /// </summary>
     private const int WarmUp = 64_000;
@@ -78,8 +80,8 @@ public static class StreamsBench
     }
 
     /// <summary>
-    /// Microseconds per reading: this process, PostgreSQL, and of the process the JIT's background compiler thread —
-    /// per-batch code reaches its 30 calls for tier 1 only after 30 batches, so the JIT still compiles in the timed window.
+    /// Microseconds per reading: this process, PostgreSQL, and of the process the JIT's background compiler thread — what
+    /// it still compiles in the window is start-up left over, not throughput.
     /// </summary>
     private readonly record struct CpuPerReading(double Process, double Postgres, double Jit, double AllocatedBytes)
     {
@@ -171,12 +173,17 @@ public static class StreamsBench
         // PostgreSQL's counters are reset for the window: its statements, WAL and tables' writes are printed per reading after it.
         var share = await PostgresShare.StartAsync(stack.Servers.PostgresConnectionString!, Path.Combine(stack.Folder, "postgres"));
         var walAtStart = await WalPositionAsync(stack);
-        var (first, clock, processCpu, postgresCpu, jitCpu, allocated) = (processor.Processed, Stopwatch.StartNew(), ProcessCpu(), PostgresCpu(stack), JitCpu(), GC.GetTotalAllocatedBytes(precise: true));
+        // This process's CPU is read last as the window opens and first as it closes, so the bench's own reading of /proc
+        // and of the JIT's counters is not charged to the processors.
+        var (postgresCpu, jitCpu, jitMethods, jitTime, allocated) = (PostgresCpu(stack), JitCpu(), JitInfo.GetCompiledMethodCount(), JitInfo.GetCompilationTime(), GC.GetTotalAllocatedBytes(precise: true));
+        var (first, clock, processCpu) = (processor.Processed, Stopwatch.StartNew(), ProcessCpu());
         while (processor.Processed < count) await WaitAsync();
-        var elapsed = clock.Elapsed;
+        var (elapsed, processCpuEnd) = (clock.Elapsed, ProcessCpu());
         var readings = count - first;
-        var cpu = new CpuPerReading((ProcessCpu() - processCpu).TotalMicroseconds / readings, (PostgresCpu(stack) - postgresCpu).TotalMicroseconds / readings,
+        var cpu = new CpuPerReading((processCpuEnd - processCpu).TotalMicroseconds / readings, (PostgresCpu(stack) - postgresCpu).TotalMicroseconds / readings,
             (JitCpu() - jitCpu).TotalMicroseconds / readings, (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / readings);
+        // Whether the window was steady state: the methods compiled in it (any tier, any thread) and the JIT's time on them.
+        AnsiConsole.MarkupLineInterpolated($"  The JIT in the window: {JitInfo.GetCompiledMethodCount() - jitMethods:N0} methods compiled, {(JitInfo.GetCompilationTime() - jitTime).TotalMilliseconds:N0} ms compiling.");
         var wal = await WalPositionAsync(stack) - walAtStart;
         // Wide enough for the statements' text: the figures are what an A/B of the append compares.
         AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
