@@ -78,21 +78,12 @@ public sealed class LakeCompactionTests(StackFixture fixture)
             await manifest.EnsureSchemaAsync(CancellationToken.None);
             const string device = "0x00000000000000000000000000000000000000c1";
             var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
-            await using (var session = host.Store.LightweightSession())
-            {
-                session.Store(new Device { Id = device, Owner = "0x00000000000000000000000000000000000000c0", Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
-                await session.SaveChangesAsync();
-            }
+            await RegisterVehicleAsync(host, device, owner: "0x00000000000000000000000000000000000000c0", time);
             var writer = new LakeWriter(host.Lake, manifest, directory, new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactMaxFiles = 3 }, null, NullLogger.Instance);
             // Seven rounds of two readings: seven small files of one day.
             for (var seq = 1; seq <= 14; seq += 2)
             {
-                await using (var session = host.Store.LightweightSession())
-                {
-                    foreach (var n in new[] { seq, seq + 1 })
-                        session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
-                    await session.SaveChangesAsync();
-                }
+                await AppendReadingsAsync(host, device, time, seq, seq + 1);
                 await writer.ProjectAsync(until: null, CancellationToken.None);
             }
             Assert.Equal(7, (await manifest.FilesAsync(CancellationToken.None)).Count);
@@ -125,24 +116,13 @@ public sealed class LakeCompactionTests(StackFixture fixture)
             await manifest.EnsureSchemaAsync(CancellationToken.None);
             const string device = "0x00000000000000000000000000000000000000d1";
             var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
-            await using (var session = host.Store.LightweightSession())
-            {
-                session.Store(new Device { Id = device, Owner = "0x00000000000000000000000000000000000000d0", Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
-                await session.SaveChangesAsync();
-            }
-            async Task AppendAsync(int first)
-            {
-                await using var session = host.Store.LightweightSession();
-                foreach (var n in new[] { first, first + 1 })
-                    session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
-                await session.SaveChangesAsync();
-            }
+            await RegisterVehicleAsync(host, device, owner: "0x00000000000000000000000000000000000000d0", time);
             var options = new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactionInterval = TimeSpan.FromMilliseconds(300), PollInterval = TimeSpan.FromMilliseconds(100) };
             var writer = new LakeWriter(host.Lake, manifest, directory, options, null, NullLogger.Instance);
             // Three small files of one day, the second of which cannot be read.
             for (var seq = 1; seq <= 6; seq += 2)
             {
-                await AppendAsync(seq);
+                await AppendReadingsAsync(host, device, time, seq, seq + 1);
                 await writer.ProjectAsync(until: null, CancellationToken.None);
             }
             var broken = Path.Combine(directory, (await manifest.FilesAsync(CancellationToken.None))[1].Path);
@@ -164,7 +144,7 @@ public sealed class LakeCompactionTests(StackFixture fixture)
             {
                 await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 1), "a compaction failed");
                 // Rounds go on after it: new readings reach the lake.
-                await AppendAsync(7);
+                await AppendReadingsAsync(host, device, time, 7, 8);
                 await LakeProbe.WaitForLakeAsync(host, timeout: TimeSpan.FromSeconds(30));
                 // And compaction tries again a CompactionInterval later, still publishing nothing.
                 await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 2), "compaction tried again");
@@ -191,6 +171,22 @@ public sealed class LakeCompactionTests(StackFixture fixture)
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    private static async Task RegisterVehicleAsync(TestHost host, string device, string owner, DateTimeOffset time)
+    {
+        await using var session = host.Store.LightweightSession();
+        session.Store(new Device { Id = device, Owner = owner, Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
+        await session.SaveChangesAsync();
+    }
+
+    /// <summary>Reading events of <paramref name="device"/> numbered <paramref name="seqs"/>, a second apart from <paramref name="time"/>.</summary>
+    private static async Task AppendReadingsAsync(TestHost host, string device, DateTimeOffset time, params int[] seqs)
+    {
+        await using var session = host.Store.LightweightSession();
+        foreach (var n in seqs)
+            session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
+        await session.SaveChangesAsync();
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
