@@ -51,8 +51,16 @@ public sealed class DepinProcess : IDisposable
         return new DepinProcess(Process.Start(start)!);
     }
 
-    /// <summary>The exit code once the process has ended by itself, or null if it is still running after <paramref name="timeout"/>.</summary>
-    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
+    /// <summary>
+    /// The exit code once the process has ended by itself, or null if it is still running after <paramref name="timeout"/>.
+    /// The wait without a timeout after it reads the output to its end, which the timed wait does not.
+    /// </summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return null;
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
 
     /// <summary>SIGKILL: no shutdown hooks, no flush, whatever was in flight is simply gone.</summary>
     public void Kill()
