@@ -85,9 +85,9 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         // The export delivers exactly the slice's rows (the COPY writes this view over these files), so they are
         // attributed from the slice's rows per device and epoch, counted on the export's DuckDB beside the write.
-        var shares = Task.Run(async () => (await opening).CountShares(lake.EpochLength), CancellationToken.None);
-        Directory.CreateDirectory(FolderOf(job.Id));
         var running = new RunningJob(job.Id);
+        var shares = Task.Run(async () => (await opening).CountShares(lake.EpochLength, running.Cancellation.Token), CancellationToken.None);
+        Directory.CreateDirectory(FolderOf(job.Id));
         _jobs[job.Id] = running;
         phases.End("plan");
         running.Task = Task.Run(() => RunAsync(buyerId, job, running, slot, grant.Dataset, opening, shares, phases), CancellationToken.None);
@@ -207,6 +207,8 @@ public sealed class ExportQueue(MarketAccounts accounts, MarketLake lake, Grante
         }
         catch (Exception e)
         {
+            // The count beside the COPY scans the whole slice: a job that ends here stops it rather than wait for it.
+            await running.Cancellation.CancelAsync();
             DeleteFolder(job.Id);
             if (ExportJobStore.IsTakenOver(e) || (e is OperationCanceledException && !_stopping))
             {

@@ -28,13 +28,26 @@ public sealed class OpenExport : IDisposable
     /// <summary>The slice's rows (a scan); not while the export is being written.</summary>
     public long CountRows() => SqlSandbox.CountRows(Connection, Request.Table.Name);
 
-    /// <summary>The slice's rows per device and epoch, on a connection of its own: it may run while the export is being written.</summary>
-    public IReadOnlyList<DeviceShare> CountShares(TimeSpan epochLength)
+    /// <summary>
+    /// The slice's rows per device and epoch, on a connection of its own: it may run while the export is being written.
+    /// It scans the whole slice, as the COPY does, so <paramref name="stop"/> interrupts it when the job ends otherwise.
+    /// </summary>
+    public IReadOnlyList<DeviceShare> CountShares(TimeSpan epochLength, CancellationToken stop)
     {
         // A duplicate shares the database (its view, its locked settings); it is handed out closed.
         using var counting = Connection.Duplicate();
         counting.Open();
-        return SqlSandbox.CountShares(counting, Request.Table.Name, Request.Table.Shape, epochLength);
+        try
+        {
+            var shares = SqlSandbox.CountShares(counting, Request.Table.Name, Request.Table.Shape, epochLength, stop);
+            // Interrupted as it ended, a count may be cut short without an error: never taken as whole.
+            stop.ThrowIfCancellationRequested();
+            return shares;
+        }
+        catch (DuckDBException) when (stop.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(stop);
+        }
     }
 
     /// <summary>Closes the database; not while a count or the COPY runs.</summary>

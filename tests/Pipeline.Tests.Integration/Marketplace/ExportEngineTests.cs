@@ -115,6 +115,28 @@ public sealed class ExportEngineTests(MarketLakeFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public void CountShares_BesideAnExportOfALargeSlice_StopsWhenTheJobDoes_NotAnsweredInPart()
+    {
+        // The count scans the whole slice, as the COPY does; a job that fails or is stopped must not wait for it.
+        var lake = Path.Combine(Path.GetTempPath(), "market-large-" + Guid.NewGuid().ToString("n"));
+        try
+        {
+            using var export = ExportEngine.Open(new ExportRequest(MarketLake.LargeSlice(lake), _folder, 1, 1, 1, 1));
+            using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            Assert.ThrowsAny<OperationCanceledException>(() => export.CountShares(TimeSpan.FromHours(1), stop.Token));
+            var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+
+            Assert.True(took < TimeSpan.FromSeconds(3), $"The count was stopped only after {took.TotalMilliseconds:0} ms.");
+        }
+        finally
+        {
+            Directory.Delete(lake, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Export_IntoAFolderThatIsNotEmpty_IsRefused()
     {
         Directory.CreateDirectory(_folder);

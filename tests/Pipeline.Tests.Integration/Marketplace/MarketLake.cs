@@ -169,6 +169,25 @@ public sealed class MarketLake : IDisposable
         return rows;
     }
 
+    /// <summary>
+    /// A grant on one day's file of 30 million rows of 1,000 devices, written under <paramref name="folder"/> by a DuckDB
+    /// of the test's own: a slice whose scan takes seconds, for what must stop one midway.
+    /// </summary>
+    public static GrantedTable LargeSlice(string folder)
+    {
+        var file = Path.Combine(folder, "vehicle_signals", "date=2026-11-23", "part-1-30000000.parquet");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        using var duck = new DuckDBConnection("DataSource=:memory:");
+        duck.Open();
+        using var copy = duck.CreateCommand();
+        copy.CommandText = $"""
+            COPY (SELECT printf('0x%040x', i % 1000) AS device, TIMESTAMPTZ '2026-11-23 00:00:00+00' + to_microseconds(i * 2000) AS device_time, i AS event_seq,
+                         52.0 AS latitude, -7.0 AS longitude FROM range(30000000) r(i)) TO '{file}' (FORMAT parquet)
+            """;
+        copy.ExecuteNonQuery();
+        return new GrantedTable("vehicle_signals", TableShape.VehicleSignals, [file], new RowRestriction(new DateTimeOffset(2026, 11, 23, 0, 0, 0, TimeSpan.Zero), null));
+    }
+
     /// <summary>Rows as a Parquet file written by a DuckDB of the test's own, in event order.</summary>
     private static void Write(IEnumerable<VehicleRow> rows, string path)
     {

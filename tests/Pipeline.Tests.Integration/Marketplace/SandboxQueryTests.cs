@@ -91,21 +91,9 @@ public sealed class SandboxQueryTests(MarketLakeFixture fixture) : IClassFixture
     {
         // 30 million rows in one day's file: counting them per device and epoch takes far longer than 50 ms.
         var folder = Path.Combine(Path.GetTempPath(), "market-large-" + Guid.NewGuid().ToString("n"));
-        var file = Path.Combine(folder, "vehicle_signals", "date=2026-11-23", "part-1-30000000.parquet");
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
         try
         {
-            using (var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:"))
-            {
-                duck.Open();
-                using var copy = duck.CreateCommand();
-                copy.CommandText = $"""
-                    COPY (SELECT printf('0x%040x', i % 1000) AS device, TIMESTAMPTZ '2026-11-23 00:00:00+00' + to_microseconds(i * 2000) AS device_time, i AS event_seq,
-                                 52.0 AS latitude, -7.0 AS longitude FROM range(30000000) r(i)) TO '{file}' (FORMAT parquet)
-                    """;
-                copy.ExecuteNonQuery();
-            }
-            var table = new GrantedTable("vehicle_signals", TableShape.VehicleSignals, [file], new RowRestriction(Nov23, null));
+            var table = MarketLake.LargeSlice(folder);
             using var sandbox = SqlSandbox.Open([table], new SandboxLimits());
 
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
