@@ -53,6 +53,8 @@ public static class MarketplaceRegistration
         services.AddSingleton<AccountHistory>();
         services.AddSingleton<GrantPurchases>();
         services.AddSingleton<GrantedQueries>();
+        services.AddSingleton<DeviceMakes>();
+        services.AddHostedService(provider => provider.GetRequiredService<DeviceMakes>());
         services.AddSingleton<MarketMetrics>();
         services.AddSingleton<SandboxPool>();
         services.AddSingleton<ValidatedStatements>();

@@ -1,12 +1,7 @@
 using System.Diagnostics;
-using System.Text;
-using Marten;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
-using Npgsql;
-using Pipeline.Core.Envelope;
 using Pipeline.Core.Events;
-using Pipeline.Infra.Postgres;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Attribution;
 using Pipeline.Marketplace.Catalog;
@@ -25,7 +20,7 @@ public sealed record ChargedResult(FileBufferingWriteStream Content, QueryResult
 /// temporary file when large) and handed out only once the charge is stored, so a buyer never reads a row that was not
 /// paid for: when a concurrent charge used the quota in the meantime, the result is dropped and the request refused.
 /// </summary>
-public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDocumentStore store, NpgsqlDataSource dataSource, SandboxPool sandboxes, MarketMetrics metrics)
+public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, DeviceMakes makes, SandboxPool sandboxes, MarketMetrics metrics)
 {
     /// <summary>Results up to this size wait for their charge in pooled memory; a larger one spills to a temporary file.</summary>
     public const int ResultMemoryLimit = 1024 * 1024;
@@ -160,34 +155,10 @@ public sealed class GrantedQueries(MarketAccounts accounts, MarketLake lake, IDo
         IReadOnlyCollection<string>? devices = grant.Devices;
         if (grant.Make is { } make)
         {
-            var ofMake = await DevicesOfMakeAsync(dataset.Kind, make, cancellation);
+            var ofMake = await makes.OfAsync(dataset.Kind, make, cancellation);
             devices = devices is null ? ofMake : ofMake.Intersect(devices).ToList();
         }
         var box = grant.South is { } s ? new BoundingBox(s, grant.West!.Value, grant.North!.Value, grant.East!.Value) : null;
         return new GrantedTable(dataset.Name, dataset.Shape, snapshot.PathsOf(dataset.Name), new RowRestriction(grant.From, grant.Until, box, devices));
-    }
-
-    /// <summary>
-    /// The devices of <paramref name="kind"/> registered now whose make is <paramref name="make"/> in any case (ordinal),
-    /// in address order. PostgreSQL picks them and answers their ids, not their documents: each query read every device
-    /// document of the kind, so a stranger registering devices made every make-filtered query slower (10,000 devices:
-    /// 0.8 s a query instead of 0.07). The database's C locale folds the case of ASCII letters only, so a make with any
-    /// other letter, or a grant's, is compared here; the rest in the database.
-    /// </summary>
-    private async Task<List<string>> DevicesOfMakeAsync(DeviceKind kind, string make, CancellationToken cancellation)
-    {
-        await using var command = dataSource.CreateCommand($"""
-            SELECT id, data -> 'metadata' ->> 'make' FROM {store.Schema()}.mt_doc_device
-            WHERE data -> 'kind' = $1::jsonb AND ($3 OR lower(data -> 'metadata' ->> 'make') = lower($2) OR data -> 'metadata' ->> 'make' ~ '[^\x01-\x7f]')
-            ORDER BY id
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = store.Options.Serializer().ToJson(kind) });
-        command.Parameters.Add(new NpgsqlParameter { Value = make });
-        command.Parameters.Add(new NpgsqlParameter { Value = !Ascii.IsValid(make) });
-        var devices = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        while (await reader.ReadAsync(cancellation))
-            if (!reader.IsDBNull(1) && string.Equals(reader.GetString(1), make, StringComparison.OrdinalIgnoreCase)) devices.Add(reader.GetString(0));
-        return devices;
     }
 }
