@@ -20,12 +20,12 @@ namespace Pipeline.Marketplace.Query;
 /// </summary>
 public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSource, PostgresSessions sessions, ILogger<DeviceMakes> logger) : BackgroundService
 {
-    /// <summary>Ids remembered at most, over all makes: past it the memory starts again empty.</summary>
+    /// <summary>Ids remembered at most, over all makes (one at least for each): past it the memory starts again empty.</summary>
     private const int MaxRemembered = 200_000;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<(DeviceKind Kind, string Make), IReadOnlyList<string>> _remembered = new(KeyComparer.Instance);
-    private int _rememberedIds;
+    private int _rememberedSize;
     private long _changes;
     private volatile bool _listening;
 
@@ -59,9 +59,11 @@ public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSourc
         {
             // Remembered only if the registry did not change while it was read: the answer might already be behind.
             if (!_listening || Interlocked.Read(ref _changes) != changesBefore) return devices;
-            if (_rememberedIds + devices.Count > MaxRemembered) Forget();
+            // A make without devices counts as one, so makes nobody registered cannot pile up either.
+            var size = Math.Max(devices.Count, 1);
+            if (_rememberedSize + size > MaxRemembered) Forget();
             _remembered[(kind, make)] = devices;
-            _rememberedIds += devices.Count;
+            _rememberedSize += size;
         }
         return devices;
     }
@@ -105,7 +107,7 @@ public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSourc
     private void Forget()
     {
         _remembered.Clear();
-        _rememberedIds = 0;
+        _rememberedSize = 0;
     }
 
     /// <summary>Makes compared as the lookup compares them: ordinal, in any case.</summary>
