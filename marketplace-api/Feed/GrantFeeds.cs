@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Core.Events;
 using Pipeline.Marketplace.Accounts;
@@ -19,7 +20,7 @@ namespace Pipeline.Marketplace.Feed;
 /// ("checkpoint:event_seq" of its last row); Last-Event-ID resumes right after it. The stream ends with an `end` event
 /// naming the reason when the quota is used up or the grant expires, and a client too slow to take its batches is dropped.
 /// </summary>
-public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, LiveFeed feed, Catalog.MarketLake lake, MarketMetrics metrics, IOptions<MarketplaceOptions> options)
+public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, DeviceMakes makes, LiveFeed feed, Catalog.MarketLake lake, MarketMetrics metrics, IOptions<MarketplaceOptions> options, ILogger<GrantFeeds> logger)
 {
     private readonly ConcurrentDictionary<string, int> _openPerKey = new();
 
@@ -44,6 +45,10 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
                 $"This key has {limit} feeds open already; close one, or use one feed per grant.");
         }
         var subscription = feed.Subscribe(grant.Dataset, table.Shape, SqlSandbox.RowCondition(table.Shape, table.Rows), position);
+        // A make's devices are those registered with it now: one registered while the feed is open is in it from the
+        // moment this replica hears of it (milliseconds; its first rows reach the lake seconds after it registers).
+        var refresh = grant.Make is null ? null : FollowMake(grant, snapshot, subscription, cancellation);
+        if (refresh is not null) makes.Changed += refresh;
         metrics.FeedOpened();
         try
         {
@@ -57,10 +62,37 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
         }
         finally
         {
+            if (refresh is not null) makes.Changed -= refresh;
             feed.Unsubscribe(subscription);
             metrics.FeedClosed();
             Release(keyId);
         }
+    }
+
+    /// <summary>Looks the make's devices up again at each change of the registry; the newest lookup's condition wins.</summary>
+    private Action FollowMake(Grant grant, Catalog.LakeSnapshot snapshot, FeedSubscription subscription, CancellationToken cancellation)
+    {
+        long started = 0, applied = 0;
+        var gate = new Lock();
+        return () => _ = Task.Run(async () =>
+        {
+            var mine = Interlocked.Increment(ref started);
+            try
+            {
+                var table = await queries.TableAsync(grant, snapshot, cancellation);
+                lock (gate)
+                {
+                    if (mine < applied) return;
+                    applied = mine;
+                    subscription.Condition = SqlSandbox.RowCondition(table.Shape, table.Rows);
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The feed goes on with the devices it had; the next change looks them up again.
+                logger.LogWarning("A live feed of grant {Grant} could not look up the devices of make {Make}: {Message}", grant.Id, grant.Make, e.Message);
+            }
+        }, CancellationToken.None);
     }
 
     private void Release(string keyId) => _openPerKey.AddOrUpdate(keyId, 0, (_, open) => open - 1);

@@ -27,10 +27,18 @@ public sealed record FeedBatch(long Checkpoint, IReadOnlyList<FeedRow> Rows);
 public sealed class FeedSubscription(string dataset, TableShape shape, string condition, long position, int buffer)
 {
     private readonly CancellationTokenSource _dropped = new();
+    private volatile string _condition = condition;
 
     public string Dataset => dataset;
     public TableShape Shape => shape;
-    public string Condition => condition;
+
+    /// <summary>The grant's rows; a make's grant changes it when the make's devices do, and the next round reads it.</summary>
+    public string Condition
+    {
+        get => _condition;
+        set => _condition = value;
+    }
+
     public long Position { get; internal set; } = position;
 
     /// <summary>When its buffer was first found full (a Stopwatch timestamp), while it stays full.</summary>

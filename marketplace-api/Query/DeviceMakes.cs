@@ -96,12 +96,19 @@ public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSourc
         }
     }
 
+    /// <summary>
+    /// Raised (on the listening connection's thread: a handler must not wait) when the registry may have changed any
+    /// make's devices: what was looked up before may be behind now.
+    /// </summary>
+    public event Action? Changed;
+
     /// <summary>Any registration or transfer, or a reconnection; not the device directory's own sync notifications, which change nothing.</summary>
     private void OnChange(string? payload)
     {
         if (payload is not null && !EthAddress.TryParse(payload.AsSpan(), out _)) return;
         Interlocked.Increment(ref _changes);
         lock (_gate) Forget();
+        Changed?.Invoke();
     }
 
     private void Forget()

@@ -50,6 +50,41 @@ public sealed class LiveFeedTests(StackFixture fixture) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Feed_OfAMakesGrant_TakesInADeviceRegisteredUnderTheMakeWhileItIsOpen()
+    {
+        // The lake's first two devices are Volvos and the third a Saab when the feed opens; then the Saab re-registers as a Volvo.
+        await _market.RegisterAsync(MarketTestHost.Device(MarketLake.Devices[0], "Volvo"), MarketTestHost.Device(MarketLake.Devices[1], "Volvo"), MarketTestHost.Device(MarketLake.Devices[2], "Saab"));
+        var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);
+        var grant = (await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, make = "volvo", rowQuota = 10_000, expiresAt = DateTimeOffset.UtcNow.AddDays(7) })).Id;
+        using var feed = await OpenAsync(key, grant);
+        string DeviceOf(JsonElement row) => row.GetProperty("device").GetString()!;
+
+        var before = await _market.Lake.ProjectAsync(_market.Host, rows: 300);
+        Assert.Equal(before.Where(r => r.Device != MarketLake.Devices[2]).Select(r => r.ReadingId),
+            (await feed.RowsAsync(200)).Select(r => r.GetProperty("reading_id").GetString()));
+
+        await _market.RegisterAsync(MarketTestHost.Device(MarketLake.Devices[2], "volvo"));
+        // The feed hears of it within moments: rows (one of each device) are projected until the third device's come.
+        var waiting = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var added = await _market.Lake.ProjectAsync(_market.Host, rows: 3);
+            var received = await feed.RowsAsync(2);
+            if (received.Count == 3 || (received.Count == 2 && received.Any(r => DeviceOf(r) == MarketLake.Devices[2])))
+            {
+                if (received.Count == 2) received.AddRange(await feed.RowsAsync(1));
+                Assert.Equal(added.Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
+                break;
+            }
+            Assert.Equal(added.Where(r => r.Device != MarketLake.Devices[2]).Select(r => r.ReadingId), received.Select(r => r.GetProperty("reading_id").GetString()));
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), "The feed still left out the device registered under the make after 10 s.");
+        }
+
+        var after = await _market.Lake.ProjectAsync(_market.Host, rows: 300);
+        Assert.Equal(after.Select(r => r.ReadingId), (await feed.RowsAsync(300)).Select(r => r.GetProperty("reading_id").GetString()));
+    }
+
+    [Fact]
     public async Task Feed_ResumedWithLastEventId_SendsEveryRowExactlyOnce()
     {
         var (_, key) = await _market.CreateBuyerAsync(credits: 100_000);

@@ -2,9 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Pipeline.Cli.Hosting;
+using Pipeline.Core.Envelope;
 using Pipeline.Infra.Hosting;
 using Pipeline.Marketplace;
 using Pipeline.Marketplace.Accounts;
+using Pipeline.Registry;
 
 namespace Pipeline.Tests.Integration.Marketplace;
 
@@ -55,6 +57,24 @@ public sealed class MarketTestHost(TestHost host, MarketLake lake, string operat
         await Host.DisposeAsync();
         Lake.Dispose();
         Directory.Delete(Path.GetDirectoryName(OperatorKeyFile)!, recursive: true);
+    }
+
+    /// <summary>A device's registry document, a stranger's, with <paramref name="make"/> in its metadata.</summary>
+    public static Device Device(string id, string make, DeviceKind kind = DeviceKind.Vehicle)
+    {
+        var registered = DateTimeOffset.UtcNow;
+        return new() { Id = id, Owner = "0x" + new string('0', 39) + "9", Kind = kind, Metadata = new() { ["make"] = make, ["model"] = "V40" }, RegisteredAt = registered, UpdatedAt = registered };
+    }
+
+    /// <summary>Stores devices' registry documents (new or changed) and notifies, as a registration's commit does.</summary>
+    public async Task RegisterAsync(params Device[] devices)
+    {
+        await using (var session = host.Store.LightweightSession())
+        {
+            session.Store(devices);
+            await session.SaveChangesAsync();
+        }
+        await host.ExecuteAsync($"SELECT pg_notify('{DeviceDirectory.Channel(host.Schema)}', '{devices[0].Id}')");
     }
 
     public async Task<(string BuyerId, string Key)> CreateBuyerAsync(long credits)

@@ -10,7 +10,6 @@ using Pipeline.Core.Events;
 using Pipeline.Core.Envelope;
 using Pipeline.Marketplace.Accounts;
 using Pipeline.Marketplace.Contributors;
-using Pipeline.Registry;
 using Pipeline.Tests.Support;
 using Xunit.Abstractions;
 
@@ -422,12 +421,9 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
     {
         // The lake's first two devices are Volvos (one registered "VOLVO": makes match in any case), the third a Saab, and
         // a weather station claims Volvo too: a vehicle grant never covers it.
-        var registered = DateTimeOffset.UtcNow;
-        Device Vehicle(string id, string make, DeviceKind kind = DeviceKind.Vehicle) =>
-            new() { Id = id, Owner = "0x" + new string('0', 39) + "9", Kind = kind, Metadata = new() { ["make"] = make, ["model"] = "V40" }, RegisteredAt = registered, UpdatedAt = registered };
-        await _market.Host.Store.BulkInsertDocumentsAsync([
-            Vehicle(MarketLake.Devices[0], "Volvo"), Vehicle(MarketLake.Devices[1], "VOLVO"), Vehicle(MarketLake.Devices[2], "Saab"),
-            Vehicle("0x" + new string('0', 38) + "d4", "Volvo", DeviceKind.Weather)]);
+        await _market.RegisterAsync(
+            MarketTestHost.Device(MarketLake.Devices[0], "Volvo"), MarketTestHost.Device(MarketLake.Devices[1], "VOLVO"), MarketTestHost.Device(MarketLake.Devices[2], "Saab"),
+            MarketTestHost.Device("0x" + new string('0', 38) + "d4", "Volvo", DeviceKind.Weather));
         var (_, key) = await _market.CreateBuyerAsync(credits: 10_000);
         var grant = await _market.BuyAsync(key, new { dataset = "vehicle_signals", from = Nov23, make = "volvo", rowQuota = 5_000, expiresAt = DateTimeOffset.UtcNow.AddDays(7) });
         const string sql = "SELECT device, count(*) AS n FROM vehicle_signals GROUP BY device ORDER BY device";
@@ -450,10 +446,8 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
         await MedianQueryMillisecondsAsync(); // warm: the first sandbox, the statement's validation
         var few = await MedianQueryMillisecondsAsync();
 
-        // An attacker registers 10,000 vehicles claiming the make (they have no rows in the lake); the registry notifies
-        // each registration as it commits.
-        await _market.Host.Store.BulkInsertDocumentsAsync(Enumerable.Range(0, 10_000).Select(i => Vehicle($"0x{i + 0x1000:x40}", "Volvo")).ToList());
-        await NotifyRegistrationAsync($"0x{0x1000:x40}");
+        // An attacker registers 10,000 vehicles claiming the make (they have no rows in the lake).
+        await _market.RegisterAsync([.. Enumerable.Range(0, 10_000).Select(i => MarketTestHost.Device($"0x{i + 0x1000:x40}", "Volvo"))]);
         await MedianQueryMillisecondsAsync();
         var many = await MedianQueryMillisecondsAsync();
 
@@ -468,12 +462,7 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
 
         // The make's devices are remembered between queries until the registry changes: the Saab re-registered as a
         // Volvo is in the grant's rows once its notification arrives (a moment; its rows would reach the lake later).
-        await using (var session = _market.Host.Store.LightweightSession())
-        {
-            session.Store(Vehicle(MarketLake.Devices[2], "volvo"));
-            await session.SaveChangesAsync();
-        }
-        await NotifyRegistrationAsync(MarketLake.Devices[2]);
+        await _market.RegisterAsync(MarketTestHost.Device(MarketLake.Devices[2], "volvo"));
         var all = string.Join("\r\n", _market.Lake.Rows.GroupBy(r => r.Device).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key},{g.Count()}"));
         var waiting = System.Diagnostics.Stopwatch.StartNew();
         while (true)
@@ -484,10 +473,6 @@ public sealed class MarketplaceAttackTests(StackFixture fixture, ITestOutputHelp
             await Task.Delay(50);
         }
     }
-
-    /// <summary>What the registry sends when a registration commits.</summary>
-    private Task NotifyRegistrationAsync(string device) =>
-        _market.Host.ExecuteAsync($"SELECT pg_notify('{DeviceDirectory.Channel(_market.Host.Schema)}', '{device}')");
 
     [Fact]
     public async Task ContributorLogins_OfOneAddressWithoutEnd_KeepItsNewestSessionsOnly_AndAreRefusedPastTheBound()
