@@ -173,17 +173,22 @@ public static class StreamsBench
         // PostgreSQL's counters are reset for the window: its statements, WAL and tables' writes are printed per reading after it.
         var share = await PostgresShare.StartAsync(stack.Servers.PostgresConnectionString!, Path.Combine(stack.Folder, "postgres"));
         var walAtStart = await WalPositionAsync(stack);
+        // Once before the window, so that the JIT compiles this measuring code outside it.
+        _ = ByKind(ThreadCpu(), ThreadCpu());
         // This process's CPU is read last as the window opens and first as it closes, so the bench's own reading of /proc
         // and of the JIT's counters is not charged to the processors.
-        var (postgresCpu, jitCpu, jitMethods, jitTime, allocated) = (PostgresCpu(stack), JitCpu(), JitInfo.GetCompiledMethodCount(), JitInfo.GetCompilationTime(), GC.GetTotalAllocatedBytes(precise: true));
-        var (first, clock, processCpu) = (processor.Processed, Stopwatch.StartNew(), ProcessCpu());
+        var (postgresCpu, jitMethods, jitTime, allocated) = (PostgresCpu(stack), JitInfo.GetCompiledMethodCount(), JitInfo.GetCompilationTime(), GC.GetTotalAllocatedBytes(precise: true));
+        var (first, clock, collections, threads, processCpu) = (processor.Processed, Stopwatch.StartNew(), GC.CollectionCount(0), ThreadCpu(), ProcessCpu());
         while (processor.Processed < count) await WaitAsync();
-        var (elapsed, processCpuEnd) = (clock.Elapsed, ProcessCpu());
-        var readings = count - first;
+        var (elapsed, processCpuEnd, threadsEnd) = (clock.Elapsed, ProcessCpu(), ThreadCpu());
+        var (readings, kinds) = (count - first, ByKind(threads, threadsEnd));
         var cpu = new CpuPerReading((processCpuEnd - processCpu).TotalMicroseconds / readings, (PostgresCpu(stack) - postgresCpu).TotalMicroseconds / readings,
-            (JitCpu() - jitCpu).TotalMicroseconds / readings, (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / readings);
-        // Whether the window was steady state: the methods compiled in it (any tier, any thread) and the JIT's time on them.
-        AnsiConsole.MarkupLineInterpolated($"  The JIT in the window: {JitInfo.GetCompiledMethodCount() - jitMethods:N0} methods compiled, {(JitInfo.GetCompilationTime() - jitTime).TotalMilliseconds:N0} ms compiling.");
+            kinds.GetValueOrDefault(JitThread).Cpu.TotalMicroseconds / readings, (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / readings);
+        // Whether the window was steady state: the methods compiled in it (any tier, any thread) and the JIT's time on them,
+        // read before the lines below compile their own code.
+        var (compiled, compiling, collected) = (JitInfo.GetCompiledMethodCount() - jitMethods, JitInfo.GetCompilationTime() - jitTime, GC.CollectionCount(0) - collections);
+        AnsiConsole.MarkupLineInterpolated($"  The JIT in the window: {compiled:N0} methods compiled, {compiling.TotalMilliseconds:N0} ms compiling. Garbage collections: {collected:N0}.");
+        AnsiConsole.MarkupLineInterpolated($"  This process's CPU by thread kind, µs per reading (threads; sleeps, preemptions per 1,000 readings): {ThreadShares(kinds, readings)}; threads that ended in the window {ProcessCpuLeft(kinds, processCpuEnd - processCpu).TotalMicroseconds / readings:F1}.");
         var wal = await WalPositionAsync(stack) - walAtStart;
         // Wide enough for the statements' text: the figures are what an A/B of the append compares.
         AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
@@ -212,24 +217,79 @@ public static class StreamsBench
 
     private static TimeSpan ProcessCpu() => Process.GetCurrentProcess().TotalProcessorTime;
 
-    /// <summary>CPU time of this process's tiered-compilation thread (".NET Tiered Com…" in /proc), where the JIT compiles tier 1.</summary>
-    private static TimeSpan JitCpu()
+    /// <summary>What one thread had done: its kind, CPU time, and how often it went to sleep (voluntary context switches) or was preempted (involuntary ones).</summary>
+    private readonly record struct ThreadUse(string Kind, TimeSpan Cpu, long Sleeps, long Preempted);
+
+    /// <summary>
+    /// This process's threads by id, from /proc/self/task (each thread's utime + stime, name and context switches), with
+    /// their kind: the thread pool's workers, the GC's threads, the JIT's tier-1 compiler, librdkafka's threads (the
+    /// consumer's and producers' and the embedded broker's), the main thread and the rest by name.
+    /// </summary>
+    private static Dictionary<string, ThreadUse> ThreadCpu()
     {
-        long ticks = 0;
+        var main = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var threads = new Dictionary<string, ThreadUse>();
         foreach (var folder in Directory.EnumerateDirectories("/proc/self/task"))
         {
             try
             {
-                if (!File.ReadAllText(Path.Combine(folder, "comm")).StartsWith(".NET Tiered Com", StringComparison.Ordinal)) continue;
-                ticks += StatTicks(File.ReadAllText(Path.Combine(folder, "stat")), 2);
+                var id = Path.GetFileName(folder);
+                var kind = id == main ? "main" : ThreadKind(File.ReadAllText(Path.Combine(folder, "comm")).TrimEnd('\n'));
+                var ticks = StatTicks(File.ReadAllText(Path.Combine(folder, "stat")), 2);
+                var status = File.ReadAllLines(Path.Combine(folder, "status"));
+                threads[id] = new ThreadUse(kind, TimeSpan.FromMilliseconds(ticks * 10), Switches(status, "voluntary_ctxt_switches:"), Switches(status, "nonvoluntary_ctxt_switches:"));
             }
             catch (IOException)
             {
                 // ended meanwhile
             }
         }
-        return TimeSpan.FromMilliseconds(ticks * 10);
+        return threads;
+
+        static long Switches(string[] status, string name) =>
+            long.Parse(status.First(l => l.StartsWith(name, StringComparison.Ordinal))[name.Length..], System.Globalization.CultureInfo.InvariantCulture);
     }
+
+    private const string JitThread = "JIT tier-1";
+
+    private static string ThreadKind(string comm) => comm switch
+    {
+        _ when comm.StartsWith(".NET TP Worker", StringComparison.Ordinal) => "thread pool",
+        _ when comm.StartsWith(".NET Server GC", StringComparison.Ordinal) || comm.StartsWith(".NET BGC", StringComparison.Ordinal) => "GC",
+        _ when comm.StartsWith(".NET Tiered Com", StringComparison.Ordinal) => JitThread,
+        _ when comm.StartsWith("rdk:", StringComparison.Ordinal) => "librdkafka",
+        // Other names without their numbers, so threads of one kind add up.
+        _ => comm.TrimEnd('0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '#', '-', ' '),
+    };
+
+    /// <summary>What a kind of thread did between two reads: CPU time, its threads at the end, sleeps and preemptions.</summary>
+    private readonly record struct KindUse(TimeSpan Cpu, int Threads, long Sleeps, long Preempted);
+
+    /// <summary>
+    /// By kind, thread by thread (a thread started in between counts from zero; the JIT's and the pool's threads come and
+    /// go), what the threads alive at the end did since <paramref name="start"/>.
+    /// </summary>
+    private static Dictionary<string, KindUse> ByKind(Dictionary<string, ThreadUse> start, Dictionary<string, ThreadUse> end)
+    {
+        var kinds = new Dictionary<string, KindUse>();
+        foreach (var (id, thread) in end)
+        {
+            var (before, sum) = (start.GetValueOrDefault(id), kinds.GetValueOrDefault(thread.Kind));
+            kinds[thread.Kind] = new KindUse(sum.Cpu + thread.Cpu - before.Cpu, sum.Threads + 1, sum.Sleeps + thread.Sleeps - before.Sleeps, sum.Preempted + thread.Preempted - before.Preempted);
+        }
+        return kinds;
+    }
+
+    /// <summary>
+    /// Per reading, by thread kind (largest first): CPU µs, the kind's threads, and per 1,000 readings its sleeps and
+    /// preemptions — a worker that spins before it sleeps sleeps less, and more runnable threads than cores are preempted more.
+    /// </summary>
+    private static string ThreadShares(Dictionary<string, KindUse> kinds, long readings) =>
+        string.Join(", ", kinds.Where(k => k.Value.Cpu > TimeSpan.Zero || k.Value.Sleeps > 0).OrderByDescending(k => k.Value.Cpu).ThenByDescending(k => k.Value.Sleeps)
+            .Select(k => $"{k.Key} {k.Value.Cpu.TotalMicroseconds / readings:F1} ({k.Value.Threads}; {k.Value.Sleeps * 1000.0 / readings:F0}, {k.Value.Preempted * 1000.0 / readings:F0})"));
+
+    /// <summary>The process's CPU that no thread alive at the end accounts for: that of threads that ended in between.</summary>
+    private static TimeSpan ProcessCpuLeft(Dictionary<string, KindUse> kinds, TimeSpan process) => kinds.Values.Aggregate(process, (left, k) => left - k.Cpu);
 
     /// <summary>The sum of <paramref name="count"/> CPU fields (utime, stime, cutime, cstime) from a /proc stat line, in clock ticks.</summary>
     private static long StatTicks(string stat, int count) =>
