@@ -18,7 +18,8 @@ namespace Pipeline.Bench;
 /// <summary>
 /// The lake projector alone, as its own `depin projections` process, under a steady stream of reading events appended to
 /// a scratch PostgreSQL by this process; its RSS every second (compaction every 30 s raises it for a few seconds, which
-/// samples 10 s apart met at the same point of the cycle every time), its PSS and how far behind the lake is every 10 s.
+/// samples 10 s apart met at the same point of the cycle every time), its PSS, anonymous memory and how far behind the
+/// lake is every 10 s; at the end the floor between compactions apart from their peaks.
 /// </summary>
 public static class LakeSoak
 {
@@ -30,6 +31,8 @@ public static class LakeSoak
     private static readonly TimeSpan RssSample = TimeSpan.FromSeconds(1);
     /// <summary>The band is the RSS after the first minutes' rise (native code paged in, first compactions).</summary>
     private static readonly TimeSpan BandFrom = TimeSpan.FromMinutes(2);
+    /// <summary>The projector's default compaction interval: each window of it holds one compaction's peak and a floor.</summary>
+    private static readonly TimeSpan Cycle = TimeSpan.FromSeconds(30);
 
     public static async Task<int> RunAsync(string[] args, CancellationToken stop)
     {
@@ -53,7 +56,8 @@ public static class LakeSoak
 
         var manifest = scratch.Services.GetRequiredService<Pipeline.Projections.Lake.LakeStore>().Manifest(Pipeline.Projections.Lake.LakeProjector.LiveLake);
         var table = new Table().AddColumn("Minute").AddColumn(new TableColumn("Appended").RightAligned()).AddColumn(new TableColumn("Lake behind (events)").RightAligned())
-            .AddColumn(new TableColumn("Projector RSS").RightAligned()).AddColumn(new TableColumn("RSS peak in 10 s").RightAligned()).AddColumn(new TableColumn("PSS").RightAligned());
+            .AddColumn(new TableColumn("Projector RSS").RightAligned()).AddColumn(new TableColumn("RSS peak in 10 s").RightAligned()).AddColumn(new TableColumn("PSS").RightAligned())
+            .AddColumn(new TableColumn("Anonymous").RightAligned());
         var (clock, appended, nextSample, nextRss, seq) = (Stopwatch.StartNew(), 0L, Sample, Sample, 0L);
         var rss = new List<(TimeSpan At, long Bytes)>();
         var intervalPeak = 0L;
@@ -90,14 +94,14 @@ public static class LakeSoak
             if (clock.Elapsed >= nextSample)
             {
                 nextSample += Sample;
-                var (processRss, processPss) = Memory(projector.Id);
+                var (processRss, processPss, processAnonymous) = Memory(projector.Id);
                 var peak = Math.Max(intervalPeak, processRss);
                 intervalPeak = 0;
                 projector.Refresh();
                 cpuFrom ??= (projector.UserProcessorTime, projector.PrivilegedProcessorTime, MinorFaults(projector.Id), appended);
                 var behind = await BehindAsync(scratch, await manifest.CheckpointAsync(CancellationToken.None));
-                table.AddRow($"{clock.Elapsed.TotalMinutes:F1}", $"{appended:N0}", $"{behind:N0}", Mb(processRss), Mb(peak), Mb(processPss));
-                AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  peak {Mb(peak),8}  PSS {Mb(processPss),8}");
+                table.AddRow($"{clock.Elapsed.TotalMinutes:F1}", $"{appended:N0}", $"{behind:N0}", Mb(processRss), Mb(peak), Mb(processPss), Mb(processAnonymous));
+                AnsiConsole.MarkupLineInterpolated($"{clock.Elapsed.TotalMinutes,5:F1} min  appended {appended,10:N0}  lake behind {behind,8:N0}  RSS {Mb(processRss),8}  peak {Mb(peak),8}  PSS {Mb(processPss),8}  anonymous {Mb(processAnonymous),8}");
             }
             var rest = Tick - (clock.Elapsed - tickStart);
             if (rest > TimeSpan.Zero) await Task.Delay(rest, stop);
@@ -111,6 +115,11 @@ public static class LakeSoak
         AnsiConsole.MarkupLineInterpolated($"Projector CPU per reading appended after the first sample: {(projector.UserProcessorTime - user + projector.PrivilegedProcessorTime - system).TotalMicroseconds / readings:F1} µs (user {(projector.UserProcessorTime - user).TotalMicroseconds / readings:F1}, system {(projector.PrivilegedProcessorTime - system).TotalMicroseconds / readings:F1}); minor page faults per reading {(MinorFaults(projector.Id) - faults) / (double)readings:F1}");
         var band = rss.Where(s => s.At >= BandFrom).Select(s => s.Bytes).DefaultIfEmpty().ToList();
         AnsiConsole.MarkupLineInterpolated($"Appended {appended / clock.Elapsed.TotalSeconds:N0} readings/s; projector RSS (every second) start / peak / end {Mb(rss[0].Bytes)} / {Mb(rss.Max(s => s.Bytes))} / {Mb(rss[^1].Bytes)}, from minute {BandFrom.TotalMinutes:F0} {Mb(band.Min())}–{Mb(band.Max())}; load average {string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3])}");
+        // Growth shows in the floor; compaction raises RSS for a few seconds of each cycle, the same each time if bounded.
+        var cycles = rss.Where(s => s.At >= BandFrom).GroupBy(s => (int)(s.At / Cycle)).Where(c => c.Count() >= Cycle.TotalSeconds / 2)
+            .Select(c => (Floor: c.Min(s => s.Bytes), Peak: c.Max(s => s.Bytes))).ToList();
+        if (cycles.Count > 0)
+            AnsiConsole.MarkupLineInterpolated($"From minute {BandFrom.TotalMinutes:F0}, per {Cycle.TotalSeconds:F0} s: floor {Mb(cycles.Min(c => c.Floor))}–{Mb(cycles.Max(c => c.Floor))} (first {Mb(cycles[0].Floor)}, last {Mb(cycles[^1].Floor)}), peak {Mb(cycles.Min(c => c.Peak))}–{Mb(cycles.Max(c => c.Peak))} (first {Mb(cycles[0].Peak)}, last {Mb(cycles[^1].Peak)})");
         Signals.Send(projector.Id, Signals.Term);
         await projector.WaitForExitAsync();
         return 0;
@@ -137,11 +146,11 @@ public static class LakeSoak
         return addresses;
     }
 
-    private static (long Rss, long Pss) Memory(int pid)
+    private static (long Rss, long Pss, long Anonymous) Memory(int pid)
     {
         var fields = File.ReadLines($"/proc/{pid}/smaps_rollup").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f is [_, _, "kB"])
             .ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture) * 1024);
-        return (fields.GetValueOrDefault("Rss:"), fields.GetValueOrDefault("Pss:"));
+        return (fields.GetValueOrDefault("Rss:"), fields.GetValueOrDefault("Pss:"), fields.GetValueOrDefault("Anonymous:"));
     }
 
     /// <summary>The process's minor page faults so far (/proc/&lt;pid&gt;/stat, field 10).</summary>
