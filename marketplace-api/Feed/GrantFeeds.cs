@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ namespace Pipeline.Marketplace.Feed;
 /// </summary>
 public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, DeviceMakes makes, LiveFeed feed, Catalog.MarketLake lake, MarketMetrics metrics, IOptions<MarketplaceOptions> options, ILogger<GrantFeeds> logger)
 {
+    private static readonly TimeSpan MakeRefreshInterval = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<string, int> _openPerKey = new();
 
     /// <summary>Refuses (before anything is written) or streams until the client leaves, the grant ends or the client is dropped.</summary>
@@ -45,10 +47,13 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
                 $"This key has {limit} feeds open already; close one, or use one feed per grant.");
         }
         var subscription = feed.Subscribe(grant.Dataset, table.Shape, SqlSandbox.RowCondition(table.Shape, table.Rows), position);
-        // A make's devices are those registered with it now: one registered while the feed is open is in it from the
-        // moment this replica hears of it (milliseconds; its first rows reach the lake seconds after it registers).
-        var refresh = grant.Make is null ? null : FollowMake(grant, snapshot, subscription, cancellation);
-        if (refresh is not null) makes.Changed += refresh;
+        // A make's devices are those registered with it now: one registered while the feed is open is in it within a
+        // moment of this replica hearing of it (its first rows reach the lake seconds after it registers).
+        var registryChanged = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+        void Signal() => registryChanged.Writer.TryWrite(true);
+        using var following = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var followingMake = grant.Make is null ? Task.CompletedTask : FollowMakeAsync(grant, snapshot, subscription, registryChanged.Reader, following.Token);
+        if (grant.Make is not null) makes.Changed += Signal;
         metrics.FeedOpened();
         try
         {
@@ -62,37 +67,36 @@ public sealed class GrantFeeds(MarketAccounts accounts, GrantedQueries queries, 
         }
         finally
         {
-            if (refresh is not null) makes.Changed -= refresh;
+            makes.Changed -= Signal;
+            await following.CancelAsync();
+            await followingMake.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             feed.Unsubscribe(subscription);
             metrics.FeedClosed();
             Release(keyId);
         }
     }
 
-    /// <summary>Looks the make's devices up again at each change of the registry; the newest lookup's condition wins.</summary>
-    private Action FollowMake(Grant grant, Catalog.LakeSnapshot snapshot, FeedSubscription subscription, CancellationToken cancellation)
+    /// <summary>
+    /// Looks the make's devices up again when the registry changed, at most once a <see cref="MakeRefreshInterval"/>: a
+    /// stranger registering devices by the hundred costs each open feed one lookup a second, shared by the make's feeds.
+    /// </summary>
+    private async Task FollowMakeAsync(Grant grant, Catalog.LakeSnapshot snapshot, FeedSubscription subscription, ChannelReader<bool> registryChanged, CancellationToken cancellation)
     {
-        long started = 0, applied = 0;
-        var gate = new Lock();
-        return () => _ = Task.Run(async () =>
+        while (true)
         {
-            var mine = Interlocked.Increment(ref started);
+            await registryChanged.ReadAsync(cancellation);
             try
             {
                 var table = await queries.TableAsync(grant, snapshot, cancellation);
-                lock (gate)
-                {
-                    if (mine < applied) return;
-                    applied = mine;
-                    subscription.Condition = SqlSandbox.RowCondition(table.Shape, table.Rows);
-                }
+                subscription.Condition = SqlSandbox.RowCondition(table.Shape, table.Rows);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // The feed goes on with the devices it had; the next change looks them up again.
                 logger.LogWarning("A live feed of grant {Grant} could not look up the devices of make {Make}: {Message}", grant.Id, grant.Make, e.Message);
             }
-        }, CancellationToken.None);
+            await Task.Delay(MakeRefreshInterval, cancellation);
+        }
     }
 
     private void Release(string keyId) => _openPerKey.AddOrUpdate(keyId, 0, (_, open) => open - 1);

@@ -25,22 +25,36 @@ public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSourc
 
     private readonly Lock _gate = new();
     private readonly Dictionary<(DeviceKind Kind, string Make), IReadOnlyList<string>> _remembered = new(KeyComparer.Instance);
+    private readonly Dictionary<(DeviceKind Kind, string Make), (long Changes, Task<IReadOnlyList<string>> Lookup)> _lookups = new(KeyComparer.Instance);
     private int _rememberedSize;
     private long _changes;
     private volatile bool _listening;
 
     /// <summary>
     /// The devices of <paramref name="kind"/> registered now whose make is <paramref name="make"/> in any case (ordinal),
-    /// in address order. PostgreSQL picks them and answers their ids, not their documents. The database's C locale folds
-    /// the case of ASCII letters only, so a make with any other letter, or a grant's, is compared here; the rest in the database.
+    /// in address order. Callers asking for one make at once share one lookup (live feeds of a make all ask when the
+    /// registry changes).
     /// </summary>
-    public async Task<IReadOnlyList<string>> OfAsync(DeviceKind kind, string make, CancellationToken cancellation)
+    public Task<IReadOnlyList<string>> OfAsync(DeviceKind kind, string make, CancellationToken cancellation)
     {
-        var changesBefore = Interlocked.Read(ref _changes);
+        var changes = Interlocked.Read(ref _changes);
         lock (_gate)
         {
-            if (_listening && _remembered.TryGetValue((kind, make), out var known)) return known;
+            if (_listening && _remembered.TryGetValue((kind, make), out var known)) return Task.FromResult(known);
+            if (_listening && _lookups.TryGetValue((kind, make), out var running) && running.Changes == changes) return running.Lookup.WaitAsync(cancellation);
+            // Not run under the lock; not cancelled by this caller, whom others may be waiting beside.
+            var lookup = Task.Run(() => LookupAsync(kind, make, changes), CancellationToken.None);
+            if (_listening) _lookups[(kind, make)] = (changes, lookup);
+            return lookup.WaitAsync(cancellation);
         }
+    }
+
+    /// <summary>
+    /// PostgreSQL picks the devices and answers their ids, not their documents. The database's C locale folds the case
+    /// of ASCII letters only, so a make with any other letter, or a grant's, is compared here; the rest in the database.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> LookupAsync(DeviceKind kind, string make, long changesBefore)
+    {
         await using var command = dataSource.CreateCommand($"""
             SELECT id, data -> 'metadata' ->> 'make' FROM {store.Schema()}.mt_doc_device
             WHERE data -> 'kind' = $1::jsonb AND ($3 OR lower(data -> 'metadata' ->> 'make') = lower($2) OR data -> 'metadata' ->> 'make' ~ '[^\x01-\x7f]')
@@ -50,10 +64,18 @@ public sealed class DeviceMakes(IDocumentStore store, NpgsqlDataSource dataSourc
         command.Parameters.Add(new NpgsqlParameter { Value = make });
         command.Parameters.Add(new NpgsqlParameter { Value = !Ascii.IsValid(make) });
         var devices = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellation))
+        try
         {
-            while (await reader.ReadAsync(cancellation))
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
                 if (!reader.IsDBNull(1) && string.Equals(reader.GetString(1), make, StringComparison.OrdinalIgnoreCase)) devices.Add(reader.GetString(0));
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (_lookups.TryGetValue((kind, make), out var running) && running.Changes == changesBefore) _lookups.Remove((kind, make));
+            }
         }
         lock (_gate)
         {
