@@ -21,6 +21,7 @@ namespace Pipeline.Tests.Integration.Projections;
 public sealed class LakeCompactionTests(StackFixture fixture)
 {
     private static readonly DateOnly Day = new(2026, 11, 23);
+    private static readonly DateTimeOffset Noon = new(Day, new TimeOnly(12, 0), TimeSpan.Zero);
 
     private static LakeFile DayFile(long first, long last) =>
         new($"{LakeDatasets.VehicleSignals}/date={Day:yyyy-MM-dd}/part-{first}-{last}.parquet", LakeDatasets.VehicleSignals, Day, first, last, (int)(last - first + 1), "test");
@@ -74,16 +75,13 @@ public sealed class LakeCompactionTests(StackFixture fixture)
         try
         {
             await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_lake_compaction_groups"); // the registry's documents
-            var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
-            await manifest.EnsureSchemaAsync(CancellationToken.None);
             const string device = "0x00000000000000000000000000000000000000c1";
-            var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
-            await RegisterVehicleAsync(host, device, owner: "0x00000000000000000000000000000000000000c0", time);
+            var manifest = await LiveLakeWithVehicleAsync(host, device);
             var writer = new LakeWriter(host.Lake, manifest, directory, new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactMaxFiles = 3 }, null, NullLogger.Instance);
             // Seven rounds of two readings: seven small files of one day.
             for (var seq = 1; seq <= 14; seq += 2)
             {
-                await AppendReadingsAsync(host, device, time, seq, seq + 1);
+                await AppendReadingsAsync(host, device, seq, seq + 1);
                 await writer.ProjectAsync(until: null, CancellationToken.None);
             }
             Assert.Equal(7, (await manifest.FilesAsync(CancellationToken.None)).Count);
@@ -112,17 +110,14 @@ public sealed class LakeCompactionTests(StackFixture fixture)
         try
         {
             await using var host = await TestHost.StartAsync(fixture, Roles.Api, schema: "it_lake_compaction_fails"); // the registry's documents
-            var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
-            await manifest.EnsureSchemaAsync(CancellationToken.None);
             const string device = "0x00000000000000000000000000000000000000d1";
-            var time = new DateTimeOffset(Day, new TimeOnly(12, 0), TimeSpan.Zero);
-            await RegisterVehicleAsync(host, device, owner: "0x00000000000000000000000000000000000000d0", time);
+            var manifest = await LiveLakeWithVehicleAsync(host, device);
             var options = new LakeOptions { Directory = directory, CompactAtFiles = 2, CompactionInterval = TimeSpan.FromMilliseconds(300), PollInterval = TimeSpan.FromMilliseconds(100) };
             var writer = new LakeWriter(host.Lake, manifest, directory, options, null, NullLogger.Instance);
             // Three small files of one day, the second of which cannot be read.
             for (var seq = 1; seq <= 6; seq += 2)
             {
-                await AppendReadingsAsync(host, device, time, seq, seq + 1);
+                await AppendReadingsAsync(host, device, seq, seq + 1);
                 await writer.ProjectAsync(until: null, CancellationToken.None);
             }
             var broken = Path.Combine(directory, (await manifest.FilesAsync(CancellationToken.None))[1].Path);
@@ -144,7 +139,7 @@ public sealed class LakeCompactionTests(StackFixture fixture)
             {
                 await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 1), "a compaction failed");
                 // Rounds go on after it: new readings reach the lake.
-                await AppendReadingsAsync(host, device, time, 7, 8);
+                await AppendReadingsAsync(host, device, 7, 8);
                 await LakeProbe.WaitForLakeAsync(host, timeout: TimeSpan.FromSeconds(30));
                 // And compaction tries again a CompactionInterval later, still publishing nothing.
                 await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref failures) >= 2), "compaction tried again");
@@ -173,19 +168,23 @@ public sealed class LakeCompactionTests(StackFixture fixture)
         }
     }
 
-    private static async Task RegisterVehicleAsync(TestHost host, string device, string owner, DateTimeOffset time)
+    /// <summary>The live lake's manifest, its tables made, and <paramref name="device"/> registered as a vehicle (the projector names its rows' kind from the registry).</summary>
+    private static async Task<LakeManifest> LiveLakeWithVehicleAsync(TestHost host, string device)
     {
+        var manifest = host.Lake.Manifest(LakeProjector.LiveLake);
+        await manifest.EnsureSchemaAsync(CancellationToken.None);
         await using var session = host.Store.LightweightSession();
-        session.Store(new Device { Id = device, Owner = owner, Kind = DeviceKind.Vehicle, RegisteredAt = time, UpdatedAt = time });
+        session.Store(new Device { Id = device, Owner = "0x00000000000000000000000000000000000000f0", Kind = DeviceKind.Vehicle, RegisteredAt = Noon, UpdatedAt = Noon });
         await session.SaveChangesAsync();
+        return manifest;
     }
 
-    /// <summary>Reading events of <paramref name="device"/> numbered <paramref name="seqs"/>, a second apart from <paramref name="time"/>.</summary>
-    private static async Task AppendReadingsAsync(TestHost host, string device, DateTimeOffset time, params int[] seqs)
+    /// <summary>Reading events of <paramref name="device"/> numbered <paramref name="seqs"/>, a second apart from <see cref="Noon"/>.</summary>
+    private static async Task AppendReadingsAsync(TestHost host, string device, params int[] seqs)
     {
         await using var session = host.Store.LightweightSession();
         foreach (var n in seqs)
-            session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, time.AddSeconds(n), time.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
+            session.Events.Append(device, new ReadingAccepted($"0x{n:x64}", n, Noon.AddSeconds(n), Noon.AddSeconds(n), new Dictionary<string, double> { ["Vehicle.Speed"] = n }, 0, n));
         await session.SaveChangesAsync();
     }
 
