@@ -48,6 +48,9 @@ public sealed class ReadingProcessor(
     private async Task RunAsync(CancellationToken stoppingToken)
     {
         await RetryAsync("schema", () => store.EnsureSchemaAsync(stoppingToken), stoppingToken);
+        if (!store.AppendsSkipStreamKeyCheck)
+            logger.LogInformation("PostgreSQL checks each appended event's stream again (foreign key): this role may not set session_replication_role. " +
+                "GRANT SET ON PARAMETER session_replication_role to it to save about 4 µs of the server's CPU per reading");
         var topic = kafka.Value.RawTopic;
         var config = kafka.Value.ConsumerConfig(_options.GroupId, $"depin-streams-{Environment.ProcessId}");
         // An offset the broker no longer holds stops its partition with an error instead of a silent jump to the log
