@@ -1,33 +1,16 @@
+using System.Buffers;
+
 namespace Pipeline.Core.Crypto;
 
 /// <summary>Hex helpers for the "0x…" strings of Ethereum tooling, without allocating.</summary>
 public static class Hex
 {
-    public static bool TryDecode(ReadOnlySpan<char> hex, Span<byte> bytes)
-    {
-        if (hex.Length != 2 * bytes.Length) return false;
-        for (var i = 0; i < bytes.Length; i++)
-        {
-            var hi = Nibble(hex[2 * i]);
-            var lo = Nibble(hex[2 * i + 1]);
-            if ((hi | lo) < 0) return false;
-            bytes[i] = (byte)((hi << 4) | lo);
-        }
-        return true;
-    }
+    // The runtime's decoder is vectorized: a signature's 130 digits cost a few instructions, not 130 branches.
+    public static bool TryDecode(ReadOnlySpan<char> hex, Span<byte> bytes) =>
+        hex.Length == 2 * bytes.Length && Convert.FromHexString(hex, bytes, out _, out _) == OperationStatus.Done;
 
-    public static bool TryDecode(ReadOnlySpan<byte> utf8Hex, Span<byte> bytes)
-    {
-        if (utf8Hex.Length != 2 * bytes.Length) return false;
-        for (var i = 0; i < bytes.Length; i++)
-        {
-            var hi = Nibble((char)utf8Hex[2 * i]);
-            var lo = Nibble((char)utf8Hex[2 * i + 1]);
-            if ((hi | lo) < 0) return false;
-            bytes[i] = (byte)((hi << 4) | lo);
-        }
-        return true;
-    }
+    public static bool TryDecode(ReadOnlySpan<byte> utf8Hex, Span<byte> bytes) =>
+        utf8Hex.Length == 2 * bytes.Length && Convert.FromHexString(utf8Hex, bytes, out _, out _) == OperationStatus.Done;
 
     /// <summary>Decodes "0x"-prefixed (or bare) hex of any even length.</summary>
     public static byte[] Decode(string hex)
@@ -49,12 +32,4 @@ public static class Hex
             utf8[2 * i + 1] = (byte)digits[bytes[i] & 0x0F];
         }
     }
-
-    private static int Nibble(char c) => c switch
-    {
-        >= '0' and <= '9' => c - '0',
-        >= 'a' and <= 'f' => c - 'a' + 10,
-        >= 'A' and <= 'F' => c - 'A' + 10,
-        _ => -1,
-    };
 }
