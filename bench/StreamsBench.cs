@@ -77,8 +77,8 @@ public static class StreamsBench
         table.AddRow("Raw PostgreSQL binary COPY of the same rows", $"{copy.PerSecond:N0}", $"{pipeline.PerSecond / copy.PerSecond:P0}");
         AnsiConsole.Write(table);
         var recoveryCpu = (before.CpuPerReading + after.CpuPerReading) / 2;
-        AnsiConsole.MarkupLineInterpolated($"CPU per reading: processors {cpu.Total:F1} µs (this process {cpu.Process:F1}, PostgreSQL {cpu.Postgres:F1}); raw recovery {recoveryCpu:F1} µs: processors at [bold]{recoveryCpu / cpu.Total:P0}[/] of raw recovery's rate on the same cores. Managed memory allocated: {cpu.AllocatedBytes:N0} B per reading.");
-        AnsiConsole.MarkupLineInterpolated($"Steady state (without the JIT's background tier-1 compiles in the window, {cpu.Jit:F1} µs per reading, a start-up cost): processors {cpu.SteadyTotal:F1} µs = [bold]{recoveryCpu / cpu.SteadyTotal:P0}[/] of raw recovery. Load average {LoadAverage()}.");
+        AnsiConsole.MarkupLineInterpolated($"CPU per reading: processors {cpu.Total:F1} µs (this process {cpu.Process:F1}, PostgreSQL {cpu.Postgres:F1}); raw recovery {recoveryCpu:F1} µs: processors at [bold]{recoveryCpu / cpu.Total:P1}[/] of raw recovery's rate on the same cores. Managed memory allocated: {cpu.AllocatedBytes:N0} B per reading.");
+        AnsiConsole.MarkupLineInterpolated($"Steady state (without the JIT's background tier-1 compiles in the window, {cpu.Jit:F1} µs per reading, a start-up cost): processors {cpu.SteadyTotal:F1} µs = [bold]{recoveryCpu / cpu.SteadyTotal:P1}[/] of raw recovery. Load average {LoadAverage()}.");
     }
 
     /// <summary>
