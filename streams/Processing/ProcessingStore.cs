@@ -325,8 +325,8 @@ public sealed class ProcessingStore(IDocumentStore store, NpgsqlDataSource dataS
     /// which it updates and so holds locked to the commit. Where the role may, the check is left out for this statement
     /// alone (session_replication_role, as pg_restore leaves it out): not-null, check and unique constraints still hold.
     /// The statement is planned without its parameters' values (a generic plan): a custom plan copies every array into
-    /// the plan, bodies included, to choose the plan the generic one is — index lookups of the batch's streams, hash
-    /// joins of the batch's rows — at 23 streams as at 200,000 (README, Performance).
+    /// the plan, bodies included, only to choose the plan the generic one chooses too, over 23 streams as over 200,000
+    /// (README, Performance).
     /// </summary>
     private async Task<bool> AppendRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] ids, string[] streams, int[] positions, string[] types, string[] dotnetTypes, ReadOnlyMemory<byte>[] bodies, CancellationToken cancellation)
     {
