@@ -46,32 +46,46 @@ public sealed class StreamKeyCheckTests(StackFixture fixture)
     [Fact]
     public async Task ARoleThatMayNotSetReplicationRole_KeepsTheStreamKeyCheck_AndStoresEveryReading_Issue16()
     {
-        // A role as a managed PostgreSQL hands out: may create a schema in the database, nothing more.
-        var admin = new NpgsqlConnectionStringBuilder(fixture.PostgresConnectionString);
-        await using (var connection = new NpgsqlConnection(admin.ConnectionString))
+        // A role as a managed PostgreSQL hands out: may create a schema in the database, nothing more. The cluster is the
+        // repository's own (`depin up` uses it too), so the role and its password do not outlive the test.
+        const string role = "it_plain_role";
+        var password = Guid.NewGuid().ToString("N");
+        var database = new NpgsqlConnectionStringBuilder(fixture.PostgresConnectionString).Database;
+        await AsSuperuserAsync($"""
+            DROP SCHEMA IF EXISTS it_stream_key_plain CASCADE;
+            DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN DROP OWNED BY {role}; DROP ROLE {role}; END IF; END $$;
+            CREATE ROLE {role} LOGIN PASSWORD '{password}';
+            GRANT CREATE ON DATABASE "{database}" TO {role};
+            """);
+        try
         {
-            await connection.OpenAsync();
-            await using var create = new NpgsqlCommand($"""
-                DO $$ BEGIN
-                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'it_plain_role') THEN CREATE ROLE it_plain_role LOGIN PASSWORD 'plain'; END IF;
-                END $$;
-                GRANT CREATE ON DATABASE "{admin.Database}" TO it_plain_role;
-                """, connection);
-            await create.ExecuteNonQueryAsync();
+            var plain = new NpgsqlConnectionStringBuilder(fixture.PostgresConnectionString) { Username = role, Password = password };
+            await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Streams, new Dictionary<string, string?> { ["Postgres:ConnectionString"] = plain.ConnectionString }, schema: "it_stream_key_plain");
+            var device = new TestDevice("key-plain");
+            await Registration.RegisterAsync(host, device.Key);
+            await NoteTriggersAsync(host);
+
+            var readings = new[] { Located(device), Located(device), Located(device) };
+            ProcessorDedupTests.Produce(host, device.Address, 0, readings.Select(r => r.Envelope));
+            await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
+
+            Assert.False(host.Create<ProcessingStore>().AppendsSkipStreamKeyCheck);
+            Assert.Equal(readings.Select(r => r.Id).Order(), (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId).Order());
+            Assert.Equal(readings.Length, (await FiredAsync(host)).GetValueOrDefault("mt_events"));
         }
-        var plain = new NpgsqlConnectionStringBuilder(admin.ConnectionString) { Username = "it_plain_role", Password = "plain" };
-        await using var host = await TestHost.StartAsync(fixture, Roles.Api | Roles.Streams, new Dictionary<string, string?> { ["Postgres:ConnectionString"] = plain.ConnectionString }, schema: "it_stream_key_plain");
-        var device = new TestDevice("key-plain");
-        await Registration.RegisterAsync(host, device.Key);
-        await NoteTriggersAsync(host);
+        finally
+        {
+            // The host has closed its connections; the role's schema and grant go with it.
+            await AsSuperuserAsync($"DROP SCHEMA IF EXISTS it_stream_key_plain CASCADE; DROP OWNED BY {role}; DROP ROLE {role};");
+        }
 
-        var readings = new[] { Located(device), Located(device), Located(device) };
-        ProcessorDedupTests.Produce(host, device.Address, 0, readings.Select(r => r.Envelope));
-        await PipelineProbe.WaitForProcessorsAsync(host, host.RawTopic, timeout: TimeSpan.FromSeconds(60));
-
-        Assert.False(host.Create<ProcessingStore>().AppendsSkipStreamKeyCheck);
-        Assert.Equal(readings.Select(r => r.Id).Order(), (await PipelineProbe.AcceptedAsync(host)).Select(a => a.ReadingId).Order());
-        Assert.Equal(readings.Length, (await FiredAsync(host)).GetValueOrDefault("mt_events"));
+        async Task AsSuperuserAsync(string sql)
+        {
+            await using var connection = new NpgsqlConnection(fixture.PostgresConnectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
     }
 
     private static (string Id, byte[] Envelope, string Payload) Located(TestDevice device) =>
